@@ -1,0 +1,44 @@
+"""paddlex_interpret: LIME, NormLIME and GLIME explanations for PaddleX 2.x image classifiers.
+
+Importing the package is cheap (numpy, Paddle and PaddleX are imported on first use). It
+
+* installs the ``paddle.fluid`` -> ``paddle.base`` import alias PaddleX 2.1 needs on Paddle >= 2.6
+  (:mod:`paddlex_interpret.compat`), and
+* makes ``paddlex.interpret`` (``lime``, ``normlime``) this package's PaddleX 1.3-compatible API,
+  whether ``paddlex`` is imported before or after us.
+
+Example::
+
+    import paddlex_interpret
+    import paddlex as pdx
+    model = pdx.load_model("output/best_model")
+    result = pdx.interpret.lime("dog.jpg", model, num_samples=1000, save_dir="out")
+    print(result.labels, result.ranked(result.labels[0])[:5])
+"""
+from . import compat as _compat
+
+__version__ = "0.1.0"
+
+_compat.enable_paddlex_plugin()
+
+_LAZY = {
+    "lime": ("paddlex_interpret.paddlex_api", "lime"),
+    "normlime": ("paddlex_interpret.paddlex_api", "normlime"),
+    "Explanation": ("paddlex_interpret.core.explanation", "Explanation"),
+    "LimeExplainer": ("paddlex_interpret.core.lime", "LimeExplainer"),
+    "PaddleXClassifier": ("paddlex_interpret.predictors", "PaddleXClassifier"),
+    "LayerClassifier": ("paddlex_interpret.predictors", "LayerClassifier"),
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError("module 'paddlex_interpret' has no attribute %r" % name)

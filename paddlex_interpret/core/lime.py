@@ -1,0 +1,179 @@
+"""LIME for images: explain one prediction of any ``images -> probabilities`` function.
+
+The explainer takes its parts as arguments (segmenter, fill, kernel, surrogate) and streams the
+perturbed images through the classifier batch by batch, so memory does not grow with
+``num_samples``. A ``seed`` fixes segmentation tie-breaking and mask sampling: two runs with the
+same seed are identical.
+
+Example::
+
+    >>> import numpy as np
+    >>> from paddlex_interpret.core.lime import LimeExplainer
+    >>> def classifier(images):  # "class 1" = the left half is bright
+    ...     left = images[:, :, :16].mean(axis=(1, 2, 3)) / 255.0
+    ...     return np.stack([1 - left, left], axis=1)
+    >>> img = np.full((32, 32, 3), 255, np.uint8)
+    >>> seg = np.repeat(np.arange(4)[None, :], 32, axis=0).repeat(8, axis=1)  # 4 vertical stripes
+    >>> exp = LimeExplainer(classifier, num_samples=200, seed=0).explain(img, segments=seg)
+    >>> sorted(exp.top_segments(1, 2).tolist())
+    [0, 1]
+"""
+import time
+
+import numpy as np
+
+from .explanation import Explanation
+from .images import to_rgb_uint8
+from .perturbation import iter_batches, make_fill, perturb, sample_masks
+from .segmentation import make_segmenter, relabel
+from .surrogate import WeightedRidge, cosine_distance_to_all_on, exponential_kernel
+
+__all__ = ["LimeExplainer", "as_probabilities", "select_labels", "check_positive_int"]
+
+
+def check_positive_int(value, name):
+    """Return ``int(value)`` or raise ValueError naming ``name`` when it is not an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError("%s must be an integer >= 1, got %r" % (name, value))
+    return int(value)
+
+
+def as_probabilities(outputs):
+    """Model outputs ``(B, C)`` as probabilities: rows that do not sum to 1 get a softmax
+    (PaddleX 1.3's rule)."""
+    out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim != 2:
+        raise ValueError("the classifier must return a (batch, num_classes) array, got shape %s"
+                         % (out.shape,))
+    sums = out.sum(axis=1)
+    bad = np.abs(sums - 1.0) > 1e-4
+    if bad.any():
+        z = out[bad] - out[bad].max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out[bad] = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def select_labels(probabilities, labels=None, top_k=1):
+    """The labels to explain: ``labels`` if given (validated), else the ``top_k`` most probable."""
+    n = len(probabilities)
+    if labels is not None:
+        labels = np.atleast_1d(np.asarray(labels, dtype=np.int64))
+        if labels.size == 0 or labels.min() < 0 or labels.max() >= n:
+            raise ValueError("labels %s out of range for a model with %d classes"
+                             % (labels.tolist(), n))
+        return labels
+    top_k = check_positive_int(top_k, "top_k")
+    return np.argsort(-np.asarray(probabilities), kind="stable")[:min(top_k, n)].astype(np.int64)
+
+
+class LimeExplainer:
+    """Explain predictions of ``classifier_fn`` (``(B, H, W, 3) uint8 -> (B, C)`` probabilities
+    or logits) with LIME.
+
+    Args:
+        classifier_fn: the model side; any callable, e.g. :class:`paddlex_interpret.PaddleXClassifier`.
+        segmenter: ``'quickshift'`` (PaddleX 1.3 settings), ``'slic'``, ``'felzenszwalb'`` or a callable.
+        segmenter_params: overrides for the named segmenter.
+        fill: what hidden superpixels become: ``'black'`` (PaddleX 1.3), ``'mean'``, ``'blur'``, a colour.
+        kernel_width: width of the exponential kernel on cosine distance (PaddleX 1.3: 0.25).
+        kernel: optional ``f(distances) -> weights`` replacing the exponential kernel.
+        surrogate: an object with ``fit(X, Y, sample_weight, prior=None)``; default
+            ``WeightedRidge(alpha=1)`` (PaddleX 1.3's Ridge).
+        num_samples, batch_size: perturbed samples and the classifier batch size.
+        seed: makes segmentation and sampling repeatable.
+        label_names: class names for the result.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, classifier_fn, segmenter="quickshift", segmenter_params=None, fill="black",
+                 kernel_width=0.25, kernel=None, surrogate=None, num_samples=3000, batch_size=50,
+                 seed=0, label_names=None, progress=False):
+        self.classifier_fn = classifier_fn
+        self.seed = seed
+        self.segmenter = make_segmenter(segmenter, seed=seed, **(segmenter_params or {}))
+        self.fill = fill
+        self.kernel_width = float(kernel_width)
+        self.kernel = kernel
+        self.surrogate = surrogate if surrogate is not None else WeightedRidge(alpha=1.0)
+        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.label_names = label_names if label_names is not None else getattr(
+            classifier_fn, "label_names", None)
+        self.progress = progress
+        self.last_timings = {}
+
+    # --------------------------------------------------------------- pieces
+    def predict(self, images):
+        return as_probabilities(self.classifier_fn(images))
+
+    def segment(self, image):
+        return self.segmenter(image)
+
+    def sample(self, image, segments, num_samples, batch_size, seed):
+        """Masks ``(N, d)`` and the classifier's probabilities ``(N, C)`` on the perturbed images."""
+        rng = np.random.default_rng(seed)
+        masks = sample_masks(num_samples, int(segments.max()) + 1, rng)
+        fill_image = make_fill(image, segments, self.fill)
+        outputs = None
+        buffer = None
+        batches = iter_batches(num_samples, batch_size)
+        if self.progress:
+            from tqdm import tqdm
+
+            batches = tqdm(list(batches), desc="LIME", unit="batch")
+        for sl in batches:
+            buffer = perturb(image, fill_image, segments, masks[sl], out=buffer)
+            probs = self.predict(buffer)
+            if outputs is None:
+                outputs = np.empty((num_samples, probs.shape[1]), dtype=np.float64)
+            outputs[sl] = probs
+        return masks, outputs
+
+    def fit(self, masks, outputs, labels, prior=None):
+        distances = cosine_distance_to_all_on(masks)
+        weights = (self.kernel(distances) if self.kernel is not None
+                   else exponential_kernel(distances, self.kernel_width))
+        return self.surrogate.fit(masks, outputs[:, labels], weights, prior=prior)
+
+    def settings(self, num_samples, batch_size, seed):
+        s = {"method": "lime", "num_samples": num_samples, "batch_size": batch_size, "seed": seed,
+             "fill": self.fill if isinstance(self.fill, str) else "custom",
+             "kernel": "exponential" if self.kernel is None else "custom",
+             "kernel_width": self.kernel_width}
+        s.update(self.segmenter.describe())
+        s.update(getattr(self.surrogate, "describe", lambda: {})())
+        return s
+
+    # --------------------------------------------------------------- explain
+    def explain(self, image, labels=None, top_k=1, segments=None, num_samples=None,
+                batch_size=None, seed=None, prior=None):
+        """Explain ``image`` (array; converted to uint8 RGB). Returns an :class:`Explanation`.
+
+        ``labels`` names the classes to explain, else the ``top_k`` predicted ones; ``segments``
+        gives a label map instead of segmenting; ``prior`` (``(L, d)`` or a function
+        ``(segments, labels) -> (L, d)``) feeds a GLIME surrogate.
+        """
+        num_samples = check_positive_int(num_samples or self.num_samples, "num_samples")
+        batch_size = check_positive_int(batch_size or self.batch_size, "batch_size")
+        seed = self.seed if seed is None else seed
+        image = to_rgb_uint8(image)
+        t0 = time.perf_counter()
+        probs = self.predict(image[None])[0]
+        labels = select_labels(probs, labels, top_k)
+        segments = self.segment(image) if segments is None else relabel(segments, image.shape)
+        t1 = time.perf_counter()
+        masks, outputs = self.sample(image, segments, num_samples, batch_size, seed)
+        t2 = time.perf_counter()
+        if callable(prior):
+            prior = prior(segments, labels)
+        fit = self.fit(masks, outputs, labels, prior=prior)
+        t3 = time.perf_counter()
+        self.last_timings = {"segment": t1 - t0, "sample_and_predict": t2 - t1, "fit": t3 - t2}
+        settings = self.settings(num_samples, batch_size, seed)
+        if prior is not None and getattr(self.surrogate, "beta", 0) > 0:
+            settings["method"] = "glime"
+        return Explanation(image=image, segments=segments, probabilities=probs, labels=labels,
+                           weights=fit.coef, intercepts=fit.intercept, scores=fit.score,
+                           local_predictions=fit.local_prediction, label_names=self.label_names,
+                           settings=settings)

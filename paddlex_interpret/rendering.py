@@ -1,0 +1,184 @@
+"""Pictures of an :class:`~paddlex_interpret.core.explanation.Explanation` (no weights computed here).
+
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas; ``matplotlib.pyplot`` is
+never imported, so rendering is safe in training processes and on headless machines.
+
+Example::
+
+    >>> import numpy as np
+    >>> from paddlex_interpret.core.explanation import Explanation
+    >>> from paddlex_interpret import rendering
+    >>> seg = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 8, 0), 8, 1)
+    >>> e = Explanation(image=np.full((16, 16, 3), 100, np.uint8), segments=seg,
+    ...                 probabilities=np.array([0.2, 0.8]), labels=np.array([1]),
+    ...                 weights=np.array([[0.5, -0.3, 0.0, 0.1]]), intercepts=np.array([0.1]),
+    ...                 scores=np.array([0.9]), local_predictions=np.array([0.7]))
+    >>> rendering.overlay(e, 1, num_features=2).shape
+    (16, 16, 3)
+    >>> fig = rendering.lime_figure(e)
+    >>> rendering.figure_to_array(fig).shape
+    (1000, 2500, 3)
+"""
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from skimage.segmentation import mark_boundaries
+
+from .io import atomic_write
+
+__all__ = ["FRACTIONS", "overlay", "heatmap_overlay", "segmentation_image", "lime_figure",
+           "normlime_figure", "save_figure", "figure_to_array"]
+
+#: Positive-weight fractions of PaddleX 1.3's figures (one column each).
+FRACTIONS = (0.6, 0.7, 0.75, 0.8, 0.85)
+_PANEL_INCHES = 5
+
+
+def _to_uint8(float_image):
+    return np.clip(np.rint(float_image * 255.0), 0, 255).astype(np.uint8)
+
+
+def overlay(explanation, label, num_features=5, kind="lime", positive_only=False):
+    """The image with its ``num_features`` top superpixels tinted and outlined.
+
+    PaddleX 1.3's ``get_image_and_mask(label, positive_only=False, num_features=n)`` followed by
+    ``mark_boundaries``: superpixels are taken in ``explanation.ranked(label, kind)`` order; those
+    with weight >= 0 get their green channel set to the image maximum, negative ones their red
+    channel; the chosen superpixels' boundaries are drawn in yellow. With ``positive_only`` only
+    positive superpixels are chosen. Returns ``(H, W, 3)`` uint8.
+
+    >>> overlay(e, e.labels[0], num_features=3)  # doctest: +SKIP
+    """
+    image = np.asarray(explanation.image)
+    chosen = explanation.ranked(label, kind)
+    if positive_only:
+        chosen = [(s, w) for s, w in chosen if w > 0]
+    chosen = chosen[:max(int(num_features), 0)]
+    # Per-segment lookup: 0 = untouched, 1 = negative (red), 2 = positive (green), as in 1.3's mask.
+    lut = np.zeros(explanation.n_segments, dtype=np.int32)
+    for seg, w in chosen:
+        lut[seg] = 1 if w < 0 else 2
+    mask = lut[explanation.segments]
+    tinted = image.copy()
+    vmax = image.max() if image.size else 0
+    tinted[..., 0][mask == 1] = vmax
+    tinted[..., 1][mask == 2] = vmax
+    return _to_uint8(mark_boundaries(tinted, mask))
+
+
+def heatmap_overlay(explanation, label, kind="lime", alpha=0.5, cmap="RdYlGn"):
+    """The image blended (weight ``alpha``) with a diverging colour map of the superpixel weights.
+
+    ``explanation.heatmap(label, kind)`` in [-1, 1] is mapped through ``cmap`` (red negative,
+    yellow neutral, green positive). Returns ``(H, W, 3)`` uint8, e.g. for VisualDL ``add_image``.
+
+    >>> heatmap_overlay(e, e.labels[0], alpha=0.4)  # doctest: +SKIP
+    """
+    import matplotlib
+
+    heat = explanation.heatmap(label, kind)
+    colours = matplotlib.colormaps[cmap]((heat + 1.0) / 2.0)[..., :3]
+    image = np.asarray(explanation.image, dtype=np.float64) / 255.0
+    return _to_uint8((1.0 - alpha) * image + alpha * colours)
+
+
+def segmentation_image(explanation):
+    """The image with the superpixel boundaries drawn in yellow; ``(H, W, 3)`` uint8."""
+    return _to_uint8(mark_boundaries(np.asarray(explanation.image), explanation.segments))
+
+
+def _new_figure(nrows, ncols):
+    fig = Figure(figsize=(_PANEL_INCHES * ncols, _PANEL_INCHES * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return fig, axes
+
+
+def _first_row(explanation, label, axes):
+    name = explanation.label_name(label)
+    proba = float(explanation.probabilities[int(label)])
+    axes[0].imshow(explanation.image)
+    axes[0].set_title("label %s, proba: %.3f" % (name, proba))
+    axes[1].imshow(segmentation_image(explanation))
+    axes[1].set_title("superpixel segmentation")
+
+
+def lime_figure(explanation, label=None):
+    """PaddleX 1.3's LIME figure: a 2 x 5 grid of 5-inch panels.
+
+    Row 1: the image and its superpixels. Row 2: for each fraction in :data:`FRACTIONS`, the
+    :func:`overlay` of the ``n = num_features_for_mass(label, fraction)`` top superpixels.
+    ``label`` defaults to ``explanation.labels[0]``.
+
+    >>> save_figure(lime_figure(e), "lime.png")  # doctest: +SKIP
+    """
+    label = int(explanation.labels[0] if label is None else label)
+    name = explanation.label_name(label)
+    fig, axes = _new_figure(2, len(FRACTIONS))
+    _first_row(explanation, label, axes[0])
+    for ax, fraction in zip(axes[1], FRACTIONS):
+        n = explanation.num_features_for_mass(label, fraction)
+        ax.imshow(overlay(explanation, label, n))
+        ax.set_title("label %s, first %d superpixels" % (name, n))
+    return fig
+
+
+def normlime_figure(explanation, label=None):
+    """PaddleX 1.3's NormLIME figure: a 4 x 5 grid of 5-inch panels.
+
+    Rows 2-4 show the LIME, NormLIME and combined weights' overlays with the same superpixel
+    counts (chosen from the LIME weights as in :func:`lime_figure`).
+
+    Raises:
+        ValueError: ``explanation.extra`` lacks the ``'normlime'`` or ``'combined'`` table.
+
+    >>> save_figure(normlime_figure(e), "normlime.png")  # doctest: +SKIP
+    """
+    missing = [k for k in ("normlime", "combined") if k not in explanation.extra]
+    if missing:
+        raise ValueError("normlime_figure needs explanation.extra[%s]; missing: %s"
+                         % (", ".join(repr(k) for k in ("normlime", "combined")),
+                            ", ".join(repr(k) for k in missing)))
+    label = int(explanation.labels[0] if label is None else label)
+    fig, axes = _new_figure(4, len(FRACTIONS))
+    _first_row(explanation, label, axes[0])
+    counts = [explanation.num_features_for_mass(label, f) for f in FRACTIONS]
+    for row, (kind, title) in zip(axes[1:], (("lime", "LIME"), ("normlime", "NormLIME"),
+                                              ("combined", "Combined"))):
+        for ax, n in zip(row, counts):
+            ax.imshow(overlay(explanation, label, n, kind=kind))
+            ax.set_title("%s: first %d superpixels" % (title, n))
+    return fig
+
+
+def save_figure(fig, path):
+    """Render ``fig`` to ``path`` atomically (format from the extension, PNG by default), then
+    free the figure. An existing file at ``path`` is untouched if rendering fails. Returns ``path``.
+
+    >>> save_figure(lime_figure(e), "out/lime.png")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format=fmt)
+    finally:
+        fig.clear()
+    return path
+
+
+def figure_to_array(fig):
+    """Draw ``fig`` with Agg and return its pixels as ``(H, W, 3)`` uint8 RGB (e.g. for VisualDL).
+
+    >>> figure_to_array(lime_figure(e)).dtype  # doctest: +SKIP
+    dtype('uint8')
+    """
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.array(canvas.buffer_rgba())[..., :3]

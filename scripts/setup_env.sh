@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create (or re-use) the project's virtual environment at .venv and install everything into it.
+#   PADDLE_STACK=paddle26 (default) -> requirements/paddle26.txt (PaddlePaddle 2.6.2, CPU)
+#   PADDLE_STACK=paddle3            -> requirements/paddle3.txt  (PaddlePaddle 3.x, CPU), in .venv-paddle3
+# PaddleX 2.1.0 and PaddleSlim 2.6.0 are installed with --no-deps: their own pins do not install on
+# Python 3.11 (scikit-learn==0.23.2, paddleslim==2.2.1); their real runtime needs are in the requirements.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+stack="${PADDLE_STACK:-paddle26}"
+case "$stack" in
+  paddle26) venv="$root/.venv" ;;
+  paddle3) venv="$root/.venv-paddle3" ;;
+  *) echo "unknown PADDLE_STACK=$stack (paddle26 or paddle3)" >&2; exit 2 ;;
+esac
+req="$root/requirements/$stack.txt"
+python="${PYTHON:-python3}"
+stamp="$venv/.paddlex_interpret-stamp"
+want="$(cat "$req" "$root/setup.cfg" "$root/setup.py" "$root/requirements/dev.txt" | sha256sum | cut -c1-16)"
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "[setup] preparing $venv ($stack)" >&2
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade pip setuptools wheel
+pip install -r "$req" -r "$root/requirements/dev.txt"
+pip install --no-deps paddlex==2.1.0 paddleslim==2.6.0
+pip install --no-deps --no-build-isolation -e "$root"
+# An editable install does not carry the start-up .pth that a wheel install puts into site-packages
+# (it makes `import paddlex` work before `import paddlex_interpret`): copy it there.
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+cp "$root/paddlex_interpret-compat.pth" "$site/"
+"$venv/bin/python" - <<'PY'
+import paddlex_interpret, paddlex, paddle
+print("[setup] paddle", paddle.__version__, "paddlex", paddlex.__version__,
+      "paddlex_interpret", paddlex_interpret.__version__)
+PY
+echo "$want" > "$stamp"
