@@ -105,8 +105,15 @@ class PaddleXClassifier:
         split = next((i for i, op in enumerate(ops) if type(op).__name__ == "Normalize"), len(ops))
         self.view_ops = [copy.deepcopy(op) for op in ops[:split]]
         self.tail_ops = [copy.deepcopy(op) for op in ops[split:]]
-        # Normalize broadcasts over a leading batch axis: run it once per batch, not per image.
-        self._vector_tail = all(type(op).__name__ == "Normalize" for op in self.tail_ops)
+        # Normalize is a per-channel map of uint8 values: run PaddleX's own Normalize once on the
+        # 256 possible values of each channel and apply the result to whole batches as a lookup.
+        self._lut = None
+        if self.tail_ops and all(type(op).__name__ == "Normalize" for op in self.tail_ops):
+            ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+            x = ramp.astype(np.float32)
+            for op in self.tail_ops:
+                x = op.apply_im(x)
+            self._lut = np.ascontiguousarray(np.asarray(x, np.float32)[:, 0, :].T)  # (3, 256)
 
     @property
     def num_classes(self):
@@ -127,11 +134,11 @@ class PaddleXClassifier:
     def preprocess(self, images):
         """``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float32 via the transforms after the view."""
         images = np.asarray(images)
-        if self._vector_tail:
-            x = images.astype(np.float32)
-            for op in self.tail_ops:
-                x = op.apply_im(x)
-            return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+        if self._lut is not None and images.dtype == np.uint8:
+            out = np.empty((images.shape[0], 3) + images.shape[1:3], dtype=np.float32)
+            for c in range(3):
+                np.take(self._lut[c], images[..., c], out=out[:, c])
+            return out
         out = []
         for im in images:
             sample = {"image": im}

@@ -16,9 +16,10 @@ import numpy as np
 
 __all__ = ["make_segmenter", "relabel", "SEGMENTER_DEFAULTS"]
 
-# PaddleX 1.3 called ``quickshift(image, sigma=1)`` (kernel_size=3, max_dist=6, ratio=0.5).
+# PaddleX 1.3 called ``quickshift(image, sigma=1)``, i.e. scikit-image's defaults kernel_size=5,
+# max_dist=10, ratio=1.0 with sigma=1.
 SEGMENTER_DEFAULTS = {
-    "quickshift": {"kernel_size": 3, "max_dist": 6, "ratio": 0.5, "sigma": 1},
+    "quickshift": {"kernel_size": 5, "max_dist": 10, "ratio": 1.0, "sigma": 1},
     "slic": {"n_segments": 50, "compactness": 10.0, "sigma": 1, "start_label": 0},
     "felzenszwalb": {"scale": 100, "sigma": 0.5, "min_size": 50},
 }
@@ -38,9 +39,14 @@ def relabel(segments, shape=None):
 
 
 def _quickshift(image, seed, **params):
+    import inspect
+
     from skimage.segmentation import quickshift
 
-    return quickshift(image, random_seed=seed, **params)
+    # scikit-image >= 0.21 calls the tie-breaking seed ``rng``, older releases ``random_seed``.
+    key = "rng" if "rng" in inspect.signature(quickshift).parameters else "random_seed"
+    params[key] = seed
+    return quickshift(image, **params)
 
 
 def _slic(image, seed, **params):
