@@ -1,0 +1,400 @@
+"""Scores for superpixel explanations: faithfulness (deletion / insertion, MoRF / LeRF), agreement
+with a ground-truth mask (pointing game, IoU) and stability across repeated runs.
+
+Pure numpy. The model enters only as ``classifier_fn``: ``(B, H, W, 3) uint8 -> (B, C)``
+probabilities or logits (rows that do not sum to 1 get a softmax, as in LIME). Perturbed images are
+built like LIME's (hidden superpixels take the *fill*: ``'black'``, ``'mean'``, ``'blur'``, a colour
+or an image) and streamed through the classifier ``batch_size`` at a time, never all at once.
+
+* **Deletion** (= MoRF, "most relevant first"): hide superpixels in decreasing weight order and
+  follow the probability of the explained label; a faithful explanation makes it drop fast, so
+  *lower* area under the curve is better.
+* **Insertion**: start from the fill and reveal superpixels in the same order; *higher* is better.
+* **LeRF** ("least relevant first"): hide in increasing weight order; higher is better.
+
+The x axis of a curve is the fraction of *pixels* changed so far (``x='pixels'``, default: a large
+superpixel counts for its area) or of superpixels (``x='segments'``); areas are trapezoids on
+``[0, 1]``.
+
+Example: a model that looks only at the left half; the oracle explanation (left stripes first)
+deletes the evidence faster than the reverse order::
+
+    >>> import numpy as np
+    >>> from paddlex_interpret.core import metrics
+    >>> def classifier(images):  # p(class 1) = brightness of the left half
+    ...     left = images[:, :, :16].mean(axis=(1, 2, 3)) / 255.0
+    ...     return np.stack([1 - left, left], axis=1)
+    >>> img = np.full((32, 32, 3), 255, np.uint8)
+    >>> seg = np.repeat(np.arange(4)[None, :], 32, axis=0).repeat(8, axis=1)  # 4 vertical stripes
+    >>> oracle = np.array([1.0, 1.0, 0.0, 0.0]); reverse = oracle[::-1].copy()
+    >>> good = metrics.deletion_auc(classifier, img, seg, oracle, label=1)
+    >>> bad = metrics.deletion_auc(classifier, img, seg, reverse, label=1)
+    >>> round(good, 3), round(bad, 3)
+    (0.25, 0.75)
+    >>> metrics.insertion_auc(classifier, img, seg, oracle, label=1)
+    0.75
+    >>> metrics.topk_jaccard(oracle, oracle, k=2), metrics.spearman(oracle, oracle)
+    (1.0, 1.0)
+"""
+import numpy as np
+
+from .lime import as_probabilities
+from .perturbation import iter_batches, make_fill, perturb
+
+__all__ = ["order_segments", "perturbation_curve", "deletion_curve", "insertion_curve",
+           "morf_curve", "lerf_curve", "area_under_curve", "deletion_auc", "insertion_auc",
+           "aopc", "top_segments_mask", "pointing_game", "iou", "explanation_iou",
+           "topk_jaccard", "spearman", "stability", "explanation_scores"]
+
+
+# ----------------------------------------------------------------------------- ordering / curves
+def order_segments(weights, order="morf", rng=None):
+    """Superpixel ids in the order they are changed.
+
+    ``order``: ``'morf'`` (decreasing weight, ties by id), ``'lerf'`` (increasing weight) or
+    ``'random'`` (a permutation from ``rng``, a seed or ``numpy.random.Generator``).
+
+    >>> order_segments(np.array([0.1, 0.5, -0.2])).tolist()
+    [1, 0, 2]
+    >>> order_segments([0.1, 0.5, -0.2], 'lerf').tolist()
+    [2, 0, 1]
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if order == "morf":
+        return np.argsort(-w, kind="stable")
+    if order == "lerf":
+        return np.argsort(w, kind="stable")
+    if order == "random":
+        return np.random.default_rng(rng).permutation(len(w))
+    raise ValueError("order must be 'morf', 'lerf' or 'random', got %r" % (order,))
+
+
+def _steps(n, num_steps):
+    """Counts of changed superpixels at each point: ``0..n`` or ``num_steps + 1`` spread points."""
+    if num_steps is None or num_steps >= n:
+        return np.arange(n + 1)
+    if num_steps < 1:
+        raise ValueError("num_steps must be >= 1 or None, got %r" % (num_steps,))
+    return np.unique(np.rint(np.linspace(0, n, int(num_steps) + 1)).astype(np.int64))
+
+
+def perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
+                       order="morf", fill="black", batch_size=50, num_steps=None, x="pixels",
+                       rng=None):
+    """The model's probability of ``label`` as superpixels are hidden (``mode='deletion'``) or
+    revealed from the fill (``mode='insertion'``) in ``order`` of ``weights``.
+
+    Args:
+        classifier_fn: ``(B, H, W, 3) uint8 -> (B, C)`` probabilities or logits.
+        image: ``(H, W, 3)`` uint8, the image that was explained.
+        segments: ``(H, W)`` int superpixel ids ``0..d-1``.
+        weights: ``(d,)`` superpixel weights for ``label``.
+        label: class id whose probability is followed.
+        order: ``'morf'``, ``'lerf'`` or ``'random'`` (see :func:`order_segments`); or an explicit
+            ``(d,)`` permutation.
+        fill: what hidden superpixels become (as in LIME: ``'black'``, ``'mean'``, ``'blur'``...).
+        batch_size: images per classifier call.
+        num_steps: evaluate at most ``num_steps + 1`` points (``None``: after every superpixel).
+        x: ``'pixels'`` (fraction of pixels changed) or ``'segments'``.
+
+    Returns:
+        ``(xs, probs)``: two ``(steps,)`` float arrays; ``xs`` goes from 0 to 1.
+    """
+    image = np.asarray(image)
+    segments = np.asarray(segments)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    n = int(segments.max()) + 1
+    if w.size != n:
+        raise ValueError("got %d weights for %d superpixels" % (w.size, n))
+    if mode not in ("deletion", "insertion"):
+        raise ValueError("mode must be 'deletion' or 'insertion', got %r" % (mode,))
+    if isinstance(order, str):
+        perm = order_segments(w, order, rng)
+    else:
+        perm = np.asarray(order, dtype=np.int64).reshape(-1)
+        if sorted(perm.tolist()) != list(range(n)):
+            raise ValueError("order must be a permutation of the %d superpixel ids" % n)
+    counts = _steps(n, num_steps)
+    rank = np.empty(n, dtype=np.int64)
+    rank[perm] = np.arange(n)
+    changed = rank[None, :] < counts[:, None]  # (steps, n): superpixel already changed at step
+    masks = ~changed if mode == "deletion" else changed  # True = show the image there
+    fill_image = make_fill(image, segments, fill)
+    probs = np.empty(len(counts), dtype=np.float64)
+    buffer = None
+    for sl in iter_batches(len(counts), int(batch_size)):
+        buffer = perturb(image, fill_image, segments, masks[sl], out=buffer)
+        probs[sl] = as_probabilities(classifier_fn(buffer))[:, int(label)]
+    if x == "pixels":
+        areas = np.bincount(segments.ravel(), minlength=n).astype(np.float64)
+        cum = np.concatenate([[0.0], np.cumsum(areas[perm])]) / areas.sum()
+        xs = cum[counts]
+    elif x == "segments":
+        xs = counts / float(n)
+    else:
+        raise ValueError("x must be 'pixels' or 'segments', got %r" % (x,))
+    return xs.astype(np.float64), probs
+
+
+def deletion_curve(classifier_fn, image, segments, weights, label, **kwargs):
+    """:func:`perturbation_curve` hiding the highest-weighted superpixels first (MoRF)."""
+    kwargs.setdefault("order", "morf")
+    return perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
+                              **kwargs)
+
+
+def insertion_curve(classifier_fn, image, segments, weights, label, **kwargs):
+    """:func:`perturbation_curve` revealing the highest-weighted superpixels first."""
+    kwargs.setdefault("order", "morf")
+    return perturbation_curve(classifier_fn, image, segments, weights, label, mode="insertion",
+                              **kwargs)
+
+
+def morf_curve(classifier_fn, image, segments, weights, label, **kwargs):
+    """Most Relevant First: the deletion curve (an alias)."""
+    kwargs["order"] = "morf"
+    return perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
+                              **kwargs)
+
+
+def lerf_curve(classifier_fn, image, segments, weights, label, **kwargs):
+    """Least Relevant First: hide the lowest-weighted superpixels first (should stay high)."""
+    kwargs["order"] = "lerf"
+    return perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
+                              **kwargs)
+
+
+def area_under_curve(xs, ys):
+    """Trapezoidal area of ``ys`` over ``xs`` (``xs`` increasing in [0, 1]).
+
+    >>> area_under_curve([0, 0.5, 1], [1, 1, 0])
+    0.75
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    if xs.size < 2:
+        return float(ys[0]) if ys.size else 0.0
+    return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2.0))
+
+
+def deletion_auc(classifier_fn, image, segments, weights, label, **kwargs):
+    """Area under the deletion (MoRF) curve; lower = more faithful.
+    See :func:`perturbation_curve`."""
+    return area_under_curve(*deletion_curve(classifier_fn, image, segments, weights, label,
+                                            **kwargs))
+
+
+def insertion_auc(classifier_fn, image, segments, weights, label, **kwargs):
+    """Area under the insertion curve; higher = more faithful. See :func:`perturbation_curve`."""
+    return area_under_curve(*insertion_curve(classifier_fn, image, segments, weights, label,
+                                             **kwargs))
+
+
+def aopc(probs):
+    """Area over the perturbation curve (Samek et al.): mean drop ``p_0 - p_k`` over the steps.
+
+    >>> aopc([0.9, 0.5, 0.1])
+    0.4
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    return float(np.round(np.mean(p[0] - p), 12)) if p.size else 0.0
+
+
+# ----------------------------------------------------------------------------- localisation
+def top_segments_mask(weights, segments, k=None, positive_only=True):
+    """``(H, W)`` bool mask of the ``k`` highest-weighted superpixels (all positive ones when
+    ``k`` is None).
+
+    >>> seg = np.array([[0, 1], [2, 2]])
+    >>> top_segments_mask([0.2, -1.0, 0.5], seg, k=1).astype(int).tolist()
+    [[0, 0], [1, 1]]
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    order = np.argsort(-w, kind="stable")
+    if positive_only:
+        order = order[w[order] > 0]
+    if k is not None:
+        order = order[:int(k)]
+    keep = np.zeros(w.size, dtype=bool)
+    keep[order] = True
+    return keep[np.asarray(segments)]
+
+
+def pointing_game(saliency, gt_mask, segments=None, tolerance=0):
+    """Whether the saliency maximum falls on the object (Zhang et al., 2016).
+
+    Args:
+        saliency: an ``(H, W)`` map, or ``(d,)`` superpixel weights together with ``segments``.
+        gt_mask: ``(H, W)`` bool ground truth.
+        segments: the superpixel map when ``saliency`` holds per-superpixel weights.
+        tolerance: pixels by which the ground truth is grown before testing (15 in the paper).
+
+    Returns:
+        True when most pixels at the maximum (a whole superpixel for superpixel weights) lie in
+        the (grown) ground-truth mask.
+
+    >>> seg = np.array([[0, 1], [2, 2]]); gt = np.array([[False, False], [True, True]])
+    >>> pointing_game([0.2, 0.1, 0.9], gt, segments=seg), pointing_game([0.9, 0.1, 0.2], gt, seg)
+    (True, False)
+    """
+    gt = np.asarray(gt_mask, dtype=bool)
+    s = np.asarray(saliency, dtype=np.float64)
+    if segments is not None:
+        s = s.reshape(-1)[np.asarray(segments)]
+    if s.shape != gt.shape:
+        raise ValueError("saliency %s and mask %s differ in shape" % (s.shape, gt.shape))
+    if tolerance > 0:
+        gt = _dilate(gt, int(tolerance))
+    at_max = s >= s.max()
+    return bool(gt[at_max].mean() >= 0.5)
+
+
+def _dilate(mask, radius):
+    """Binary dilation by a disc of ``radius`` pixels (pure numpy shifts)."""
+    out = mask.copy()
+    h, w = mask.shape
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx > radius * radius:
+                continue
+            shifted = np.zeros_like(mask)
+            ys, yd = ((slice(0, h - dy), slice(dy, h)) if dy >= 0
+                      else (slice(-dy, h), slice(0, h + dy)))
+            xs, xd = ((slice(0, w - dx), slice(dx, w)) if dx >= 0
+                      else (slice(-dx, w), slice(0, w + dx)))
+            shifted[yd, xd] = mask[ys, xs]
+            out |= shifted
+    return out
+
+
+def iou(mask_a, mask_b):
+    """Intersection over union of two bool masks (1.0 when both are empty).
+
+    >>> iou(np.array([1, 1, 0], bool), np.array([0, 1, 1], bool))
+    0.3333333333333333
+    """
+    a = np.asarray(mask_a, dtype=bool)
+    b = np.asarray(mask_b, dtype=bool)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def explanation_iou(weights, segments, gt_mask, k=None):
+    """IoU of the top-``k`` positive superpixels with the ground truth. With ``k=None`` the
+    superpixels are taken in weight order until they cover as many pixels as the ground truth.
+
+    >>> seg = np.array([[0, 1], [2, 2]]); gt = np.array([[False, False], [True, True]])
+    >>> explanation_iou([0.2, 0.1, 0.9], seg, gt)
+    1.0
+    """
+    gt = np.asarray(gt_mask, dtype=bool)
+    segments = np.asarray(segments)
+    if k is None:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        order = np.argsort(-w, kind="stable")
+        order = order[w[order] > 0]
+        areas = np.bincount(segments.ravel(), minlength=w.size)[order]
+        k = int(np.searchsorted(np.cumsum(areas), gt.sum()) + 1) if order.size else 0
+    return iou(top_segments_mask(weights, segments, k), gt)
+
+
+# ----------------------------------------------------------------------------- stability
+def topk_jaccard(weights_a, weights_b, k=5, positive_only=False):
+    """Jaccard index of the two top-``k`` superpixel sets (by weight; by ``|weight|`` unless
+    ``positive_only``, then only positive weights count). 1.0 when both sets are empty.
+
+    >>> topk_jaccard([3, 2, 1, 0], [3, 1, 2, 0], k=2)
+    0.3333333333333333
+    """
+    def top(w):
+        w = np.asarray(w, dtype=np.float64).reshape(-1)
+        key = w if positive_only else np.abs(w)
+        order = np.argsort(-key, kind="stable")
+        if positive_only:
+            order = order[w[order] > 0]
+        return set(order[:int(k)].tolist())
+
+    a, b = top(weights_a), top(weights_b)
+    union = a | b
+    return float(len(a & b) / len(union)) if union else 1.0
+
+
+def _ranks(x):
+    """Average ranks (ties share their mean rank), 0-based."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.arange(x.size)
+    uniq, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    if uniq.size < x.size:
+        sums = np.bincount(inverse, weights=ranks)
+        ranks = (sums / counts)[inverse]
+    return ranks
+
+
+def spearman(weights_a, weights_b):
+    """Spearman rank correlation of two weight vectors (1.0 if identical, also when constant).
+
+    >>> spearman([1, 2, 3], [10, 20, 30]), spearman([1, 2, 3], [3, 2, 1])
+    (1.0, -1.0)
+    """
+    a = np.asarray(weights_a, dtype=np.float64).reshape(-1)
+    b = np.asarray(weights_b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError("weight vectors differ in length: %d vs %d" % (a.size, b.size))
+    if np.array_equal(a, b):
+        return 1.0
+    ra, rb = _ranks(a), _ranks(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float(np.clip((ra * rb).sum() / denom, -1.0, 1.0)) if denom > 0 else 0.0
+
+
+def stability(runs, k=5, positive_only=False):
+    """Agreement of repeated explanations of one image (same superpixels, e.g. other seeds).
+
+    Args:
+        runs: ``(R, d)`` weights of ``R >= 2`` runs (list of arrays or a 2-D array).
+        k: size of the top sets for the Jaccard index.
+
+    Returns:
+        ``{'jaccard': mean pairwise top-k Jaccard, 'spearman': mean pairwise rank correlation,
+        'pairs': number of pairs}``; identical runs give 1.0 and 1.0.
+
+    >>> stability([[0.3, 0.1, 0.0], [0.3, 0.1, 0.0]], k=2)
+    {'jaccard': 1.0, 'spearman': 1.0, 'pairs': 1}
+    """
+    runs = [np.asarray(r, dtype=np.float64).reshape(-1) for r in runs]
+    if len(runs) < 2:
+        raise ValueError("stability needs at least 2 runs, got %d" % len(runs))
+    jac, rho = [], []
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            jac.append(topk_jaccard(runs[i], runs[j], k, positive_only))
+            rho.append(spearman(runs[i], runs[j]))
+    return {"jaccard": float(np.mean(jac)), "spearman": float(np.mean(rho)), "pairs": len(jac)}
+
+
+# ----------------------------------------------------------------------------- one call
+def explanation_scores(explanation, classifier_fn, label=None, kind="lime", fill="black",
+                       batch_size=50, num_steps=None, gt_mask=None):
+    """Deletion and insertion AUC (and, given ``gt_mask``, pointing game and IoU) of one label of
+    an :class:`~paddlex_interpret.core.explanation.Explanation`-like object (``image``,
+    ``segments``, ``weights_for(label, kind)``, ``labels``).
+
+    Returns a dict of floats: ``deletion_auc``, ``insertion_auc`` (+ ``pointing_game``, ``iou``).
+    """
+    label = int(explanation.labels[0] if label is None else label)
+    w = explanation.weights_for(label, kind)
+    common = dict(fill=fill, batch_size=batch_size, num_steps=num_steps)
+    out = {
+        "deletion_auc": deletion_auc(classifier_fn, explanation.image, explanation.segments, w,
+                                     label, **common),
+        "insertion_auc": insertion_auc(classifier_fn, explanation.image, explanation.segments, w,
+                                       label, **common),
+    }
+    if gt_mask is not None:
+        out["pointing_game"] = float(pointing_game(w, gt_mask, segments=explanation.segments))
+        out["iou"] = explanation_iou(w, explanation.segments, gt_mask)
+    return out

@@ -1,0 +1,565 @@
+"""ExplainHook on real PaddleX 2.1 training, and the shared ExplainSession core.
+
+A tiny MobileNetV3_small is trained for 2 epochs on 32 px coloured shapes, once with the hook and
+once without (same seeds). The logs are read back with VisualDL's own LogReader and served by a
+real VisualDL server.
+"""
+import contextlib
+import io
+import json
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import paddlex_interpret  # noqa: F401  (before paddlex)
+from paddlex_interpret import explain_session as es
+from paddlex_interpret.core.normlime import GlobalWeights
+from paddlex_interpret.explain_session import CheckpointContext, ExplainSession
+from paddlex_interpret.hooks import ExplainHook
+from paddlex_interpret.synthetic import make_shapes_dataset
+
+VENV_BIN = os.path.dirname(sys.executable)
+EPOCHS = 2
+FAST = dict(num_samples=120, batch_size=60, metric_steps=8, max_images=15, n_concepts=8)
+
+
+# ------------------------------------------------------------------------------ helpers
+def read_run(run_dir):
+    """VisualDL's own reader on the record file VisualDL shows for ``run_dir`` (the newest)."""
+    from visualdl import LogReader
+
+    files = sorted(f for f in os.listdir(run_dir) if "vdlrecords" in f)
+    assert files, "no VisualDL record file in %s" % run_dir
+    return LogReader(file_path=os.path.join(run_dir, files[-1]))
+
+
+def steps(reader, component, tag):
+    return [int(r.id) for r in reader.get_data(component, tag)]
+
+
+def seed_everything(seed=0):
+    import paddle
+
+    paddle.seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+@contextlib.contextmanager
+def closing_log_writers():
+    """PaddleX never closes its VisualDL writer (records reach the file every 120 s): record the
+    writers made meanwhile and close them after, so the test can read PaddleX's curves."""
+    import visualdl
+
+    made = []
+    original = visualdl.LogWriter
+
+    class Recording(original):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    visualdl.LogWriter = Recording
+    try:
+        yield made
+    finally:
+        visualdl.LogWriter = original
+        for w in made:
+            with contextlib.suppress(Exception):
+                w.close()
+
+
+def make_datasets(ds):
+    import paddlex as pdx
+
+    T = pdx.transforms
+    train_tf = T.Compose([T.RandomCrop(crop_size=32, scaling=[0.7, 1.0]),
+                          T.RandomHorizontalFlip(), T.Normalize()])
+    eval_tf = T.Compose([T.Resize(32), T.Normalize()])
+    train = pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, train_tf, shuffle=True,
+                                  num_workers=0)
+    val = pdx.datasets.ImageNet(ds.root, ds.val_list, ds.labels_file, eval_tf, num_workers=0)
+    return train, val
+
+
+def train_tiny(ds, save_dir, hook=None, model=None, epochs=EPOCHS, seed=0):
+    """Train (or fine-tune ``model``) exactly as a user would; the hook only attaches."""
+    import paddlex as pdx
+
+    seed_everything(seed)
+    if model is None:
+        model = pdx.cls.MobileNetV3_small(num_classes=len(ds.labels))
+    train, val = make_datasets(ds)
+    with closing_log_writers(), (hook.attach(model) if hook else contextlib.nullcontext()):
+        model.train(num_epochs=epochs, train_dataset=train, train_batch_size=8, eval_dataset=val,
+                    save_interval_epochs=1, log_interval_steps=2, save_dir=str(save_dir),
+                    pretrain_weights=None, learning_rate=0.02, use_vdl=True)
+    return model
+
+
+def state_arrays(model):
+    return {k: v.numpy().copy() for k, v in model.net.state_dict().items()}
+
+
+# ------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def tiny_shapes(tmp_path_factory):
+    return make_shapes_dataset(str(tmp_path_factory.mktemp("hook_shapes")),
+                               num_train_per_class=12, num_val_per_class=5, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def probes(tiny_shapes):
+    from paddlex_interpret.core.images import load_image
+
+    val = tiny_shapes.val_items()
+    big = load_image(val[5][0])
+    import cv2
+
+    big = cv2.resize(big, (48, 48), interpolation=cv2.INTER_NEAREST)  # the hook must resize it
+    return [val[0][0], big], [val[0][1], None]
+
+
+@pytest.fixture(scope="module")
+def hooked(tiny_shapes, probes, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("hooked") / "output"
+    hook = ExplainHook(probes[0], probe_labels=probes[1], **FAST)
+    t0 = time.perf_counter()
+    model = train_tiny(tiny_shapes, save_dir, hook=hook)
+    return {"model": model, "hook": hook, "save_dir": str(save_dir),
+            "seconds": time.perf_counter() - t0}
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_shapes, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("plain") / "output"
+    return {"model": train_tiny(tiny_shapes, save_dir), "save_dir": str(save_dir)}
+
+
+# ------------------------------------------------------------------------------ training + hook
+def test_one_image_per_probe_and_method_per_checkpoint(hooked):
+    reader = read_run(os.path.join(hooked["save_dir"], "vdl_log", "explain"))
+    tags = reader.get_tags()
+    expected = {"explain/probe_%d/%s" % (i, m) for i in range(2) for m in ("lime", "normlime")}
+    assert set(tags["image"]) == expected
+    from PIL import Image
+
+    for tag in expected:
+        records = reader.get_data("image", tag)
+        assert [int(r.id) for r in records] == list(range(1, EPOCHS + 1))
+        img = np.asarray(Image.open(io.BytesIO(records[-1].image.encoded_image_string)))
+        assert img.ndim == 3 and img.shape[0] > 150 and img.shape[1] > 400
+        assert img.std() > 10  # a picture, not a blank
+
+
+def test_scalars_and_texts_per_checkpoint(hooked, tiny_shapes):
+    reader = read_run(os.path.join(hooked["save_dir"], "vdl_log", "explain"))
+    scalars = set(reader.get_tags()["scalar"])
+    per_epoch = list(range(1, EPOCHS + 1))
+    for i in range(2):
+        for name in ("deletion_auc", "insertion_auc", "stability_jaccard", "stability_spearman",
+                     "probability", "normlime_deletion_auc"):
+            tag = "explain/probe_%d/%s" % (i, name)
+            assert tag in scalars
+            assert steps(reader, "scalar", tag) == per_epoch
+            values = [r.value for r in reader.get_data("scalar", tag)]
+            assert all(0.0 <= v <= 1.0 + 1e-6 or "spearman" in tag for v in values), (tag, values)
+    for tag in ("explain/mean_deletion_auc", "explain/seconds", "explain/seconds_normlime"):
+        assert steps(reader, "scalar", tag) == per_epoch
+    # drift needs a previous checkpoint
+    assert steps(reader, "scalar", "normlime/drift") == per_epoch[1:]
+    assert [r.value for r in reader.get_data("scalar", "explain/num_errors")] == [0.0] * EPOCHS
+    texts = reader.get_data("text", "normlime/top_concepts")
+    assert [int(t.id) for t in texts] == per_epoch
+    body = texts[-1].text.encoded_text_string
+    assert all(name in body for name in tiny_shapes.labels)
+    assert "explain/errors" not in reader.get_tags().get("text", [])
+    # the same numbers are in the Python-side history
+    assert [r.epoch for r in hooked["hook"].history] == per_epoch
+    assert all(not r.errors for r in hooked["hook"].history)
+
+
+def test_normlime_weights_in_every_checkpoint_dir(hooked, tiny_shapes):
+    import paddlex as pdx
+
+    fingerprints = []
+    for epoch in range(1, EPOCHS + 1):
+        ckpt = os.path.join(hooked["save_dir"], "epoch_%d" % epoch)
+        path = ExplainHook.weights_file(ckpt)
+        assert os.path.isfile(path)
+        gw = GlobalWeights.load(path)
+        assert gw.weights.shape[0] == len(tiny_shapes.labels)
+        assert gw.class_names == tiny_shapes.labels
+        assert gw.codebook is not None and np.all(np.isfinite(gw.weights))
+        fingerprints.append(gw.codebook.fingerprint())
+        # the checkpoint itself is complete and still loads
+        assert os.path.isfile(os.path.join(ckpt, ".success"))
+        assert pdx.load_model(ckpt).labels == tiny_shapes.labels
+        assert not [f for f in os.listdir(ckpt) if f.startswith(".tmp")]
+    assert len(set(fingerprints)) == 1  # one codebook per run: weights are comparable
+    assert hooked["hook"].history[-1].weights_file == ExplainHook.weights_file(
+        os.path.join(hooked["save_dir"], "epoch_%d" % EPOCHS))
+    # best_model is PaddleX's copy: left alone
+    assert not os.path.exists(ExplainHook.weights_file(
+        os.path.join(hooked["save_dir"], "best_model")))
+
+
+def test_paddlex_curves_are_still_there(hooked):
+    vdl = os.path.join(hooked["save_dir"], "vdl_log")
+    reader = read_run(vdl)
+    scalars = reader.get_tags()["scalar"]
+    assert steps(reader, "scalar", "-Metrics/Eval(Epoch): acc1") == list(range(1, EPOCHS + 1))
+    assert "-Metrics/Training(Step): loss" in scalars
+    assert not [t for t in scalars if t.startswith("explain/")]  # ours are in their own run
+    from visualdl import LogReader
+
+    runs = {os.path.relpath(r, vdl) for r in LogReader(logdir=vdl).runs()}
+    assert runs == {".", "explain"}  # one `visualdl --logdir vdl_log` shows both
+
+
+def test_training_is_identical_to_a_run_without_the_hook(hooked, plain):
+    a, b = state_arrays(hooked["model"]), state_arrays(plain["model"])
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert hooked["model"].eval_metrics == plain["model"].eval_metrics
+    for epoch in range(1, EPOCHS + 1):  # the same checkpoints, plus our weights file
+        ours = set(os.listdir(os.path.join(hooked["save_dir"], "epoch_%d" % epoch)))
+        theirs = set(os.listdir(os.path.join(plain["save_dir"], "epoch_%d" % epoch)))
+        assert ours - theirs == {"normlime_weights.npz"} and theirs <= ours
+
+
+def test_detach_restores_the_model(hooked):
+    model = hooked["model"]
+    assert hooked["hook"].model is None  # the with-block detached it
+    assert "train" not in vars(model) and "save_model" not in vars(model)
+    assert model.train.__func__ is type(model).train
+    assert model.save_model.__func__ is type(model).save_model
+    hook = ExplainHook(["unused.png"])
+    hook.attach(model)
+    assert getattr(model.train, "_explain_hook") is hook and "train" in vars(model)
+    with pytest.raises(RuntimeError, match="already"):
+        ExplainHook(["unused.png"]).attach(model)
+    assert hook.detach() is model
+    assert "train" not in vars(model) and "save_model" not in vars(model)
+
+
+def test_probes_are_seen_through_the_test_transforms(hooked, probes):
+    from paddlex_interpret.predictors import PaddleXClassifier
+
+    report = hooked["hook"].history[-1]
+    exp = report.explanations["probe_1"]  # a 48 px array; the eval transforms resize to 32
+    assert exp.image.shape == (32, 32, 3)
+    np.testing.assert_array_equal(exp.image, PaddleXClassifier(hooked["model"]).view(probes[0][1]))
+    assert report.explanations["probe_0"].labels.tolist() == [probes[1][0]]  # the true label
+    assert "normlime" in exp.extra and "combined" in exp.extra
+    np.testing.assert_allclose(exp.extra["combined"], exp.weights * exp.extra["normlime"])
+
+
+def test_hook_leaves_mode_rng_and_gradients_alone(hooked, probes):
+    import paddle
+    from paddlex_interpret.predictors import PaddleXClassifier
+
+    model = hooked["model"]
+    net = model.net
+    net.train()
+    frozen = [l for l in net.sublayers() if "BatchNorm" in type(l).__name__][0]
+    frozen.eval()  # a user's frozen BN must stay frozen
+    modes = [l.training for l in net.sublayers(include_self=True)]
+    params = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.numpy().copy() for p in net.parameters()]
+    np_state, py_state, pd_state = np.random.get_state(), random.getstate(), paddle.get_rng_state()
+    inner = PaddleXClassifier(model)
+
+    class RngHungry:
+        """Draws from all three global generators on every call, as user code might."""
+        label_names = inner.label_names
+        view = staticmethod(inner.view)
+
+        def __call__(self, images):
+            np.random.rand(), random.random(), paddle.rand([1])
+            return inner(images)
+
+    session = ExplainSession(probes[0][:1], stability="reseed", **FAST)
+    report = session.explain_checkpoint(CheckpointContext(
+        epoch=1, classifier=RngHungry(), layer=net))
+    assert not report.errors and report.explanations
+    assert [l.training for l in net.sublayers(include_self=True)] == modes
+    for before, p in zip(grads, net.parameters()):  # gradients untouched
+        assert (p.grad is None) == (before is None)
+        if before is not None:
+            np.testing.assert_array_equal(p.grad.numpy(), before)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), params[k])  # BN statistics untouched
+    draws = (np.random.rand(3), random.random(), paddle.rand([3]).numpy())
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+    paddle.set_rng_state(pd_state)
+    expected = (np.random.rand(3), random.random(), paddle.rand([3]).numpy())
+    np.testing.assert_array_equal(draws[0], expected[0])
+    assert draws[1] == expected[1]
+    np.testing.assert_array_equal(draws[2], expected[2])
+    net.eval()
+
+
+def test_failures_inside_the_hook_never_stop_training(hooked, tiny_shapes, probes, tmp_path,
+                                                      caplog):
+    """Fine-tune a ``paddlex.load_model`` model with a probe that raises and a NormLIME builder
+    that raises: training finishes, the checkpoint is intact, the errors are logged (Python
+    logging and VisualDL text) and the good probe is still explained."""
+    import paddlex as pdx
+
+    def broken_builder(session, context):
+        raise RuntimeError("forced NormLIME failure")
+
+    model = pdx.load_model(os.path.join(hooked["save_dir"], "epoch_%d" % EPOCHS))
+    hook = ExplainHook([str(tmp_path / "missing.png"), probes[0][0]],
+                       weights_builder=broken_builder, **FAST)
+    save_dir = tmp_path / "finetune"
+    with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
+        train_tiny(tiny_shapes, save_dir, hook=hook, model=model, epochs=1)
+    ckpt = save_dir / "epoch_1"
+    assert (ckpt / ".success").exists() and (ckpt / "model.pdparams").exists()
+    assert not (ckpt / "normlime_weights.npz").exists()
+    logged = caplog.text
+    assert "forced NormLIME failure" in logged and "Traceback" in logged
+    assert "missing.png" in logged
+    reader = read_run(str(save_dir / "vdl_log" / "explain"))
+    errors = reader.get_data("text", "explain/errors")
+    assert [int(e.id) for e in errors] == [1]
+    text = errors[0].text.encoded_text_string
+    assert "forced NormLIME failure" in text and "FileNotFoundError" in text
+    assert [r.value for r in reader.get_data("scalar", "explain/num_errors")] == [2.0]
+    assert set(reader.get_tags()["image"]) == {"explain/probe_1/lime"}
+
+
+def test_an_unexpected_crash_is_contained(tiny_shapes, probes, tmp_path, monkeypatch, caplog):
+    def crash(self, context):
+        raise RuntimeError("forced crash")
+
+    monkeypatch.setattr(ExplainSession, "explain_checkpoint", crash)
+    hook = ExplainHook(probes[0][:1], **FAST)
+    with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
+        model = train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=1)
+    assert model.completed_epochs == 1
+    assert (tmp_path / "out" / "epoch_1" / ".success").exists()
+    assert "forced crash" in caplog.text
+    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
+    assert "forced crash" in reader.get_data("text", "explain/errors")[0].text.encoded_text_string
+
+
+def test_real_visualdl_server_lists_the_probe_tags(hooked):
+    """Start ``visualdl`` on the log directory and find the probes' image tags via its HTTP API."""
+    vdl = os.path.join(hooked["save_dir"], "vdl_log")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [os.path.join(VENV_BIN, "visualdl"), "--logdir", vdl, "--host", "127.0.0.1", "--port",
+         str(port), "--disable-telemetry"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=vdl)
+    base = "http://127.0.0.1:%d/app/api/" % port
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=5) as r:
+            return json.loads(r.read().decode("utf8"))
+
+    try:
+        deadline = time.monotonic() + 60
+        images = None
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read().decode("utf8", "replace")
+            try:
+                images = get("image/tags")
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert images is not None, "VisualDL did not answer within 60 s"
+        assert images["status"] == 0
+        runs = images["data"]["runs"]
+        explain_run = [r for r in runs if r.rstrip("/").endswith("explain")]
+        assert len(explain_run) == 1
+        tags = images["data"]["tags"][runs.index(explain_run[0])]
+        for i in range(2):
+            assert "explain/probe_%d/lime" % i in tags
+            assert "explain/probe_%d/normlime" % i in tags
+        listing = get("image/list?run=%s&tag=%s" % (urllib.request.quote(explain_run[0]),
+                                                     urllib.request.quote("explain/probe_0/lime")))
+        assert [item["step"] for item in listing["data"]] == list(range(1, EPOCHS + 1))
+        scalars = get("scalar/tags")["data"]
+        flat = [t for run_tags in scalars["tags"] for t in run_tags]
+        assert "-Metrics/Eval(Epoch): acc1" in flat and "explain/probe_0/deletion_auc" in flat
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------ ExplainSession
+class BrightnessModel:
+    """A numpy classifier: p(class 1) = brightness of the left half. Has ``view`` like ours."""
+
+    label_names = ["dark", "bright"]
+
+    def view(self, image):
+        return np.asarray(image, dtype=np.uint8)
+
+    def __call__(self, images):
+        p = images[:, :, :16].mean(axis=(1, 2, 3)) / 255.0
+        return np.stack([1 - p, p], axis=1)
+
+
+def _images(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        im = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
+        if i % 2:
+            im[:, :16] = 230
+        out.append(im)
+    return out, [i % 2 for i in range(n)]
+
+
+def test_session_frequency_and_last_checkpoint():
+    s = ExplainSession(_images(1)[0], freq=3)
+    assert [s.should_run() for _ in range(5)] + [s.should_run(is_last=True)] == \
+        [True, False, False, True, False, True]
+    s.reset_run()
+    assert s.should_run()
+
+
+def test_session_without_paddle_model_writes_report_and_files(tmp_path):
+    images, labels = _images()
+    session = ExplainSession(images[:2], logdir=str(tmp_path / "log"), segmenter="slic",
+                             segmenter_params={"n_segments": 8}, normlime_freq=2, **FAST)
+    reports, pictures, first = [], [], None
+    for epoch in (1, 2, 3):
+        ctx = CheckpointContext(epoch=epoch, classifier=BrightnessModel(),
+                                checkpoint_dir=str(tmp_path / ("ckpt%d" % epoch)),
+                                weights_builder=es.core_weights_builder,
+                                label_names=BrightnessModel.label_names,
+                                extra={"normlime_items": images, "normlime_labels": labels})
+        reports.append(session.on_checkpoint(ctx))
+        pictures.append(set(reports[-1].images))
+        first = first or reports[-1].explanations["probe_1"]
+    session.close()
+    assert all(r is not None and not r.errors for r in reports)
+    assert session.history == reports
+    assert [bool(r.images) for r in reports] == [False, False, True]  # only the latest keeps them
+    # NormLIME rebuilt at runs 1 and 3 only; the weights of run 1 serve run 2
+    assert [r.weights_file is not None for r in reports] == [True, False, True]
+    assert "explain/probe_1/normlime" in pictures[1]
+    assert "normlime/drift" in reports[2].scalars
+    # the bright probe's explanation puts the left half first
+    exp = first
+    assert exp.predicted_label == 1
+    left = np.unique(exp.segments[:, :16])
+    assert set(exp.top_segments(1, 2).tolist()) <= set(left.tolist())
+    assert reports[0].scalars["explain/probe_1/deletion_auc"] < \
+        reports[0].scalars["explain/probe_1/insertion_auc"]
+    reader = read_run(str(tmp_path / "log"))
+    assert steps(reader, "image", "explain/probe_0/lime") == [1, 2, 3]
+
+
+def test_session_writes_nothing_off_rank_zero(tmp_path, monkeypatch):
+    """The rank-0 guard (simulated: a 2-process CPU launch is too heavy for this suite)."""
+    monkeypatch.setattr(es, "get_rank", lambda: 1)
+    images, labels = _images()
+    session = ExplainSession(images[:1], logdir=str(tmp_path / "log"), **FAST)
+    ctx = CheckpointContext(epoch=1, classifier=BrightnessModel(),
+                            checkpoint_dir=str(tmp_path / "ckpt"),
+                            weights_builder=es.core_weights_builder,
+                            extra={"normlime_items": images, "normlime_labels": labels})
+    assert session.on_checkpoint(ctx) is None
+    assert session.writer() is None
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_session_validates_its_options():
+    with pytest.raises(ValueError, match="at least one probe"):
+        ExplainSession([])
+    with pytest.raises(ValueError, match="probe_labels"):
+        ExplainSession(["a.png"], probe_labels=[0, 1])
+    with pytest.raises(ValueError, match="num_samples"):
+        ExplainSession(["a.png"], num_samples=0)
+    with pytest.raises(ValueError, match="stability"):
+        ExplainSession(["a.png"], stability="sometimes")
+    with pytest.raises(ValueError, match="distinct"):
+        ExplainSession(["a.png", "b.png"], probe_names=["x", "x"])
+    s = ExplainSession(np.zeros((8, 8, 3), np.uint8), probe_names=["my probe/1"])
+    assert s.probe_names == ["my_probe_1"] and len(s.probes) == 1
+
+
+def test_hook_refuses_models_that_are_not_classifiers():
+    from paddlex_interpret.errors import UnsupportedModelError
+
+    class Detector:
+        model_type = "detector"
+        net = None
+
+    with pytest.raises(UnsupportedModelError, match="classifier"):
+        ExplainHook(["a.png"]).attach(Detector())
+
+
+def test_session_time_budget_skips_checkpoints(monkeypatch):
+    """``max_overhead=0.5``: 5 s of training per epoch, 4 s per explained checkpoint."""
+
+    class Clock:
+        t = 0.0
+
+        def perf_counter(self):
+            return self.t
+
+    clock = Clock()
+    monkeypatch.setattr(es, "time", clock)
+    session = ExplainSession(_images(1)[0], max_overhead=0.5)
+
+    def fake_explain(context):
+        clock.t += 4.0
+        return context.epoch
+
+    monkeypatch.setattr(session, "explain_checkpoint", fake_explain)
+    session.reset_run()
+    ran = []
+    for epoch in range(1, 7):
+        clock.t += 5.0
+        ran.append(session.on_checkpoint(CheckpointContext(epoch=epoch, classifier=None,
+                                                           is_last=epoch == 6)))
+    assert ran == [1, None, None, 4, 5, 6]
+    with pytest.raises(ValueError, match="max_overhead"):
+        ExplainSession(_images(1)[0], max_overhead=0)
+
+
+def test_checkpoint_weights_are_reused_by_paddlex_interpret_normlime(hooked, tiny_shapes,
+                                                                     tmp_path):
+    """Explain a checkpoint later with the weights of its own time: ``pdx.interpret.normlime``
+    with that checkpoint's model accepts the file as is (no rebuild, no warning)."""
+    import warnings
+
+    import paddlex as pdx
+
+    ckpt = os.path.join(hooked["save_dir"], "epoch_1")
+    model = pdx.load_model(ckpt)
+    weights_file = ExplainHook.weights_file(ckpt)
+    before = open(weights_file, "rb").read()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a stale cache would warn and rebuild
+        exp = pdx.interpret.normlime(
+            tiny_shapes.val_items()[0][0], model, dataset=[tiny_shapes.val_items()[0][0]],
+            num_samples=60, batch_size=30, save_dir=str(tmp_path), save_png=False,
+            normlime_weights_file=weights_file, max_images=FAST["max_images"],
+            n_concepts=FAST["n_concepts"], seed=0)
+    assert open(weights_file, "rb").read() == before
+    np.testing.assert_array_equal(exp.global_weights.weights,
+                                  GlobalWeights.load(weights_file).weights)

@@ -1,0 +1,203 @@
+"""paddlex.interpret.lime on a real PaddleX 2.1 classifier trained in this session.
+
+The data decide the class by the colour of one object whose mask is known, so an explanation that
+works must put its top superpixel on the object.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import paddlex_interpret
+from paddlex_interpret.core.explanation import Explanation
+from paddlex_interpret.errors import ImageReadError, UnsupportedModelError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def pdx():
+    import paddlex
+
+    return paddlex
+
+
+@pytest.fixture(scope="module")
+def model(trained_classifier):
+    return trained_classifier.model
+
+
+@pytest.fixture(scope="module")
+def val_items(trained_classifier):
+    return trained_classifier.dataset.val_items()
+
+
+def test_paddlex_interpret_is_our_api(pdx):
+    assert pdx.interpret.lime is paddlex_interpret.lime
+    assert pdx.interpret.normlime is paddlex_interpret.normlime
+
+
+def test_lime_points_at_the_object(pdx, model, trained_classifier, val_items, tmp_path):
+    """Pointing game: the top-weighted superpixel must lie on the object for most images.
+
+    The object covers ~4-12% of the image, so a random superpixel hits it with probability ~0.1
+    and 8+ hits out of 12 has a chance probability below 1e-5 (binomial)."""
+    ds = trained_classifier.dataset
+    items = val_items[::max(1, len(val_items) // 12)][:12]
+    hits, fractions = 0, []
+    for path, label, _ in items:
+        exp = pdx.interpret.lime(path, model, num_samples=300, batch_size=50,
+                                 save_dir=str(tmp_path), seed=0, segmenter="slic",
+                                 segmenter_params={"n_segments": 40}, save_png=False)
+        mask = ds.mask_for(path)
+        assert mask.shape == exp.segments.shape
+        top = exp.top_segments(exp.labels[0], 1)
+        on = exp.segments == top[0]
+        inside = (on & mask).sum() / on.sum()
+        fractions.append(mask.mean())
+        hits += inside > 0.5
+    assert hits >= 8, (hits, len(items))
+    assert np.mean(fractions) < 0.2  # the object is a small part of the image
+
+
+def test_png_npz_and_paddlex13_naming(pdx, model, val_items, tmp_path):
+    path = val_items[0][0]
+    name = os.path.splitext(os.path.basename(path))[0]
+    exp = pdx.interpret.lime(path, model, num_samples=60, batch_size=30, save_dir=str(tmp_path))
+    assert exp.png_path == os.path.join(str(tmp_path), name, "lime_s60-0.png")
+    assert os.path.getsize(exp.png_path) > 10000
+    again = pdx.interpret.lime(path, model, num_samples=60, batch_size=30, save_dir=str(tmp_path))
+    assert again.png_path.endswith("lime_s60-1.png")  # 1.3 numbered, never overwrote
+    np.testing.assert_array_equal(again.weights, exp.weights)  # seeded: same result
+    back = Explanation.load(exp.npz_path)
+    np.testing.assert_array_equal(back.weights, exp.weights)
+    assert back.label_names == list(model.labels)
+    leftovers = [f for f in os.listdir(os.path.join(str(tmp_path), name)) if f.startswith(".tmp")]
+    assert leftovers == []
+
+
+def test_explained_image_is_what_the_model_sees(model, val_items):
+    from paddlex_interpret.predictors import PaddleXClassifier
+
+    clf = PaddleXClassifier(model)
+    view = clf.view(val_items[0][0])
+    expected_hw = None
+    for op in model.test_transforms.transforms:
+        if type(op).__name__ == "Resize":
+            ts = op.target_size
+            expected_hw = (ts, ts) if isinstance(ts, int) else tuple(ts)[::-1] and tuple(ts)
+    assert view.dtype == np.uint8 and view.ndim == 3
+    if expected_hw is not None:
+        assert view.shape[:2] == tuple(expected_hw)
+    # our probabilities for the view equal PaddleX's own predict on the file
+    ours = clf(view[None])[0]
+    theirs = model.predict(val_items[0][0], topk=len(model.labels))
+    by_id = {d["category_id"]: d["score"] for d in theirs}
+    np.testing.assert_allclose([by_id[i] for i in range(len(ours))], ours, atol=2e-3)
+
+
+def test_top_k_explains_several_labels_and_restores_train_mode(pdx, model, val_items, tmp_path):
+    model.net.train()
+    try:
+        exp = pdx.interpret.lime(val_items[1][0], model, num_samples=40, batch_size=20,
+                                 save_dir=str(tmp_path), top_k=2, save_png=False)
+        assert model.net.training, "train mode must be restored"
+    finally:
+        model.net.eval()
+    assert len(exp.labels) == 2 and exp.labels[0] == exp.predicted_label
+    assert exp.weights.shape == (2, exp.n_segments)
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgba", "grey16", "palette"])
+def test_unusual_images_are_explained(pdx, model, val_items, tmp_path, kind):
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(val_items[2][0]).convert("RGB"))
+    path = str(tmp_path / ("%s.png" % kind))
+    if kind == "grey":
+        Image.fromarray(rgb).convert("L").save(path)
+    elif kind == "rgba":
+        Image.fromarray(rgb).convert("RGBA").save(path)
+    elif kind == "palette":
+        Image.fromarray(rgb).convert("P").save(path)
+    else:
+        Image.fromarray((np.asarray(Image.fromarray(rgb).convert("L")).astype(np.uint16) * 257)
+                        ).save(path)
+    exp = pdx.interpret.lime(path, model, num_samples=30, batch_size=30, save_dir=str(tmp_path))
+    assert exp.image.shape[2] == 3 and os.path.exists(exp.png_path)
+
+
+def test_bad_inputs_are_named(pdx, model, val_items, tmp_path):
+    good = val_items[0][0]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        pdx.interpret.lime(str(tmp_path / "nope.png"), model, save_dir=str(tmp_path))
+    with pytest.raises(IsADirectoryError):
+        pdx.interpret.lime(str(tmp_path), model, save_dir=str(tmp_path))
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(ImageReadError, match="cannot read"):
+        pdx.interpret.lime(str(junk), model, num_samples=10, save_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="num_samples"):
+        pdx.interpret.lime(good, model, num_samples=0, save_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="batch_size"):
+        pdx.interpret.lime(good, model, batch_size=0, save_dir=str(tmp_path))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(NotADirectoryError, match="save_dir"):
+        pdx.interpret.lime(good, model, num_samples=10, save_dir=str(a_file))
+    with pytest.raises(PermissionError, match="not writable"):
+        pdx.interpret.lime(good, model, num_samples=10, save_dir=str(a_file / "sub"))
+
+
+def test_models_that_are_not_classifiers_are_refused(pdx, val_items, tmp_path):
+    seg = pdx.seg.BiSeNetV2(num_classes=2)
+    with pytest.raises(UnsupportedModelError, match="segmenter"):
+        pdx.interpret.lime(val_items[0][0], seg, save_dir=str(tmp_path))
+    bare = pdx.cls.MobileNetV3_small(num_classes=3)  # never trained: no test transforms
+    with pytest.raises(UnsupportedModelError, match="test_transforms"):
+        pdx.interpret.lime(val_items[0][0], bare, save_dir=str(tmp_path))
+    with pytest.raises(UnsupportedModelError, match="classifier"):
+        pdx.interpret.lime(val_items[0][0], object(), save_dir=str(tmp_path))
+
+
+def test_no_png_when_rendering_fails(pdx, model, val_items, tmp_path, monkeypatch):
+    from paddlex_interpret import rendering
+
+    def boom(*a, **k):
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(rendering.FigureCanvasAgg, "print_png", boom, raising=False)
+    monkeypatch.setattr(rendering, "save_figure", lambda fig, path: boom())
+    with pytest.raises(RuntimeError):
+        pdx.interpret.lime(val_items[0][0], model, num_samples=20, save_dir=str(tmp_path))
+    written = [f for _, _, files in os.walk(tmp_path) for f in files]
+    assert written == []
+
+
+@pytest.mark.parametrize("order", ["paddlex_first", "plugin_first"])
+def test_import_order_in_a_fresh_interpreter(order):
+    first, second = ("paddlex", "paddlex_interpret") if order == "paddlex_first" else \
+        ("paddlex_interpret", "paddlex")
+    code = ("import %s, %s, paddlex, paddlex_interpret, paddlex.interpret as pi; "
+            "assert paddlex.interpret.lime is paddlex_interpret.lime is pi.lime; "
+            "import paddle; print('ok', paddle.__version__)" % (first, second))
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok" in out.stdout
+
+
+def test_cli_lime_on_a_saved_model(trained_classifier, val_items, tmp_path):
+    import json
+
+    model_dir = trained_classifier.best_model_dir
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "paddlex_interpret.cli", "lime",
+                          "--model", model_dir, "--image", val_items[0][0], "--num-samples", "40",
+                          "--batch-size", "20", "--save-dir", str(tmp_path), "--seed", "3",
+                          "--top-k", "2"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert os.path.exists(summary["png"]) and summary["png"].endswith("lime_s40-0.png")
+    assert summary["predicted"] in trained_classifier.model.labels
