@@ -248,7 +248,9 @@ def make_shapes_dataset(root,
         watermark_fraction: fraction (0..1) of that class's train images that get the watermark.
         overwrite: if ``root`` already holds a dataset generated with the same arguments it is
             reused unless ``overwrite``; a dataset with different arguments raises
-            ``FileExistsError`` unless ``overwrite`` (then it is regenerated).
+            ``FileExistsError`` unless ``overwrite`` (then the generated files -- folders named
+            after :data:`COLOURS`, ``masks/``, the list files and ``meta.json`` -- are removed and
+            the dataset is regenerated).
 
     Returns:
         :class:`ShapesDataset`.

@@ -22,7 +22,7 @@ fi
 echo "[setup] preparing $venv ($stack)" >&2
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
-pip install --upgrade pip setuptools wheel
+pip install --upgrade pip "setuptools<81" wheel
 pip install -r "$req" -r "$root/requirements/dev.txt"
 pip install --no-deps paddlex==2.1.0 paddleslim==2.6.0
 pip install --no-deps --no-build-isolation -e "$root"

@@ -116,6 +116,7 @@ def test_fills():
     img = np.zeros((4, 4, 3), np.uint8); img[:, :2] = 100; img[:, 2:] = 200
     seg = np.repeat(np.array([[0, 0, 1, 1]]), 4, axis=0)
     assert make_fill(img, seg, "black").max() == 0
+    assert make_fill(img, seg, "median")[0, 0].tolist() == [150, 150, 150]
     np.testing.assert_array_equal(make_fill(img, seg, "mean"), img)
     assert make_fill(img, seg, (1, 2, 3))[0, 0].tolist() == [1, 2, 3]
     assert make_fill(img, seg, "blur").shape == img.shape

@@ -43,14 +43,20 @@ def test_lime_points_at_the_object(pdx, model, trained_classifier, val_items, tm
     """Pointing game: the top-weighted superpixel must lie on the object for most images.
 
     The object covers ~4-12% of the image, so a random superpixel hits it with probability ~0.1
-    and 8+ hits out of 12 has a chance probability below 1e-5 (binomial)."""
+    and 8+ hits out of 12 has a chance probability below 1e-5 (binomial).
+
+    Hidden superpixels are filled with the image's median colour. PaddleX 1.3's black fill is
+    out of distribution for this model (it never saw black regions): with it the top superpixel
+    lands on the object in only 0-3 of 12 images (measured), an artefact of the fill, not of LIME.
+    """
     ds = trained_classifier.dataset
     items = val_items[::max(1, len(val_items) // 12)][:12]
     hits, fractions = 0, []
     for path, label, _ in items:
         exp = pdx.interpret.lime(path, model, num_samples=300, batch_size=50,
                                  save_dir=str(tmp_path), seed=0, segmenter="slic",
-                                 segmenter_params={"n_segments": 40}, save_png=False)
+                                 segmenter_params={"n_segments": 40}, fill="median",
+                                 save_png=False)
         mask = ds.mask_for(path)
         assert mask.shape == exp.segments.shape
         top = exp.top_segments(exp.labels[0], 1)
@@ -83,14 +89,13 @@ def test_explained_image_is_what_the_model_sees(model, val_items):
 
     clf = PaddleXClassifier(model)
     view = clf.view(val_items[0][0])
-    expected_hw = None
-    for op in model.test_transforms.transforms:
-        if type(op).__name__ == "Resize":
-            ts = op.target_size
-            expected_hw = (ts, ts) if isinstance(ts, int) else tuple(ts)[::-1] and tuple(ts)
-    assert view.dtype == np.uint8 and view.ndim == 3
-    if expected_hw is not None:
-        assert view.shape[:2] == tuple(expected_hw)
+    # the view is the decoded image after the geometric steps (here Resize) and before Normalize
+    sample = {"image": val_items[0][0]}
+    for op in [model.test_transforms.decode_image] + model.test_transforms.transforms:
+        if type(op).__name__ == "Normalize":
+            break
+        sample = op(sample)
+    np.testing.assert_array_equal(view, np.rint(sample["image"]).astype(np.uint8))
     # our probabilities for the view equal PaddleX's own predict on the file
     ours = clf(view[None])[0]
     theirs = model.predict(val_items[0][0], topk=len(model.labels))

@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = ["sample_masks", "make_fill", "perturb", "iter_batches", "FILLS"]
 
-FILLS = ("black", "mean", "blur")
+FILLS = ("black", "median", "mean", "blur")
 
 
 def sample_masks(num_samples, n_segments, rng):
@@ -32,13 +32,18 @@ def sample_masks(num_samples, n_segments, rng):
 def make_fill(image, segments, fill="black"):
     """The image hidden superpixels are replaced with.
 
-    ``fill`` is ``'black'`` (PaddleX 1.3), ``'mean'`` (each superpixel's mean colour), ``'blur'``
-    (a strong Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
+    ``fill`` is ``'black'`` (PaddleX 1.3), ``'median'`` (the image's per-channel median colour: a
+    constant close to the background of most photos, so hidden regions look less out of
+    distribution than black), ``'mean'`` (each superpixel's own mean colour), ``'blur'`` (a strong
+    Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
     """
     image = np.asarray(image)
     if isinstance(fill, str):
         if fill == "black":
             return np.zeros_like(image)
+        if fill == "median":
+            colour = np.median(image.reshape(-1, image.shape[2]), axis=0)
+            return np.broadcast_to(np.rint(colour).astype(np.uint8), image.shape).copy()
         if fill == "mean":
             n = int(segments.max()) + 1
             flat = segments.ravel()
