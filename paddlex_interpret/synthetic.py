@@ -40,7 +40,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["COLOURS", "SHAPES", "ShapesDataset", "make_shapes_dataset", "watermark_box_for"]
+__all__ = ["COLOURS", "SHAPES", "ShapesDataset", "make_shapes_dataset", "watermark_box_for",
+           "stamp_watermark"]
 
 #: Named object colours (RGB). Any of these names can be used as a class.
 COLOURS = {
@@ -203,7 +204,8 @@ def _draw_image(rng, image_size, colour, avoid_box=None):
     return img, mask, info
 
 
-def _stamp_watermark(img, box):
+def stamp_watermark(img, box):
+    """Stamp the 6x6 black/white checker watermark into ``img`` (uint8 HWC RGB) at ``box``."""
     x0, y0, x1, y1 = box
     yy, xx = np.mgrid[y0:y1, x0:x1]
     checker = ((yy - y0) + (xx - x0)) % 2 == 0
@@ -322,7 +324,7 @@ def make_shapes_dataset(root,
                 rel = "%s/%s_%d.png" % (cls, split, i)
                 has_wm = split == "train" and i in wm_idx
                 if has_wm:
-                    img = _stamp_watermark(img, wm_box)
+                    img = stamp_watermark(img, wm_box)
                     watermarked.append(rel)
                 _write_png(osp.join(root, cls, "%s_%d.png" % (split, i)), img)
                 _write_png(osp.join(root, "masks", cls, "%s_%d.png" % (split, i)),
