@@ -204,3 +204,22 @@ def test_bad_image_paths_are_named(tmp_path):
         load_image(junk)
     with pytest.raises(ImageReadError):
         to_rgb_uint8(np.zeros((2, 2, 5)))
+
+
+def test_atomic_write_gives_normal_permissions_and_keeps_old_file_on_error(tmp_path):
+    import os
+    import stat
+
+    from paddlex_interpret.io import atomic_write
+
+    path = tmp_path / "f.bin"
+    with atomic_write(path) as f:
+        f.write(b"old")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
+    with pytest.raises(RuntimeError):
+        with atomic_write(path) as f:
+            f.write(b"new, half")
+            raise RuntimeError("interrupted")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
