@@ -69,7 +69,9 @@ def forward_throughput(net, n, batch_size, shape=(3, 224, 224)):
 
 def run_model(name, sizes, batch_sizes, probe_images):
     model = make_model(name)
-    clf = PaddleXClassifier(model)
+    # This section measures the dygraph path against the dygraph floor; the Paddle Inference
+    # backend (the default, backend='auto') is measured by bench/bench_speed.py.
+    clf = PaddleXClassifier(model, backend="dygraph")
     image = clf.view(make_image())
     # Best batch size for the bare forward pass.
     speed = {bs: probe_images / forward_throughput(model.net, probe_images, bs)
@@ -101,7 +103,7 @@ def rss_child(name, n):
     code = ("import sys,resource; sys.path.insert(0, %r); import bench.bench_lime as b; "
             "from paddlex_interpret.core.lime import LimeExplainer; "
             "from paddlex_interpret.predictors import PaddleXClassifier; "
-            "m=b.make_model(%r); c=PaddleXClassifier(m); "
+            "m=b.make_model(%r); c=PaddleXClassifier(m, backend='dygraph'); "
             "LimeExplainer(c, num_samples=%d, batch_size=50, seed=0).explain(c.view(b.make_image())); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
             % (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name, n))
@@ -140,7 +142,8 @@ def main():
             + "Peak RSS of a fresh process explaining one image with MobileNetV3_small: "
               "N=%d: %.0f MiB, N=%d: %.0f MiB (ratio %.3f).\n\n" % (lo, rss[lo], hi, rss[hi],
                                                                    rss[hi] / rss[lo])
-            + "Dygraph on CPU with OMP_NUM_THREADS=%s. The floor is N forward passes of the bare "
+            + "Dygraph on CPU (backend='dygraph'; the default Paddle Inference backend is in the "
+              "issue 5 section) with OMP_NUM_THREADS=%s. The floor is N forward passes of the bare "
               "network on ready tensors at the best batch size; LIME adds segmentation (quickshift, "
               "once per image), composing the perturbed images (one vectorised np.where per "
               "batch), PaddleX's Normalize on each batch and the ridge fit; the columns break that "

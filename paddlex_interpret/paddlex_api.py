@@ -35,22 +35,24 @@ def next_free_path(directory, stem, ext=".png"):
     return os.path.join(directory, "%s-%d%s" % (stem, n, ext))
 
 
-def _prepare(img_file, model, num_samples, batch_size, save_dir):
+def _prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     check_paddlex_classifier(model)
     num_samples = check_positive_int(num_samples, "num_samples")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    if not (isinstance(batch_size, str) and batch_size == "auto"):
+        batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(img_file, (str, bytes, os.PathLike)):
         img_file = check_image_path(img_file)
         name = os.path.splitext(os.path.basename(img_file))[0]
     else:
         name = "image"
     ensure_writable_dir(save_dir)
-    return PaddleXClassifier(model), name, num_samples, batch_size
+    return PaddleXClassifier(model, backend=backend), name, num_samples, batch_size
 
 
 def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, seed=0, top_k=1,
          labels=None, segmenter="quickshift", segmenter_params=None, fill="black",
-         kernel_width=0.25, surrogate=None, save_png=True, progress=False):
+         kernel_width=0.25, surrogate=None, save_png=True, progress=False, backend="auto",
+         adaptive=None):
     """Explain ``model``'s prediction on ``img_file`` with LIME (PaddleX 1.3 semantics).
 
     Args:
@@ -60,6 +62,10 @@ def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, see
         save_dir: where ``<image name>/lime_s<N>-<k>.png`` (and ``.npz``) are written.
         seed: repeatable sampling and segmentation. top_k / labels: which classes to explain.
         segmenter, segmenter_params, fill, kernel_width, surrogate: see :class:`LimeExplainer`.
+        backend: ``'auto'`` (Paddle Inference when measured faster), ``'dygraph'`` or
+            ``'inference'``: see :mod:`paddlex_interpret.backends`. ``batch_size='auto'`` picks
+            it from memory (:func:`paddlex_interpret.backends.suggest_batch_size`).
+        adaptive: optional adaptive sampling (see :class:`LimeExplainer`); off by default.
 
     Returns:
         :class:`paddlex_interpret.Explanation` with ``png_path`` (and ``npz_path``) set.
@@ -70,13 +76,14 @@ def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, see
         ValueError: ``num_samples`` or ``batch_size`` < 1. PermissionError: unwritable ``save_dir``.
     """
     classifier, name, num_samples, batch_size = _prepare(img_file, model, num_samples,
-                                                         batch_size, save_dir)
+                                                         batch_size, save_dir, backend=backend)
     explainer = LimeExplainer(classifier, segmenter=segmenter, segmenter_params=segmenter_params,
                               fill=fill, kernel_width=kernel_width, surrogate=surrogate,
                               num_samples=num_samples, batch_size=batch_size, seed=seed,
-                              progress=progress)
+                              progress=progress, adaptive=adaptive)
     image = classifier.view(img_file)
     explanation = explainer.explain(image, labels=labels, top_k=top_k)
+    explanation.settings["backend"] = classifier.backend_info.get("backend")
     logger.info("predicted %s with probability %.3f", explanation.label_name(
         explanation.predicted_label), explanation.predicted_probability)
     if save_png:

@@ -8,7 +8,14 @@ This is the one module that runs Paddle models. Two adapters:
   (``Normalize`` and what follows) on perturbed batches of that image, then ``model.net``.
 * :class:`LayerClassifier` wraps any ``paddle.nn.Layer`` with a preprocessing function.
 
-Both run the network in eval mode under ``paddle.no_grad()`` and restore its previous mode.
+Both run the network in eval mode under ``paddle.no_grad()`` and restore its previous mode, through a
+:class:`~paddlex_interpret.backends.ModelRunner`: ``backend='auto'`` (default) exports the network to
+Paddle Inference (oneDNN on CPU) when that is faster, ``'dygraph'`` / ``'inference'`` force one (see
+:mod:`paddlex_interpret.backends`). When the model's input normalisation is a per-channel map of
+uint8 values (PaddleX ``Normalize``; ``LayerClassifier``'s default ``/255``), :meth:`predict_masks`
+composes LIME's perturbed batches directly in float32 (the normalised image where a superpixel is
+kept, the normalised fill elsewhere: the same numbers as normalising the composed uint8 images) and
+prepares the next batch in a thread while the model runs the current one.
 
 Example::
 
@@ -17,12 +24,15 @@ Example::
     clf = PaddleXClassifier(pdx.load_model("output/best_model"))
     image = clf.view("dog.jpg")            # uint8 HWC after Resize/CenterCrop
     probs = clf(image[None])               # (1, num_classes)
+    clf.backend_info                       # {'backend': 'inference', 'reason': ..., ...}
 """
 import contextlib
 import copy
+import threading
 
 import numpy as np
 
+from .backends import BACKENDS, ModelRunner, suggest_batch_size
 from .core.images import load_image, to_rgb_uint8
 from .errors import UnsupportedModelError
 
@@ -65,6 +75,142 @@ def _run_layer(layer, batch_nchw):
     return _softmax_if_needed(out.numpy())
 
 
+def _channel_lut(fn):
+    """``(3, 256)`` float32 table of a per-channel map of uint8 values, or None if ``fn`` is not
+    one (checked on a random image)."""
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1, 256, 3)
+    try:
+        lut = np.asarray(fn(ramp[None]), dtype=np.float32)  # (1, 3, 1, 256)
+        if lut.shape != (1, 3, 1, 256):
+            return None
+        lut = np.ascontiguousarray(lut[0, :, 0, :])
+        probe = np.random.default_rng(0).integers(0, 256, (2, 7, 5, 3), dtype=np.uint8)
+        expect = np.asarray(fn(probe), dtype=np.float32)
+        got = np.stack([lut[c][probe[..., c]] for c in range(3)], axis=1)
+        return lut if expect.shape == got.shape and np.array_equal(expect, got) else None
+    except Exception:
+        return None
+
+
+class _RunnerMixin:
+    """Backend selection, weight holding and LIME's fused perturbation path, shared by the two
+    adapters (which define ``_layer()``, ``preprocess`` and ``_lut``)."""
+
+    def _init_runner(self, backend, device, num_threads, batch_size):
+        if backend not in BACKENDS:
+            raise ValueError("backend must be one of %s, got %r" % (BACKENDS, backend))
+        self.backend = backend
+        self.device = device
+        self.num_threads = num_threads
+        self.batch_size = batch_size
+        self._runner = None
+        self._fused = None
+        self._fused_lock = threading.Lock()
+
+    @property
+    def runner(self):
+        """The :class:`~paddlex_interpret.backends.ModelRunner` of the current network."""
+        layer = self._layer()
+        if self._runner is None or self._runner.layer is not layer:
+            self._runner = ModelRunner(layer, backend=self.backend, device=self.device,
+                                       num_threads=self.num_threads)
+        return self._runner
+
+    @property
+    def backend_info(self):
+        """Which backend ran the last batch and why (``{'backend': ..., 'reason': ...}``)."""
+        return self.runner.describe()
+
+    def hold_weights(self):
+        """Context: the weights do not change inside (verified once, not at every call)."""
+        return self.runner.hold_weights()
+
+    def suggest_batch_size(self, image):
+        """Batch size when the user gives none: see
+        :func:`paddlex_interpret.backends.suggest_batch_size`."""
+        if self.batch_size:
+            return int(self.batch_size)
+        from .backends import _device
+
+        return suggest_batch_size(np.shape(image), device=self.device or _device())
+
+    def _forward(self, batch_nchw):
+        return _softmax_if_needed(self.runner(batch_nchw))
+
+    def __call__(self, images):
+        return self._forward(self.preprocess(images))
+
+    def _normalised(self, image, fill_image):
+        """Normalised ``(3, H, W)`` image and fill, memoised for the last pair."""
+        cached = self._fused
+        if cached is not None and cached[0] is image and cached[1] is fill_image:
+            return cached[2], cached[3]
+        img_n = np.stack([self._lut[c][image[..., c]] for c in range(3)])
+        fill_n = np.stack([self._lut[c][fill_image[..., c]] for c in range(3)])
+        self._fused = (image, fill_image, img_n, fill_n)
+        return img_n, fill_n
+
+    def compose(self, image, fill_image, segments, masks, out=None):
+        """``(B, 3, H, W)`` float32 model inputs for mask rows ``masks`` (kept superpixels from
+        ``image``, the rest from ``fill_image``), identical to ``preprocess(perturb(...))``."""
+        if self._lut is None:
+            from .core.perturbation import perturb
+
+            return self.preprocess(perturb(image, fill_image, segments, masks))
+        img_n, fill_n = self._normalised(image, fill_image)
+        keep = np.asarray(masks, dtype=bool)[:, segments]
+        if out is None or out.shape[0] != len(masks):
+            out = np.empty((len(masks),) + img_n.shape, dtype=np.float32)
+        np.copyto(out, fill_n[None])
+        np.copyto(out, img_n[None], where=keep[:, None])
+        return out
+
+    def predict_masks(self, image, fill_image, segments, masks, batch_size, overlap=None):
+        """Probabilities ``(N, C)`` of the perturbed images of ``masks`` ``(N, d)``, computed
+        ``batch_size`` at a time; with ``overlap`` the next batch is composed in a thread while
+        the model runs (numpy and Paddle release the GIL). Same numbers as calling the
+        classifier on ``perturb(image, fill_image, segments, masks)`` batch by batch.
+
+        ``overlap=None`` (default): only when the model runs on a GPU. On CPU the model's math
+        threads already use every core, and composing in parallel measured slower (BENCHMARKS.md).
+        """
+        from .core.perturbation import iter_batches
+
+        if overlap is None:
+            from .backends import _device
+
+            overlap = str(self.device or _device()).startswith("gpu")
+        image = np.asarray(image)
+        slices = list(iter_batches(len(masks), int(batch_size)))
+        outputs = None
+        with self.hold_weights():
+            if not overlap or len(slices) < 2:
+                buf = None
+                for sl in slices:
+                    buf = self.compose(image, fill_image, segments, masks[sl], out=buf)
+                    probs = self._forward(buf)
+                    if outputs is None:
+                        outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
+                    outputs[sl] = probs
+                return outputs
+            from concurrent.futures import ThreadPoolExecutor
+
+            bufs = [None, None]
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                job = pool.submit(self.compose, image, fill_image, segments, masks[slices[0]])
+                for i, sl in enumerate(slices):
+                    batch = job.result()
+                    bufs[i % 2] = batch
+                    if i + 1 < len(slices):
+                        job = pool.submit(self.compose, image, fill_image, segments,
+                                          masks[slices[i + 1]], bufs[(i + 1) % 2])
+                    probs = self._forward(batch)
+                    if outputs is None:
+                        outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
+                    outputs[sl] = probs
+        return outputs
+
+
 def check_paddlex_classifier(model):
     """Raise :class:`UnsupportedModelError` naming the problem unless ``model`` is a usable PaddleX
     classifier (``model_type == 'classifier'``, a ``net`` and ``test_transforms``)."""
@@ -86,15 +232,23 @@ def check_paddlex_classifier(model):
     return model
 
 
-class PaddleXClassifier:
+class PaddleXClassifier(_RunnerMixin):
     """``images -> probabilities`` for a PaddleX 2.x classifier, through its own test transforms.
 
     Args:
         model: a ``paddlex.cv.models.BaseClassifier`` with ``test_transforms``.
         transforms: a ``paddlex.transforms.Compose`` to use instead of ``model.test_transforms``.
+        backend: ``'auto'`` (default: Paddle Inference when measured faster), ``'dygraph'`` or
+            ``'inference'`` (see :mod:`paddlex_interpret.backends`).
+        device: ``'cpu'``, ``'gpu:0'``... (default ``paddle.get_device()``).
+        num_threads: CPU threads (default all cores).
+        batch_size: batch size suggested to LIME when it is given none (default: from memory,
+            :func:`paddlex_interpret.backends.suggest_batch_size`).
     """
 
-    def __init__(self, model, transforms=None):
+    def __init__(self, model, transforms=None, *, backend="auto", device=None, num_threads=None,
+                 batch_size=None):
+        self._init_runner(backend, device, num_threads, batch_size)
         if transforms is None:
             check_paddlex_classifier(model)
             transforms = model.test_transforms
@@ -114,6 +268,9 @@ class PaddleXClassifier:
             for op in self.tail_ops:
                 x = op.apply_im(x)
             self._lut = np.ascontiguousarray(np.asarray(x, np.float32)[:, 0, :].T)  # (3, 256)
+
+    def _layer(self):
+        return self.model.net
 
     @property
     def num_classes(self):
@@ -147,11 +304,9 @@ class PaddleXClassifier:
             out.append(np.asarray(sample["image"], np.float32).transpose(2, 0, 1))
         return np.stack(out)
 
-    def __call__(self, images):
-        return _run_layer(self.model.net, self.preprocess(images))
 
 
-class LayerClassifier:
+class LayerClassifier(_RunnerMixin):
     """``images -> probabilities`` for any ``paddle.nn.Layer``.
 
     Args:
@@ -159,12 +314,19 @@ class LayerClassifier:
         preprocess: ``(B, H, W, 3) uint8 -> (B, C, H, W)`` float array; default scales to [0, 1]
             and moves channels first.
         label_names: optional class names.
+        backend, device, num_threads, batch_size: as for :class:`PaddleXClassifier`.
     """
 
-    def __init__(self, layer, preprocess=None, label_names=None):
+    def __init__(self, layer, preprocess=None, label_names=None, *, backend="auto", device=None,
+                 num_threads=None, batch_size=None):
+        self._init_runner(backend, device, num_threads, batch_size)
         self.layer = layer
         self._preprocess = preprocess
         self.label_names = label_names
+        self._lut = _channel_lut(self.preprocess)
+
+    def _layer(self):
+        return self.layer
 
     def preprocess(self, images):
         if self._preprocess is not None:
@@ -173,6 +335,3 @@ class LayerClassifier:
 
     def view(self, image):
         return load_image(image) if isinstance(image, str) else to_rgb_uint8(image)
-
-    def __call__(self, images):
-        return _run_layer(self.layer, self.preprocess(images))

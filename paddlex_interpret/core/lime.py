@@ -18,6 +18,7 @@ Example::
     >>> sorted(exp.top_segments(1, 2).tolist())
     [0, 1]
 """
+import contextlib
 import time
 
 import numpy as np
@@ -80,15 +81,28 @@ class LimeExplainer:
         kernel: optional ``f(distances) -> weights`` replacing the exponential kernel.
         surrogate: an object with ``fit(X, Y, sample_weight, prior=None)``; default
             ``WeightedRidge(alpha=1)`` (PaddleX 1.3's Ridge).
-        num_samples, batch_size: perturbed samples and the classifier batch size.
+        num_samples, batch_size: perturbed samples and the classifier batch size (``'auto'``:
+            the classifier's ``suggest_batch_size(image)`` if it has one, else 50).
         seed: makes segmentation and sampling repeatable.
         label_names: class names for the result.
         progress: show a tqdm progress bar.
+        adaptive: off by default (PaddleX 1.3 draws exactly ``num_samples``). ``True``, a dict of
+            :class:`~paddlex_interpret.core.adaptive.AdaptiveSampling` arguments or an instance:
+            draw samples in rounds and stop once the top superpixels are certified (Slack et al.
+            2021); ``num_samples`` is then the cap and ``settings['num_samples_used']`` tells
+            how many were drawn.
+
+    A classifier may offer ``hold_weights()`` (a context in which its weights are verified once)
+    and ``predict_masks(image, fill_image, segments, masks, batch_size)`` (the perturbed batches
+    composed and run by the classifier itself, same numbers as ``classifier(perturb(...))``): both
+    are used when present (``predict_masks`` not with ``progress``).
     """
 
     def __init__(self, classifier_fn, segmenter="quickshift", segmenter_params=None, fill="black",
                  kernel_width=0.25, kernel=None, surrogate=None, num_samples=3000, batch_size=50,
-                 seed=0, label_names=None, progress=False):
+                 seed=0, label_names=None, progress=False, adaptive=None):
+        from .adaptive import resolve_adaptive
+
         self.classifier_fn = classifier_fn
         self.seed = seed
         self.segmenter = make_segmenter(segmenter, seed=seed, **(segmenter_params or {}))
@@ -97,10 +111,12 @@ class LimeExplainer:
         self.kernel = kernel
         self.surrogate = surrogate if surrogate is not None else WeightedRidge(alpha=1.0)
         self.num_samples = check_positive_int(num_samples, "num_samples")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = ("auto" if isinstance(batch_size, str) and batch_size == "auto"
+                           else check_positive_int(batch_size, "batch_size"))
         self.label_names = label_names if label_names is not None else getattr(
             classifier_fn, "label_names", None)
         self.progress = progress
+        self.adaptive = resolve_adaptive(adaptive)
         self.last_timings = {}
 
     # --------------------------------------------------------------- pieces
@@ -110,11 +126,54 @@ class LimeExplainer:
     def segment(self, image):
         return self.segmenter(image)
 
+    def hold_weights(self):
+        """The classifier's ``hold_weights()`` context, or a no-op."""
+        hold = getattr(self.classifier_fn, "hold_weights", None)
+        return hold() if callable(hold) else contextlib.nullcontext()
+
+    def _fast_predict(self):
+        """The classifier's ``predict_masks`` when it can replace the batch loop."""
+        fast = getattr(self.classifier_fn, "predict_masks", None)
+        if callable(fast) and not self.progress and type(self).predict is LimeExplainer.predict:
+            return fast
+        return None
+
+    def auto_batch_size(self, image, num_samples=None):
+        """``batch_size='auto'``: the classifier's ``suggest_batch_size(image)`` (else 50), lowered
+        to the largest size in ``[suggested / 2, suggested]`` that divides ``num_samples`` when
+        there is one (every batch then has the same shape: no extra warm-up of a last, smaller
+        batch in an inference engine)."""
+        suggest = getattr(self.classifier_fn, "suggest_batch_size", None)
+        size = check_positive_int(int(suggest(image)), "batch_size") if callable(suggest) else 50
+        if num_samples:
+            for b in range(size, max(1, (size + 1) // 2) - 1, -1):
+                if num_samples % b == 0:
+                    return b
+        return size
+
+    def predict_masks(self, image, fill_image, segments, masks, batch_size):
+        """Probabilities ``(len(masks), C)`` of the perturbed images of ``masks``."""
+        fast = self._fast_predict()
+        if fast is not None:
+            with self.hold_weights():
+                return as_probabilities(fast(image, fill_image, segments, masks, batch_size))
+        outputs = None
+        buffer = None
+        for sl in iter_batches(len(masks), batch_size):
+            buffer = perturb(image, fill_image, segments, masks[sl], out=buffer)
+            probs = self.predict(buffer)
+            if outputs is None:
+                outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
+            outputs[sl] = probs
+        return outputs
+
     def sample(self, image, segments, num_samples, batch_size, seed):
         """Masks ``(N, d)`` and the classifier's probabilities ``(N, C)`` on the perturbed images."""
         rng = np.random.default_rng(seed)
         masks = sample_masks(num_samples, int(segments.max()) + 1, rng)
         fill_image = make_fill(image, segments, self.fill)
+        if self._fast_predict() is not None:
+            return masks, self.predict_masks(image, fill_image, segments, masks, batch_size)
         outputs = None
         buffer = None
         batches = iter_batches(num_samples, batch_size)
@@ -155,25 +214,52 @@ class LimeExplainer:
         ``(segments, labels) -> (L, d)``) feeds a GLIME surrogate.
         """
         num_samples = check_positive_int(num_samples or self.num_samples, "num_samples")
-        batch_size = check_positive_int(batch_size or self.batch_size, "batch_size")
         seed = self.seed if seed is None else seed
         image = to_rgb_uint8(image)
-        t0 = time.perf_counter()
-        probs = self.predict(image[None])[0]
-        labels = select_labels(probs, labels, top_k)
-        segments = self.segment(image) if segments is None else relabel(segments, image.shape)
-        t1 = time.perf_counter()
-        masks, outputs = self.sample(image, segments, num_samples, batch_size, seed)
-        t2 = time.perf_counter()
+        batch_size = batch_size or self.batch_size
+        if isinstance(batch_size, str) and batch_size == "auto":
+            batch_size = self.auto_batch_size(image, num_samples)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        adaptive_info = None
+        with self.hold_weights():
+            t0 = time.perf_counter()
+            probs = self.predict(image[None])[0]
+            labels = select_labels(probs, labels, top_k)
+            segments = self.segment(image) if segments is None else relabel(segments, image.shape)
+            t1 = time.perf_counter()
+            if self.adaptive is None:
+                masks, outputs = self.sample(image, segments, num_samples, batch_size, seed)
+            else:
+                masks, outputs, adaptive_info, prior = self._sample_adaptive(
+                    image, segments, labels, num_samples, batch_size, seed, prior)
+            t2 = time.perf_counter()
         if callable(prior):
             prior = prior(segments, labels)
         fit = self.fit(masks, outputs, labels, prior=prior)
         t3 = time.perf_counter()
         self.last_timings = {"segment": t1 - t0, "sample_and_predict": t2 - t1, "fit": t3 - t2}
         settings = self.settings(num_samples, batch_size, seed)
+        if adaptive_info is not None:
+            settings.update(adaptive_info)
         if prior is not None and getattr(self.surrogate, "beta", 0) > 0:
             settings["method"] = "glime"
         return Explanation(image=image, segments=segments, probabilities=probs, labels=labels,
                            weights=fit.coef, intercepts=fit.intercept, scores=fit.score,
                            local_predictions=fit.local_prediction, label_names=self.label_names,
                            settings=settings)
+
+    def _sample_adaptive(self, image, segments, labels, num_samples, batch_size, seed, prior):
+        """Adaptive sampling (:mod:`~paddlex_interpret.core.adaptive`): the masks plain LIME would
+        draw, consumed in rounds until the top superpixels are certified."""
+        from .adaptive import run_adaptive
+
+        rng = np.random.default_rng(seed)
+        masks = sample_masks(num_samples, int(segments.max()) + 1, rng)
+        fill_image = make_fill(image, segments, self.fill)
+        if callable(prior):
+            prior = prior(segments, labels)
+        used, outputs, info = run_adaptive(
+            self, image, segments, fill_image, masks, labels, batch_size, self.adaptive,
+            lambda part: self.predict_masks(image, fill_image, segments, part, batch_size),
+            prior=prior)
+        return masks[:used], outputs, info, prior

@@ -1,0 +1,530 @@
+"""NormLIME and GLIME: concept codebook, global weights (fast / aggregate), the weights cache,
+``paddlex.interpret.normlime`` and LIME with a global prior.
+
+The coloured-shapes data decide the class by the colour of one object whose mask is known, so the
+"deciding concept" of a class is measurable: the concept whose superpixels lie on that class's
+objects.
+"""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import paddlex_interpret
+from paddlex_interpret.core import normlime as nl
+from paddlex_interpret.core.concepts import ConceptCodebook, superpixel_descriptors
+from paddlex_interpret.core.images import load_image
+from paddlex_interpret.core.lime import LimeExplainer
+from paddlex_interpret.errors import DatasetError, NormLimeCacheError
+from paddlex_interpret import normlime_api
+from paddlex_interpret.synthetic import COLOURS
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def pdx():
+    import paddlex
+
+    return paddlex
+
+
+@pytest.fixture(scope="module")
+def model(trained_classifier):
+    return trained_classifier.model
+
+
+@pytest.fixture(scope="module")
+def ds(trained_classifier):
+    return trained_classifier.dataset
+
+
+@pytest.fixture(scope="module")
+def classifier(model):
+    from paddlex_interpret.predictors import PaddleXClassifier
+
+    return PaddleXClassifier(model)
+
+
+@pytest.fixture(scope="module")
+def train_dataset(pdx, ds, model):
+    return pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, model.test_transforms)
+
+
+@pytest.fixture(scope="module")
+def fast_weights(model, train_dataset):
+    return normlime_api.build_normlime_weights(model, train_dataset, mode="fast", max_images=60,
+                                               seed=0, n_concepts=12)
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory, model, train_dataset):
+    """A valid cache file built once; tests copy it before changing it."""
+    path = str(tmp_path_factory.mktemp("cache") / "weights.npz")
+    normlime_api.build_normlime_weights(model, train_dataset, save_path=path, mode="fast",
+                                        max_images=15, seed=0, n_concepts=8)
+    return path
+
+
+CACHE_KW = dict(mode="fast", max_images=15, seed=0, n_concepts=8)
+
+
+def colour_classifier(class_names):
+    """A classifier that decides by colour, exactly as the data do: logits are the fraction of
+    pixels close to each class colour (no Paddle; for the LIME-heavy aggregate builds)."""
+    colours = np.array([COLOURS[c] for c in class_names], dtype=np.float64)
+
+    def fn(images):
+        x = np.asarray(images, dtype=np.float64)
+        d = np.linalg.norm(x[:, :, :, None, :] - colours[None, None, None], axis=-1)
+        frac = (d < 70).mean(axis=(1, 2))
+        return 40.0 * frac
+
+    fn.label_names = list(class_names)
+    return fn
+
+
+def deciding_concepts(codebook, ds, items, min_share=0.8):
+    """Per class: the concepts whose superpixels lie (>= ``min_share``) on that class's objects."""
+    seg = codebook.make_segmenter()
+    on = {}
+    total = {}
+    for path, label, _ in items:
+        image = load_image(path)
+        segments = seg(image)
+        concepts = codebook.assign(image, segments)
+        mask = ds.mask_for(path)
+        frac = (np.bincount(segments.ravel(), weights=mask.ravel(), minlength=len(concepts))
+                / np.bincount(segments.ravel(), minlength=len(concepts)))
+        for k, f in zip(concepts, frac):
+            total[k] = total.get(k, 0) + 1
+            if f > 0.5:
+                on[(k, label)] = on.get((k, label), 0) + 1
+    out = {}
+    for (k, label), n in on.items():
+        if n >= min_share * total[k] and n >= 3:
+            out.setdefault(label, set()).add(int(k))
+    return out
+
+
+# ------------------------------------------------------------------------------------ codebook
+def test_codebook_separates_objects_and_round_trips(tmp_path, ds):
+    items = ds.train_items()[::4]
+    cb = ConceptCodebook().fit([p for p, _, _ in items], n_concepts=10, seed=0)
+    assert cb.n_concepts == 10 and cb.fit_info["n_images"] == len(items)
+    deciding = deciding_concepts(cb, ds, ds.val_items()[::2])
+    assert sorted(deciding) == list(range(ds.num_classes)), deciding  # every class has its concept
+    assert all(not (deciding[a] & deciding[b]) for a in deciding for b in deciding if a != b)
+    path = cb.save(str(tmp_path / "cb.npz"))
+    back = ConceptCodebook.load(path)
+    assert back.fingerprint() == cb.fingerprint()
+    img = load_image(items[0][0])
+    segs = cb.make_segmenter()(img)
+    np.testing.assert_array_equal(back.assign(img, segs), cb.assign(img, segs))
+    with np.load(path, allow_pickle=False) as z:  # pickle-free
+        assert "centers" in z.files
+    other = ConceptCodebook().fit([p for p, _, _ in items], n_concepts=10, seed=1)
+    assert other.fingerprint() != cb.fingerprint()
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(NormLimeCacheError):
+        ConceptCodebook.load(str(tmp_path / "bad.npz"))
+
+
+def test_descriptor_is_colour_and_texture():
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, 4:] = (255, 0, 0)
+    seg = np.repeat((np.arange(8) >= 4)[None].astype(int), 8, 0)
+    d = superpixel_descriptors(img, seg)
+    assert d.shape == (2, 11)
+    assert d[0, 0] < 1 and d[1, 0] > 40 and d[1, 1] > 40  # black vs red in Lab (L, a)
+    assert np.allclose(d[:, 3:6], 0)  # flat colour: no spread
+
+
+# ------------------------------------------------------------------------------------ weights
+def test_fast_weights_rank_the_deciding_concept_first(fast_weights, ds, model):
+    """Trained tiny model: each class's top concept lies on that class's objects."""
+    gw = fast_weights
+    assert gw.mode == "fast" and gw.class_names == list(model.labels)
+    assert gw.weights.shape == (3, gw.codebook.n_concepts)
+    np.testing.assert_allclose(gw.weights.sum(axis=1), 1.0)  # 1.3: a softmax per class
+    deciding = deciding_concepts(gw.codebook, ds, ds.val_items()[::2])
+    for c in range(ds.num_classes):
+        assert int(gw.top_concepts(c, 1)[0]) in deciding.get(c, set()), (c, deciding,
+                                                                       gw.weights.round(3))
+    assert gw.counts.sum() == gw.info["n_images"] == 60
+    assert gw.fingerprint["model"] and gw.fingerprint["codebook"] == gw.codebook.fingerprint()
+
+
+@pytest.mark.parametrize("variant", ["normlime", "avg"])
+def test_aggregate_weights_rank_the_deciding_concept_first(ds, variant):
+    """Aggregate mode (LIME per image) with a classifier that decides by colour exactly as the data
+    do. (On the trained CNN aggregate weights show what LIME finds, which can be background for a
+    class the net learnt as 'neither of the others'.)"""
+    clf = colour_classifier(ds.labels)
+    items = ds.train_items()
+    cb = ConceptCodebook().fit([p for p, _, _ in items[::5]], n_concepts=10, seed=0)
+    gw = nl.build_global_weights_aggregate(clf, [p for p, _, _ in items], cb, variant=variant,
+                                           labels=[l for _, l, _ in items], max_images=9,
+                                           num_samples=60, seed=0)
+    assert gw.mode == "aggregate" and gw.settings["variant"] == variant
+    assert gw.counts.tolist() == [3, 3, 3]  # stratified budget, every image predicted right
+    deciding = deciding_concepts(cb, ds, ds.val_items()[::2])
+    for c in range(ds.num_classes):
+        assert int(gw.top_concepts(c, 1)[0]) in deciding[c], (c, deciding, gw.weights.round(3))
+
+
+def test_fast_mode_uniform_for_never_predicted_classes_and_binary():
+    rng = np.random.default_rng(0)
+
+    def make(c):
+        im = rng.integers(90, 140, (32, 32, 3)).astype(np.uint8)
+        im[8:24, 8:24] = [(220, 30, 30), (30, 30, 220)][c]  # 4 whole cells of the 4x4 grid
+        return im
+
+    imgs = [make(i % 2) for i in range(24)]
+    quads = lambda im: np.repeat(np.repeat(np.arange(16).reshape(4, 4), 8, 0), 8, 1)
+    cb = ConceptCodebook().fit(imgs, segmenter=quads, n_concepts=3, seed=0)
+    red = lambda b: b[..., 0].mean((1, 2)) - b[..., 2].mean((1, 2))
+    three = lambda b: np.stack([red(b), -red(b), np.full(len(b), -1e3)], 1)  # class 2 never wins
+    gw = nl.build_global_weights_fast(three, imgs, cb, segmenter=quads)
+    np.testing.assert_allclose(gw.weights[2], 1 / 3)
+    assert gw.counts.tolist() == [12, 12, 0]
+    red_concept = cb.assign(imgs[0], quads(imgs[0]))[5]  # a quadrant inside the red square
+    blue_concept = cb.assign(imgs[1], quads(imgs[1]))[5]
+    assert gw.top_concepts(0, 1)[0] == red_concept and gw.top_concepts(1, 1)[0] == blue_concept
+    binary = lambda b: np.stack([red(b), -red(b)], 1)
+    gw2 = nl.build_global_weights_fast(binary, imgs, cb, segmenter=quads)
+    assert gw2.top_concepts(0, 1)[0] == red_concept and gw2.top_concepts(1, 1)[0] == blue_concept
+    with pytest.warns(RuntimeWarning, match="only 1 class"):
+        gw3 = nl.build_global_weights_fast(lambda b: np.tile([5.0, 0.0], (len(b), 1)), imgs, cb,
+                                           segmenter=quads)
+    np.testing.assert_allclose(gw3.weights, 1 / 3)
+
+
+def test_select_stratified_is_balanced_and_seeded():
+    labels = [0] * 50 + [1] * 10 + [2] * 40
+    idx = nl.select_stratified(100, labels, 24, seed=3)
+    assert np.bincount(np.asarray(labels)[idx]).tolist() == [8, 8, 8]
+    np.testing.assert_array_equal(idx, nl.select_stratified(100, labels, 24, seed=3))
+    assert not np.array_equal(idx, nl.select_stratified(100, labels, 24, seed=4))
+    idx = nl.select_stratified(100, labels, 40, seed=0)  # class 1 runs out: the others fill in
+    assert np.bincount(np.asarray(labels)[idx]).tolist() == [15, 10, 15]
+    assert len(nl.select_stratified(100, None, 7, seed=0)) == 7
+    assert len(nl.select_stratified(5, None, None)) == 5
+
+
+def test_global_weights_queries_and_combine():
+    gw = nl.GlobalWeights(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]), ["a", "b"])
+    assert gw.top_concepts("a", 2).tolist() == [1, 2] and gw.top_concepts(1, 1).tolist() == [0]
+    prior = gw.prior_for([2, 2, 0, 1], [1, 0])
+    np.testing.assert_allclose(prior, [[0.3, 0.3, 0.5, 0.2], [0.2, 0.2, 0.1, 0.7]])
+    np.testing.assert_allclose(nl.combine([[1.0, -2.0]], [[0.5, 0.25]]), [[0.5, -0.5]])
+    with pytest.raises(ValueError):
+        gw.prior_for([3], [0])
+    with pytest.raises(ValueError):
+        nl.combine(np.ones((1, 2)), np.ones((1, 3)))
+
+
+# ------------------------------------------------------------------------------------ cache
+def _no_rebuild(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(normlime_api, "build_normlime_weights", fail)
+
+
+def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, train_dataset,
+                                                       monkeypatch):
+    gw = nl.GlobalWeights.load(weights_file)
+    assert gw.codebook is not None and gw.codebook.n_concepts == gw.n_concepts
+    _no_rebuild(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = normlime_api.load_or_build_normlime_weights(weights_file, model, train_dataset,
+                                                            **CACHE_KW)
+    np.testing.assert_array_equal(again.weights, gw.weights)
+    assert again.class_names == gw.class_names == list(model.labels)
+    assert again.fingerprint == gw.fingerprint
+    assert again.codebook.fingerprint() == gw.codebook.fingerprint()
+    # the cache is also checked against what is asked: another budget is stale
+    monkeypatch.undo()
+    path = _copy(weights_file, str(weights_file) + ".b")
+    with pytest.warns(RuntimeWarning, match="settings"):
+        gw20 = normlime_api.load_or_build_normlime_weights(path, model, train_dataset,
+                                                           mode="fast", max_images=12, seed=0,
+                                                           n_concepts=8)
+    assert gw20.info["n_images"] == 12
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copy(src, dst)
+    return str(dst)
+
+
+def test_stale_cache_for_other_classes_is_rebuilt(weights_file, model, train_dataset, tmp_path):
+    path = _copy(weights_file, tmp_path / "w.npz")
+    gw = nl.GlobalWeights.load(path)
+    gw.class_names = ["cat", "dog", "bird"]
+    gw.fingerprint["class_names"] = gw.class_names
+    gw.save(path)
+    with pytest.warns(RuntimeWarning, match="class_names"):
+        rebuilt = normlime_api.load_or_build_normlime_weights(path, model, train_dataset,
+                                                              **CACHE_KW)
+    assert rebuilt.class_names == list(model.labels)
+    assert nl.GlobalWeights.load(path).class_names == list(model.labels)
+
+
+def test_stale_cache_for_another_model_is_rebuilt(weights_file, model, train_dataset, tmp_path):
+    path = _copy(weights_file, tmp_path / "w.npz")
+    gw = nl.GlobalWeights.load(path)
+    gw.fingerprint["model"] = "another-checkpoint"
+    gw.save(path)
+    with pytest.warns(RuntimeWarning, match="model"):
+        normlime_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+    assert nl.GlobalWeights.load(path).fingerprint["model"] == \
+        normlime_api.model_fingerprint(model)
+
+
+def test_stale_cache_for_another_codebook_is_rebuilt(weights_file, model, train_dataset, ds,
+                                                     tmp_path):
+    path = _copy(weights_file, tmp_path / "w.npz")
+    old = nl.GlobalWeights.load(path)
+    other = ConceptCodebook().fit([p for p, _, _ in ds.train_items()[::6]], n_concepts=6, seed=5)
+    with pytest.warns(RuntimeWarning, match="codebook"):
+        gw = normlime_api.load_or_build_normlime_weights(path, model, train_dataset,
+                                                         codebook=other, **CACHE_KW)
+    assert gw.codebook.fingerprint() == other.fingerprint() != old.codebook.fingerprint()
+    assert gw.n_concepts == 6
+    back = nl.GlobalWeights.load(path)
+    assert back.codebook.fingerprint() == other.fingerprint()
+    with warnings.catch_warnings():  # the same codebook again: reused
+        warnings.simplefilter("error")
+        normlime_api.load_or_build_normlime_weights(path, model, train_dataset, codebook=other,
+                                                    **CACHE_KW)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"garbage", b"PK\x03\x04truncated zip"])
+def test_corrupt_cache_is_rebuilt(weights_file, model, train_dataset, tmp_path, garbage):
+    path = str(tmp_path / "w.npz")
+    with open(path, "wb") as f:
+        f.write(garbage)
+    with pytest.raises(NormLimeCacheError):
+        nl.GlobalWeights.load(path)
+    with pytest.warns(RuntimeWarning, match="unusable"):
+        gw = normlime_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+    np.testing.assert_array_equal(nl.GlobalWeights.load(path).weights, gw.weights)
+
+
+def test_truncated_cache_is_rebuilt(weights_file, model, train_dataset, tmp_path):
+    data = open(weights_file, "rb").read()
+    path = str(tmp_path / "w.npz")
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    with pytest.warns(RuntimeWarning, match="unusable"):
+        normlime_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+    nl.GlobalWeights.load(path)
+
+
+def test_interrupted_write_leaves_the_old_file_intact(weights_file, model, train_dataset,
+                                                      tmp_path, monkeypatch):
+    path = _copy(weights_file, tmp_path / "w.npz")
+    before = open(path, "rb").read()
+    gw = nl.GlobalWeights.load(path)
+    real_savez = np.savez
+
+    def savez_then_die(f, **arrays):
+        real_savez(f, **{k: arrays[k] for k in list(arrays)[:1]})  # half the file is written
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(nl.np, "savez", savez_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        gw.save(path)
+    # ...also when a stale cache is being rebuilt
+    stale = nl.GlobalWeights.load(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyboardInterrupt):
+            normlime_api.load_or_build_normlime_weights(path, model, train_dataset, mode="fast",
+                                                        max_images=9, seed=1, n_concepts=8)
+    assert any("rebuilding" in str(w.message) for w in caught)
+    monkeypatch.undo()
+    assert open(path, "rb").read() == before
+    np.testing.assert_array_equal(nl.GlobalWeights.load(path).weights, stale.weights)
+    assert [f for f in os.listdir(str(tmp_path)) if f.startswith(".tmp")] == []
+
+
+def test_build_writes_atomically_when_asked(weights_file, tmp_path):
+    gw = nl.GlobalWeights.load(weights_file)
+    out = gw.save(str(tmp_path / "sub.npz"))
+    assert nl.GlobalWeights.load(out).fingerprint == gw.fingerprint
+    with open(out, "rb") as f:
+        assert f.read(2) == b"PK"
+
+
+# ------------------------------------------------------------------------------------ normlime()
+def test_normlime_paddlex13_semantics(pdx, model, train_dataset, ds, tmp_path, monkeypatch):
+    img = ds.val_items()[0][0]
+    name = os.path.splitext(os.path.basename(img))[0]
+    save_dir = str(tmp_path / "out")
+    exp = pdx.interpret.normlime(img, model, train_dataset, num_samples=60, batch_size=30,
+                                 save_dir=save_dir, max_images=24, n_concepts=8)
+    default = normlime_api.default_weights_path(save_dir, model, "fast")
+    assert exp.weights_file == default and os.path.isfile(default)  # None -> a default name
+    assert exp.png_path == os.path.join(save_dir, name, "normlime_s60-0.png")
+    from PIL import Image
+
+    with Image.open(exp.png_path) as im:
+        assert im.size == (2500, 2000)  # 5 columns, 4 rows (image, LIME, NormLIME, combined)
+    L, d = exp.weights.shape
+    assert exp.extra["normlime"].shape == exp.extra["combined"].shape == (L, d)
+    np.testing.assert_allclose(exp.extra["combined"], exp.weights * exp.extra["normlime"])
+    gw = exp.global_weights
+    np.testing.assert_allclose(exp.extra["normlime"][0],
+                               gw.weights[exp.labels[0]][exp.concepts])
+    assert exp.settings["method"] == "normlime"
+    # second call: the weights file is loaded, not rebuilt; the PNG gets the next number
+    monkeypatch.setattr(normlime_api, "build_normlime_weights",
+                        lambda *a, **k: pytest.fail("rebuilt"))
+    again = pdx.interpret.normlime(img, model, train_dataset, num_samples=60, batch_size=30,
+                                   save_dir=save_dir, max_images=24, n_concepts=8)
+    assert again.png_path.endswith("normlime_s60-1.png")
+    np.testing.assert_array_equal(again.extra["combined"], exp.extra["combined"])
+    from paddlex_interpret.core.explanation import Explanation
+
+    back = Explanation.load(exp.npz_path)
+    np.testing.assert_array_equal(back.extra["normlime"], exp.extra["normlime"])
+
+
+def test_normlime_explicit_weights_file_is_computed_once(model, train_dataset, ds, tmp_path):
+    img = ds.val_items()[3][0]
+    wf = str(tmp_path / "my_weights.npy")  # PaddleX 1.3 users wrote .npy names: kept as given
+    exp = paddlex_interpret.normlime(img, model, train_dataset, num_samples=40, batch_size=40,
+                                     save_dir=str(tmp_path), normlime_weights_file=wf,
+                                     max_images=15, n_concepts=8, save_png=False)
+    assert os.path.isfile(wf) and exp.weights_file == wf
+    mtime = os.stat(wf).st_mtime_ns
+    paddlex_interpret.normlime(img, model, train_dataset, num_samples=40, batch_size=40,
+                               save_dir=str(tmp_path), normlime_weights_file=wf, max_images=15,
+                               n_concepts=8, save_png=False)
+    assert os.stat(wf).st_mtime_ns == mtime
+
+
+def test_normlime_without_dataset_is_a_clear_error(model, ds, tmp_path):
+    with pytest.raises(ValueError, match="needs a dataset"):
+        paddlex_interpret.normlime(ds.val_items()[0][0], model, None, save_dir=str(tmp_path))
+    assert os.listdir(str(tmp_path)) == []
+
+
+# ------------------------------------------------------------------------------------ GLIME
+@pytest.fixture(scope="module")
+def glime_image(ds, classifier):
+    return classifier.view(ds.val_items()[4][0])
+
+
+def test_glime_with_beta_0_is_plain_lime(model, classifier, fast_weights, glime_image, ds,
+                                         tmp_path):
+    g = normlime_api.glime(glime_image, model, fast_weights, beta=0, num_samples=60, seed=7)
+    lime = LimeExplainer(classifier, num_samples=60, seed=7).explain(glime_image)
+    np.testing.assert_array_equal(g.weights, lime.weights)
+    np.testing.assert_array_equal(g.intercepts, lime.intercepts)
+    np.testing.assert_array_equal(g.segments, lime.segments)
+    path = ds.val_items()[4][0]
+    api = paddlex_interpret.lime(path, model, num_samples=60, batch_size=50, seed=7,
+                                 save_dir=str(tmp_path), save_png=False)
+    g2 = normlime_api.glime(path, model, fast_weights, beta=0, num_samples=60, seed=7)
+    np.testing.assert_array_equal(g2.weights, api.weights)
+    assert g.extra["prior"].shape == g.weights.shape
+
+
+def test_glime_large_beta_approaches_the_prior(model, fast_weights, glime_image):
+    dist = []
+    for beta in (0.0, 10.0, 1e3, 1e9):
+        g = normlime_api.glime(glime_image, model, fast_weights, beta=beta, num_samples=60,
+                               seed=7)
+        prior = g.extra["prior"]
+        assert np.isclose(np.abs(prior).sum(), 1.0)  # l1-normalised per class
+        dist.append(np.abs(g.weights - prior).max())
+    assert dist[0] > dist[1] > dist[2] > dist[3] and dist[3] < 1e-6, dist
+    g = normlime_api.glime(glime_image, model, fast_weights, beta=1e9, tau=2.0, num_samples=60,
+                           seed=7)
+    np.testing.assert_allclose(g.weights, 2.0 * g.extra["prior"], atol=1e-6)
+    assert g.settings["method"] == "glime"
+    # the prior: the global weight of each superpixel's concept x sqrt(relative area), l1-normalised
+    concepts = fast_weights.codebook.assign(g.image, g.segments)
+    area = np.bincount(g.segments.ravel())
+    raw = fast_weights.weights[g.labels[0]][concepts] * np.sqrt(area / area.mean())
+    np.testing.assert_allclose(g.extra["prior"][0], raw / raw.sum())
+    flat = normlime_api.glime(glime_image, model, fast_weights, beta=1.0, num_samples=60, seed=7,
+                              prior_area_exponent=0, prior_normalize=None)
+    np.testing.assert_allclose(flat.extra["prior"][0], fast_weights.weights[g.labels[0]][concepts])
+
+
+def test_glime_accepts_a_weights_path_and_a_plain_classifier(weights_file, ds):
+    clf = colour_classifier(ds.labels)
+    img = load_image(ds.val_items()[0][0])
+    g = normlime_api.glime(img, clf, weights_file, beta=5.0, num_samples=60, seed=0)
+    assert g.weights.shape == g.extra["prior"].shape and g.label_names == list(ds.labels)
+
+
+# ------------------------------------------------------------------------------------ bad inputs
+def test_empty_dataset(pdx, model, ds, tmp_path):
+    with pytest.raises(DatasetError, match="empty"):
+        normlime_api.build_normlime_weights(model, [])
+    with pytest.raises(DatasetError, match="empty"):
+        paddlex_interpret.normlime(ds.val_items()[0][0], model, [], save_dir=str(tmp_path))
+    empty_list = tmp_path / "empty.txt"
+    empty_list.write_text("")
+    empty = pdx.datasets.ImageNet(ds.root, str(empty_list), ds.labels_file, model.test_transforms)
+    with pytest.raises(DatasetError, match="empty"):
+        normlime_api.build_normlime_weights(model, empty)
+    with pytest.raises(DatasetError):
+        normlime_api.build_normlime_weights(model, np.zeros((0, 8, 8, 3), np.uint8))
+
+
+def test_dataset_whose_labels_do_not_match_the_model(pdx, model, ds, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\nbird\n")
+    other = pdx.datasets.ImageNet(ds.root, ds.val_list, str(labels), model.test_transforms)
+    with pytest.raises(DatasetError, match="do not match"):
+        normlime_api.build_normlime_weights(model, other)
+    with pytest.raises(DatasetError, match="do not match"):
+        paddlex_interpret.normlime(ds.val_items()[0][0], model, other, save_dir=str(tmp_path),
+                                   num_samples=20)
+    items = ds.val_items()
+    with pytest.raises(DatasetError, match="label id 7"):
+        normlime_api.build_normlime_weights(model, [(items[0][0], 0), (items[1][0], 7)])
+    # a valid cache does not hide a wrong dataset
+    with pytest.raises(DatasetError):
+        normlime_api.load_or_build_normlime_weights(str(tmp_path / "w.npz"), model, other)
+
+
+def test_unreadable_images_are_skipped_and_counted(model, ds, tmp_path, caplog):
+    good = [p for p, _, _ in ds.val_items()[::2]]
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    (tmp_path / "a_dir.png").mkdir()
+    bad = [str(tmp_path / "broken.png"), str(tmp_path / "missing.png"), str(tmp_path / "a_dir.png")]
+    items = good[:5] + bad + good[5:]
+    with caplog.at_level("WARNING", logger="paddlex_interpret"):
+        gw = normlime_api.build_normlime_weights(model, items, mode="fast", n_concepts=6)
+    assert gw.info["n_skipped"] == 3 and gw.info["n_images"] == len(good)
+    assert any("broken.png" in s for s in gw.info["skipped"])
+    assert "skipped 3 unreadable" in caplog.text
+    # aggregate mode too (a colour classifier keeps it fast), with labels for stratification
+    clf = colour_classifier(ds.labels)
+    labelled = [(p, i) for i, p in enumerate(bad)] + [(p, l) for p, l, _ in ds.val_items()[::10]]
+    gw = normlime_api.build_normlime_weights(clf, labelled, mode="avg", num_samples=40,
+                                             n_concepts=6, max_images=len(labelled))
+    assert gw.settings["variant"] == "avg"
+    assert gw.info["n_skipped"] == 3 and gw.info["n_images"] == len(labelled) - 3
+    with pytest.raises(DatasetError, match="no readable image"):
+        normlime_api.build_normlime_weights(model, bad)
+
+
+def test_bad_mode_and_budget(model, ds):
+    items = [p for p, _, _ in ds.val_items()[:3]]
+    with pytest.raises(ValueError, match="mode"):
+        normlime_api.build_normlime_weights(model, items, mode="slow")
+    with pytest.raises(ValueError, match="max_images"):
+        normlime_api.build_normlime_weights(model, items, max_images=0)
