@@ -28,6 +28,14 @@ _LAZY = {
     "LimeExplainer": ("paddlex_interpret.core.lime", "LimeExplainer"),
     "PaddleXClassifier": ("paddlex_interpret.predictors", "PaddleXClassifier"),
     "LayerClassifier": ("paddlex_interpret.predictors", "LayerClassifier"),
+    "glime": ("paddlex_interpret.normlime_api", "glime"),
+    "build_normlime_weights": ("paddlex_interpret.normlime_api", "build_normlime_weights"),
+    "load_or_build_normlime_weights": ("paddlex_interpret.normlime_api",
+                                       "load_or_build_normlime_weights"),
+    "GlobalWeights": ("paddlex_interpret.core.normlime", "GlobalWeights"),
+    "ConceptCodebook": ("paddlex_interpret.core.concepts", "ConceptCodebook"),
+    "ExplainHook": ("paddlex_interpret.hooks", "ExplainHook"),
+    "ExplainCallback": ("paddlex_interpret.callbacks", "ExplainCallback"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

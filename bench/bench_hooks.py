@@ -1,0 +1,127 @@
+"""What the training hook costs: demo training with and without ExplainHook, and how the cost of one
+checkpoint scales with probes, LIME samples and the NormLIME eval budget. Writes the
+"Training hook cost (issue 4)" section of BENCHMARKS.md.
+
+    .venv/bin/python bench/bench_hooks.py            # ~6 min on 2 cores
+    .venv/bin/python bench/bench_hooks.py --quick
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+
+import paddlex_interpret  # noqa: E402,F401
+import paddle  # noqa: E402
+import paddlex as pdx  # noqa: E402
+
+from bench.report import markdown_table, write_section  # noqa: E402
+from conftest import make_paddlex_datasets, seed_everything  # noqa: E402
+from paddlex_interpret.explain_session import CheckpointContext  # noqa: E402
+from paddlex_interpret.hooks import ExplainHook, paddlex_weights_builder  # noqa: E402
+from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.synthetic import make_shapes_dataset  # noqa: E402
+
+DEMO_HOOK = dict(num_samples=300, fill="median", segmenter="slic",
+                 segmenter_params={"n_segments": 40}, max_images=30)
+
+
+def train(ds, save_dir, epochs, hook=None):
+    seed_everything(0)
+    train_set, eval_set = make_paddlex_datasets(ds)
+    model = pdx.cls.MobileNetV3_small(num_classes=ds.num_classes)
+    if hook is not None:
+        hook.attach(model)
+    t = time.perf_counter()
+    model.train(num_epochs=epochs, train_dataset=train_set, train_batch_size=16,
+                eval_dataset=eval_set, save_interval_epochs=1, log_interval_steps=10 ** 6,
+                save_dir=save_dir, pretrain_weights=None, learning_rate=0.05, warmup_steps=0,
+                lr_decay_epochs=(max(1, epochs - 1),), lr_decay_gamma=0.1, use_vdl=True)
+    wall = time.perf_counter() - t
+    if hook is not None:
+        hook.detach()
+    return model, eval_set, wall
+
+
+def checkpoint_seconds(model, eval_set, probes, options, epoch=1):
+    """Seconds for one explained checkpoint with ``options`` (fresh session, codebook fitted)."""
+    hook = ExplainHook(probes, **options)
+    clf = PaddleXClassifier(model)
+    with tempfile.TemporaryDirectory() as d:
+        ctx = lambda e: CheckpointContext(
+            epoch=e, classifier=clf, layer=model.net, checkpoint_dir=d,
+            weights_builder=paddlex_weights_builder, logdir=os.path.join(d, "vdl"),
+            label_names=list(model.labels), extra={"model": model, "dataset": eval_set})
+        t = time.perf_counter()
+        hook.session.on_checkpoint(ctx(1))  # first checkpoint: fits the codebook
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        hook.session.on_checkpoint(ctx(2))  # a later checkpoint
+        later = time.perf_counter() - t
+        hook.session.close()
+    return first, later
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    paddle.set_device("cpu")
+    work = tempfile.mkdtemp(prefix="bench_hooks_")
+    ds = make_shapes_dataset(os.path.join(work, "data"), num_train_per_class=80,
+                             num_val_per_class=20, image_size=64, seed=0)
+    epochs = 2 if args.quick else 4
+    val = ds.val_items()
+    probes = [p for p, _, _ in val[::20][:3]]
+
+    _, _, plain = train(ds, os.path.join(work, "plain"), epochs)
+    hook = ExplainHook(probes, **DEMO_HOOK)
+    model, eval_set, hooked = train(ds, os.path.join(work, "hooked"), epochs, hook)
+    per_ckpt = [r.seconds for r in hook.history]
+    rows = [["without hook", epochs, "%.1f" % plain, "-", "-"],
+            ["with ExplainHook (demo settings)", epochs, "%.1f" % hooked,
+             "**%.2fx**" % (hooked / plain),
+             ", ".join("%.1f" % s for s in per_ckpt)]]
+    table1 = markdown_table(["run", "epochs", "wall (s)", "ratio", "hook s per checkpoint"], rows)
+
+    scale_rows = []
+    base = dict(DEMO_HOOK)
+    variants = [("defaults of the demo (3 probes, N=300, 30 eval images)", probes, {})]
+    if not args.quick:
+        variants += [
+            ("1 probe", probes[:1], {}),
+            ("6 probes", [p for p, _, _ in val[::10][:6]], {}),
+            ("N=150 samples", probes, {"num_samples": 150}),
+            ("N=600 samples", probes, {"num_samples": 600}),
+            ("60 eval images", probes, {"max_images": 60}),
+            ("no metrics / no NormLIME", probes, {"metrics": False, "normlime": False}),
+        ]
+    for name, pr, opt in variants:
+        first, later = checkpoint_seconds(model, eval_set, pr, dict(base, **opt))
+        scale_rows.append([name, "%.2f" % first, "%.2f" % later])
+    table2 = markdown_table(["hook settings", "first checkpoint (s)", "later checkpoint (s)"],
+                            scale_rows)
+    backend = PaddleXClassifier(model)
+    backend(np.zeros((2, 64, 64, 3), np.uint8))
+    body = ("Demo settings: generated coloured shapes (3 classes, 64 px, 240 train / 60 val), "
+            "PaddleX MobileNetV3_small from scratch, a checkpoint every epoch, hook with 3 probes, "
+            "LIME N=300, NormLIME fast mode on 30 eval images, metrics on. Same seed for both "
+            "runs.\n\n" + table1 + "\n\nCost of one explained checkpoint on the trained model "
+            "(the first one also fits the concept codebook and segments the eval images; later "
+            "ones reuse both):\n\n" + table2 + "\n\nPrediction backend used: %s. The first "
+            "checkpoint's extra cost is the codebook fit and the export of the network to Paddle "
+            "Inference; per probe the cost is about N + 2 x (metric_steps + 1) forward passes, "
+            "per eval image one." % backend.backend_info.get("backend"))
+    print(body)
+    write_section("Training hook cost (issue 4)", body,
+                  "python bench/bench_hooks.py" + (" --quick" if args.quick else ""))
+
+
+if __name__ == "__main__":
+    main()
