@@ -99,13 +99,14 @@ def run_model(name, sizes, batch_sizes, probe_images):
 
 
 def rss_child(name, n):
-    """Run one explanation in a fresh process; return its peak RSS in MiB."""
+    """Run one explanation in a fresh process; return its peak RSS in MiB (VmHWM: ru_maxrss would
+    include this parent's RSS at fork time on Linux)."""
     code = ("import sys,resource; sys.path.insert(0, %r); import bench.bench_lime as b; "
             "from paddlex_interpret.core.lime import LimeExplainer; "
             "from paddlex_interpret.predictors import PaddleXClassifier; "
             "m=b.make_model(%r); c=PaddleXClassifier(m, backend='dygraph'); "
             "LimeExplainer(c, num_samples=%d, batch_size=50, seed=0).explain(c.view(b.make_image())); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
             % (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name, n))
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                          text=True, check=True)

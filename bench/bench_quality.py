@@ -331,6 +331,8 @@ def main():
                if versions else "\n\nPeers not run (--no-peers).")
             + " Total bench time %.0f s." % (time.time() - t0))
     body += "\n\n" + adaptive_report(clf, per_image, args)
+    with open(os.path.join(CACHE, "bench_quality_scores.json"), "w") as f:
+        json.dump({"scores": scores, "args": vars(args)}, f)
     print(body)
     if not args.no_write:
         cmd = "python bench/bench_quality.py" + ("" if not sys.argv[1:] else " " +
@@ -392,10 +394,13 @@ def verdict(scores):
         ours = mean("ours_lime", key)
         parts = []
         for p in peers_lime:
-            diff = ours - mean(p, key)
-            noise = 2 * np.hypot(se("ours_lime", key), se(p, key))
+            # paired over the same (image, seed) runs
+            d = (np.asarray(scores["ours_lime"][key], dtype=np.float64)
+                 - np.asarray(scores[p][key], dtype=np.float64))
+            diff = float(d.mean())
+            noise = 2 * float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
             good = diff <= noise if better == "lower" else diff >= -noise
-            parts.append("%s %.3f (ours %+.3f, 2 s.e. %.3f: %s)"
+            parts.append("%s %.3f (ours %+.3f, paired 2 s.e. %.3f: %s)"
                          % (LABELS[p], mean(p, key), diff, noise,
                             "ours as faithful or better" if good else "ours WORSE"))
         if parts:

@@ -179,6 +179,18 @@ def run_lime(model, task, image, segments, fn=None):
     return wall, exp.local_exp[int(task["label"])], exp.segments
 
 
+def peak_rss_mib():
+    """VmHWM of this process (ru_maxrss would include the parent's RSS at fork time)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main():
     job = json.load(open(sys.argv[1]))
     model = load_model(job["model"])
@@ -203,8 +215,7 @@ def main():
         w = np.zeros(n)
         for seg, val in pairs:
             w[int(seg)] = float(val)
-        out = dict(task, wall=wall, weights=w.tolist(), n_segments=n,
-                   rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+        out = dict(task, wall=wall, weights=w.tolist(), n_segments=n, rss_mib=peak_rss_mib())
         if segments is None:
             seg_path = task["image"] + ".%s.segments.npy" % tool
             np.save(seg_path, np.asarray(segs))
