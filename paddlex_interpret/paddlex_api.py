@@ -22,7 +22,7 @@ from .core.lime import LimeExplainer, check_positive_int
 from .io import ensure_writable_dir
 from .predictors import PaddleXClassifier, check_paddlex_classifier
 
-__all__ = ["lime", "normlime", "next_free_path"]
+__all__ = ["lime", "normlime", "glime", "next_free_path"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -113,3 +113,12 @@ def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, sav
     return _normlime(img_file, model, dataset=dataset, num_samples=num_samples,
                      batch_size=batch_size, save_dir=save_dir,
                      normlime_weights_file=normlime_weights_file, **kwargs)
+
+
+def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None, beta=100.0,
+          num_samples=1000, batch_size=50, **kwargs):
+    """GLIME: LIME with a NormLIME prior; see :func:`paddlex_interpret.normlime_api.glime`."""
+    from .normlime_api import glime as _glime
+
+    return _glime(img_file_or_array, model_or_classifier, global_weights, codebook=codebook,
+                  beta=beta, num_samples=num_samples, batch_size=batch_size, **kwargs)
