@@ -157,3 +157,18 @@ def trained_classifier(shapes_dataset, tmp_path_factory):
     """MobileNetV3_small trained from scratch on ``shapes_dataset`` (see TRAIN_SETTINGS)."""
     save_dir = tmp_path_factory.mktemp("trained_classifier")
     return train_classifier(shapes_dataset, save_dir, **TRAIN_SETTINGS)
+
+
+@pytest.fixture(scope="session")
+def pdx():
+    """``paddlex`` (imported after ``paddlex_interpret``)."""
+    import paddlex_interpret  # noqa: F401
+    import paddlex
+
+    return paddlex
+
+
+@pytest.fixture(scope="session")
+def model(trained_classifier):
+    """The trained PaddleX classifier of ``trained_classifier``."""
+    return trained_classifier.model

@@ -23,18 +23,6 @@ from paddlex_interpret.synthetic import COLOURS
 
 # ------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def pdx():
-    import paddlex
-
-    return paddlex
-
-
-@pytest.fixture(scope="module")
-def model(trained_classifier):
-    return trained_classifier.model
-
-
-@pytest.fixture(scope="module")
 def ds(trained_classifier):
     return trained_classifier.dataset
 

@@ -18,18 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def pdx():
-    import paddlex
-
-    return paddlex
-
-
-@pytest.fixture(scope="module")
-def model(trained_classifier):
-    return trained_classifier.model
-
-
-@pytest.fixture(scope="module")
 def val_items(trained_classifier):
     return trained_classifier.dataset.val_items()
 
