@@ -185,7 +185,7 @@ class ConceptCodebook:
         name = self.settings.get("segmenter", "quickshift")
         params = dict(self.settings.get("segmenter_params") or {})
         seed = params.pop("seed", self.settings.get("seed", 0))
-        if name not in ("quickshift", "slic", "felzenszwalb"):
+        if name not in ("quickshift", "quickshift_skimage", "slic", "felzenszwalb"):
             name, params = "quickshift", {}
         return make_segmenter(name, seed=seed, **params)
 

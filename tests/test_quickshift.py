@@ -1,0 +1,60 @@
+"""The fast quickshift returns scikit-image's labels exactly (PaddleX 1.3's segmentation)."""
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from paddlex_interpret.core import quickshift as qs
+from paddlex_interpret.core.segmentation import make_segmenter
+
+
+def _images():
+    rng = np.random.default_rng(3)
+    smooth = (gaussian_filter(rng.random((96, 96, 3)), (4, 4, 0)) * 765).clip(0, 255)
+    shapes = np.full((80, 72, 3), 200, np.uint8)
+    shapes[10:40, 8:30] = (220, 30, 30)
+    shapes[45:70, 40:66] = (20, 20, 200)
+    grey = np.repeat((gaussian_filter(rng.random((64, 64)), 3) * 1000 % 255)[..., None], 3, 2)
+    return {
+        "smooth": smooth.astype(np.uint8),
+        "noise": rng.integers(0, 256, (48, 56, 3)).astype(np.uint8),
+        "flat": np.full((40, 40, 3), 128, np.uint8),
+        "shapes": shapes,
+        "grey": grey.astype(np.uint8),
+        "thin": rng.integers(0, 256, (7, 90, 3)).astype(np.uint8),
+        "float": rng.random((30, 30, 3)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_images()))
+@pytest.mark.parametrize("params", [
+    dict(kernel_size=5, max_dist=10, ratio=1.0, sigma=1),  # PaddleX 1.3
+    dict(kernel_size=3, max_dist=6, ratio=0.5, sigma=0),
+    dict(kernel_size=2, max_dist=20, ratio=1.0, sigma=2),
+], ids=["paddlex13", "small", "far"])
+def test_labels_equal_scikit_image(name, params):
+    image = _images()[name]
+    for seed in (0, 7):
+        expected = qs.skimage_quickshift(image, seed=seed, **params)
+        got = qs.quickshift(image, rng=seed, **params)
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_same_labels_for_any_thread_count_and_without_kept_distances(monkeypatch):
+    image = _images()["smooth"]
+    ref = qs.quickshift(image, sigma=1, rng=0, num_threads=1)
+    assert ref.max() > 3
+    for n in (2, 3):
+        np.testing.assert_array_equal(qs.quickshift(image, sigma=1, rng=0, num_threads=n), ref)
+    monkeypatch.setattr(qs, "_KEEP_BYTES", 0)  # the large-image path recomputes distances
+    np.testing.assert_array_equal(qs.quickshift(image, sigma=1, rng=0, num_threads=2), ref)
+
+
+def test_default_segmenter_is_paddlex13_quickshift_with_scikit_image_labels():
+    image = _images()["shapes"]
+    fast = make_segmenter("quickshift", seed=0)(image)
+    reference = make_segmenter("quickshift_skimage", seed=0)(image)
+    np.testing.assert_array_equal(fast, reference)
+    assert fast.dtype == np.int32 and fast.min() == 0
+    # the two coloured rectangles are not merged with the background
+    assert fast[20, 20] != fast[5, 60] and fast[55, 50] != fast[5, 60]
