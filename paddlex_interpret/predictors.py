@@ -28,7 +28,6 @@ Example::
 """
 import contextlib
 import copy
-import threading
 
 import numpy as np
 
@@ -105,7 +104,6 @@ class _RunnerMixin:
         self.batch_size = batch_size
         self._runner = None
         self._fused = None
-        self._select_buffers = {}
 
     @property
     def runner(self):
@@ -141,44 +139,33 @@ class _RunnerMixin:
         return self._forward(self.preprocess(images))
 
     def _normalised(self, image, fill_image):
-        """The normalised ``(3, H, W)`` fill and ``image XOR fill`` as uint32 bit patterns,
-        memoised for the last pair."""
+        """The normalised ``(3, H, W)`` float32 image and fill, memoised for the last pair."""
         cached = self._fused
         if cached is not None and cached[0] is image and cached[1] is fill_image:
             return cached[2], cached[3]
         img_n = np.stack([self._lut[c][image[..., c]] for c in range(3)])
         fill_n = np.stack([self._lut[c][fill_image[..., c]] for c in range(3)])
-        fill_bits = np.ascontiguousarray(fill_n).view(np.uint32)
-        diff_bits = np.ascontiguousarray(img_n).view(np.uint32) ^ fill_bits
-        self._fused = (image, fill_image, fill_bits, diff_bits)
-        return fill_bits, diff_bits
+        self._fused = (image, fill_image, img_n, fill_n)
+        return img_n, fill_n
 
     def compose(self, image, fill_image, segments, masks, out=None):
         """``(B, 3, H, W)`` float32 model inputs for mask rows ``masks`` (kept superpixels from
         ``image``, the rest from ``fill_image``), bit for bit ``preprocess(perturb(...))``.
 
-        A bitwise select on the float32 bit patterns, ``((image ^ fill) & keep) ^ fill`` with
-        ``keep`` all ones where the pixel's superpixel is kept: three vectorised passes, about 3x
-        faster than a masked copy."""
+        The normalised image and fill are computed once per explanation; a batch is the fill
+        copied in, then the image copied over it where the pixel's superpixel is kept (two
+        vectorised copies, no per-sample loop; measured faster than a bitwise select)."""
         if self._lut is None:
             from .core.perturbation import perturb
 
             return self.preprocess(perturb(image, fill_image, segments, masks))
-        fill_bits, diff_bits = self._normalised(image, fill_image)
+        img_n, fill_n = self._normalised(image, fill_image)
         b = len(masks)
         keep = np.take(np.asarray(masks, dtype=bool), segments, axis=1)  # (B, H, W)
         if out is None or out.shape[0] != b:
-            out = np.empty((b,) + fill_bits.shape, dtype=np.float32)
-        key = (threading.get_ident(), keep.shape)
-        select = self._select_buffers.get(key)
-        if select is None:
-            if len(self._select_buffers) > 8:
-                self._select_buffers.clear()
-            select = self._select_buffers[key] = np.empty((b, 1) + keep.shape[1:], np.uint32)
-        np.multiply(keep[:, None], np.uint32(0xFFFFFFFF), out=select)
-        bits = out.view(np.uint32)
-        np.bitwise_and(diff_bits[None], select, out=bits)
-        np.bitwise_xor(bits, fill_bits[None], out=bits)
+            out = np.empty((b,) + img_n.shape, dtype=np.float32)
+        np.copyto(out, fill_n[None])
+        np.copyto(out, img_n[None], where=keep[:, None])
         return out
 
     def predict_masks(self, image, fill_image, segments, masks, batch_size, overlap=None):
