@@ -115,7 +115,7 @@ def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, sav
                      normlime_weights_file=normlime_weights_file, **kwargs)
 
 
-def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None, beta=100.0,
+def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None, beta=10.0,
           num_samples=1000, batch_size=50, **kwargs):
     """GLIME: LIME with a NormLIME prior; see :func:`paddlex_interpret.normlime_api.glime`."""
     from .normlime_api import glime as _glime

@@ -405,15 +405,97 @@ def test_normlime_without_dataset_is_a_clear_error(model, ds, tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
+# ------------------------------------------------------------------------------------ GLIME sampler
+def stripes_classifier(images):
+    """No Paddle: p(class 1) = a sigmoid of the visibility of 10 vertical stripes, with two
+    interactions (so LIME's linear surrogate is misspecified and its sampling noise is real)."""
+    v = images[:, 0, ::4, 0].astype(np.float64) / 255.0
+    z = v @ np.linspace(-1, 2, 10) - 2 + 1.5 * v[:, 0] * v[:, 1] - v[:, 2] * v[:, 5]
+    p = 1 / (1 + np.exp(-z))
+    return np.stack([1 - p, p], axis=1)
+
+
+STRIPES = (np.full((4, 40, 3), 255, np.uint8),
+           np.repeat(np.arange(10)[None, :], 4, axis=0).repeat(4, axis=1))
+
+
+def test_paired_kernel_sampler_masks_and_weights():
+    from paddlex_interpret.core.sampling import BernoulliSampler, PairedKernelSampler
+    from paddlex_interpret.core.surrogate import cosine_distance_to_all_on, exponential_kernel
+
+    sampler = PairedKernelSampler()
+    m = sampler.sample(101, 12, np.random.default_rng(0))
+    assert m.shape == (101, 12) and m.dtype == bool and m[0].all() and not m[1].any()
+    np.testing.assert_array_equal(m[0:100:2], ~m[1:101:2])   # complementary pairs
+    assert (m[:100].sum(axis=0) == 50).all()                   # each superpixel on in half
+    kern = lambda d: exponential_kernel(d, 0.25)              # noqa: E731
+    w = sampler.sample_weight(m, kern)
+    # importance weights: q(k) / m(k) x LIME's mean kernel weight, equal within a pair's k
+    q, mix, c = sampler._laws(12, kern)
+    k = m.sum(axis=1)
+    np.testing.assert_allclose(w, c * q[k] / mix[k])
+    # sum over k of m(k) w(k) is LIME's mean kernel weight: same total weight as LIME's fit
+    np.testing.assert_allclose((mix * c * q / mix).sum(), c)
+    lime_m = BernoulliSampler().sample(50, 12, np.random.default_rng(0))
+    np.testing.assert_array_equal(BernoulliSampler().sample_weight(lime_m, kern),
+                                  kern(cosine_distance_to_all_on(lime_m)))
+
+
+def test_paired_kernel_sampler_estimates_lime_with_less_noise():
+    """Same estimand as LIME (seed mean at N=400 matches LIME at N=40000), lower seed-to-seed
+    variance at equal N."""
+    from paddlex_interpret.core.sampling import SampledLimeExplainer
+
+    img, seg = STRIPES
+    ref = LimeExplainer(stripes_classifier, num_samples=40000, seed=0).explain(
+        img, segments=seg, labels=[1]).weights[0]
+    lime = [LimeExplainer(stripes_classifier, num_samples=400, seed=s).explain(
+        img, segments=seg, labels=[1]).weights[0] for s in range(10)]
+    paired = [SampledLimeExplainer(stripes_classifier, sampler="paired", num_samples=400,
+                                   seed=s).explain(img, segments=seg, labels=[1]).weights[0]
+              for s in range(10)]
+    assert np.abs(np.mean(paired, axis=0) - ref).max() < 0.01
+    assert np.var(paired, axis=0).sum() < 0.6 * np.var(lime, axis=0).sum()
+    # bernoulli is LIME bit for bit; a custom kernel is honoured by the paired weights
+    a = LimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
+    b = SampledLimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    flat = SampledLimeExplainer(stripes_classifier, sampler="paired", num_samples=64, seed=5,
+                                kernel=lambda d: np.ones_like(d))
+    masks, _ = flat.sample(img, seg, 64, 64, 5)
+    np.testing.assert_allclose(flat.sampler.sample_weight(masks, flat.kernel), 1.0)
+
+
+def test_sampled_lime_accepts_a_custom_sampler():
+    from paddlex_interpret.core.sampling import SampledLimeExplainer
+
+    class Halves:  # the left or the right half kept, alternately
+        def sample(self, n, d, rng):
+            m = np.zeros((n, d), bool)
+            m[0::2, : d // 2] = True
+            m[1::2, d // 2:] = True
+            m[0] = True
+            return m
+
+        def sample_weight(self, masks, kernel):
+            return np.ones(len(masks))
+
+    img, seg = STRIPES
+    e = SampledLimeExplainer(stripes_classifier, sampler=Halves(), num_samples=20).explain(
+        img, segments=seg, labels=[1])
+    assert e.settings["sampler"] == "custom" and e.weights.shape == (1, 10)
+
+
 # ------------------------------------------------------------------------------------ GLIME
 @pytest.fixture(scope="module")
 def glime_image(ds, classifier):
     return classifier.view(ds.val_items()[4][0])
 
 
-def test_glime_with_beta_0_is_plain_lime(model, classifier, fast_weights, glime_image, ds,
-                                         tmp_path):
-    g = normlime_api.glime(glime_image, model, fast_weights, beta=0, num_samples=60, seed=7)
+def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fast_weights,
+                                                         glime_image, ds, tmp_path):
+    g = normlime_api.glime(glime_image, model, fast_weights, beta=0, sampler="bernoulli",
+                           num_samples=60, seed=7)
     lime = LimeExplainer(classifier, num_samples=60, seed=7).explain(glime_image)
     np.testing.assert_array_equal(g.weights, lime.weights)
     np.testing.assert_array_equal(g.intercepts, lime.intercepts)
@@ -421,9 +503,15 @@ def test_glime_with_beta_0_is_plain_lime(model, classifier, fast_weights, glime_
     path = ds.val_items()[4][0]
     api = paddlex_interpret.lime(path, model, num_samples=60, batch_size=50, seed=7,
                                  save_dir=str(tmp_path), save_png=False)
-    g2 = normlime_api.glime(path, model, fast_weights, beta=0, num_samples=60, seed=7)
+    g2 = normlime_api.glime(path, model, fast_weights, beta=0, sampler="lime", num_samples=60,
+                            seed=7)
     np.testing.assert_array_equal(g2.weights, api.weights)
     assert g.extra["prior"].shape == g.weights.shape
+    assert g.settings["sampler"] == "bernoulli" and g.settings["method"] == "lime"
+    # the default sampler draws other masks (same estimand, see the sampler tests)
+    d = normlime_api.glime(glime_image, model, fast_weights, num_samples=60, seed=7)
+    assert d.settings["sampler"] == "paired_kernel" and d.settings["method"] == "glime"
+    assert d.settings["beta"] == 10.0 and d.settings["num_samples"] == 60
 
 
 def test_glime_large_beta_approaches_the_prior(model, fast_weights, glime_image):
@@ -447,6 +535,97 @@ def test_glime_large_beta_approaches_the_prior(model, fast_weights, glime_image)
     flat = normlime_api.glime(glime_image, model, fast_weights, beta=1.0, num_samples=60, seed=7,
                               prior_area_exponent=0, prior_normalize=None)
     np.testing.assert_allclose(flat.extra["prior"][0], fast_weights.weights[g.labels[0]][concepts])
+
+
+@pytest.fixture(scope="module")
+def avg_weights(model, train_dataset, fast_weights):
+    """``aggregate`` avg weights (GLIME's recommended prior) on training images."""
+    return normlime_api.build_normlime_weights(model, train_dataset, mode="aggregate",
+                                               variant="avg", max_images=30, num_samples=150,
+                                               seed=0, codebook=fast_weights.codebook,
+                                               fill="median")
+
+
+def test_glime_is_more_stable_than_lime_at_equal_n_and_as_faithful(model, classifier,
+                                                                  avg_weights, ds):
+    """The issue's target on the trained shapes model (the class is decided by the object, whose
+    mask is known): at equal N, GLIME's top superpixels and ranking are measurably more stable
+    across seeds than LIME's, and it points at the object as often."""
+    from paddlex_interpret.core import metrics
+
+    n, seeds, k = 150, range(4), 3
+    val = ds.val_items()
+    items = [it for c in range(3) for it in [it for it in val if int(it[1]) == c][:3]]
+    explainer = LimeExplainer(classifier, num_samples=n)
+    stab = {"lime": [], "glime": []}
+    on_object = {"lime": 0, "glime": 0}
+    for path, label, _ in items:
+        view = classifier.view(path)
+        seg = explainer.segment(view)
+        mask = ds.mask_for(path)
+        runs = {"lime": [LimeExplainer(classifier, num_samples=n, seed=s, fill="median").explain(
+                    view, labels=[label], segments=seg).weights[0] for s in seeds],
+                "glime": [normlime_api.glime(view, model, avg_weights, num_samples=n, seed=s,
+                                             labels=[label], segments=seg,
+                                             fill="median").weights[0] for s in seeds]}
+        for name, w in runs.items():
+            w = np.asarray(w)
+            stab[name].append(metrics.stability(w, k=k))
+            top = int(np.argmax(w.mean(axis=0)))
+            on_object[name] += int(mask[seg == top].mean() > 0.5)
+    mean = {m: {key: np.mean([st[key] for st in stab[m]]) for key in ("jaccard", "spearman")}
+            for m in stab}
+    # measured (Paddle 2.6.2): Jaccard 0.82 vs 0.74, Spearman 0.80 vs 0.63; top-1 on the object 9 vs 9
+    assert mean["glime"]["jaccard"] > mean["lime"]["jaccard"] + 0.03, mean
+    assert mean["glime"]["spearman"] > mean["lime"]["spearman"] + 0.05, mean
+    assert on_object["glime"] >= on_object["lime"] - 1 and on_object["glime"] >= 7, on_object
+
+
+def test_glime_prior_as_a_penalty_is_honoured(model, avg_weights, glime_image):
+    """PriorScaledRidge (G-LIME's use of the prior): superpixels with a small prior are shrunk
+    harder, those with a large prior keep their weight; lam=0 is plain ridge."""
+    from paddlex_interpret.core.surrogate import PriorScaledRidge, WeightedRidge
+
+    kw = dict(num_samples=200, seed=3, fill="median")
+    base = normlime_api.glime(glime_image, model, avg_weights, beta=0, **kw)
+    zero = normlime_api.glime(glime_image, model, avg_weights,
+                              surrogate=PriorScaledRidge(lam=0.0), **kw)
+    np.testing.assert_allclose(zero.weights, base.weights, atol=1e-12)
+    strong = normlime_api.glime(glime_image, model, avg_weights,
+                                surrogate=PriorScaledRidge(lam=1e4), **kw)
+    assert strong.settings["surrogate"] == "PriorScaledRidge"
+    prior = np.abs(strong.extra["prior"][0])
+    ratio = np.abs(strong.weights[0]) / np.maximum(np.abs(base.weights[0]), 1e-12)
+    lo, hi = prior <= np.quantile(prior, 0.25), prior >= np.quantile(prior, 0.75)
+    assert np.median(ratio[lo]) < np.median(ratio[hi]), (ratio, prior)
+    # the pull of WeightedRidge moves weights toward the prior's values instead
+    pulled = normlime_api.glime(glime_image, model, avg_weights,
+                                surrogate=WeightedRidge(beta=1e9), **kw)
+    np.testing.assert_allclose(pulled.weights, pulled.extra["prior"], atol=1e-6)
+
+
+def test_glime_documented_errors(model, fast_weights, glime_image, classifier):
+    from paddlex_interpret.core.sampling import SampledLimeExplainer
+    from paddlex_interpret.core.surrogate import PriorScaledRidge
+
+    with pytest.raises(ValueError, match="unknown sampler"):
+        normlime_api.glime(glime_image, model, fast_weights, sampler="sobol", num_samples=20)
+    with pytest.raises(TypeError, match="sample_weight"):
+        normlime_api.glime(glime_image, model, fast_weights, sampler=object(), num_samples=20)
+    with pytest.raises(ValueError, match="alpha and beta"):
+        normlime_api.glime(glime_image, model, fast_weights, beta=-1.0, num_samples=20)
+    with pytest.raises(ValueError, match="adaptive"):
+        SampledLimeExplainer(classifier, sampler="paired", adaptive=True)
+    with pytest.raises(ValueError, match="needs a prior"):
+        PriorScaledRidge(lam=1.0).fit(np.eye(3, dtype=bool), np.ones(3), np.ones(3))
+    with pytest.raises(ValueError):
+        PriorScaledRidge(eps=0.0)
+    other = nl.GlobalWeights(np.ones((len(fast_weights.class_names), 3)) / 3,
+                             class_names=fast_weights.class_names)
+    with pytest.raises(ValueError, match="concepts"):
+        normlime_api.glime(glime_image, model, other, codebook=fast_weights.codebook)
+    with pytest.raises(ValueError, match="codebook"):
+        normlime_api.glime(glime_image, model, other, num_samples=20)
 
 
 def test_glime_accepts_a_weights_path_and_a_plain_classifier(weights_file, ds):

@@ -4,8 +4,9 @@ and ridge with a prior (GLIME).
 ``WeightedRidge(alpha, beta)`` minimises, per explained label,
 ``sum_i pi_i (y_i - b - x_i.w)^2 + alpha ||w||^2 + beta ||w - tau w0||^2``: with ``beta=0`` it is
 exactly scikit-learn's ``Ridge(alpha).fit(X, y, sample_weight=pi)`` (PaddleX 1.3's surrogate), with a
-prior ``w0`` and ``beta>0`` the fit is pulled toward ``tau w0`` (GLIME). One closed-form solve serves
-all labels.
+prior ``w0`` and ``beta>0`` the fit is pulled toward ``tau w0`` (GLIME's default). One closed-form
+solve serves all labels. ``PriorScaledRidge`` uses the prior the other way G-LIME (Li et al., AIJ
+2022) does: as a per-superpixel penalty, ``alpha_j`` large where the prior says "irrelevant".
 
 Example::
 
@@ -20,7 +21,7 @@ Example::
 import numpy as np
 
 __all__ = ["cosine_distance_to_all_on", "exponential_kernel", "SurrogateFit", "WeightedRidge",
-           "SklearnSurrogate"]
+           "PriorScaledRidge", "SklearnSurrogate"]
 
 
 def cosine_distance_to_all_on(masks):
@@ -78,35 +79,81 @@ class WeightedRidge:
 
     def fit(self, X, Y, sample_weight, prior=None):
         """Fit ``Y (N, L)`` on ``X (N, d)``; ``prior (L, d)`` is needed when ``beta > 0``."""
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        w = np.asarray(sample_weight, dtype=np.float64)
-        sw = w / w.sum()
-        x_mean = sw @ X
-        y_mean = sw @ Y
-        Xc = X - x_mean
-        Yc = Y - y_mean
-        Xw = Xc * w[:, None]
-        gram = Xc.T @ Xw
-        rhs = Xw.T @ Yc  # (d, L)
+        X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
         d = X.shape[1]
-        penalty = self.alpha + self.beta
         if self.beta > 0:
             if prior is None:
                 raise ValueError("WeightedRidge with beta > 0 needs a prior (the GLIME global weights)")
             prior = np.asarray(prior, dtype=np.float64).reshape(Y.shape[1], d)
             rhs = rhs + self.beta * self.tau * prior.T
-        gram[np.diag_indices(d)] += penalty
-        try:
+        gram[np.diag_indices(d)] += self.alpha + self.beta
+        return _solve(gram, rhs, X, Y, w, x_mean, y_mean)
+
+
+def _solve(gram, rhs, X, Y, w, x_mean, y_mean):
+    """Coefficients ``(L, d)`` from one gram matrix (or ``(L, d, d)``, one per label)."""
+    try:
+        if gram.ndim == 3:
+            coef = np.linalg.solve(gram, rhs.T[:, :, None])[:, :, 0]
+        else:
             coef = np.linalg.solve(gram, rhs).T
-        except np.linalg.LinAlgError:
-            coef = (np.linalg.pinv(gram) @ rhs).T
-        intercept = y_mean - coef @ x_mean
-        pred = X @ coef.T + intercept
-        local = X[0] @ coef.T + intercept
-        return SurrogateFit(coef, intercept, _weighted_r2(Y, pred, w), local)
+    except np.linalg.LinAlgError:
+        coef = (np.linalg.pinv(gram) @ (rhs.T[:, :, None] if gram.ndim == 3 else rhs))
+        coef = coef[:, :, 0] if gram.ndim == 3 else coef.T
+    intercept = y_mean - coef @ x_mean
+    pred = X @ coef.T + intercept
+    local = X[0] @ coef.T + intercept
+    return SurrogateFit(coef, intercept, _weighted_r2(Y, pred, w), local)
+
+
+def _centred_normal_equations(X, Y, sample_weight):
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    w = np.asarray(sample_weight, dtype=np.float64)
+    sw = w / w.sum()
+    x_mean = sw @ X
+    y_mean = sw @ Y
+    Xw = (X - x_mean) * w[:, None]
+    return X, Y, w, x_mean, y_mean, (X - x_mean).T @ Xw, Xw.T @ (Y - y_mean)
+
+
+class PriorScaledRidge:
+    """Kernel-weighted ridge whose penalty on superpixel ``j`` shrinks with its prior relevance
+    (the G-LIME way of using a global prior, Li et al. 2022, for ridge): minimises
+    ``sum_i pi_i (y_i - b - x_i.w)^2 + sum_j (alpha + lam / (r_j + eps)) w_j^2`` with
+    ``r_j = |w0_j| / mean_j |w0_j|``. Equivalent to rescaling feature ``j`` by the prior before a
+    uniform ridge. Unlike :class:`WeightedRidge`'s pull, it never moves a weight toward the
+    prior's value, it only shrinks the superpixels the prior deems irrelevant harder; ``lam=0``
+    is plain ridge.
+    """
+
+    def __init__(self, alpha=1.0, lam=10.0, eps=0.1):
+        if alpha < 0 or lam < 0 or eps <= 0:
+            raise ValueError("alpha and lam must be >= 0 and eps > 0")
+        self.alpha, self.lam, self.eps = float(alpha), float(lam), float(eps)
+        self.beta = self.lam  # > 0: the explainer then reports method 'glime'
+
+    def describe(self):
+        return {"surrogate": "PriorScaledRidge", "alpha": self.alpha, "lam": self.lam,
+                "eps": self.eps}
+
+    def fit(self, X, Y, sample_weight, prior=None):
+        X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
+        d = X.shape[1]
+        if self.lam == 0:
+            gram[np.diag_indices(d)] += self.alpha
+            return _solve(gram, rhs, X, Y, w, x_mean, y_mean)
+        if prior is None:
+            raise ValueError("PriorScaledRidge with lam > 0 needs a prior (the GLIME global weights)")
+        r = np.abs(np.asarray(prior, dtype=np.float64).reshape(Y.shape[1], d))
+        mean = r.mean(axis=1, keepdims=True)
+        r = np.where(mean > 0, r / np.maximum(mean, 1e-300), 1.0)
+        grams = np.repeat(gram[None], Y.shape[1], axis=0)
+        idx = np.arange(d)
+        grams[:, idx, idx] += self.alpha + self.lam / (r + self.eps)
+        return _solve(grams, rhs, X, Y, w, x_mean, y_mean)
 
 
 class SklearnSurrogate:
