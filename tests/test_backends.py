@@ -69,7 +69,7 @@ def test_export_leaves_the_model_untouched(trained, probe_images):
 
 
 def test_engine_is_cached_and_re_exported_when_weights_change(trained, probe_images,
-                                                               monkeypatch):
+                                                               monkeypatch, tmp_path):
     import paddle
 
     model = _fresh_model(trained, seed=1)
@@ -93,10 +93,26 @@ def test_engine_is_cached_and_re_exported_when_weights_change(trained, probe_ima
 
     p2 = clf(probe_images)
     assert clf.backend_info["fingerprint"] != fp1
-    assert clf.runner.engine(shape) is not engine  # re-exported
+    refreshed = clf.runner.engine(shape)
+    assert refreshed is not engine  # a new predictor for the new weights...
+    assert engine.export_kind == "traced" and refreshed.export_kind == "params"  # ...not traced
+    assert clf.backend_info["export"] == "params"
     assert not np.allclose(p1, p2, atol=1e-4)
     np.testing.assert_allclose(p2, PaddleXClassifier(model, backend="dygraph")(probe_images),
                                atol=1e-4)
+    # The refreshed predictor is exactly a fully re-traced one: same outputs bit for bit, and the
+    # params file written for it is byte for byte the one paddle.jit.save writes now.
+    full = backends.InferenceEngine(net, shape)
+    assert full.export_kind == "traced"
+    batch = clf.preprocess(probe_images)
+    np.testing.assert_array_equal(refreshed(batch), full(batch))
+    jit_files = backends.export_layer(net, shape, str(tmp_path / "jit" / "model"))
+    (tmp_path / "ours").mkdir()
+    ours = refreshed.program.write(net, str(tmp_path / "ours" / "model"))
+    # (the program files differ: each trace numbers its temporary variables anew)
+    assert os.path.splitext(jit_files[0])[1] == os.path.splitext(ours[0])[1]
+    with open(jit_files[1], "rb") as fa, open(ours[1], "rb") as fb:
+        assert fa.read() == fb.read()
 
     # Loading other weights with set_state_dict is seen too.
     state = {k: v * 0.5 if v.dtype == paddle.float32 and "weight" in k else v
@@ -105,6 +121,9 @@ def test_engine_is_cached_and_re_exported_when_weights_change(trained, probe_ima
     p3 = clf(probe_images)
     np.testing.assert_allclose(p3, PaddleXClassifier(model, backend="dygraph")(probe_images),
                                atol=1e-4)
+    assert clf.backend_info["export"] == "params"
+    np.testing.assert_array_equal(
+        clf.runner.engine(shape)(batch), backends.InferenceEngine(net, shape)(batch))
 
     # Inside hold_weights the fingerprint is computed once, not at every call.
     calls = []
@@ -264,3 +283,36 @@ def test_dygraph_threads_can_be_raised_at_run_time():
     with backends.dygraph_threads(2):
         assert backends._current_threads() == 2
     assert backends._current_threads() == before
+
+
+def test_a_changed_network_is_traced_again(trained, probe_images):
+    """Sub-layers replaced after the first export: the traced program no longer fits, the layer
+    is traced again and the results follow the new network -- whether the replaced sub-layer has
+    tensors (other names) or none at all (same tensors, other computation)."""
+    import paddle
+
+    model = _fresh_model(trained, seed=4)
+    clf = PaddleXClassifier(model, backend="inference")
+    clf(probe_images)
+    net = model.net
+    net.hardswish = paddle.nn.ReLU()  # no tensors: only the structure tells
+    probs = clf(probe_images)  # same weights, but the engine must not be the old one
+    assert clf.backend_info["export"] == "traced"
+    np.testing.assert_allclose(probs, PaddleXClassifier(model, backend="dygraph")(probe_images),
+                               atol=1e-4)
+    old = net.fc
+    net.fc = paddle.nn.Linear(old.weight.shape[0], old.weight.shape[1])  # new tensor names
+    probs = clf(probe_images)
+    assert clf.backend_info["export"] == "traced"
+    np.testing.assert_allclose(probs, PaddleXClassifier(model, backend="dygraph")(probe_images),
+                               atol=1e-4)
+
+
+def test_release_engines_keeps_the_traced_program(trained, probe_images):
+    model = _fresh_model(trained, seed=5)
+    clf = PaddleXClassifier(model, backend="inference")
+    p1 = clf(probe_images)
+    assert backends.release_engines(model.net) == 1
+    assert not [c for c in backends.cache_info() if c[3] == clf.backend_info["fingerprint"]]
+    np.testing.assert_array_equal(clf(probe_images), p1)
+    assert clf.backend_info["export"] == "params"  # rebuilt from the kept program
