@@ -5,9 +5,10 @@ and exactly one coloured object (circle, square or triangle, side ~20-35% of the
 the frame. The object's COLOUR decides the class; its shape, size and position are random. Because the
 object's pixels are known, explanation methods can be scored against a ground-truth mask.
 
-Optionally a "watermark" shortcut (a small bright checkerboard in the bottom-right corner) is stamped
-into the *training* images of one class only (never into validation images), so that a model may learn
-the shortcut instead of the object.
+Optionally a "watermark" shortcut (a small black/white checker in the bottom-right corner) is stamped
+into the *training* images of one class only (and, with ``watermark_splits=("train", "val")``, into its
+validation images too: then accuracy cannot tell a model that uses the shortcut from one that does
+not, but an explanation can), so that a model may learn the shortcut instead of the object.
 
 Layout written under ``root`` (PaddleX 2.x ImageNet format)::
 
@@ -41,7 +42,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["COLOURS", "SHAPES", "ShapesDataset", "make_shapes_dataset", "watermark_box_for",
-           "stamp_watermark"]
+           "watermark_pattern", "stamp_watermark"]
 
 #: Named object colours (RGB). Any of these names can be used as a class.
 COLOURS = {
@@ -59,7 +60,7 @@ COLOURS = {
 SHAPES = ("circle", "square", "triangle")
 
 _SPLITS = {"train": 0, "val": 1}
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the watermark's checker cells are half the box side
 
 
 def watermark_box_for(image_size):
@@ -88,7 +89,7 @@ class ShapesDataset:
     watermark_class: Optional[str] = None
     #: (x0, y0, x1, y1), exclusive ends, of the watermark; None when no watermark was requested.
     watermark_box: Optional[Tuple[int, int, int, int]] = None
-    #: relative paths (as in train_list.txt) of the images that carry the watermark.
+    #: relative paths (as in the list files) of the images that carry the watermark.
     watermarked: List[str] = field(default_factory=list)
     #: per relative image path: {"label", "shape", "bbox": [x0, y0, x1, y1], "colour", "watermark"}.
     meta: dict = field(default_factory=dict, repr=False)
@@ -204,12 +205,21 @@ def _draw_image(rng, image_size, colour, avoid_box=None):
     return img, mask, info
 
 
-def stamp_watermark(img, box):
-    """Stamp the 6x6 black/white checker watermark into ``img`` (uint8 HWC RGB) at ``box``."""
+def watermark_pattern(box):
+    """The watermark inside ``box``: a bool array, True where white. A 2x2 black/white checker
+    (cells of half the box side: 3 px at 64 px). Cells wider than one pixel matter: a
+    one-pixel checker is invisible to a network whose first layer has stride 2."""
     x0, y0, x1, y1 = box
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    checker = ((yy - y0) + (xx - x0)) % 2 == 0
-    img[y0:y1, x0:x1] = np.where(checker[..., None], np.uint8(255), np.uint8(0))
+    cell = max(1, (x1 - x0) // 2)
+    yy, xx = np.mgrid[0:y1 - y0, 0:x1 - x0]
+    return (yy // cell + xx // cell) % 2 == 0
+
+
+def stamp_watermark(img, box):
+    """Stamp the black/white checker watermark (:func:`watermark_pattern`) into ``img`` (uint8
+    HWC RGB) at ``box``; returns ``img``."""
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = np.where(watermark_pattern(box)[..., None], np.uint8(255), np.uint8(0))
     return img
 
 
@@ -234,7 +244,8 @@ def make_shapes_dataset(root,
                         seed=0,
                         watermark_class=None,
                         watermark_fraction=1.0,
-                        overwrite=False):
+                        overwrite=False,
+                        watermark_splits=("train",)):
     """Generate (or reuse) a coloured-shapes dataset under ``root`` and describe it.
 
     Args:
@@ -247,7 +258,10 @@ def make_shapes_dataset(root,
             earlier images do not change when the counts grow.
         watermark_class: class name whose TRAIN images get the corner checkerboard (None: none).
             Objects are kept clear of the watermark box in every image when a watermark is requested.
-        watermark_fraction: fraction (0..1) of that class's train images that get the watermark.
+        watermark_fraction: fraction (0..1) of that class's images (per split) that get the
+            watermark.
+        watermark_splits: the splits whose images of ``watermark_class`` get it: ``("train",)``
+            (default) or ``("train", "val")`` (the shortcut is then invisible to accuracy).
         overwrite: if ``root`` already holds a dataset generated with the same arguments it is
             reused unless ``overwrite``; a dataset with different arguments raises
             ``FileExistsError`` unless ``overwrite`` (then the generated files -- folders named
@@ -270,6 +284,12 @@ def make_shapes_dataset(root,
         raise ValueError("watermark_class %r is not one of %s" % (watermark_class, classes))
     if not 0.0 <= float(watermark_fraction) <= 1.0:
         raise ValueError("watermark_fraction must be in [0, 1]")
+    if isinstance(watermark_splits, str):
+        watermark_splits = (watermark_splits,)
+    watermark_splits = tuple(sorted(set(watermark_splits), key=list(_SPLITS).index)) \
+        if all(sp in _SPLITS for sp in watermark_splits) else None
+    if not watermark_splits:
+        raise ValueError("watermark_splits must name 'train' and/or 'val'")
 
     root = osp.abspath(str(root))
     params = {
@@ -282,6 +302,8 @@ def make_shapes_dataset(root,
         "watermark_class": watermark_class,
         "watermark_fraction": float(watermark_fraction),
     }
+    if watermark_splits != ("train",):  # recorded only when not the default (older metadata)
+        params["watermark_splits"] = list(watermark_splits)
     wm_box = watermark_box_for(image_size) if watermark_class is not None else None
     meta_file = osp.join(root, "meta.json")
 
@@ -312,17 +334,20 @@ def make_shapes_dataset(root,
     for label, cls in enumerate(classes):
         os.makedirs(osp.join(root, cls), exist_ok=True)
         os.makedirs(osp.join(root, "masks", cls), exist_ok=True)
-        wm_idx = set()
-        if cls == watermark_class and counts["train"] > 0:
-            k = int(round(float(watermark_fraction) * counts["train"]))
-            wm_rng = np.random.default_rng([int(seed), 7, label])
-            wm_idx = set(int(i) for i in wm_rng.choice(counts["train"], size=k, replace=False))
+        wm_idx = {"train": set(), "val": set()}
+        for split in watermark_splits:
+            if cls == watermark_class and counts[split] > 0:
+                k = int(round(float(watermark_fraction) * counts[split]))
+                wm_rng = np.random.default_rng([int(seed), 7, label] + ([] if split == "train"
+                                                                          else [1]))
+                wm_idx[split] = set(int(i) for i in wm_rng.choice(counts[split], size=k,
+                                                                  replace=False))
         for split, split_id in _SPLITS.items():
             for i in range(counts[split]):
                 rng = np.random.default_rng([int(seed), split_id, label, i])
                 img, mask, info = _draw_image(rng, image_size, COLOURS[cls], avoid_box=wm_box)
                 rel = "%s/%s_%d.png" % (cls, split, i)
-                has_wm = split == "train" and i in wm_idx
+                has_wm = i in wm_idx[split]
                 if has_wm:
                     img = stamp_watermark(img, wm_box)
                     watermarked.append(rel)

@@ -13,7 +13,7 @@ from PIL import Image
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from paddlex_interpret.synthetic import (COLOURS, ShapesDataset, make_shapes_dataset,
-                                         watermark_box_for)
+                                         watermark_box_for, watermark_pattern)
 
 SMALL = dict(num_train_per_class=4, num_val_per_class=2, image_size=48)
 
@@ -42,8 +42,8 @@ def nearest_colour(rgb, names):
 def has_checker(img, box):
     x0, y0, x1, y1 = box
     patch = img[y0:y1, x0:x1].astype(int)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    white = ((yy - y0) + (xx - x0)) % 2 == 0
+    white = watermark_pattern(box)
+    assert white.sum() == white.size // 2  # half white, half black
     return bool((patch[white] == 255).all() and (patch[~white] == 0).all())
 
 
@@ -152,6 +152,27 @@ def test_watermark_only_in_train_images_of_its_class(tmp_path):
     assert len(marked) == 5 == len(half.watermarked)
     assert all(os.path.basename(os.path.dirname(p)) == "red" for p in marked)
     assert make_shapes_dataset(tmp_path / "none", **SMALL).watermark_box is None
+
+
+def test_watermark_in_train_and_val_when_asked(tmp_path):
+    ds = make_shapes_dataset(tmp_path / "wm", num_train_per_class=6, num_val_per_class=4,
+                             image_size=64, watermark_class="blue",
+                             watermark_splits=("train", "val"))
+    for path, label, _ in ds.train_items() + ds.val_items():
+        expected = ds.labels[label] == "blue"
+        assert has_checker(read_rgb(path), ds.watermark_box) == expected
+        assert (os.path.relpath(path, ds.root) in ds.watermarked) == expected
+    assert len(ds.watermarked) == 10
+    with pytest.raises(ValueError, match="watermark_splits"):
+        make_shapes_dataset(tmp_path / "bad", watermark_class="blue", watermark_splits=("test",),
+                            **SMALL)
+
+
+def test_watermark_pattern_is_a_coarse_checker():
+    white = watermark_pattern(watermark_box_for(64))
+    assert white.shape == (6, 6)
+    # 2x2 cells of 3 px: visible through a stride-2 first layer (a 1-px checker is not)
+    assert white[:3, :3].all() and not white[:3, 3:].any() and white[3:, 3:].all()
 
 
 def test_reuse_conflict_and_overwrite(tmp_path):
