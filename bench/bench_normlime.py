@@ -377,7 +377,7 @@ def main():
                                  "object's share of the top-5"], stab_rows)
     lime1000 = scores[("LIME", 1000)]["stab"]
     best = max((scores[(m[0], 250)]["stab"], m[0]) for m in methods[1:])
-    default = methods[1][0]
+    default, sampler_only, strong = methods[1][0], methods[2][0], methods[3][0]
     total = time.perf_counter() - t_start
 
     body = """Data: coloured shapes (`paddlex_interpret.synthetic`, 3 colour classes, 64 px, %d
@@ -437,12 +437,18 @@ chosen on these data earlier (rows "concepts only" / "area^1").
 %s
 
 Target "GLIME at N=250 at least as stable as LIME at N=1000" (%.3f): the default (`glime()`:
-paired sampler, aggregate-avg prior, area^0.5, beta=10) reaches %.3f at N=250, **%s**; the most
-stable setting is %s (%.3f). What the sampler and the prior bring and cost:
+paired sampler, aggregate-avg prior, area^0.5, beta=10) reaches %.3f at N=250, **%s**; with
+beta=100 (`glime(beta=100)`, paired sampler) %.3f, **%s**; the most stable setting is %s (%.3f).
+The default beta=10 was chosen on Fashion-MNIST, where a beta of 30-100 made deletion AUC worse
+(section "GLIME settings, chosen on other images"); here the prior is reliable (the object's colour
+decides the class) and a strong prior pays. The prior's strength is data-dependent: `beta` is the
+knob. What the sampler and the prior bring and cost:
 
-- The paired sampler estimates LIME's own surrogate with less sampling noise; it does not move
-  the explanation toward anything, so its agreement with the converged LIME stays LIME's.
-
+- The paired sampler estimates LIME's own surrogate with less sampling noise, here a little
+  (%.3f vs LIME's %.3f at N=250, %.3f vs %.3f at N=500; likely, not measured here: with few
+  superpixels and a saturating response, more of the noise is odd-order, which pairs do not
+  remove); it does not move the explanation toward anything, so its agreement with the converged
+  LIME stays about LIME's.
 - PaddleX 1.3's `fast` weights (a softmax of 10x the logistic coefficients) are nearly one-hot per
   class: as a prior they lift the deciding concept (top-1 on the object) but say nothing about the
   other superpixels, so the rest of the top-5 stays as noisy as in LIME.
@@ -459,7 +465,11 @@ stable setting is %s (%.3f). What the sampler and the prior bring and cost:
        total, N_CONCEPTS, n_fit, n_eval, desc_table, 1000 * floor, build_table, len(eval_items),
        rank_table, len(stab_items), "%d-%d" % (min(nseg), max(nseg)), TOP, SEEDS, TOP, TOP,
        SEEDS, len(agg_items), agg_n, stab_table, lime1000, scores[(default, 250)]["stab"],
-       "met" if scores[(default, 250)]["stab"] >= lime1000 else "not met", best[1], best[0])
+       "met" if scores[(default, 250)]["stab"] >= lime1000 else "not met",
+       scores[(strong, 250)]["stab"],
+       "met" if scores[(strong, 250)]["stab"] >= lime1000 else "not met", best[1], best[0],
+       scores[(sampler_only, 250)]["stab"], scores[("LIME", 250)]["stab"],
+       scores[(sampler_only, 500)]["stab"], scores[("LIME", 500)]["stab"])
     print(body)
     command = ".venv/bin/python bench/bench_normlime.py" + (" --quick" if args.quick else "")
     if not args.no_write:

@@ -490,6 +490,10 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
     ``beta=10`` with ``aggregate`` weights (``variant='avg'``: the mean LIME weight of each
     concept per class, so every concept is ranked) adds a little more stability at equal
     faithfulness, larger ``beta`` starts to trade faithfulness for agreement with the prior.
+    How much to trust the prior is data-dependent: on the generated shapes data, where the
+    object's colour decides the class and the prior is reliable, ``beta=100`` is the setting
+    that makes GLIME at N=250 as stable as LIME at N=1000 (BENCHMARKS.md, "NormLIME and
+    GLIME"); ``beta=10`` is not enough there.
     PaddleX 1.3's ``fast`` weights are nearly one-hot per class: as a pull they drag every
     superpixel outside the top concept toward 0 and, at ``beta`` >= 30, cost stability and
     faithfulness; use them with a small ``beta`` or not at all. A large ``beta`` approaches
