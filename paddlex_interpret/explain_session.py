@@ -167,7 +167,10 @@ class CheckpointContext:
 @dataclass
 class CheckpointReport:
     """What one checkpoint produced (also kept in ``ExplainSession.history``; only the latest
-    report keeps its ``images`` and ``explanations``, older ones keep numbers and text)."""
+    report keeps its ``images`` and ``explanations``, older ones keep numbers and text).
+    ``backend`` is the classifier's ``backend_info`` after the checkpoint (which backend ran, and
+    for Paddle Inference whether the program was traced or only new weights were written, with
+    the seconds of that export and of the predictor build)."""
 
     epoch: int
     scalars: Dict[str, float] = field(default_factory=dict)
@@ -178,6 +181,7 @@ class CheckpointReport:
     weights_file: Optional[str] = None
     seconds: float = 0.0
     timings: Dict[str, float] = field(default_factory=dict)
+    backend: Dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -411,9 +415,11 @@ class ExplainSession:
         normlime_kwargs: extra keyword arguments for the weights builder.
 
     Cost of one explained checkpoint, in forward passes of the model: ``probes x (num_samples +
-    1)`` for LIME, ``probes x 2 x (metric_steps + 1)`` for deletion/insertion (``metrics``) and
-    ``max_images`` for NormLIME (``'fast'``); plus about 0.1 s per rendered panel. Once per run
-    the codebook fit and the concept occurrences segment the ``max_images`` eval images.
+    1)`` for LIME, ``probes x 3 x (metric_steps + 1)`` for deletion/insertion and NormLIME
+    deletion (``metrics``) and ``max_images`` for NormLIME (``'fast'``); plus about 0.02 s per
+    rendered panel. With Paddle Inference each checkpoint builds one predictor for the new weights
+    (~0.15 s; the network is traced only at the first checkpoint, ~1 s). Once per run the codebook
+    fit and the concept occurrences segment the ``max_images`` eval images.
     Thin it out with ``freq`` (and ``normlime_freq`` / ``metrics_freq``).
     """
 
@@ -588,6 +594,8 @@ class ExplainSession:
             for i in range(len(self.probes)):
                 self._stage(report, context, self.probe_names[i], self._probe_stage, context,
                             report, i, do_metrics)
+        with contextlib.suppress(Exception):
+            report.backend = dict(context.classifier.backend_info)
         self._release_engines(context)
         self._summarise(report)
         report.seconds = time.perf_counter() - t0
