@@ -189,6 +189,13 @@ class LimeExplainer:
             outputs[sl] = probs
         return masks, outputs
 
+    def _image_probabilities(self, image, masks, outputs):
+        """The prediction of the image itself: the output of the first sample when its mask keeps
+        every superpixel (LIME's first sample), so no extra forward pass (and no batch of one)."""
+        if len(masks) and masks[0].all():
+            return outputs[0].copy()
+        return self.predict(image[None])[0]
+
     def fit(self, masks, outputs, labels, prior=None):
         distances = cosine_distance_to_all_on(masks)
         weights = (self.kernel(distances) if self.kernel is not None
@@ -223,15 +230,25 @@ class LimeExplainer:
         adaptive_info = None
         with self.hold_weights():
             t0 = time.perf_counter()
-            probs = self.predict(image[None])[0]
-            labels = select_labels(probs, labels, top_k)
             segments = self.segment(image) if segments is None else relabel(segments, image.shape)
             t1 = time.perf_counter()
+            n_classes = getattr(self.classifier_fn, "num_classes", None)
+            if labels is not None and isinstance(n_classes, int):
+                select_labels(np.zeros(n_classes), labels, top_k)  # bad labels fail first
             if self.adaptive is None:
                 masks, outputs = self.sample(image, segments, num_samples, batch_size, seed)
-            else:
+                probs = self._image_probabilities(image, masks, outputs)
+                labels = select_labels(probs, labels, top_k)
+            else:  # the stop rule needs the labels before sampling
+                probs = None if labels is not None else self.predict(image[None])[0]
+                if probs is not None:
+                    labels = select_labels(probs, labels, top_k)
                 masks, outputs, adaptive_info, prior = self._sample_adaptive(
-                    image, segments, labels, num_samples, batch_size, seed, prior)
+                    image, segments, np.atleast_1d(np.asarray(labels, dtype=np.int64)),
+                    num_samples, batch_size, seed, prior)
+                if probs is None:
+                    probs = self._image_probabilities(image, masks, outputs)
+                    labels = select_labels(probs, labels, top_k)
             t2 = time.perf_counter()
         if callable(prior):
             prior = prior(segments, labels)
