@@ -1,15 +1,17 @@
 """The demo: train a PaddleX classifier with explanations at every checkpoint.
 
 1. Generates a "coloured shapes" dataset (the class is the colour of one object at a known position;
-   the *training* images of the watermark class carry a small corner checkerboard: a shortcut).
+   every image of the watermark class, training and validation, carries a small corner checker:
+   a shortcut that accuracy cannot see, since the validation images have it too).
 2. Trains ``paddlex.cls.MobileNetV3_small`` from scratch on the CPU with
    :class:`paddlex_interpret.hooks.ExplainHook` attached: at every checkpoint it builds NormLIME
    weights on the eval set (saved into ``epoch_N/``) and logs LIME / NormLIME overlays of the probe
    images, quality and stability scalars and the top concepts per class to VisualDL, next to
    PaddleX's own curves.
 3. Explains held-out images with ``paddlex.interpret.lime`` / ``normlime`` (PaddleX 1.3 PNGs),
-   scores LIME against the ground-truth object masks (pointing game) and checks the shortcut:
-   does stamping the watermark onto an image of another class change the prediction?
+   scores LIME against the ground-truth object masks (pointing game) on the unmarked classes,
+   counts how often LIME's top superpixels of the watermark class sit on the watermark, and checks
+   the shortcut directly: does stamping the watermark onto other classes' images make them blue?
 
 Run (from the repo root; ``bash scripts/run_demo.sh`` does the set-up first)::
 
@@ -68,7 +70,8 @@ def main():
     # 1. data
     ds = make_shapes_dataset(os.path.join(out, "data"), num_train_per_class=80,
                              num_val_per_class=20, image_size=args.image_size, classes=CLASSES,
-                             seed=args.seed, watermark_class=WATERMARK_CLASS, overwrite=True)
+                             seed=args.seed, watermark_class=WATERMARK_CLASS,
+                             watermark_splits=("train", "val"), overwrite=True)
     T = pdx.transforms
     train_tf = T.Compose([T.Resize(args.image_size), T.Normalize()])
     eval_tf = T.Compose([T.Resize(args.image_size), T.Normalize()])
@@ -76,8 +79,8 @@ def main():
                                       shuffle=True)
     eval_set = pdx.datasets.ImageNet(ds.root, ds.val_list, ds.labels_file, eval_tf)
 
-    # probes: one held-out image per class, a watermarked training image, and a held-out red
-    # image with the watermark stamped on (a shortcut detector).
+    # probes: one held-out image per class (the blue one carries the watermark), a watermarked
+    # training image, and a held-out red image with the watermark stamped on (a shortcut detector).
     val = ds.val_items()
     probes, names = [], []
     for cls in range(len(CLASSES)):
@@ -108,10 +111,26 @@ def main():
                     lr_decay_gamma=0.1, use_vdl=True)
     t_train = time.time() - t_train
 
-    # 3. explain held-out images (PaddleX 1.3 API) and score against the object masks
+    # 3. explain held-out images (PaddleX 1.3 API): unmarked classes are scored against the object
+    #    masks (pointing game); for the watermark class, is the watermark among the top evidence?
     explain_dir = os.path.join(out, "explanations")
     hits, pngs = 0, []
-    scored = val[::4]
+    wm_label = CLASSES.index(WATERMARK_CLASS)
+    x0, y0, x1, y1 = ds.watermark_box
+    on_watermark = np.zeros((args.image_size, args.image_size), bool)
+    on_watermark[y0:y1, x0:x1] = True
+    scored = [v for v in val[::4] if v[1] != wm_label]
+    marked = [v for v in val if v[1] == wm_label][:5]
+    wm_hits = 0
+    for path, _, _ in marked:
+        exp = pdx.interpret.lime(path, model, num_samples=args.num_samples, batch_size=50,
+                                 save_dir=explain_dir, seed=args.seed, fill="median",
+                                 segmenter="slic", segmenter_params={"n_segments": 40},
+                                 save_png=not pngs)
+        if not pngs:
+            pngs.append(exp.png_path)
+        top = exp.top_segments(exp.labels[0], 2)
+        wm_hits += any((exp.segments == t)[on_watermark].any() for t in top)
     for i, (path, label, _) in enumerate(scored):
         exp = pdx.interpret.lime(path, model, num_samples=args.num_samples, batch_size=50,
                                  save_dir=explain_dir, seed=args.seed, fill="median",
@@ -130,15 +149,25 @@ def main():
                                 segmenter_params={"n_segments": 40})
     pngs.append(nl.png_path)
 
-    # the shortcut: does the watermark alone flip a red image?
+    # the shortcut: does the watermark alone turn red and green images blue?
     pred_plain = model.predict(red_val[:], topk=1)[0]
     pred_stamped = model.predict(stamped, topk=1)[0]
+    others = [p for p, l, _ in val if l != wm_label]
+    flipped = 0
+    for p in others:
+        img = stamp_watermark(load_image(p).copy(), ds.watermark_box)[:, :, ::-1]  # BGR
+        flipped += model.predict(np.ascontiguousarray(img), topk=1)[0]["category"] \
+            == WATERMARK_CLASS
     summary = {
         "val_accuracy": float(model.eval_metrics["acc1"]),
-        "pointing_game": "%d/%d held-out images: LIME's top superpixel is on the object"
+        "pointing_game": "%d/%d held-out red/green images: LIME's top superpixel is on the object"
                          % (hits, len(scored)),
+        "watermark_in_lime_top2": "%d/%d held-out %s images: the watermark is among LIME's top 2"
+                                  % (wm_hits, len(marked), WATERMARK_CLASS),
         "shortcut_check": {"red val image": pred_plain["category"],
-                           "same image + watermark": pred_stamped["category"]},
+                           "same image + watermark": pred_stamped["category"],
+                           "red/green val images turned %s by the watermark" % WATERMARK_CLASS:
+                               "%d/%d" % (flipped, len(others))},
         "train_seconds_with_hook": round(t_train, 1),
         "hook_seconds": round(sum(r.seconds for r in hook.history
                                   if getattr(r, "seconds", None)), 1),
