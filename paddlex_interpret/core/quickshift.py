@@ -181,16 +181,12 @@ def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2la
             lo, hi = max(a[0].start, r0), min(a[0].stop, r1)
             if lo >= hi:
                 continue
+            colour = None
             if keep:
-                if (dr, dc) in kept:
-                    full = kept[(dr, dc)]
-                    base = a[0].start
-                else:  # d = -e: D_e is aligned with the partners of e, i.e. with these pixels
-                    full = kept[(-dr, -dc)]
-                    base = a[0].start
-                colour = full[lo - base:hi - base]
-            else:
-                colour = None
+                # for d = -e, D_e is aligned with the partners of e, i.e. with these same pixels
+                full = kept.get((dr, dc))
+                full = kept[(-dr, -dc)] if full is None else full
+                colour = full[lo - a[0].start:hi - a[0].start]
             rows = slice(lo, hi)
             pa = (rows, a[1])
             pb = (slice(lo + dr, hi + dr), b[1])
