@@ -227,3 +227,13 @@ def test_atomic_write_gives_normal_permissions_and_keeps_old_file_on_error(tmp_p
             f.write(b"new, half")
             raise RuntimeError("interrupted")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_bad_labels_fail_before_any_sampling_when_the_classifier_knows_its_classes():
+    clf = RegionClassifier()
+    clf.num_classes = 2
+    img = np.full((32, 32, 3), 200, np.uint8)
+    with pytest.raises(ValueError, match="out of range"):
+        LimeExplainer(clf, num_samples=100, batch_size=25, seed=0).explain(
+            img, segments=grid_segments(32, 32, 8), labels=[5])
+    assert clf.batch_sizes == []  # no forward pass was spent on a doomed explanation
