@@ -612,6 +612,12 @@ class _AutoState:
         self.probed_batch = False
 
 
+def check_backend(backend):
+    """Raise ``ValueError`` naming the choices unless ``backend`` is one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise ValueError("backend must be one of %s, got %r" % (BACKENDS, backend))
+
+
 class ModelRunner:
     """Run ``layer`` on ``(B, C, H, W)`` float32 batches with the chosen backend.
 
@@ -629,8 +635,7 @@ class ModelRunner:
 
     def __init__(self, layer, backend="auto", device=None, num_threads=None, use_mkldnn=True,
                  use_tensorrt=False):
-        if backend not in BACKENDS:
-            raise ValueError("backend must be one of %s, got %r" % (BACKENDS, backend))
+        check_backend(backend)
         self.layer = layer
         self.backend = backend
         self.device = device

@@ -31,7 +31,7 @@ import copy
 
 import numpy as np
 
-from .backends import BACKENDS, ModelRunner, suggest_batch_size
+from .backends import ModelRunner, check_backend, suggest_batch_size
 from .core.images import load_image, to_rgb_uint8
 from .errors import UnsupportedModelError
 
@@ -96,8 +96,7 @@ class _RunnerMixin:
     adapters (which define ``_layer()``, ``preprocess`` and ``_lut``)."""
 
     def _init_runner(self, backend, device, num_threads, batch_size):
-        if backend not in BACKENDS:
-            raise ValueError("backend must be one of %s, got %r" % (BACKENDS, backend))
+        check_backend(backend)  # at construction: the runner is built lazily
         self.backend = backend
         self.device = device
         self.num_threads = num_threads
