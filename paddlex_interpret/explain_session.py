@@ -170,7 +170,8 @@ class CheckpointReport:
     report keeps its ``images`` and ``explanations``, older ones keep numbers and text).
     ``backend`` is the classifier's ``backend_info`` after the checkpoint (which backend ran, and
     for Paddle Inference whether the program was traced or only new weights were written, with
-    the seconds of that export and of the predictor build)."""
+    the seconds of that export and of the predictor build). ``pid`` is the process that explained
+    it (the hook's worker process, or the training process)."""
 
     epoch: int
     scalars: Dict[str, float] = field(default_factory=dict)
@@ -182,6 +183,7 @@ class CheckpointReport:
     seconds: float = 0.0
     timings: Dict[str, float] = field(default_factory=dict)
     backend: Dict[str, Any] = field(default_factory=dict)
+    pid: int = 0
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -486,6 +488,8 @@ class ExplainSession:
         self.history = []
         self._writer = None
         self._writer_dir = None
+        #: ``{logdir: record file name}``: where :meth:`writer` appends instead of a new file
+        self.log_files = {}
         self.reset_run()
 
     # ------------------------------------------------------------------ run state
@@ -534,7 +538,9 @@ class ExplainSession:
             from visualdl import LogWriter
 
             os.makedirs(logdir, exist_ok=True)
-            self._writer = LogWriter(logdir=logdir)
+            # append to a record file another writer of this run made (VisualDL shows one file
+            # per directory: the newest)
+            self._writer = LogWriter(logdir=logdir, file_name=self.log_files.get(logdir, ""))
             self._writer_dir = logdir
         return self._writer
 
@@ -578,7 +584,7 @@ class ExplainSession:
     def explain_checkpoint(self, context):
         """Run all stages now (no frequency check). Stage errors are caught and reported."""
         t0 = time.perf_counter()
-        report = CheckpointReport(epoch=int(context.epoch))
+        report = CheckpointReport(epoch=int(context.epoch), pid=os.getpid())
         run_index = self._explained
         self._explained += 1
         writer = None

@@ -40,7 +40,9 @@ import functools
 import inspect
 import logging
 import os
+import pickle
 import re
+import time
 
 from .explain_session import (CheckpointContext, ExplainSession, WEIGHTS_FILENAME,
                               core_weights_builder)
@@ -100,13 +102,21 @@ class ExplainHook:
     per explained checkpoint.
     """
 
-    def __init__(self, probes, logdir=None, weights_builder=None, **options):
+    def __init__(self, probes, logdir=None, weights_builder=None, background=True,
+                 worker_threads=None, **options):
         self.session = ExplainSession(probes, **options)
         self.logdir = logdir
         self.weights_builder = weights_builder or paddlex_weights_builder
+        self.background = bool(background)
+        self.worker_threads = worker_threads
+        self._options = dict(options)
         self.model = None
         self._saved = {}
         self._run = None
+        self._worker = None
+        #: seconds ``model.train`` was held up by the hook in the last run (dispatching a
+        #: checkpoint, waiting for the worker's previous one, and the final join)
+        self.blocked_seconds = 0.0
 
     # ------------------------------------------------------------------ attach / detach
     def attach(self, model):
@@ -156,6 +166,9 @@ class ExplainHook:
         self.model = None
         self._saved = {}
         self._run = None
+        if self._worker is not None:
+            self._worker.terminate()
+            self._worker = None
         self.session.close()
         return model
 
@@ -182,11 +195,98 @@ class ExplainHook:
                      "save_dir": os.path.abspath(save_dir), "use_vdl": params.get("use_vdl", True),
                      "logdir": logdir}
         self.session.reset_run()
+        self.blocked_seconds = 0.0
+        if self.background:
+            self.session.close()  # the worker writes the logs of this run
+            self.session.log_files[os.path.abspath(logdir)] = "vdlrecords.%010d.log" % time.time()
+            self._worker = self._start_worker()
+        finished = False
         try:
-            return original_train(*args, **kwargs)
+            result = original_train(*args, **kwargs)
+            finished = True
+            return result
         finally:
+            self._finish_worker(wait=finished)
             self._run = None
             self.session.flush()
+
+    # ------------------------------------------------------------------ the worker process
+    def _start_worker(self):
+        """A :class:`~paddlex_interpret.worker.CheckpointWorker` for this run, or None (then
+        checkpoints are explained in the training process) when it cannot run here."""
+        from .worker import CheckpointWorker, WorkerError, background_supported
+
+        if not background_supported():
+            logger.info("explanations: no worker process on this system; explaining in the "
+                        "training process")
+            return None
+        builder = None if self.weights_builder is paddlex_weights_builder else self.weights_builder
+        try:
+            pickle.dumps((self.session.probes, self._options, builder))
+        except Exception as exc:
+            logger.info("explanations: the probes, options or weights_builder cannot be sent to "
+                        "a worker process (%s); explaining in the training process", exc)
+            return None
+        try:
+            return CheckpointWorker(self.session.probes, self._options, builder,
+                                    num_threads=self.worker_threads)
+        except WorkerError as exc:
+            logger.warning("explanations: %s; explaining in the training process", exc)
+            return None
+
+    def _collect(self):
+        """Wait for the worker's pending checkpoints and take in their reports."""
+        worker = self._worker
+        session = self.session
+        while worker is not None and worker.pending:
+            reply = worker.result()
+            if reply.get("log_file") and self._run is not None:
+                session.log_files[os.path.dirname(reply["log_file"])] = \
+                    os.path.basename(reply["log_file"])
+            if reply.get("error"):
+                logger.error("explanations (worker): %s", reply["error"])
+            report = reply.get("report")
+            if report is not None:
+                for error in report.errors:  # already in VisualDL; into this process's log too
+                    logger.error("explanations (worker): %s", error)
+                for old in session.history:
+                    old.images, old.explanations = {}, {}
+                session.history.append(report)
+
+    def _worker_failed(self, exc, epoch, logdir):
+        """The worker died: say so (log and VisualDL text) and explain in-process from now on."""
+        if self._worker is not None:
+            self._worker.terminate()
+        self._worker = None
+        try:
+            raise exc
+        except Exception as err:  # so that the traceback is logged with it
+            self.session._log_error(None, CheckpointContext(epoch=epoch, classifier=None,
+                                                            logdir=logdir), "worker", err)
+        logger.error("explanations: the remaining checkpoints are explained in the training "
+                     "process")
+
+    def _finish_worker(self, wait=True):
+        worker = self._worker
+        if worker is None:
+            return
+        t0 = time.perf_counter()
+        from .worker import WorkerError
+
+        try:
+            if wait:
+                self._collect()
+        except WorkerError as exc:
+            run = self._run or {}
+            self._worker_failed(exc, 0, run.get("logdir"))
+        finally:
+            if self._worker is not None:
+                state = self._worker.close() if wait else self._worker.terminate()
+                if state:
+                    self.session.codebook = state.get("codebook") or self.session.codebook
+                    self.session.global_weights = state.get("global_weights")
+            self._worker = None
+            self.blocked_seconds += time.perf_counter() - t0
 
     def _save_model(self, original_save, *args, **kwargs):
         result = original_save(*args, **kwargs)
@@ -208,6 +308,45 @@ class ExplainHook:
         if match is None or os.path.dirname(save_dir.rstrip(os.sep)) != run["save_dir"]:
             return  # best_model, or a save outside this run's checkpoints
         epoch = int(match.group(1))
+        num_epochs = run.get("num_epochs")
+        is_last = num_epochs is not None and epoch >= int(num_epochs)
+        if self._worker is not None:
+            self._dispatch(epoch, save_dir, is_last, run)
+            return
+        self._explain_here(epoch, save_dir, is_last, run)
+
+    def _dispatch(self, epoch, save_dir, is_last, run):
+        """Hand the checkpoint directory to the worker (after its previous checkpoint is done,
+        so that it never falls more than one checkpoint behind)."""
+        from .explain_session import get_rank
+        from .worker import WorkerError
+
+        session = self.session
+        t0 = time.perf_counter()
+        try:
+            if get_rank() != 0 or not session.should_run(is_last):
+                return
+            try:
+                self._collect()
+                dataset = run["eval_dataset"]
+                items, labels = dataset_items(dataset) if dataset is not None else (None, None)
+                model = self.model
+                self._worker.submit({
+                    "epoch": epoch, "checkpoint_dir": save_dir, "is_last": is_last,
+                    "logdir": os.path.abspath(run["logdir"]), "items": items, "labels": labels,
+                    "label_names": list(model.labels) if getattr(model, "labels", None) else None,
+                    "log_files": dict(session.log_files)})
+            except WorkerError as exc:
+                self._worker_failed(exc, epoch, run["logdir"])
+                self._explain_here(epoch, save_dir, is_last, run, counted=True)
+        finally:
+            spent = time.perf_counter() - t0
+            self.blocked_seconds += spent
+            session._hook_seconds += spent
+            session._last_seconds = spent
+
+    def _explain_here(self, epoch, save_dir, is_last, run, counted=False):
+        """Explain the checkpoint in the training process, from the live model."""
         model = self.model
         from .predictors import PaddleXClassifier
 
@@ -218,14 +357,20 @@ class ExplainHook:
                                                             logdir=run["logdir"]),
                                     "classifier", exc)
             return
-        num_epochs = run.get("num_epochs")
         context = CheckpointContext(
             epoch=epoch, classifier=classifier, layer=model.net, checkpoint_dir=save_dir,
-            weights_builder=self.weights_builder, logdir=run["logdir"],
-            is_last=num_epochs is not None and epoch >= int(num_epochs),
+            weights_builder=self.weights_builder, logdir=run["logdir"], is_last=is_last,
             label_names=list(model.labels) if getattr(model, "labels", None) else None,
             extra={"model": model, "dataset": run["eval_dataset"]})
-        self.session.on_checkpoint(context)
+        if counted:  # the frequency was checked already
+            try:
+                self.session.explain_checkpoint(context)
+            except Exception as exc:
+                self.session._log_error(None, context, "checkpoint", exc)
+        else:
+            t0 = time.perf_counter()
+            self.session.on_checkpoint(context)
+            self.blocked_seconds += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ conveniences
     @property

@@ -346,7 +346,7 @@ def test_an_unexpected_crash_is_contained(tiny_shapes, probes, tmp_path, monkeyp
         raise RuntimeError("forced crash")
 
     monkeypatch.setattr(ExplainSession, "explain_checkpoint", crash)
-    hook = ExplainHook(probes[0][:1], **FAST)
+    hook = ExplainHook(probes[0][:1], background=False, **FAST)  # the patch is in this process
     with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
         model = train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=1)
     assert model.completed_epochs == 1
@@ -354,6 +354,48 @@ def test_an_unexpected_crash_is_contained(tiny_shapes, probes, tmp_path, monkeyp
     assert "forced crash" in caplog.text
     reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
     assert "forced crash" in reader.get_data("text", "explain/errors")[0].text.encoded_text_string
+
+
+def test_checkpoints_are_explained_in_a_worker_process(hooked):
+    """By default the hook explains each checkpoint in a worker process, from the checkpoint's
+    files: the last report is of the final weights, and training waited only briefly."""
+    from paddlex_interpret.predictors import PaddleXClassifier
+
+    hook = hooked["hook"]
+    assert all(r.pid not in (0, os.getpid()) for r in hook.history)
+    assert len({r.pid for r in hook.history}) == 1  # one worker per run, model loaded once
+    exp = hook.history[-1].explanations["probe_0"]
+    np.testing.assert_allclose(exp.probabilities,
+                               PaddleXClassifier(hooked["model"])(exp.image[None])[0], atol=1e-4)
+    assert hook._worker is None  # joined at the end of train()
+    assert 0 < hook.blocked_seconds < hooked["seconds"]
+
+
+def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, monkeypatch,
+                                              caplog):
+    """SIGKILL the worker right after it gets the first checkpoint: training finishes, the loss is
+    logged (Python logging and VisualDL text), the next checkpoint is explained in-process."""
+    import signal
+
+    hook = ExplainHook(probes[0][:1], **FAST)
+    dispatch = hook._dispatch
+
+    def dispatch_then_kill(epoch, *args):
+        dispatch(epoch, *args)
+        if epoch == 1:
+            os.kill(hook._worker.pid, signal.SIGKILL)
+
+    monkeypatch.setattr(hook, "_dispatch", dispatch_then_kill)
+    with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
+        model = train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=2)
+    assert model.completed_epochs == 2
+    assert "explanation worker" in caplog.text and "stopped" in caplog.text
+    assert [(r.epoch, r.pid) for r in hook.history] == [(2, os.getpid())]
+    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
+    assert steps(reader, "image", "explain/probe_0/lime") == [2]
+    errors = reader.get_data("text", "explain/errors")
+    assert "explanation worker" in errors[0].text.encoded_text_string
+    assert (tmp_path / "out" / "epoch_2" / "normlime_weights.npz").exists()
 
 
 def test_real_visualdl_server_lists_the_probe_tags(hooked):

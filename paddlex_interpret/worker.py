@@ -1,0 +1,327 @@
+"""Explain PaddleX checkpoints in a separate process while training goes on.
+
+Why a process: a Paddle Inference predictor with oneDNN, built and run inside the training process,
+makes the PaddleX dygraph training that follows about 25% slower for the rest of the process
+(measured, BENCHMARKS.md "Where the hook could go next"), and PaddleX training on the CPU keeps one
+core busy. So :class:`~paddlex_interpret.hooks.ExplainHook` (``background=True``, the default) hands
+each checkpoint *directory* to a :class:`CheckpointWorker`: a child Python process that loads the
+model from the checkpoint files (``paddlex.load_model`` once, then only the new
+``model.pdparams``), runs the same :class:`~paddlex_interpret.explain_session.ExplainSession`
+stages on its own threads, writes the NormLIME weights file into the checkpoint directory and logs
+to VisualDL itself. The live model, its RNG states and its gradients are never touched.
+
+The child is a fresh interpreter (``python -m paddlex_interpret.worker``, not ``multiprocessing``
+spawn, which would re-run a user's training script that has no ``__main__`` guard); it talks to
+the parent over a socket pair with pickled messages. POSIX only (the hook explains in the training
+process elsewhere).
+
+Example (what the hook does)::
+
+    from paddlex_interpret.worker import CheckpointWorker
+    worker = CheckpointWorker(probes=["val/0.png"], options={"num_samples": 300})
+    worker.submit({"epoch": 1, "checkpoint_dir": "output/epoch_1",
+                   "logdir": "output/vdl_log/explain", "items": paths, "labels": labels})
+    reply = worker.result()          # {"report": CheckpointReport, "log_file": ...}
+    worker.close()
+"""
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+
+__all__ = ["CheckpointWorker", "WorkerError", "background_supported", "default_worker_threads"]
+
+logger = logging.getLogger("paddlex_interpret")
+
+
+class WorkerError(RuntimeError):
+    """The worker process could not be started, or stopped without answering."""
+
+
+def background_supported():
+    """True where the worker can run: POSIX (the socket pair is handed over as a file descriptor)."""
+    return os.name == "posix" and hasattr(socket, "socketpair")
+
+
+def default_worker_threads():
+    """CPU threads for the worker: the cores PaddleX's CPU training leaves idle (all but one),
+    at least one."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def _child_env(num_threads):
+    env = dict(os.environ)
+    # the parent's import path (paddlex_interpret may be found through a path entry, not a site)
+    paths = [p for p in sys.path if p]
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if pkg_root not in paths:
+        paths.insert(0, pkg_root)
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
+    env["OMP_NUM_THREADS"] = str(int(num_threads))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class CheckpointWorker:
+    """A child process that explains checkpoint directories, one job at a time.
+
+    Args:
+        probes, options: what :class:`~paddlex_interpret.explain_session.ExplainSession` takes.
+        weights_builder: ``f(session, context)`` run in the child (must be picklable; default the
+            hook's PaddleX builder on the job's eval items).
+        num_threads: CPU threads of the child's predictors (default
+            :func:`default_worker_threads`).
+        device: Paddle device of the child (default the parent's ``paddle.get_device()``).
+
+    The process starts at once, so its imports overlap the first epoch. :meth:`submit` sends a
+    job; :meth:`result` waits for its reply. Every failure of the child (an import error, a
+    crash, a killed process) surfaces as :class:`WorkerError` in the parent.
+    """
+
+    def __init__(self, probes, options=None, weights_builder=None, num_threads=None,
+                 device=None):
+        if not background_supported():
+            raise WorkerError("the explanation worker needs a POSIX system")
+        self.num_threads = int(num_threads or default_worker_threads())
+        if device is None:
+            try:
+                import paddle
+
+                device = paddle.get_device()
+            except Exception:
+                device = "cpu"
+        init = {"probes": list(probes), "options": dict(options or {}),
+                "weights_builder": weights_builder, "num_threads": self.num_threads,
+                "device": device}
+        payload = pickle.dumps(("init", init), protocol=pickle.HIGHEST_PROTOCOL)
+        parent_sock, child_sock = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "paddlex_interpret.worker", str(child_sock.fileno())],
+                pass_fds=(child_sock.fileno(),), env=_child_env(self.num_threads),
+                stdin=subprocess.DEVNULL, close_fds=True)
+        except Exception as exc:
+            parent_sock.close()
+            raise WorkerError("could not start the explanation worker: %s" % exc) from exc
+        finally:
+            child_sock.close()
+        from multiprocessing.connection import Connection
+
+        self._conn = Connection(parent_sock.detach())
+        self.pending = 0
+        self.pending_epochs = []
+        self.started = time.perf_counter()
+        self._send_bytes(payload)
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def _send_bytes(self, payload):
+        try:
+            self._conn.send_bytes(payload)
+        except (OSError, EOFError) as exc:
+            raise self._dead("could not send to it (%s)" % exc) from exc
+
+    def _dead(self, what):
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return WorkerError("the explanation worker (pid %d) stopped: %s; exit code %s"
+                           % (self.process.pid, what, code))
+
+    def submit(self, job):
+        """Send one checkpoint job (a dict, see :func:`_run_job`)."""
+        self._send_bytes(pickle.dumps(("checkpoint", job), protocol=pickle.HIGHEST_PROTOCOL))
+        self.pending += 1
+        self.pending_epochs.append(job.get("epoch"))
+
+    def result(self, timeout=None):
+        """The reply to the oldest pending job: ``{"report", "log_file", "error"}``.
+        Raises :class:`WorkerError` when the child died; ``TimeoutError`` after ``timeout`` s."""
+        if timeout is not None and not self._conn.poll(timeout):
+            raise TimeoutError("no answer from the explanation worker in %.0f s" % timeout)
+        try:
+            kind, reply = pickle.loads(self._conn.recv_bytes())
+        except (OSError, EOFError) as exc:
+            lost = ", ".join(str(e) for e in self.pending_epochs)
+            self.pending, self.pending_epochs = 0, []
+            raise self._dead("no answer (%s); the checkpoint(s) of epoch %s were not explained"
+                             % (exc or "end of stream", lost or "-")) from exc
+        self.pending -= 1
+        if self.pending_epochs:
+            self.pending_epochs.pop(0)
+        if kind != "reply":
+            raise WorkerError("unexpected message from the explanation worker: %r" % (kind,))
+        return reply
+
+    def close(self, timeout=60):
+        """Ask the child to close its VisualDL writer and exit; returns its final state
+        (``{"codebook", "global_weights"}``) or None. Kills it if it does not exit in time."""
+        state = None
+        try:
+            if self.alive():
+                self._conn.send_bytes(pickle.dumps(("close", None)))
+                if self._conn.poll(timeout):
+                    kind, state = pickle.loads(self._conn.recv_bytes())
+                    if kind != "closed":
+                        state = None
+        except (OSError, EOFError, pickle.UnpicklingError):
+            state = None
+        finally:
+            self.terminate(timeout=timeout)
+        return state
+
+    def terminate(self, timeout=5):
+        """Stop the child now (no goodbye)."""
+        try:
+            self._conn.close()
+        except OSError:
+            pass
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# ------------------------------------------------------------------------------ child side
+class _ChildState:
+    """What the child keeps across checkpoints: the session, the model (built once from the first
+    checkpoint, then only its weights are loaded) and the classifier bound to it."""
+
+    def __init__(self, init):
+        import paddle
+
+        from .explain_session import ExplainSession
+
+        paddle.set_device(init.get("device") or "cpu")
+        self.num_threads = int(init["num_threads"])
+        self.session = ExplainSession(init["probes"], **init["options"])
+        self.weights_builder = init.get("weights_builder")
+        self.model = None
+        self.classifier = None
+
+    def load(self, checkpoint_dir):
+        import paddle
+
+        if self.model is None:
+            import paddlex
+
+            self.model = paddlex.load_model(checkpoint_dir)
+            from .predictors import PaddleXClassifier
+
+            self.classifier = PaddleXClassifier(self.model, num_threads=self.num_threads)
+        else:
+            state = paddle.load(os.path.join(checkpoint_dir, "model.pdparams"))
+            self.model.net.set_state_dict(state)
+        return self.model
+
+
+def _run_job(state, job):
+    """Explain one checkpoint: ``job`` = ``{"epoch", "checkpoint_dir", "logdir", "is_last",
+    "label_names", "items", "labels"}``. Returns the reply dict; never raises."""
+    from .explain_session import CheckpointContext
+    from .hooks import paddlex_weights_builder
+
+    session = state.session
+    session.log_files.update(job.get("log_files") or {})
+    epoch = int(job["epoch"])
+    context = CheckpointContext(epoch=epoch, classifier=None, logdir=job.get("logdir"),
+                                checkpoint_dir=job.get("checkpoint_dir"),
+                                is_last=bool(job.get("is_last")))
+    try:
+        model = state.load(job["checkpoint_dir"])
+    except Exception as exc:
+        session._log_error(None, context, "load checkpoint", exc)
+        return {"report": None, "log_file": _log_file(session),
+                "error": "could not load checkpoint %s: %s: %s"
+                % (job["checkpoint_dir"], type(exc).__name__, exc)}
+    items = job.get("items")
+    extra = {"model": model,
+             "dataset": None if items is None else list(zip(items, job.get("labels")
+                                                            or [0] * len(items)))}
+    if items is not None:
+        extra["normlime_items"] = list(items)
+        extra["normlime_labels"] = job.get("labels")
+    context.classifier = state.classifier
+    context.layer = model.net
+    context.weights_builder = state.weights_builder or paddlex_weights_builder
+    context.label_names = job.get("label_names") or (
+        list(model.labels) if getattr(model, "labels", None) else None)
+    context.extra = extra
+    report = None
+    try:
+        report = session.explain_checkpoint(context)
+    except Exception as exc:  # explain_checkpoint guards its stages; this is the last resort
+        session._log_error(None, context, "checkpoint", exc)
+        return {"report": None, "log_file": _log_file(session),
+                "error": "%s: %s" % (type(exc).__name__, exc)}
+    return {"report": report, "log_file": _log_file(session), "error": None}
+
+
+def _log_file(session):
+    writer = session._writer
+    if writer is None:
+        return None
+    try:
+        return os.path.join(session._writer_dir, os.path.basename(writer.file_name))
+    except Exception:
+        return None
+
+
+def main(fd):
+    from multiprocessing.connection import Connection
+
+    logging.basicConfig(level=logging.INFO, format="[explain worker] %(levelname)s %(message)s")
+    conn = Connection(int(fd))
+    state = None
+    while True:
+        try:
+            kind, payload = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            break  # the parent went away
+        if kind == "init":
+            import paddlex_interpret  # noqa: F401  (the PaddleX compat alias, before paddlex)
+
+            state = _ChildState(payload)
+        elif kind == "checkpoint":
+            reply = _run_job(state, payload)
+            try:
+                data = pickle.dumps(("reply", reply), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # an unpicklable report: send the numbers only
+                if reply.get("report") is not None:
+                    reply["report"].explanations = {}
+                try:
+                    data = pickle.dumps(("reply", reply), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:
+                    data = pickle.dumps(("reply", {"report": None, "log_file": None,
+                                                   "error": "unpicklable report: %s" % exc}))
+            conn.send_bytes(data)
+        elif kind == "close":
+            final = None
+            if state is not None:
+                state.session.close()
+                final = {"codebook": state.session.codebook,
+                         "global_weights": state.session.global_weights}
+            try:
+                conn.send_bytes(pickle.dumps(("closed", final), protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:
+                conn.send_bytes(pickle.dumps(("closed", None)))
+            break
+    if state is not None:
+        state.session.close()
+    conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
