@@ -169,8 +169,11 @@ def main():
                            "red/green val images turned %s by the watermark" % WATERMARK_CLASS:
                                "%d/%d" % (flipped, len(others))},
         "train_seconds_with_hook": round(t_train, 1),
-        "hook_seconds": round(sum(r.seconds for r in hook.history
-                                  if getattr(r, "seconds", None)), 1),
+        # the hook explains each checkpoint in a worker process while training goes on:
+        # seconds spent explaining there, and seconds model.train waited for the hook
+        "explaining_seconds": round(sum(r.seconds for r in hook.history
+                                        if getattr(r, "seconds", None)), 1),
+        "train_held_up_seconds": round(hook.blocked_seconds, 1),
         "total_seconds": round(time.time() - t_start, 1),
         "explanation_pngs": pngs,
         "normlime_weights": [ExplainHook.weights_file(os.path.join(save_dir, "epoch_%d" % e))

@@ -10,6 +10,15 @@ rank 0 only). :class:`ExplainHook` wraps two methods of one model *instance*:
   set (written to ``save_dir/epoch_N/normlime_weights.npz``), LIME and NormLIME-filtered LIME of
   the probes, scores, all logged to VisualDL.
 
+Where the work runs: by default (``background=True``) in a worker process
+(:mod:`paddlex_interpret.worker`) started with ``train``: the hook hands it the checkpoint
+directory, and training goes on while it loads those weights and explains them (a Paddle
+Inference predictor run in the training process would slow the rest of the training). Training
+waits only for the previous checkpoint still being explained, and for the last one at the end of
+``train``. If the worker cannot start or dies, or the options cannot be pickled, the checkpoint is
+explained in the training process (``background=False`` asks for that), with the model in eval
+mode and its RNG states restored.
+
 The ``best_model`` save and saves outside ``train`` are left alone; ``detach()`` restores the
 original methods (the instance's ``__dict__`` is as before ``attach``).
 
@@ -93,6 +102,9 @@ class ExplainHook:
         logdir: VisualDL directory; default ``<save_dir>/vdl_log/explain`` of each ``train`` call.
         weights_builder: ``f(session, context) -> GlobalWeights`` replacing
             :func:`paddlex_weights_builder` (e.g. a cached file).
+        background: explain in a worker process from the checkpoint files (default), or in the
+            training process (False).
+        worker_threads: CPU threads of the worker (default all cores but one).
         **options: everything :class:`~paddlex_interpret.explain_session.ExplainSession` takes
             (``probe_labels``, ``num_samples=300``, ``seed``, ``freq``, ``normlime``,
             ``max_images``, ``metrics``, ...).
@@ -196,7 +208,9 @@ class ExplainHook:
                      "logdir": logdir}
         self.session.reset_run()
         self.blocked_seconds = 0.0
-        if self.background:
+        from .explain_session import get_rank
+
+        if self.background and get_rank() == 0:  # PaddleX saves checkpoints on rank 0 only
             self.session.close()  # the worker writes the logs of this run
             self.session.log_files[os.path.abspath(logdir)] = "vdlrecords.%010d.log" % time.time()
             self._worker = self._start_worker()

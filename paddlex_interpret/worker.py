@@ -13,7 +13,8 @@ to VisualDL itself. The live model, its RNG states and its gradients are never t
 The child is a fresh interpreter (``python -m paddlex_interpret.worker``, not ``multiprocessing``
 spawn, which would re-run a user's training script that has no ``__main__`` guard); it talks to
 the parent over a socket pair with pickled messages. POSIX only (the hook explains in the training
-process elsewhere).
+process elsewhere). The child runs at a lower priority (``nice`` 10; the environment variable
+``PADDLEX_INTERPRET_WORKER_NICE`` changes it) so that training keeps its cores when both compete.
 
 Example (what the hook does)::
 
@@ -176,8 +177,13 @@ class CheckpointWorker:
                         state = None
         except (OSError, EOFError, pickle.UnpicklingError):
             state = None
-        finally:
+        if state is None:
             self.terminate(timeout=timeout)
+        else:  # it answered and is exiting: do not wait for Paddle's teardown
+            try:
+                self._conn.close()
+            except OSError:
+                pass
         return state
 
     def terminate(self, timeout=5):
@@ -283,6 +289,10 @@ def main(fd):
     from multiprocessing.connection import Connection
 
     logging.basicConfig(level=logging.INFO, format="[explain worker] %(levelname)s %(message)s")
+    try:  # training comes first when both want a core
+        os.nice(int(os.environ.get("PADDLEX_INTERPRET_WORKER_NICE", "10")))
+    except (OSError, ValueError, AttributeError):
+        pass
     conn = Connection(int(fd))
     state = None
     while True:
