@@ -141,6 +141,9 @@ class CheckpointWorker:
 
     def submit(self, job):
         """Send one checkpoint job (a dict, see :func:`_run_job`)."""
+        if not self.alive():
+            raise self._dead("it exited before this checkpoint (epoch %s) was sent"
+                             % job.get("epoch"))
         self._send_bytes(pickle.dumps(("checkpoint", job), protocol=pickle.HIGHEST_PROTOCOL))
         self.pending += 1
         self.pending_epochs.append(job.get("epoch"))

@@ -398,6 +398,23 @@ def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, mon
     assert (tmp_path / "out" / "epoch_2" / "normlime_weights.npz").exists()
 
 
+def test_a_worker_that_cannot_start_leaves_the_work_to_the_training_process(
+        tiny_shapes, probes, tmp_path, monkeypatch, caplog):
+    """A worker interpreter that exits at once (forced: ``sys.executable`` is ``false``): every
+    checkpoint is still explained, in the training process, and the reason is logged."""
+    import shutil
+
+    hook = ExplainHook(probes[0][:1], **FAST)
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))
+    with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
+        train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=1)
+    assert "exited before this checkpoint (epoch 1)" in caplog.text
+    assert [(r.epoch, r.pid) for r in hook.history] == [(1, os.getpid())]
+    assert not hook.history[0].errors
+    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
+    assert steps(reader, "image", "explain/probe_0/lime") == [1]
+
+
 def test_real_visualdl_server_lists_the_probe_tags(hooked):
     """Start ``visualdl`` on the log directory and find the probes' image tags via its HTTP API."""
     vdl = os.path.join(hooked["save_dir"], "vdl_log")
