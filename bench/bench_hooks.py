@@ -113,6 +113,9 @@ def main():
     best = hooks[int(np.argmin(hooked))]
     per_ckpt = [r.seconds for r in best.history]
     blocked = best.blocked_seconds
+    import resource
+
+    trainer_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     where = "worker process" if all(r.pid != os.getpid() for r in best.history) else \
         "training process"
     runs = lambda xs: ", ".join("%.1f" % x for x in xs)
@@ -174,6 +177,10 @@ def main():
             "%s. The first checkpoint's extra cost is the codebook fit and the trace of the "
             "network for Paddle Inference; per probe the cost is about N + 3 x (metric_steps + "
             "1) forward passes, per eval image one." % backend.backend_info.get("backend"))
+    body += ("\n\nMemory: the worker process peaked at %.0f MiB resident (its own Paddle, "
+             "PaddleX and model; fastest hooked run), next to %.0f MiB for this whole benchmark "
+             "process (training and all runs)." % (best.worker_peak_rss_mib or float("nan"),
+                                                   trainer_rss))
     print(body)
     write_section("Training hook cost (issue 4)", body,
                   "python bench/bench_hooks.py" + (" --quick" if args.quick else ""))

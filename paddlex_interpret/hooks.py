@@ -129,6 +129,8 @@ class ExplainHook:
         #: seconds ``model.train`` was held up by the hook in the last run (dispatching a
         #: checkpoint, waiting for the worker's previous one, and the final join)
         self.blocked_seconds = 0.0
+        #: peak resident memory of the worker process in the last run (MiB), when it ran
+        self.worker_peak_rss_mib = None
 
     # ------------------------------------------------------------------ attach / detach
     def attach(self, model):
@@ -208,6 +210,7 @@ class ExplainHook:
                      "logdir": logdir}
         self.session.reset_run()
         self.blocked_seconds = 0.0
+        self.worker_peak_rss_mib = None
         from .explain_session import get_rank
 
         if self.background and get_rank() == 0:  # PaddleX saves checkpoints on rank 0 only
@@ -257,6 +260,9 @@ class ExplainHook:
             if reply.get("log_file") and self._run is not None:
                 session.log_files[os.path.dirname(reply["log_file"])] = \
                     os.path.basename(reply["log_file"])
+            if reply.get("peak_rss_mib"):
+                self.worker_peak_rss_mib = max(self.worker_peak_rss_mib or 0.0,
+                                               float(reply["peak_rss_mib"]))
             if reply.get("error"):
                 logger.error("explanations (worker): %s", reply["error"])
             report = reply.get("report")

@@ -275,7 +275,18 @@ def _run_job(state, job):
         session._log_error(None, context, "checkpoint", exc)
         return {"report": None, "log_file": _log_file(session),
                 "error": "%s: %s" % (type(exc).__name__, exc)}
-    return {"report": report, "log_file": _log_file(session), "error": None}
+    return {"report": report, "log_file": _log_file(session), "error": None,
+            "peak_rss_mib": _peak_rss_mib()}
+
+
+def _peak_rss_mib():
+    """This process's peak resident memory in MiB (None where ``resource`` is missing)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    except Exception:
+        return None
 
 
 def _log_file(session):

@@ -369,6 +369,7 @@ def test_checkpoints_are_explained_in_a_worker_process(hooked):
                                PaddleXClassifier(hooked["model"])(exp.image[None])[0], atol=1e-4)
     assert hook._worker is None  # joined at the end of train()
     assert 0 < hook.blocked_seconds < hooked["seconds"]
+    assert hook.worker_peak_rss_mib > 100  # a real process with Paddle in it
 
 
 def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, monkeypatch,
