@@ -2,7 +2,7 @@
 
 Why a process: a Paddle Inference predictor with oneDNN, built and run inside the training process,
 makes the PaddleX dygraph training that follows about 25% slower for the rest of the process
-(measured, BENCHMARKS.md "Where the hook could go next"), and PaddleX training on the CPU keeps one
+(measured, BENCHMARKS.md "Why the hook explains in a worker process"), and PaddleX training on the CPU keeps one
 core busy. So :class:`~paddlex_interpret.hooks.ExplainHook` (``background=True``, the default) hands
 each checkpoint *directory* to a :class:`CheckpointWorker`: a child Python process that loads the
 model from the checkpoint files (``paddlex.load_model`` once, then only the new
