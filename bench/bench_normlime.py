@@ -41,7 +41,8 @@ from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.perturbation import sample_masks  # noqa: E402
 from paddlex_interpret.core.sampling import (  # noqa: E402
     BernoulliSampler, PairedKernelSampler, SampledLimeExplainer)
-from paddlex_interpret.core.surrogate import WeightedRidge, exponential_kernel  # noqa: E402
+from paddlex_interpret.core.surrogate import (EvidenceRidge, WeightedRidge,  # noqa: E402
+                                             exponential_kernel)
 from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
 from paddlex_interpret.synthetic import make_shapes_dataset  # noqa: E402
 
@@ -213,7 +214,8 @@ def stability(clf, ds, items, methods):
 
     def fit(masks, outs, label, beta=0.0, prior=None, sampler="bernoulli"):
         w = samplers[sampler].sample_weight(masks, kernel)
-        return WeightedRidge(1.0, beta).fit(masks, outs[:, label], w, prior=prior).coef[0]
+        surrogate = EvidenceRidge(1.0) if beta == "auto" else WeightedRidge(1.0, beta)
+        return surrogate.fit(masks, outs[:, label], w, prior=prior).coef[0]
 
     scores = {}
     n_max = max(n for m in methods for n in m[4])
@@ -353,6 +355,8 @@ def main():
                ("GLIME, paired sampler only (beta=0)", None, 0.0, 0.0, (250, 500), P),
                ("GLIME, paired sampler, aggregate-avg prior, area^0.5, beta=100", agg, 0.5,
                 100.0, (250, 500), P),
+               ("GLIME, paired sampler, aggregate-avg prior, area^0.5, beta='auto' (evidence)",
+                agg, 0.5, "auto", (250, 500), P),
                ("GLIME, LIME sampling, aggregate-avg prior, area^0.5, beta=10", agg, 0.5, 10.0,
                 (250, 500), B),
                ("GLIME, LIME sampling, fast prior, area^0.5, beta=100", fast, 0.5, 100.0,

@@ -466,7 +466,7 @@ def tune(model, clf, root, args):
     share the sampled masks and model outputs of a seed (only the fit differs)."""
     from paddlex_interpret.core.normlime import glime_prior
     from paddlex_interpret.core.sampling import SampledLimeExplainer
-    from paddlex_interpret.core.surrogate import PriorScaledRidge, WeightedRidge
+    from paddlex_interpret.core.surrogate import EvidenceRidge, PriorScaledRidge, WeightedRidge
 
     t0 = time.time()
     seeds = list(range(6))
@@ -488,6 +488,8 @@ def tune(model, clf, root, args):
         ("paired sampler, avg prior, beta=30", "paired_kernel", "avg", WeightedRidge(1.0, 30.0)),
         ("paired sampler, avg prior, beta=100", "paired_kernel", "avg",
          WeightedRidge(1.0, 100.0)),
+        ("paired sampler, avg prior, beta='auto' (EvidenceRidge)", "paired_kernel", "avg",
+         EvidenceRidge(1.0)),
         ("paired sampler, avg prior as penalty (PriorScaledRidge lam=10)", "paired_kernel", "avg",
          PriorScaledRidge(1.0, 10.0)),
         ("paired sampler, avg prior as penalty (PriorScaledRidge lam=30)", "paired_kernel", "avg",

@@ -505,7 +505,9 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
         global_weights: :class:`GlobalWeights` or the path of a weights file.
         codebook: defaults to the one stored with the weights.
         beta, alpha, tau: prior strength, ridge penalty (PaddleX 1.3: 1), prior scale (ignored
-            when ``surrogate`` is given).
+            when ``surrogate`` is given). ``beta='auto'`` chooses it per image and label from
+            the samples (:class:`~paddlex_interpret.core.surrogate.EvidenceRidge`, the
+            marginal likelihood of the ridge fit; ``settings['beta']`` records the choice).
         sampler: ``'paired_kernel'`` (``'paired'``), ``'bernoulli'`` (``'lime'``) or an object
             with ``sample(num_samples, n_segments, rng)`` and ``sample_weight(masks, kernel)``.
         surrogate: an object with ``fit(X, Y, sample_weight, prior=None)`` (default above).
@@ -538,7 +540,14 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
         image = view(img_file_or_array) if view else to_rgb_uint8(img_file_or_array)
         name = "image"
     if surrogate is None:
-        surrogate = WeightedRidge(alpha=alpha, beta=beta, tau=tau)
+        if isinstance(beta, str):
+            if beta != "auto":
+                raise ValueError("beta must be a number >= 0 or 'auto', got %r" % (beta,))
+            from .core.surrogate import EvidenceRidge
+
+            surrogate = EvidenceRidge(alpha=alpha, tau=tau)
+        else:
+            surrogate = WeightedRidge(alpha=alpha, beta=beta, tau=tau)
     explainer = SampledLimeExplainer(classifier, sampler=sampler, segmenter=segmenter,
                                      segmenter_params=segmenter_params, fill=fill,
                                      kernel_width=kernel_width, surrogate=surrogate,
@@ -561,6 +570,8 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
                                 prior_normalize=prior_normalize,
                                 prior_area_exponent=float(prior_area_exponent),
                                 codebook=codebook.fingerprint())
+    if getattr(surrogate, "last_beta", None) is not None:
+        explanation.settings["beta"] = [float(b) for b in surrogate.last_beta]
     if save_dir is not None:
         from .io import ensure_writable_dir
         from .paddlex_api import _save

@@ -604,6 +604,37 @@ def test_glime_prior_as_a_penalty_is_honoured(model, avg_weights, glime_image):
     np.testing.assert_allclose(pulled.weights, pulled.extra["prior"], atol=1e-6)
 
 
+def test_evidence_ridge_trusts_a_prior_the_samples_agree_with():
+    """EvidenceRidge (``glime(beta='auto')``) on a linear model with known weights: a prior equal
+    to the truth is trusted (large beta; the fit is WeightedRidge's at that beta), a prior with
+    the wrong signs is not (small beta, the weights keep the samples' signs)."""
+    from paddlex_interpret.core.surrogate import EvidenceRidge, WeightedRidge
+
+    rng = np.random.default_rng(0)
+    truth = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0])
+    X = rng.integers(0, 2, (400, 8)).astype(float)
+    y = X @ truth + 0.3 + 0.2 * rng.normal(size=400)
+    w = rng.uniform(0.2, 1.0, 400)
+    good = EvidenceRidge().fit(X, y, w, prior=truth[None])
+    assert good.beta[0] >= 10
+    ref = WeightedRidge(1.0, good.beta[0]).fit(X, y, w, prior=truth[None])
+    np.testing.assert_allclose(good.coef, ref.coef, atol=1e-10)
+    np.testing.assert_allclose(good.intercept, ref.intercept, atol=1e-10)
+    bad = EvidenceRidge().fit(X, y, w, prior=-truth[None])
+    assert bad.beta[0] <= 0.1
+    big = np.abs(truth) >= 1
+    assert np.all(np.sign(bad.coef[0][big]) == np.sign(truth[big]))
+
+
+def test_glime_auto_beta_records_its_choice(model, avg_weights, glime_image):
+    g = normlime_api.glime(glime_image, model, avg_weights, beta="auto", num_samples=120,
+                           seed=0, fill="median")
+    assert g.settings["surrogate"] == "EvidenceRidge"
+    assert len(g.settings["beta"]) == len(g.labels) and all(b >= 0 for b in g.settings["beta"])
+    with pytest.raises(ValueError, match="'auto'"):
+        normlime_api.glime(glime_image, model, avg_weights, beta="strong", num_samples=20)
+
+
 def test_glime_documented_errors(model, fast_weights, glime_image, classifier):
     from paddlex_interpret.core.sampling import SampledLimeExplainer
     from paddlex_interpret.core.surrogate import PriorScaledRidge
