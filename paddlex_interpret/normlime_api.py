@@ -507,7 +507,10 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
         beta, alpha, tau: prior strength, ridge penalty (PaddleX 1.3: 1), prior scale (ignored
             when ``surrogate`` is given). ``beta='auto'`` chooses it per image and label from
             the samples (:class:`~paddlex_interpret.core.surrogate.EvidenceRidge`, the
-            marginal likelihood of the ridge fit; ``settings['beta']`` records the choice).
+            marginal likelihood of the ridge fit; ``settings['beta']`` records the choice):
+            close to the best fixed beta on both benchmark data sets, where each fixed beta is
+            best on one and worst on the other (BENCHMARKS.md, "GLIME's beta chosen from the
+            samples").
         sampler: ``'paired_kernel'`` (``'paired'``), ``'bernoulli'`` (``'lime'``) or an object
             with ``sample(num_samples, n_segments, rng)`` and ``sample_weight(masks, kernel)``.
         surrogate: an object with ``fit(X, Y, sample_weight, prior=None)`` (default above).

@@ -615,13 +615,15 @@ def test_evidence_ridge_trusts_a_prior_the_samples_agree_with():
     X = rng.integers(0, 2, (400, 8)).astype(float)
     y = X @ truth + 0.3 + 0.2 * rng.normal(size=400)
     w = rng.uniform(0.2, 1.0, 400)
-    good = EvidenceRidge().fit(X, y, w, prior=truth[None])
-    assert good.beta[0] >= 10
-    ref = WeightedRidge(1.0, good.beta[0]).fit(X, y, w, prior=truth[None])
+    good = EvidenceRidge().fit(X, y, w, prior=truth[None] / 5)  # right direction, other units
+    assert good.beta[0] >= 10 and 3 < good.tau[0] < 7
+    ref = WeightedRidge(1.0, good.beta[0], good.tau[0]).fit(X, y, w, prior=truth[None] / 5)
     np.testing.assert_allclose(good.coef, ref.coef, atol=1e-10)
     np.testing.assert_allclose(good.intercept, ref.intercept, atol=1e-10)
     bad = EvidenceRidge().fit(X, y, w, prior=-truth[None])
     assert bad.beta[0] <= 0.1
+    fixed = EvidenceRidge(fit_tau=False).fit(X, y, w, prior=truth[None] / 5)
+    assert fixed.beta[0] < good.beta[0]  # in the wrong units the prior is trusted less
     big = np.abs(truth) >= 1
     assert np.all(np.sign(bad.coef[0][big]) == np.sign(truth[big]))
 

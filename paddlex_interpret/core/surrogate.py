@@ -157,29 +157,31 @@ class PriorScaledRidge:
 
 
 class EvidenceRidge:
-    """:class:`WeightedRidge` whose prior strength ``beta`` is chosen per label from the samples:
-    the ``beta`` of ``betas`` with the largest marginal likelihood (type-II maximum likelihood,
-    "evidence") of the Bayesian reading of the ridge fit,
-    ``y_i = b + x_i.w + e_i``, ``e_i ~ N(0, s^2 / pi_i)``, ``w ~ N(m, s^2 / (alpha + beta) I)``
-    with ``m = beta * tau * w0 / (alpha + beta)`` (the same minimiser as ``WeightedRidge``),
-    the noise ``s^2`` profiled out and the intercept centred away. Where the samples agree with
-    the prior the evidence rises with ``beta`` (trust the prior); where they contradict it, it
-    falls (trust the samples). The chosen values are in ``fit(...).beta`` and ``last_beta``.
+    """:class:`WeightedRidge` whose prior strength ``beta`` (and, by default, the prior's scale
+    ``tau``) are chosen per label from the samples: the ``beta`` of ``betas`` with the largest
+    marginal likelihood (type-II maximum likelihood, "evidence") of the Bayesian reading of the
+    ridge fit, ``y_i = b + x_i.w + e_i``, ``e_i ~ N(0, s^2 / pi_i)``,
+    ``w ~ N(m, s^2 / (alpha + beta) I)`` with ``m = beta * tau * w0 / (alpha + beta)`` (the same
+    minimiser as ``WeightedRidge``), the noise ``s^2`` profiled out and the intercept centred away.
+    With ``fit_tau=True`` the scale ``tau >= 0`` is profiled too (a NormLIME prior is in other
+    units than LIME's weights: only its direction is trusted). Where the samples agree with the
+    prior the evidence rises with ``beta`` (trust the prior); where they contradict it, it falls
+    (trust the samples). The choices are in ``fit(...).beta`` / ``.tau`` and ``last_beta``.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = rng.integers(0, 2, (200, 6)).astype(float); w0 = np.array([[3., 0, 0, 1, 0, 0]])
     >>> y = X @ w0[0] + 0.1 * rng.normal(size=200)
-    >>> EvidenceRidge().fit(X, y, np.ones(200), prior=w0).beta[0] > 10   # prior agrees
+    >>> EvidenceRidge().fit(X, y, np.ones(200), prior=w0 / 10).beta[0] > 10   # agrees (scaled)
     True
-    >>> EvidenceRidge().fit(X, y, np.ones(200), prior=-w0).beta[0] < 1   # prior contradicts
+    >>> EvidenceRidge().fit(X, y, np.ones(200), prior=-w0).beta[0] < 1   # contradicts
     True
     """
 
-    def __init__(self, alpha=1.0, tau=1.0, betas=None):
+    def __init__(self, alpha=1.0, tau=1.0, betas=None, fit_tau=True):
         if alpha < 0:
             raise ValueError("alpha must be >= 0")
-        self.alpha, self.tau = float(alpha), float(tau)
+        self.alpha, self.tau, self.fit_tau = float(alpha), float(tau), bool(fit_tau)
         self.betas = np.asarray(np.logspace(-2, 4, 31) if betas is None else betas, np.float64)
         if self.betas.ndim != 1 or not len(self.betas) or (self.betas < 0).any():
             raise ValueError("betas must be a non-empty list of values >= 0")
@@ -187,7 +189,8 @@ class EvidenceRidge:
         self.last_beta = None
 
     def describe(self):
-        return {"surrogate": "EvidenceRidge", "alpha": self.alpha, "tau": self.tau,
+        return {"surrogate": "EvidenceRidge", "alpha": self.alpha,
+                "tau": "fitted" if self.fit_tau else self.tau,
                 "betas": [float(self.betas.min()), float(self.betas.max()), len(self.betas)]}
 
     def fit(self, X, Y, sample_weight, prior=None):
@@ -195,32 +198,40 @@ class EvidenceRidge:
         n, d = X.shape
         if prior is None:
             raise ValueError("EvidenceRidge needs a prior (the GLIME global weights)")
-        prior = np.asarray(prior, dtype=np.float64).reshape(Y.shape[1], d) * self.tau
+        prior = np.asarray(prior, dtype=np.float64).reshape(Y.shape[1], d)
         lam, V = np.linalg.eigh(gram)
         lam = np.maximum(lam, 0.0)
-        Yc = Y - y_mean
-        yy = (w[:, None] * Yc ** 2).sum(axis=0)  # (L,)
-        chosen = np.empty(Y.shape[1])
-        for c in range(Y.shape[1]):
-            best, best_ev = None, -np.inf
+        yy = (w[:, None] * (Y - y_mean) ** 2).sum(axis=0)  # y'Wy per label
+        L = Y.shape[1]
+        chosen, taus = np.empty(L), np.empty(L)
+        for c in range(L):
+            w0 = prior[c]
+            g0 = gram @ w0
+            rv, gv = V.T @ rhs[:, c], V.T @ g0
+            best = (-np.inf, 0.0, 0.0)
             for beta in self.betas:
                 s = self.alpha + beta
                 if s <= 0:
                     continue
-                m = beta * prior[c] / s
-                r = rhs[:, c] - gram @ m  # X'W(y - Xm)
-                e = yy[c] - 2.0 * m @ rhs[:, c] + m @ gram @ m  # (y - Xm)'W(y - Xm)
-                rv = V.T @ r
-                quad = e - float(np.sum(rv ** 2 / (lam + s)))
+                inv = 1.0 / (lam + s)
+                # y'S^-1 y, y'S^-1 z, z'S^-1 z with z = X w0 and S = W^-1 + X X' / s (Woodbury)
+                a = yy[c] - np.sum(rv * rv * inv)
+                b = rhs[:, c] @ w0 - np.sum(rv * gv * inv)
+                q = w0 @ g0 - np.sum(gv * gv * inv)
+                if self.fit_tau:  # the pull target t * w0, t = beta * tau / s >= 0
+                    t = b / q if (b > 0 and q > 1e-300) else 0.0
+                else:
+                    t = beta * self.tau / s
+                quad = a - 2.0 * t * b + t * t * q
                 ev = -0.5 * (n - 1) * np.log(max(quad, 1e-300)) - 0.5 * np.sum(np.log1p(lam / s))
-                if ev > best_ev:
-                    best, best_ev = beta, ev
-            chosen[c] = best
-        grams = np.repeat(gram[None], Y.shape[1], axis=0)
+                if ev > best[0]:
+                    best = (ev, beta, t * s / beta if beta > 0 else 0.0)
+            chosen[c], taus[c] = best[1], best[2]
+        grams = np.repeat(gram[None], L, axis=0)
         idx = np.arange(d)
         grams[:, idx, idx] += self.alpha + chosen[:, None]
-        fit = _solve(grams, rhs + (chosen[:, None] * prior).T, X, Y, w, x_mean, y_mean)
-        fit.beta = chosen
+        fit = _solve(grams, rhs + ((chosen * taus)[:, None] * prior).T, X, Y, w, x_mean, y_mean)
+        fit.beta, fit.tau = chosen, taus
         self.last_beta = chosen
         return fit
 
