@@ -594,7 +594,8 @@ class EngineWorker:
     Its input is a float32 numpy buffer per batch size (:meth:`buffer`) which the predictor
     reads in place when Paddle can share numpy memory (``share_external_data`` of a zero-copy
     tensor: no copy of the batch into the predictor), else copied in by :meth:`run`. Write the
-    whole batch into ``buffer(b)``, then ``run(b)`` returns the first output ``(b, ...)``."""
+    whole batch into ``buffer(b)``, then ``run(b)`` returns the first output ``(b, ...)``; hold
+    :attr:`lock` from the write to the run when other threads may use the same worker."""
 
     def __init__(self, predictor, input_shape, num_threads):
         self.predictor = predictor
@@ -605,7 +606,8 @@ class EngineWorker:
         self._buffers = {}      # batch size -> (array, zero-copy tensor or None)
         self._shared = None     # batch size whose buffer the predictor's input points to
         self.zero_copy = None   # None until the first run, then whether input is shared
-        self.lock = threading.Lock()
+        #: held from writing a batch into :meth:`buffer` to :meth:`run` by the thread using it
+        self.lock = threading.RLock()
 
     def buffer(self, batch):
         """The ``(batch, C, H, W)`` float32 input buffer for a batch of ``batch`` images."""

@@ -302,12 +302,14 @@ class _RunnerMixin:
                         state["next"] = i + 1
                     sl = slices[i]
                     b = sl.stop - sl.start
-                    buf = worker.buffer(b)
-                    x = self.compose(image, fill_image, segments, masks[sl], out=buf)
-                    if x is not buf:
-                        raise ValueError("composed batch %s does not fit the worker's input %s"
-                                         % (x.shape, buf.shape))
-                    probs = _softmax_if_needed(worker.run(b))
+                    with worker.lock:  # the buffer is the worker's until its run is done
+                        buf = worker.buffer(b)
+                        x = self.compose(image, fill_image, segments, masks[sl], out=buf)
+                        if x is not buf:
+                            raise ValueError("composed batch %s does not fit the worker's "
+                                             "input %s" % (x.shape, buf.shape))
+                        out = worker.run(b)
+                    probs = _softmax_if_needed(out)
                     with lock:
                         done[i] = probs
             except BaseException as exc:  # noqa: B902 - reported by the calling thread
