@@ -6,7 +6,7 @@ Inference with oneDNN runs a PaddleX classifier about 10x faster than dygraph. T
 * exports the live ``paddle.nn.Layer`` being explained with ``paddle.jit.save`` into a temporary
   directory (the layer itself is not modified: no ``to_static`` is left on it), builds a
   ``paddle.inference`` predictor from the files (Paddle 2.6 ``.pdmodel`` or Paddle 3.x ``.json``
-  program, ``.pdiparams`` weights), and deletes the directory;
+  program, ``.pdiparams`` weights), and deletes the directory (on CPU when the engine is dropped);
 * caches one predictor per (layer, input shape, device, options) for the process, tagged with the
   *parameter fingerprint* (a CRC of every parameter and buffer): when the weights change (training,
   ``set_state_dict``), the next verified call builds a new predictor. The program is traced
@@ -14,6 +14,11 @@ Inference with oneDNN runs a PaddleX classifier about 10x faster than dygraph. T
   input shape; for new weights only the params file is written again from the live tensors
   (:class:`TracedProgram`, checked byte for byte against ``jit.save``'s own file at the first
   export), so a weight change costs the predictor build (~0.15 s) instead of a full export;
+* on CPU, builds on request :meth:`InferenceEngine.workers`: predictors of the same files with
+  the threads split between them (2 x 1 thread on 2 cores), each run from its own Python thread
+  with its input shared with a numpy buffer (no copy); LIME composes a batch on one while the
+  other computes (:meth:`ModelRunner.workers`, ``parallel='auto'``). The engine's files stay in
+  a temporary directory until the engine is dropped, for that;
 * runs dygraph with all CPU cores (:func:`dygraph_threads`: Paddle sets ``OMP_NUM_THREADS=1`` at
   import when it is unset, and ``paddle.base.core.set_num_threads`` raises it at run time);
 * picks the backend (:class:`ModelRunner`, ``backend='auto'``) by measuring, and falls back to

@@ -14,8 +14,12 @@ Paddle Inference (oneDNN on CPU) when that is faster, ``'dygraph'`` / ``'inferen
 :mod:`paddlex_interpret.backends`). When the model's input normalisation is a per-channel map of
 uint8 values (PaddleX ``Normalize``; ``LayerClassifier``'s default ``/255``), :meth:`predict_masks`
 composes LIME's perturbed batches directly in float32 (the normalised image where a superpixel is
-kept, the normalised fill elsewhere: the same numbers as normalising the composed uint8 images) and
-prepares the next batch in a thread while the model runs the current one.
+kept, the normalised fill elsewhere: the same numbers as normalising the composed uint8 images).
+On CPU with the inference engine (``parallel='auto'``) the batches go to two single-thread
+predictors of the same program and weights, one Python thread each: each composes its next batch
+straight into its predictor's input (shared with Paddle, no copy) while the other computes, so
+composition no longer adds to the forward passes (issue 5; ``parallel=False`` turns it off). On a
+GPU the next batch is composed in a thread while the model runs the current one.
 
 Example::
 
