@@ -168,29 +168,18 @@ class _RunnerMixin:
         self._fused = (image, fill_image, img_n, fill_n)
         return img_n, fill_n
 
-    def _keep_maps(self, segments, masks):
-        """``(B, H, W)`` uint8, 1 where the pixel's superpixel is kept: ``masks[:, segments]``
-        (with OpenCV, one ``cv2.LUT`` per row when there are at most 256 superpixels)."""
-        masks = np.asarray(masks, dtype=bool)
-        cv2 = _cv2()
-        if cv2 is not None and masks.shape[1] <= 256:
-            cached = self._seg_u8
-            if cached is None or cached[0] is not segments:
-                seg = np.asarray(segments)
-                if seg.ndim != 2 or seg.size == 0 or seg.min() < 0 or seg.max() > 255:
-                    seg_u8 = None
-                else:
-                    seg_u8 = np.ascontiguousarray(seg, dtype=np.uint8)
-                cached = self._seg_u8 = (segments, seg_u8)
-            seg_u8 = cached[1]
-            if seg_u8 is not None:
-                keep = np.empty((len(masks),) + seg_u8.shape, dtype=np.uint8)
-                lut = np.zeros(256, dtype=np.uint8)
-                for i, row in enumerate(masks.view(np.uint8)):
-                    lut[:len(row)] = row
-                    cv2.LUT(seg_u8, lut, dst=keep[i])
-                return keep
-        return np.take(masks.view(np.uint8), segments, axis=1)
+    def _segments_u8(self, segments):
+        """``segments`` as uint8 (for ``cv2.LUT``) when its labels are 0..255, else None;
+        memoised for the last label map."""
+        cached = self._seg_u8
+        if cached is None or cached[0] is not segments:
+            seg = np.asarray(segments)
+            if seg.ndim != 2 or seg.size == 0 or seg.min() < 0 or seg.max() > 255:
+                seg_u8 = None
+            else:
+                seg_u8 = np.ascontiguousarray(seg, dtype=np.uint8)
+            cached = self._seg_u8 = (segments, seg_u8)
+        return cached[1]
 
     def compose(self, image, fill_image, segments, masks, out=None):
         """``(B, 3, H, W)`` float32 model inputs for mask rows ``masks`` (kept superpixels from
@@ -199,8 +188,9 @@ class _RunnerMixin:
         The normalised image and fill are computed once per explanation; a batch is the fill
         copied in, then the image copied over it where the pixel's superpixel is kept (copies
         only, no arithmetic: the numbers are exactly the normalised pixels). With OpenCV the
-        second copy is ``cv2.copyTo`` per image plane with the kept-pixel map (measured ~1.3x
-        faster than numpy's masked ``copyto`` for a batch of 50 at 224 px); else numpy.
+        copies are done image by image, the second with ``cv2.copyTo`` per plane and the
+        kept-pixel map from ``cv2.LUT`` (measured ~2x faster than numpy's masked ``copyto`` of
+        the whole batch: 2.2 vs 4.3 ms for 50 images at 224 px); else numpy.
         ``out``: a ``(B, 3, H, W)`` float32 buffer to fill (C-contiguous), e.g. a worker's
         input."""
         if self._lut is None:
@@ -215,16 +205,33 @@ class _RunnerMixin:
         b = len(masks)
         if out is None or out.shape[0] != b:
             out = np.empty((b,) + img_n.shape, dtype=np.float32)
-        np.copyto(out, fill_n[None])
-        keep = self._keep_maps(segments, masks)  # (B, H, W) uint8
+        masks = np.asarray(masks, dtype=bool)
         cv2 = _cv2()
-        if cv2 is not None and out.flags.c_contiguous and img_n.flags.c_contiguous:
-            for i in range(b):
-                k = keep[i]
-                for c in range(img_n.shape[0]):
-                    cv2.copyTo(img_n[c], k, dst=out[i, c])
+        if cv2 is None or not (out.flags.c_contiguous and img_n.flags.c_contiguous):
+            keep = np.take(masks, segments, axis=1)  # (B, H, W)
+            np.copyto(out, fill_n[None])
+            np.copyto(out, img_n[None], where=keep[:, None])
+            return out
+        # One image at a time (its planes stay in cache between the two copies): the fill,
+        # then the image where kept; the kept-pixel map from cv2.LUT of the label map (at most
+        # 256 superpixels), else numpy's take.
+        seg_u8 = self._segments_u8(segments) if masks.shape[1] <= 256 else None
+        rows = masks.view(np.uint8)
+        if seg_u8 is not None:
+            lut = np.zeros(256, dtype=np.uint8)
+            k = np.empty(seg_u8.shape, dtype=np.uint8)
         else:
-            np.copyto(out, img_n[None], where=keep[:, None].view(bool))
+            keep = np.take(rows, segments, axis=1)
+        for i in range(b):
+            if seg_u8 is not None:
+                lut[:rows.shape[1]] = rows[i]
+                cv2.LUT(seg_u8, lut, dst=k)
+            else:
+                k = keep[i]
+            o = out[i]
+            np.copyto(o, fill_n)
+            for c in range(img_n.shape[0]):
+                cv2.copyTo(img_n[c], k, dst=o[c])
         return out
 
     def prepare_masks(self, image):
