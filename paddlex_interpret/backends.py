@@ -61,7 +61,8 @@ __all__ = ["BACKENDS", "ModelRunner", "InferenceEngine", "EngineWorker", "Export
            "clear_cache",
            "cache_info", "set_dygraph_threads", "dygraph_threads", "suggest_batch_size",
            "available_memory",
-           "AUTO_EXPORT_SECONDS", "AUTO_DYGRAPH_BUDGET", "check_parallel"]
+           "AUTO_EXPORT_SECONDS", "AUTO_DYGRAPH_BUDGET", "AUTO_WORKERS_SECONDS_PER_IMAGE",
+           "check_parallel"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -71,6 +72,12 @@ BACKENDS = ("auto", "dygraph", "inference")
 AUTO_EXPORT_SECONDS = 0.25
 #: ... or once the dygraph time spent by this layer in the process exceeds this.
 AUTO_DYGRAPH_BUDGET = 3.0
+#: ``parallel='auto'`` uses the single-thread workers only for models whose engine has run a
+#: batch at most this fast per image (MobileNetV3_small at 224 px: ~1 ms on 2 cores; ResNet50:
+#: ~24 ms). Composing a batch costs about the same for any model, so the workers matter for fast
+#: models; for slow ones it is ~1% of the time and their second copy of the activations (GBs for
+#: ResNet50 at batch 50) measured from as fast as the engine to 1.6x slower (BENCHMARKS.md).
+AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
 
 _LOCK = threading.RLock()
 _ENGINES = {}   # (id(layer), input_shape, device, options) -> _EngineEntry
@@ -454,6 +461,8 @@ class InferenceEngine:
         self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self._lock = threading.Lock()
         self.calls = 0
+        #: the fastest time per image of a call with 2+ images so far (None before)
+        self.seconds_per_image = None
 
     def workers(self, count):
         """``count`` :class:`EngineWorker` s: predictors of the same program and weights with
@@ -543,11 +552,15 @@ class InferenceEngine:
             raise ValueError("engine built for inputs %s, got %s" % (self.input_shape,
                                                                      x.shape[1:]))
         with self._lock:
+            t = time.perf_counter()
             self._input.reshape(list(x.shape))
             self._input.copy_from_cpu(x)
             self.predictor.run()
             out = self._output.copy_to_cpu()
+            per = (time.perf_counter() - t) / len(x)
         self.calls += 1
+        if len(x) >= 2 and (self.seconds_per_image is None or per < self.seconds_per_image):
+            self.seconds_per_image = per
         return out
 
     def describe(self):
@@ -787,8 +800,10 @@ class ModelRunner:
         num_threads: CPU threads for both backends (default ``os.cpu_count()``).
         use_mkldnn, use_tensorrt: Paddle Inference options (see :class:`InferenceEngine`).
         parallel: how LIME's batches run once the engine is in use (:meth:`workers`):
-            ``'auto'`` (default) on CPU with 2 or more threads, 2 predictors splitting the
-            threads, each run from its own Python thread (:meth:`InferenceEngine.workers`);
+            ``'auto'`` (default) on CPU with 2 or more threads, for a model whose engine has run
+            a batch at :data:`AUTO_WORKERS_SECONDS_PER_IMAGE` (5 ms) per image or faster, 2
+            predictors splitting the threads, each run from its own Python thread
+            (:meth:`InferenceEngine.workers`);
             an int ``k >= 2``: ``k`` predictors; ``False`` / ``0`` / ``1``: the one predictor
             with all threads. Never on a GPU.
 
@@ -883,6 +898,9 @@ class ModelRunner:
         engine = self.engine(shape)
         if engine is None or "gpu" in engine.options or engine.num_threads < 2:
             return None
+        if parallel == "auto" and (engine.seconds_per_image is None
+                                   or engine.seconds_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE):
+            return None  # not measured yet (the next batch runs on the engine) or a slow model
         try:
             workers = engine.workers(min(count, engine.num_threads))
         except Exception as exc:

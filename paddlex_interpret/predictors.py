@@ -404,10 +404,12 @@ class PaddleXClassifier(_RunnerMixin):
         batch_size: batch size suggested to LIME when it is given none (default: from memory,
             :func:`paddlex_interpret.backends.suggest_batch_size`).
         parallel: how LIME's perturbed batches run on the CPU inference engine: ``'auto'``
-            (default: with 2+ CPU threads, 2 single-predictor workers with half the threads
-            each, one Python thread each, so composing a batch overlaps the other's forward
-            pass), an int ``k >= 2`` workers, or ``False`` (the one predictor with all
-            threads). Not used on a GPU or in dygraph. See :meth:`predict_masks`.
+            (default: with 2+ CPU threads and a fast model, at most
+            ``backends.AUTO_WORKERS_SECONDS_PER_IMAGE`` per image, 2 single-predictor workers
+            with half the threads each, one Python thread each, so composing a batch overlaps
+            the other's forward pass), an int ``k >= 2`` workers (any model), or ``False``
+            (the one predictor with all threads). Not used on a GPU or in dygraph. See
+            :meth:`predict_masks`.
     """
 
     def __init__(self, model, transforms=None, *, backend="auto", device=None, num_threads=None,

@@ -181,3 +181,26 @@ def test_lime_prepares_the_classifier_while_it_segments(trained, image):
     clf.prepare_masks = broken  # its errors do not stop the explanation
     c = LimeExplainer(clf, **kwargs).explain(image)
     np.testing.assert_allclose(c.weights, a.weights, atol=1e-5)
+
+
+@multi_core
+def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch):
+    shape = (3,) + image.shape[:2]
+    clf = PaddleXClassifier(trained.model, backend="inference")
+    clf(np.stack([image] * 4))  # the engine has run a batch: its time per image is known
+    engine = clf.runner.engine(shape)
+    assert engine.seconds_per_image is not None
+    assert clf.runner.workers(shape) is not None  # a 64 px MobileNetV3_small is fast
+    monkeypatch.setattr(backends, "AUTO_WORKERS_SECONDS_PER_IMAGE",
+                        engine.seconds_per_image / 2)
+    assert clf.runner.workers(shape) is None  # 'auto': too slow a model
+    assert len(clf.runner.workers(shape, parallel=2)) == 2  # asked for: any model
+    seg = _grid(image.shape, 4)
+    masks = sample_masks(60, 16, np.random.default_rng(0))
+    fill = make_fill(image, seg, "black")
+    slow = PaddleXClassifier(trained.model, backend="inference")
+    got = slow.predict_masks(image, fill, seg, masks, 20)
+    assert "workers" not in slow.backend_info
+    forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
+    np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), got, atol=1e-5)
+    assert forced.backend_info["workers"] == 2
