@@ -234,14 +234,6 @@ class _RunnerMixin:
                 cv2.copyTo(img_n[c], k, dst=o[c])
         return out
 
-    def prepare_masks(self, image):
-        """Get ready for :meth:`predict_masks` on perturbations of ``image`` (LIME calls it in a
-        thread while it segments the image): verify the weights and build the inference
-        workers when they will be used. Does nothing when composition is not fused."""
-        if self._lut is None or not self.parallel:
-            return
-        self.runner.workers((3,) + np.shape(image)[:2])
-
     def predict_masks(self, image, fill_image, segments, masks, batch_size, overlap=None,
                       parallel=None):
         """Probabilities ``(N, C)`` of the perturbed images of ``masks`` ``(N, d)``, computed

@@ -154,35 +154,6 @@ def test_opencv_composition_is_bit_identical_to_numpy(trained, image, monkeypatc
     np.testing.assert_array_equal(buf, expect)
 
 
-def test_lime_prepares_the_classifier_while_it_segments(trained, image):
-    import threading
-
-    clf = PaddleXClassifier(trained.model, backend="inference")
-    calls = []
-    real = clf.prepare_masks
-
-    def spy(img):
-        calls.append((threading.current_thread() is threading.main_thread(), img.shape))
-        return real(img)
-
-    clf.prepare_masks = spy
-    kwargs = dict(num_samples=60, batch_size=20, seed=0, segmenter="slic")
-    a = LimeExplainer(clf, **kwargs).explain(image)
-    assert calls == [(False, image.shape)]  # once, in a thread
-    LimeExplainer(clf, **kwargs).explain(image, segments=a.segments)  # no segmentation: no call
-    assert len(calls) == 1
-    b = LimeExplainer(PaddleXClassifier(trained.model, backend="inference", parallel=False),
-                      **kwargs).explain(image)
-    np.testing.assert_allclose(a.weights, b.weights, atol=1e-5)
-
-    def broken(img):
-        raise RuntimeError("prepare failed")
-
-    clf.prepare_masks = broken  # its errors do not stop the explanation
-    c = LimeExplainer(clf, **kwargs).explain(image)
-    np.testing.assert_allclose(c.weights, a.weights, atol=1e-5)
-
-
 @multi_core
 def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch):
     shape = (3,) + image.shape[:2]

@@ -95,8 +95,7 @@ class LimeExplainer:
     A classifier may offer ``hold_weights()`` (a context in which its weights are verified once)
     and ``predict_masks(image, fill_image, segments, masks, batch_size)`` (the perturbed batches
     composed and run by the classifier itself, same numbers as ``classifier(perturb(...))``): both
-    are used when present (``predict_masks`` not with ``progress``); with ``predict_masks``, an
-    optional ``prepare_masks(image)`` runs in a thread while the image is segmented.
+    are used when present (``predict_masks`` not with ``progress``).
     """
 
     def __init__(self, classifier_fn, segmenter="quickshift", segmenter_params=None, fill="black",
@@ -138,31 +137,6 @@ class LimeExplainer:
         if callable(fast) and not self.progress and type(self).predict is LimeExplainer.predict:
             return fast
         return None
-
-    @contextlib.contextmanager
-    def _preparing(self, image):
-        """Run the classifier's ``prepare_masks(image)`` (when it has one and ``predict_masks``
-        is used) in a thread during the block: e.g. verifying the weights and getting the
-        inference workers ready while the image is segmented (segmentation leaves a core idle
-        in its serial parts). Its errors are left to the sampling that follows."""
-        prepare = getattr(self.classifier_fn, "prepare_masks", None)
-        if not callable(prepare) or self._fast_predict() is None:
-            yield
-            return
-        import threading
-
-        def run():
-            try:
-                prepare(image)
-            except Exception:  # the sampling meets the same problem and reports it
-                pass
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            thread.join()
 
     def auto_batch_size(self, image, num_samples=None):
         """``batch_size='auto'``: the classifier's ``suggest_batch_size(image)`` (else 50), lowered
@@ -256,11 +230,7 @@ class LimeExplainer:
         adaptive_info = None
         with self.hold_weights():
             t0 = time.perf_counter()
-            if segments is None:
-                with self._preparing(image):
-                    segments = self.segment(image)
-            else:
-                segments = relabel(segments, image.shape)
+            segments = self.segment(image) if segments is None else relabel(segments, image.shape)
             t1 = time.perf_counter()
             n_classes = getattr(self.classifier_fn, "num_classes", None)
             if labels is not None and isinstance(n_classes, int):
