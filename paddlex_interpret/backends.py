@@ -6,7 +6,7 @@ Inference with oneDNN runs a PaddleX classifier about 10x faster than dygraph. T
 * exports the live ``paddle.nn.Layer`` being explained with ``paddle.jit.save`` into a temporary
   directory (the layer itself is not modified: no ``to_static`` is left on it), builds a
   ``paddle.inference`` predictor from the files (Paddle 2.6 ``.pdmodel`` or Paddle 3.x ``.json``
-  program, ``.pdiparams`` weights), and deletes the directory;
+  program, ``.pdiparams`` weights), and deletes the directory (on CPU when the engine is dropped);
 * caches one predictor per (layer, input shape, device, options) for the process, tagged with the
   *parameter fingerprint* (a CRC of every parameter and buffer): when the weights change (training,
   ``set_state_dict``), the next verified call builds a new predictor. The program is traced
@@ -14,6 +14,11 @@ Inference with oneDNN runs a PaddleX classifier about 10x faster than dygraph. T
   input shape; for new weights only the params file is written again from the live tensors
   (:class:`TracedProgram`, checked byte for byte against ``jit.save``'s own file at the first
   export), so a weight change costs the predictor build (~0.15 s) instead of a full export;
+* on CPU, builds on request :meth:`InferenceEngine.workers`: predictors of the same files with
+  the threads split between them (2 x 1 thread on 2 cores), each run from its own Python thread
+  with its input shared with a numpy buffer (no copy); LIME composes a batch on one while the
+  other computes (:meth:`ModelRunner.workers`, ``parallel='auto'``). The engine's files stay in
+  a temporary directory until the engine is dropped, for that;
 * runs dygraph with all CPU cores (:func:`dygraph_threads`: Paddle sets ``OMP_NUM_THREADS=1`` at
   import when it is unset, and ``paddle.base.core.set_num_threads`` raises it at run time);
 * picks the backend (:class:`ModelRunner`, ``backend='auto'``) by measuring, and falls back to
@@ -51,12 +56,13 @@ import zlib
 
 import numpy as np
 
-__all__ = ["BACKENDS", "ModelRunner", "InferenceEngine", "ExportError", "parameter_fingerprint",
+__all__ = ["BACKENDS", "ModelRunner", "InferenceEngine", "EngineWorker", "ExportError", "parameter_fingerprint",
            "export_layer", "inference_files", "get_engine", "TracedProgram", "release_engines",
            "clear_cache",
            "cache_info", "set_dygraph_threads", "dygraph_threads", "suggest_batch_size",
            "available_memory",
-           "AUTO_EXPORT_SECONDS", "AUTO_DYGRAPH_BUDGET"]
+           "AUTO_EXPORT_SECONDS", "AUTO_DYGRAPH_BUDGET", "AUTO_WORKERS_SECONDS_PER_IMAGE",
+           "check_parallel"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -66,6 +72,12 @@ BACKENDS = ("auto", "dygraph", "inference")
 AUTO_EXPORT_SECONDS = 0.25
 #: ... or once the dygraph time spent by this layer in the process exceeds this.
 AUTO_DYGRAPH_BUDGET = 3.0
+#: ``parallel='auto'`` uses the single-thread workers only for models whose engine has run a
+#: batch at most this fast per image (MobileNetV3_small at 224 px: ~1 ms on 2 cores; ResNet50:
+#: ~24 ms). Composing a batch costs about the same for any model, so the workers matter for fast
+#: models; for slow ones it is ~1% of the time and their second copy of the activations (GBs for
+#: ResNet50 at batch 50) measured from as fast as the engine to 1.6x slower (BENCHMARKS.md).
+AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
 
 _LOCK = threading.RLock()
 _ENGINES = {}   # (id(layer), input_shape, device, options) -> _EngineEntry
@@ -403,8 +415,12 @@ class InferenceEngine:
         self.fingerprint = fingerprint or parameter_fingerprint(layer)
         self.program = None   # the TracedProgram reusable for later weights (None: not verified)
         self.structure = _structure(layer)
+        self._build_args = (bool(use_mkldnn), bool(use_tensorrt), gpu_memory_mb, max_batch_size)
+        self._files = None    # (model, params) kept on CPU for the single-thread workers
+        self._workers = {}    # number of workers -> [EngineWorker]
         t0 = time.perf_counter()
         tmp = tempfile.mkdtemp(prefix="pxi_export_")
+        keep = False
         try:
             prefix = os.path.join(tmp, "model")
             files = None
@@ -424,23 +440,69 @@ class InferenceEngine:
             self.program_format = os.path.splitext(model_file)[1].lstrip(".")
             t1 = time.perf_counter()
             config = pi.Config(model_file, params_file)
-            self.options = self._configure(config, use_mkldnn, use_tensorrt, gpu_memory_mb,
-                                           max_batch_size)
+            self.options = self._configure(config, *self._build_args)
             try:
                 self.predictor = pi.create_predictor(config)
             except Exception as exc:
                 raise ExportError("paddle.inference.create_predictor failed: %s: %s"
                                   % (type(exc).__name__, exc)) from exc
+            # On CPU the files stay (deleted with the engine) so that single-thread workers
+            # (:meth:`workers`) can be built later from the same program and weights.
+            keep = "gpu" not in self.options and self.num_threads >= 2
+            if keep:
+                self._files = files
+                weakref.finalize(self, shutil.rmtree, tmp, True)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(tmp, ignore_errors=True)
         self.export_seconds = t1 - t0
         self.build_seconds = time.perf_counter() - t1
         self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self._lock = threading.Lock()
         self.calls = 0
+        #: the fastest time per image of a call with 2+ images so far (None before)
+        self.seconds_per_image = None
 
-    def _configure(self, config, use_mkldnn, use_tensorrt, gpu_memory_mb, max_batch_size):
+    def workers(self, count):
+        """``count`` :class:`EngineWorker` s: predictors of the same program and weights with
+        ``num_threads // count`` CPU math threads each (the first gets the remainder), built
+        once per count from the engine's files. Run from ``count`` Python threads (the predictor
+        releases the GIL), they keep the cores as busy as this engine's one predictor does, and
+        the work between forward passes (composing the next batch) runs on one core while the
+        other workers compute, instead of between the engine's passes.
+
+        CPU only; raises :class:`ExportError` on a GPU engine, when ``count`` exceeds the
+        threads, or when a predictor cannot be built."""
+        count = int(count)
+        with self._lock:
+            cached = self._workers.get(count)
+            if cached is not None:
+                return cached
+            if self._files is None or not 1 <= count <= self.num_threads:
+                raise ExportError("no %d single-thread workers for this engine (device %s, %d "
+                                  "threads)" % (count, self.device, self.num_threads))
+            import paddle.inference as pi
+
+            t = time.perf_counter()
+            out = []
+            for i in range(count):
+                threads = self.num_threads // count + (1 if i < self.num_threads % count else 0)
+                config = pi.Config(*self._files)
+                self._configure(config, *self._build_args, num_threads=threads)
+                try:
+                    predictor = pi.create_predictor(config)
+                except Exception as exc:
+                    raise ExportError("paddle.inference.create_predictor failed: %s: %s"
+                                      % (type(exc).__name__, exc)) from exc
+                out.append(EngineWorker(predictor, self.input_shape, threads))
+            self._workers = {count: out}  # one set at a time (memory: weights per predictor)
+            logger.info("paddle.inference: %d workers x %s threads built in %.2fs", count,
+                        "/".join(str(w.num_threads) for w in out), time.perf_counter() - t)
+            return out
+
+    def _configure(self, config, use_mkldnn, use_tensorrt, gpu_memory_mb, max_batch_size,
+                   num_threads=None):
         import paddle
 
         opts = {"device": self.device}
@@ -463,8 +525,9 @@ class InferenceEngine:
                     logger.warning("TensorRT not enabled: %s", exc)
         else:
             config.disable_gpu()
-            config.set_cpu_math_library_num_threads(self.num_threads)
-            opts["threads"] = self.num_threads
+            threads = int(num_threads or self.num_threads)
+            config.set_cpu_math_library_num_threads(threads)
+            opts["threads"] = threads
             if use_mkldnn:
                 enable = getattr(config, "enable_onednn", None) or config.enable_mkldnn
                 enable()
@@ -489,17 +552,114 @@ class InferenceEngine:
             raise ValueError("engine built for inputs %s, got %s" % (self.input_shape,
                                                                      x.shape[1:]))
         with self._lock:
+            t = time.perf_counter()
             self._input.reshape(list(x.shape))
             self._input.copy_from_cpu(x)
             self.predictor.run()
             out = self._output.copy_to_cpu()
+            per = (time.perf_counter() - t) / len(x)
         self.calls += 1
+        if len(x) >= 2 and (self.seconds_per_image is None or per < self.seconds_per_image):
+            self.seconds_per_image = per
         return out
 
     def describe(self):
         return dict(self.options, engine="paddle.inference", format=self.program_format,
                     export=self.export_kind, export_seconds=round(self.export_seconds, 3),
                     build_seconds=round(self.build_seconds, 3), fingerprint=self.fingerprint)
+
+
+def _zero_copy_tensor(array):
+    """A CPU ``paddle.Tensor`` sharing ``array``'s memory (no copy), or None when this Paddle
+    cannot make one. Checked once per process on a small array: a write to the array must show
+    in the tensor."""
+    import paddle
+
+    try:
+        from paddle.base import core
+    except ImportError:  # pragma: no cover - Paddle < 2.5
+        from paddle.fluid import core
+
+    def make(arr):
+        return core.eager.Tensor(value=arr, place=paddle.CPUPlace(), persistable=False,
+                                 zero_copy=True)
+
+    ok = _ZERO_COPY.get("ok")
+    if ok is None:
+        try:
+            probe = np.zeros((2, 3), np.float32)
+            t = make(probe)
+            probe[1, 2] = 7.0
+            ok = bool(np.asarray(t.numpy())[1, 2] == 7.0)
+        except Exception as exc:
+            logger.debug("zero-copy paddle tensors unavailable: %s: %s", type(exc).__name__, exc)
+            ok = False
+        _ZERO_COPY["ok"] = ok
+    if not ok:
+        return None
+    try:
+        return make(array)
+    except Exception:
+        return None
+
+
+_ZERO_COPY = {}
+
+
+class EngineWorker:
+    """One predictor of :meth:`InferenceEngine.workers`, used by one thread at a time.
+
+    Its input is a float32 numpy buffer per batch size (:meth:`buffer`) which the predictor
+    reads in place when Paddle can share numpy memory (``share_external_data`` of a zero-copy
+    tensor: no copy of the batch into the predictor), else copied in by :meth:`run`. Write the
+    whole batch into ``buffer(b)``, then ``run(b)`` returns the first output ``(b, ...)``; hold
+    :attr:`lock` from the write to the run when other threads may use the same worker."""
+
+    def __init__(self, predictor, input_shape, num_threads):
+        self.predictor = predictor
+        self.input_shape = tuple(input_shape)
+        self.num_threads = num_threads
+        self._input = predictor.get_input_handle(predictor.get_input_names()[0])
+        self._output = predictor.get_output_handle(predictor.get_output_names()[0])
+        self._buffers = {}      # batch size -> (array, zero-copy tensor or None)
+        self._shared = None     # batch size whose buffer the predictor's input points to
+        self.zero_copy = None   # None until the first run, then whether input is shared
+        #: held from writing a batch into :meth:`buffer` to :meth:`run` by the thread using it
+        self.lock = threading.RLock()
+
+    def buffer(self, batch):
+        """The ``(batch, C, H, W)`` float32 input buffer for a batch of ``batch`` images."""
+        entry = self._buffers.get(batch)
+        if entry is None:
+            arr = np.empty((batch,) + self.input_shape, dtype=np.float32)
+            tensor = _zero_copy_tensor(arr) if self.zero_copy is not False else None
+            entry = self._buffers[batch] = (arr, tensor)
+        return entry[0]
+
+    def run(self, batch):
+        """Run the predictor on ``buffer(batch)``; returns a copy of the first output."""
+        arr, tensor = self._buffers[batch]
+        with self.lock:
+            if tensor is not None and self.zero_copy is not False:
+                if self._shared != batch:
+                    try:
+                        self._input.share_external_data(tensor)
+                        self.zero_copy, self._shared = True, batch
+                    except Exception as exc:
+                        if self.zero_copy:  # shared before: never mix with copies
+                            raise
+                        logger.debug("share_external_data failed (%s: %s): copying inputs",
+                                     type(exc).__name__, exc)
+                        self.zero_copy = False
+            elif self.zero_copy:  # the input points to shared memory: never copy into it
+                raise RuntimeError("no zero-copy input for a batch of %d" % batch)
+            else:
+                self.zero_copy = False
+            if not self.zero_copy:
+                self._input.reshape(list(arr.shape))
+                self._input.copy_from_cpu(arr)
+            self.predictor.run()
+            return self._output.copy_to_cpu()
 
 
 class _EngineEntry:
@@ -618,6 +778,17 @@ def check_backend(backend):
         raise ValueError("backend must be one of %s, got %r" % (BACKENDS, backend))
 
 
+def check_parallel(parallel):
+    """``'auto'``, ``True`` (= ``'auto'``), ``False`` / ``None`` (= 0) or an int >= 0."""
+    if parallel is True or (isinstance(parallel, str) and parallel == "auto"):
+        return "auto"
+    if parallel is None or parallel is False:
+        return 0
+    if isinstance(parallel, (int, np.integer)) and parallel >= 0:
+        return int(parallel)
+    raise ValueError("parallel must be 'auto', True, False or an int >= 0, got %r" % (parallel,))
+
+
 class ModelRunner:
     """Run ``layer`` on ``(B, C, H, W)`` float32 batches with the chosen backend.
 
@@ -628,14 +799,23 @@ class ModelRunner:
         device: ``'cpu'`` / ``'gpu:0'``... (default ``paddle.get_device()``).
         num_threads: CPU threads for both backends (default ``os.cpu_count()``).
         use_mkldnn, use_tensorrt: Paddle Inference options (see :class:`InferenceEngine`).
+        parallel: how LIME's batches run once the engine is in use (:meth:`workers`):
+            ``'auto'`` (default) on CPU with 2 or more threads, for a model whose engine has run
+            a batch at :data:`AUTO_WORKERS_SECONDS_PER_IMAGE` (5 ms) per image or faster, 2
+            predictors splitting the threads, each run from its own Python thread
+            (:meth:`InferenceEngine.workers`);
+            an int ``k >= 2``: ``k`` predictors; ``False`` / ``0`` / ``1``: the one predictor
+            with all threads. Never on a GPU.
 
     Attributes:
         info: ``{'backend': what ran last, 'reason': why, ...engine description}``.
     """
 
     def __init__(self, layer, backend="auto", device=None, num_threads=None, use_mkldnn=True,
-                 use_tensorrt=False):
+                 use_tensorrt=False, parallel="auto"):
         check_backend(backend)
+        self.parallel = check_parallel(parallel)
+        self._parallel_failed = None
         self.layer = layer
         self.backend = backend
         self.device = device
@@ -702,6 +882,42 @@ class ModelRunner:
             logger.warning("paddle.inference backend unavailable for %s: %s",
                            type(self.layer).__name__, self._failed)
             return None
+
+    def workers(self, input_shape, parallel=None):
+        """The :class:`EngineWorker` s to run batches of ``input_shape`` ``(C, H, W)`` on, or
+        None: when ``parallel`` (default: the runner's) is off, the model runs in dygraph or on
+        a GPU, 'auto' has not decided for the inference engine yet, or the workers failed once
+        (logged). The weights are verified as for a call (held inside :meth:`hold_weights`)."""
+        parallel = self.parallel if parallel is None else check_parallel(parallel)
+        count = 2 if parallel == "auto" else int(parallel)
+        if count < 2 or self._parallel_failed is not None or self.backend == "dygraph":
+            return None
+        shape = tuple(int(s) for s in input_shape)
+        if self.backend == "auto" and self._state(shape).decision != "inference":
+            return None
+        engine = self.engine(shape)
+        if engine is None or "gpu" in engine.options or engine.num_threads < 2:
+            return None
+        if parallel == "auto" and (engine.seconds_per_image is None
+                                   or engine.seconds_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE):
+            return None  # not measured yet (the next batch runs on the engine) or a slow model
+        try:
+            workers = engine.workers(min(count, engine.num_threads))
+        except Exception as exc:
+            self.parallel_failed("workers not built (%s: %s)" % (type(exc).__name__, exc))
+            return None
+        reason = self.info.get("reason") if self.info.get("backend") == "inference" else None
+        self.info = dict(engine.describe(), backend="inference",
+                         reason=reason or ("forced" if self.backend == "inference" else
+                                           self._state(shape).reason),
+                         workers=len(workers), worker_threads=[w.num_threads for w in workers])
+        return workers
+
+    def parallel_failed(self, reason):
+        """Stop using workers for this runner (the one predictor takes over), logged."""
+        self._parallel_failed = reason
+        logger.warning("paddle.inference workers off for %s: %s", type(self.layer).__name__,
+                       reason)
 
     def _run_engine(self, engine, x):
         try:

@@ -1,0 +1,177 @@
+"""LIME's batches on the inference engine's single-thread workers (``parallel='auto'``) against
+the one predictor with all threads, and the OpenCV composition against numpy's.
+
+The trained model is the session's ``trained_classifier`` (MobileNetV3_small, 64 px).
+"""
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import paddlex_interpret  # noqa: F401  (before paddlex)
+from paddlex_interpret import backends, predictors
+from paddlex_interpret.core.lime import LimeExplainer
+from paddlex_interpret.core.perturbation import make_fill, perturb, sample_masks
+from paddlex_interpret.predictors import LayerClassifier, PaddleXClassifier
+
+multi_core = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="workers need 2+ cores")
+
+
+@pytest.fixture(scope="module")
+def trained(trained_classifier):
+    return trained_classifier
+
+
+@pytest.fixture(scope="module")
+def image(trained):
+    clf = PaddleXClassifier(trained.model, backend="dygraph")
+    return clf.view(trained.dataset.val_items()[0][0])
+
+
+def _grid(shape, cells):
+    h, w = shape[:2]
+    ys = np.minimum(np.arange(h) * cells // h, cells - 1)
+    xs = np.minimum(np.arange(w) * cells // w, cells - 1)
+    return (ys[:, None] * cells + xs[None, :]).astype(np.int64)
+
+
+@multi_core
+def test_workers_give_the_one_predictor_probabilities_and_lime_weights(trained, image):
+    par = PaddleXClassifier(trained.model, backend="inference")  # parallel='auto'
+    one = PaddleXClassifier(trained.model, backend="inference", parallel=False)
+    seg = _grid(image.shape, 6)
+    masks = sample_masks(130, 36, np.random.default_rng(3))  # 50 + 50 + 30: two batch shapes
+    fill = make_fill(image, seg, "mean")
+    p_par = par.predict_masks(image, fill, seg, masks, 50)
+    info = par.backend_info
+    assert info["backend"] == "inference" and info["workers"] == 2, info
+    assert sum(info["worker_threads"]) == info["threads"] == (os.cpu_count() or 1)
+    p_one = one.predict_masks(image, fill, seg, masks, 50)
+    assert "workers" not in one.backend_info
+    np.testing.assert_allclose(p_par, p_one, atol=1e-5)
+    # ... and the plain path: classifier on the perturbed uint8 images
+    np.testing.assert_allclose(p_par, one(perturb(image, fill, seg, masks)), atol=1e-5)
+    kwargs = dict(num_samples=200, batch_size=50, seed=0, segmenter="slic")
+    a = LimeExplainer(par, **kwargs).explain(image)
+    b = LimeExplainer(one, **kwargs).explain(image)
+    np.testing.assert_array_equal(a.segments, b.segments)
+    np.testing.assert_allclose(a.weights, b.weights, atol=1e-5)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+    assert par.backend_info.get("workers") == 2
+    # the same run twice gives the same numbers (whichever worker takes which batch)
+    np.testing.assert_array_equal(par.predict_masks(image, fill, seg, masks, 50), p_par)
+
+
+@multi_core
+def test_worker_inputs_are_shared_or_copied_with_the_same_outputs(trained, image):
+    clf = PaddleXClassifier(trained.model, backend="inference", parallel=False)
+    x = clf.preprocess(np.stack([image] * 5))
+    engine = clf.runner.engine(x.shape[1:])
+    ref = engine(x)
+    workers = engine.workers(2)
+    assert engine.workers(2) is workers  # built once
+    assert [w.num_threads for w in workers] == [1, 1] or (os.cpu_count() or 1) > 2
+    for w in workers:
+        for b in (5, 3, 5):  # re-sharing when the batch size changes
+            buf = w.buffer(b)
+            np.copyto(buf, x[:b])
+            np.testing.assert_allclose(w.run(b), ref[:b], atol=1e-5)
+        assert w.zero_copy in (True, False)
+    with pytest.raises(backends.ExportError):
+        engine.workers((os.cpu_count() or 1) + 1)
+
+
+@multi_core
+def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkeypatch,
+                                                           caplog):
+    clf = PaddleXClassifier(trained.model, backend="inference")
+    seg = _grid(image.shape, 5)
+    masks = sample_masks(120, 25, np.random.default_rng(0))
+    fill = make_fill(image, seg, "black")
+    ref = PaddleXClassifier(trained.model, backend="inference", parallel=False).predict_masks(
+        image, fill, seg, masks, 20)
+
+    calls = {"n": 0}
+    real_run = backends.EngineWorker.run
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker broke")
+        return real_run(self, batch)
+
+    monkeypatch.setattr(backends.EngineWorker, "run", flaky)
+    with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
+        got = clf.predict_masks(image, fill, seg, masks, 20)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    assert "worker broke" in clf.runner._parallel_failed
+    assert any("workers off" in r.getMessage() for r in caplog.records)
+    assert clf.runner.workers((3,) + image.shape[:2]) is None  # not tried again
+
+
+def test_no_workers_in_dygraph_off_or_before_auto_decides(trained, image):
+    shape = (3,) + image.shape[:2]
+    assert PaddleXClassifier(trained.model, backend="dygraph").runner.workers(shape) is None
+    off = PaddleXClassifier(trained.model, backend="inference", parallel=False)
+    assert off.runner.workers(shape) is None
+    assert off.runner.workers(shape, parallel=0) is None
+    fresh = PaddleXClassifier(trained.model)  # 'auto', nothing measured yet in this runner
+    state = fresh.runner._state(shape)
+    if state.decision != "inference":
+        assert fresh.runner.workers(shape) is None
+    one_thread = PaddleXClassifier(trained.model, backend="inference", num_threads=1)
+    assert one_thread.runner.workers(shape) is None
+
+
+def test_parallel_option_is_validated():
+    assert backends.check_parallel("auto") == "auto"
+    assert backends.check_parallel(True) == "auto"
+    assert backends.check_parallel(False) == 0
+    assert backends.check_parallel(3) == 3
+    for bad in ("yes", -1, 1.5):
+        with pytest.raises(ValueError, match="parallel"):
+            backends.check_parallel(bad)
+    with pytest.raises(ValueError, match="parallel"):
+        LayerClassifier(lambda x: x, parallel="fast")
+
+
+@pytest.mark.parametrize("cells", [5, 17])  # 25 and 289 (> 256: no cv2.LUT) superpixels
+@pytest.mark.parametrize("fill", ["black", "mean", "blur"])
+def test_opencv_composition_is_bit_identical_to_numpy(trained, image, monkeypatch, cells, fill):
+    clf = PaddleXClassifier(trained.model, backend="dygraph")
+    seg = _grid(image.shape, cells)
+    masks = sample_masks(23, cells * cells, np.random.default_rng(cells))
+    fill_image = make_fill(image, seg, fill)
+    expect = clf.preprocess(perturb(image, fill_image, seg, masks))
+    got = clf.compose(image, fill_image, seg, masks)
+    if predictors._cv2() is None:
+        pytest.skip("no OpenCV: only the numpy path exists")
+    np.testing.assert_array_equal(got, expect)
+    monkeypatch.setitem(predictors._CV2, "mod", None)
+    buf = np.empty_like(expect)
+    assert clf.compose(image, fill_image, seg, masks, out=buf) is buf
+    np.testing.assert_array_equal(buf, expect)
+
+
+@multi_core
+def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch):
+    shape = (3,) + image.shape[:2]
+    clf = PaddleXClassifier(trained.model, backend="inference")
+    clf(np.stack([image] * 4))  # the engine has run a batch: its time per image is known
+    engine = clf.runner.engine(shape)
+    assert engine.seconds_per_image is not None
+    assert clf.runner.workers(shape) is not None  # a 64 px MobileNetV3_small is fast
+    monkeypatch.setattr(backends, "AUTO_WORKERS_SECONDS_PER_IMAGE",
+                        engine.seconds_per_image / 2)
+    assert clf.runner.workers(shape) is None  # 'auto': too slow a model
+    assert len(clf.runner.workers(shape, parallel=2)) == 2  # asked for: any model
+    seg = _grid(image.shape, 4)
+    masks = sample_masks(60, 16, np.random.default_rng(0))
+    fill = make_fill(image, seg, "black")
+    slow = PaddleXClassifier(trained.model, backend="inference")
+    got = slow.predict_masks(image, fill, seg, masks, 20)
+    assert "workers" not in slow.backend_info
+    forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
+    np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), got, atol=1e-5)
+    assert forced.backend_info["workers"] == 2
