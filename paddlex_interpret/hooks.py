@@ -371,7 +371,10 @@ class ExplainHook:
         from .predictors import PaddleXClassifier
 
         try:
-            classifier = PaddleXClassifier(model)
+            # one predictor only: every extra oneDNN predictor in the training process is one
+            # more in the process training runs in (BENCHMARKS.md, "Why the hook explains in a
+            # worker process")
+            classifier = PaddleXClassifier(model, parallel=False)
         except Exception as exc:
             self.session._log_error(None, CheckpointContext(epoch=epoch, classifier=None,
                                                             logdir=run["logdir"]),
