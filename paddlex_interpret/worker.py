@@ -31,7 +31,6 @@ import pickle
 import socket
 import subprocess
 import sys
-import time
 
 __all__ = ["CheckpointWorker", "WorkerError", "background_supported", "default_worker_threads"]
 
@@ -115,7 +114,6 @@ class CheckpointWorker:
         self._conn = Connection(parent_sock.detach())
         self.pending = 0
         self.pending_epochs = []
-        self.started = time.perf_counter()
         self._send_bytes(payload)
 
     @property

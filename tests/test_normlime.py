@@ -651,6 +651,14 @@ def test_glime_documented_errors(model, fast_weights, glime_image, classifier):
         SampledLimeExplainer(classifier, sampler="paired", adaptive=True)
     with pytest.raises(ValueError, match="needs a prior"):
         PriorScaledRidge(lam=1.0).fit(np.eye(3, dtype=bool), np.ones(3), np.ones(3))
+    from paddlex_interpret.core.surrogate import EvidenceRidge
+
+    with pytest.raises(ValueError, match="needs a prior"):
+        EvidenceRidge().fit(np.eye(3, dtype=bool), np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="betas"):
+        EvidenceRidge(betas=[-1.0, 10.0])
+    with pytest.raises(ValueError, match="alpha"):
+        EvidenceRidge(alpha=-1.0)
     with pytest.raises(ValueError):
         PriorScaledRidge(eps=0.0)
     other = nl.GlobalWeights(np.ones((len(fast_weights.class_names), 3)) / 3,
