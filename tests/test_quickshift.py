@@ -50,6 +50,20 @@ def test_same_labels_for_any_thread_count_and_without_kept_distances(monkeypatch
     np.testing.assert_array_equal(qs.quickshift(image, sigma=1, rng=0, num_threads=2), ref)
 
 
+@pytest.mark.parametrize("name", ["smooth", "noise", "flat", "shapes"])
+@pytest.mark.parametrize("keep_bytes", [0, 256 * 2 ** 20], ids=["recomputed", "kept"])
+def test_linking_gives_the_same_parents_searched_densely_or_sparsely(monkeypatch, name, keep_bytes):
+    """The linking's switch from whole-image rings to the undecided pixels only must not change a
+    label: all rings dense, sparse after the first ring, and the default switch point."""
+    image = _images()[name]
+    params = dict(kernel_size=3, max_dist=8, ratio=1.0, sigma=1)
+    expected = qs.skimage_quickshift(image, seed=1, **params)
+    monkeypatch.setattr(qs, "_KEEP_BYTES", keep_bytes)
+    for fraction in (0.0, 0.25, 2.0):
+        monkeypatch.setattr(qs, "_SPARSE_FRACTION", fraction)
+        np.testing.assert_array_equal(qs.quickshift(image, rng=1, **params), expected)
+
+
 def test_default_segmenter_is_paddlex13_quickshift_with_scikit_image_labels():
     image = _images()["shapes"]
     fast = make_segmenter("quickshift", seed=0)(image)
