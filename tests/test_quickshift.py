@@ -1,4 +1,9 @@
-"""The fast quickshift returns scikit-image's labels exactly (PaddleX 1.3's segmentation)."""
+"""The fast quickshift returns scikit-image's labels exactly (PaddleX 1.3's segmentation), with
+the compiled kernels and with numpy alone."""
+import ctypes
+import shutil
+import sysconfig
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -25,13 +30,55 @@ def _images():
     }
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def path(request, monkeypatch):
+    """Run a test with the compiled kernels and again with numpy alone."""
+    if request.param == "compiled":
+        if not qs.kernels_available():
+            pytest.skip("the quickshift kernels are not built (no C compiler at install)")
+    else:
+        qs.kernels_available()
+        monkeypatch.setitem(qs._KERNELS, "fns", None)
+    return request.param
+
+
+def test_kernels_are_built_where_a_c_compiler_exists():
+    """`pip install` builds the optional kernels when it can; a silent build failure would leave
+    every user on the slower numpy path."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if not shutil.which(cc):
+        pytest.skip("no C compiler here")
+    assert qs.kernels_available()
+
+
+def test_kernel_exp_matches_numpy_to_two_ulp():
+    if not qs.kernels_available():
+        pytest.skip("the quickshift kernels are not built")
+    import glob
+    import importlib.machinery
+    import os
+
+    here = os.path.dirname(qs.__file__)
+    path = [p for sfx in importlib.machinery.EXTENSION_SUFFIXES
+            for p in glob.glob(os.path.join(here, "_quickshift_kernels" + sfx))][0]
+    fn = ctypes.CDLL(path).pxi_qs_exp
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    x = -np.random.default_rng(0).random(100000) * 720
+    x[:4] = [0.0, -1e-300, -700.0, -1e200]
+    out = np.empty_like(x)
+    fn(x.ctypes.data, len(x), out.ctypes.data)
+    ref = np.exp(np.maximum(x, -700.0))
+    assert out[0] == 1.0 and out[3] == ref[2] > 0
+    np.testing.assert_allclose(out, ref, rtol=2 * np.finfo(np.float64).eps, atol=0)
+
+
 @pytest.mark.parametrize("name", sorted(_images()))
 @pytest.mark.parametrize("params", [
     dict(kernel_size=5, max_dist=10, ratio=1.0, sigma=1),  # PaddleX 1.3
     dict(kernel_size=3, max_dist=6, ratio=0.5, sigma=0),
     dict(kernel_size=2, max_dist=20, ratio=1.0, sigma=2),
 ], ids=["paddlex13", "small", "far"])
-def test_labels_equal_scikit_image(name, params):
+def test_labels_equal_scikit_image(path, name, params):
     image = _images()[name]
     for seed in (0, 7):
         expected = qs.skimage_quickshift(image, seed=seed, **params)
@@ -40,7 +87,7 @@ def test_labels_equal_scikit_image(name, params):
         np.testing.assert_array_equal(got, expected)
 
 
-def test_same_labels_for_any_thread_count_and_without_kept_distances(monkeypatch):
+def test_same_labels_for_any_thread_count_and_without_kept_distances(path, monkeypatch):
     image = _images()["smooth"]
     ref = qs.quickshift(image, sigma=1, rng=0, num_threads=1)
     assert ref.max() > 3
@@ -53,8 +100,10 @@ def test_same_labels_for_any_thread_count_and_without_kept_distances(monkeypatch
 @pytest.mark.parametrize("name", ["smooth", "noise", "flat", "shapes"])
 @pytest.mark.parametrize("keep_bytes", [0, 256 * 2 ** 20], ids=["recomputed", "kept"])
 def test_linking_gives_the_same_parents_searched_densely_or_sparsely(monkeypatch, name, keep_bytes):
-    """The linking's switch from whole-image rings to the undecided pixels only must not change a
-    label: all rings dense, sparse after the first ring, and the default switch point."""
+    """The numpy linking's switch from whole-image rings to the undecided pixels only must not
+    change a label: all rings dense, sparse after the first ring, and the default switch point."""
+    qs.kernels_available()
+    monkeypatch.setitem(qs._KERNELS, "fns", None)
     image = _images()[name]
     params = dict(kernel_size=3, max_dist=8, ratio=1.0, sigma=1)
     expected = qs.skimage_quickshift(image, seed=1, **params)
@@ -62,6 +111,13 @@ def test_linking_gives_the_same_parents_searched_densely_or_sparsely(monkeypatch
     for fraction in (0.0, 0.25, 2.0):
         monkeypatch.setattr(qs, "_SPARSE_FRACTION", fraction)
         np.testing.assert_array_equal(qs.quickshift(image, rng=1, **params), expected)
+
+
+def test_more_channels_without_lab_conversion_equal_scikit_image(path):
+    image = np.random.default_rng(5).random((30, 36, 4))
+    params = dict(kernel_size=2, max_dist=5, ratio=1.0, sigma=1, convert2lab=False)
+    np.testing.assert_array_equal(qs.quickshift(image, rng=2, **params),
+                                  qs.skimage_quickshift(image, seed=2, **params))
 
 
 def test_default_segmenter_is_paddlex13_quickshift_with_scikit_image_labels():

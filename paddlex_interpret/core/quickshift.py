@@ -3,8 +3,10 @@
 PaddleX 1.3 segmented every image with ``skimage.segmentation.quickshift(image, sigma=1)``. Its
 Cython loop visits, for each pixel, every pixel of a 31x31 window twice (once for the density,
 once to find the nearest denser pixel), on one core: about 0.4 s at 224x224, a third of the whole
-forward-pass budget of a MobileNetV3 LIME run. This module computes the same thing with whole-image
-numpy operations on all cores:
+forward-pass budget of a MobileNetV3 LIME run. This module computes the same thing on all cores,
+in a small C kernel (``_quickshift_kernels.c``, built by ``pip install`` where a C compiler exists,
+loaded with ctypes; ~25 ms at 224x224 on 2 cores) or, without it, in whole-image numpy operations
+(~70-80 ms):
 
 - layout: each channel is one flat, contiguous array of rows padded on the right with ``pad``
   columns of a huge value, so a window offset ``(dr, dc)`` is one flat shift ``dr * (W + pad) + dc``
@@ -12,20 +14,24 @@ numpy operations on all cores:
   falls off the left or right edge lands in the padding, whose huge colour distance gives a zero
   density term, and whose density is ``-inf`` so it is never a parent;
 - density: ``d(p) = noise(p) + sum_q exp(-|x_p - x_q|^2 / (2 k^2))`` over the window; every pair
-  ``(p, q)`` is evaluated once (the term is symmetric) and added to both pixels;
+  ``(p, q)`` is evaluated once (the term is symmetric) and added to both pixels. The kernel does
+  it block by block (its data stay in cache) with a vectorised polynomial exp (~1 ulp);
 - linking: each pixel's parent is the nearest denser pixel within ``max_dist`` (pixels beyond it
   can never be kept, since scikit-image drops parents further than ``max_dist``), ties going to
   the first in scikit-image's raster order: the smallest ``(distance, raster rank)``. Offsets are
   visited nearest first; a pixel whose best distance is already below the next offset's spatial
   distance is final (colour distances are never negative), so after the first few rings only a few
-  percent of the pixels are still searched. The colour distances are the ones computed for the
-  density, not recomputed, and the distance is ``colour + (dr^2 + dc^2)`` as in scikit-image;
+  percent of the pixels are still searched (the kernel stops each pixel's scan there). numpy
+  reuses the colour distances computed for the density; the kernel recomputes the few it needs.
+  The distance is ``colour + (dr^2 + dc^2)``, in scikit-image's order of operations;
 - the same tie-breaking noise (same generator, same seed) and the same forest flattening.
 
 Labels equal scikit-image's exactly (tests compare them on natural, noisy and flat images). The
 densities differ from scikit-image's only by rounding (order of summation, a multiplication by
-``-1 / (2 k^2)`` instead of a division, terms below ``e^-700`` kept as ``e^-700``), ~1e-16
-relative, far below the 1e-5 tie-breaking noise. Inputs other than uint8/float RGB go to
+``-1 / (2 k^2)`` instead of a division, terms below ``e^-700`` kept as ``e^-700``, the kernel's
+exp), ~1e-15 relative at most, far below the 1e-5 tie-breaking noise. The colour distances, which
+the linking compares with ties, are the same doubles as scikit-image's (the kernel is compiled
+without floating-point contraction). Inputs other than uint8/float RGB go to
 scikit-image itself.
 
 Example::
@@ -139,17 +145,74 @@ class _FlatImage:
         return flat.reshape(self.h, self.width)[:, :self.w]
 
 
-def _density(img, positive, inv, md2, rng, keep, num_threads):
-    """Densities (flat, ``-inf`` in the padding) and, if ``keep``, the colour distance of every
-    offset within ``max_dist`` (``{(dr, dc): array aligned with p in [0, n - k)}``)."""
+def _load_kernels():
+    """The compiled kernels (``_quickshift_kernels.c``, built by ``pip install`` where a C
+    compiler exists), loaded with ctypes: ``{'density': fn, 'link': fn}``; None when they are not
+    built, fail to load, or ``PADDLEX_INTERPRET_QUICKSHIFT_KERNELS=0``."""
+    if os.environ.get("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS", "1") == "0":
+        return None
+    import ctypes
+    import glob
+    import importlib.machinery
+
+    vp, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_double
+    here = os.path.dirname(os.path.abspath(__file__))
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        for path in sorted(glob.glob(os.path.join(here, "_quickshift_kernels" + suffix))):
+            try:
+                lib = ctypes.CDLL(path)
+                density, link = lib.pxi_qs_density, lib.pxi_qs_link
+            except (OSError, AttributeError):
+                continue
+            density.argtypes = [vp, i32, i64, vp, vp, vp, i32, f64, vp, vp, vp, i64, i64, i64]
+            link.argtypes = [vp, i32, i64, vp, vp, vp, vp, i32, i64, i64, vp, vp]
+            density.restype = link.restype = ctypes.c_int
+            return {"density": density, "link": link}
+    return None
+
+
+_KERNELS = {}
+
+
+def kernels_available():
+    """Whether the compiled kernels are in use (see :func:`_load_kernels`)."""
+    if "fns" not in _KERNELS:
+        _KERNELS["fns"] = _load_kernels()
+    return _KERNELS["fns"] is not None
+
+
+# Pixels per block of the compiled kernel: every offset is done for one block before the next,
+# so its planes, sums and terms stay in cache.
+_KERNEL_BLOCK = 2048
+
+
+def _density_parts_compiled(img, positive, inv, kept, store_rows, store, num_threads):
+    import ctypes
+
+    fn = _KERNELS["fns"]["density"]
     n = img.n
-    kept = {}
-    store = None
-    if keep:
-        linked = [o for o in positive if o[0] * o[0] + o[1] * o[1] <= md2]
-        store = np.empty((len(linked), n))  # one allocation: huge pages, no per-offset page faults
-        for i, (dr, dc) in enumerate(linked):
-            kept[(dr, dc)] = store[i, :n - img.shift(dr, dc)]
+    planes = (ctypes.c_void_p * len(img.chans))(*[c.ctypes.data for c in img.chans])
+    shifts = np.array([img.shift(dr, dc) for dr, dc in positive], dtype=np.int64)
+    spatial = np.array([float(dr * dr + dc * dc) for dr, dc in positive])
+    rows = np.array([store_rows.get(o, -1) for o in positive], dtype=np.int64)
+    store_ptr = store.ctypes.data if store is not None else None
+    cuts = np.linspace(0, img.h, min(num_threads, img.h) + 1).astype(np.int64) * img.width
+
+    def part(lo, hi):
+        acc = np.zeros(n)
+        work = np.empty(2 * _KERNEL_BLOCK)
+        status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, shifts.ctypes.data,
+                    spatial.ctypes.data, rows.ctypes.data, len(positive), inv, acc.ctypes.data,
+                    store_ptr, work.ctypes.data, int(lo), int(hi), _KERNEL_BLOCK)
+        if status != 0:
+            raise RuntimeError("quickshift density kernel failed (%d)" % status)
+        return acc
+
+    return _run_threads(part, [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)])
+
+
+def _density_parts_numpy(img, positive, inv, kept, num_threads):
+    n = img.n
 
     def part(offsets):
         acc = np.zeros(n)
@@ -172,7 +235,27 @@ def _density(img, positive, inv, md2, rng, keep, num_threads):
             acc[k:] += d
         return acc
 
-    parts = _run_threads(part, [(positive[i::num_threads],) for i in range(num_threads)])
+    return _run_threads(part, [(positive[i::num_threads],) for i in range(num_threads)])
+
+
+def _density(img, positive, inv, keep_within, rng, num_threads):
+    """Densities (flat, ``-inf`` in the padding) and the colour distances of the offsets whose
+    squared length is at most ``keep_within`` (``{(dr, dc): array aligned with p in [0, n - k)}``,
+    for the linking). The sums run in the compiled kernel when it is built, else in numpy (same
+    terms)."""
+    n = img.n
+    kept, store_rows = {}, {}
+    store = None
+    linked = [o for o in positive if o[0] * o[0] + o[1] * o[1] <= keep_within]
+    if linked:
+        store = np.empty((len(linked), n))  # one allocation: huge pages, no per-offset page faults
+        for i, (dr, dc) in enumerate(linked):
+            kept[(dr, dc)] = store[i, :n - img.shift(dr, dc)]
+            store_rows[(dr, dc)] = i
+    if kernels_available():
+        parts = _density_parts_compiled(img, positive, inv, kept, store_rows, store, num_threads)
+    else:
+        parts = _density_parts_numpy(img, positive, inv, kept, num_threads)
     dens = np.full((img.h, img.width), -np.inf)
     dens[:, :img.w] = _noise(rng, (img.h, img.w))
     dens[:, :img.w] += 1.0  # the pixel itself: exp(0)
@@ -180,6 +263,35 @@ def _density(img, positive, inv, md2, rng, keep, num_threads):
     for acc in parts:
         dens += acc
     return dens, kept
+
+
+def _link_compiled(img, dens, offsets, num_threads):
+    """:func:`_link` in the compiled kernel: per pixel, offsets nearest first, stopping at the
+    first whose spatial distance alone exceeds the best distance found."""
+    import ctypes
+
+    fn = _KERNELS["fns"]["link"]
+    n = img.n
+    spatial = [float(dr * dr + dc * dc) for dr, dc in offsets]
+    order = sorted(range(len(offsets)), key=lambda i: (spatial[i], i))
+    shifts = np.array([img.shift(*offsets[i]) for i in order], dtype=np.int64)
+    spatial = np.array([spatial[i] for i in order])
+    index = np.array(order, dtype=np.int32)
+    finite = np.maximum(dens, -np.finfo(np.float64).max)  # padding: -DBL_MAX, not -inf
+    planes = (ctypes.c_void_p * len(img.chans))(*[c.ctypes.data for c in img.chans])
+    closest = np.empty(n)
+    choice = np.empty(n, dtype=np.int32)
+    cuts = np.linspace(0, img.h, min(num_threads, img.h) + 1).astype(np.int64) * img.width
+
+    def part(lo, hi):
+        status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, finite.ctypes.data,
+                    shifts.ctypes.data, spatial.ctypes.data, index.ctypes.data, len(order),
+                    int(lo), int(hi), closest.ctypes.data, choice.ctypes.data)
+        if status != 0:
+            raise RuntimeError("quickshift link kernel failed (%d)" % status)
+
+    _run_threads(part, [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)])
+    return closest, choice
 
 
 def _link(img, dens, kept, offsets, num_threads):
@@ -193,11 +305,17 @@ def _link(img, dens, kept, offsets, num_threads):
     closest = np.full(n, np.finfo(np.float64).max)
     choice = np.full(n, -1, dtype=np.int32)
 
+    def stored(i):
+        """The kept colour distances of offset i (for d = -e those of e, aligned with the
+        partners), or None."""
+        dr, dc = offsets[i]
+        return kept.get((dr, dc)) if shifts[i] > 0 else kept.get((-dr, -dc))
+
     def colour_of(i, lo, hi, out, tmp):
         k = shifts[i]
-        if kept:
-            dr, dc = offsets[i]
-            return kept[(dr, dc)][lo:hi] if k > 0 else kept[(-dr, -dc)][lo + k:hi + k]
+        colour = stored(i)
+        if colour is not None:
+            return colour[lo:hi] if k > 0 else colour[lo + k:hi + k]
         return img.colour_distance(k, lo, hi, out=out, tmp=tmp)
 
     def dense_band(r0, r1, todo):
@@ -255,10 +373,9 @@ def _link(img, dens, kept, offsets, num_threads):
             q = act + k
             inside = (q >= 0) & (q < n)
             q[~inside] = act[~inside]  # itself: not denser than itself
-            if kept:
-                dr, dc = offsets[i]
-                colour = (kept[(dr, dc)].take(act, mode="clip") if k > 0
-                          else kept[(-dr, -dc)].take(q, mode="clip"))
+            colour = stored(i)
+            if colour is not None:
+                colour = colour.take(act if k > 0 else q, mode="clip")
             else:
                 colour = img.colour_distance_at(act, k)
             dist = colour + spatial[i]
@@ -320,14 +437,22 @@ def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2la
     positive = [(0, dc) for dc in range(1, kw + 1)] + [
         (dr, dc) for dr in range(1, kw + 1) for dc in range(-kw, kw + 1)]
     positive = [(dr, dc) for dr, dc in positive if dr < h and abs(dc) < w]
-    n_linked = sum(dr * dr + dc * dc <= md2 for dr, dc in positive)
-    keep = 8 * img.n * n_linked <= _KEEP_BYTES
-    dens, kept = _density(img, positive, inv, md2, rng, keep, num_threads)
+    # Colour distances kept for the numpy linking (recomputing them costs more than keeping); the
+    # compiled linking recomputes the few it needs.
+    compiled = kernels_available()
+    keep_within = -1.0 if compiled else md2
+    n_kept = sum(dr * dr + dc * dc <= keep_within for dr, dc in positive)
+    if 8 * img.n * n_kept > _KEEP_BYTES:
+        keep_within = -1.0
+    dens, kept = _density(img, positive, inv, keep_within, rng, num_threads)
 
     # Linking: every offset d != 0 within max_dist, indexed in scikit-image's raster order.
     offsets = [(dr, dc) for dr in range(-kw, kw + 1) for dc in range(-kw, kw + 1)
                if (dr or dc) and dr * dr + dc * dc <= md2 and abs(dr) < h and abs(dc) < w]
-    closest, choice = _link(img, dens, kept, offsets, num_threads)
+    if compiled:
+        closest, choice = _link_compiled(img, dens, offsets, num_threads)
+    else:
+        closest, choice = _link(img, dens, kept, offsets, num_threads)
 
     flat = np.arange(img.n, dtype=np.intp)
     step = np.array([img.shift(dr, dc) for dr, dc in offsets] + [0], dtype=np.intp)
@@ -338,4 +463,9 @@ def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2la
     while (old != parent).any():
         old = parent
         parent = parent[parent]
-    return np.unique(img.real(parent), return_inverse=True)[1].reshape(h, w)
+    # labels: the rank of each pixel's root among the roots (np.unique's inverse, without a sort)
+    roots = img.real(parent)
+    is_root = np.zeros(img.n, dtype=np.intp)
+    is_root[roots] = 1
+    rank = np.cumsum(is_root) - 1
+    return rank[roots].reshape(h, w)
