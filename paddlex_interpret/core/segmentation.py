@@ -1,7 +1,7 @@
 """Superpixel segmentation: quickshift (PaddleX 1.3's default; scikit-image's labels computed by
-:mod:`paddlex_interpret.core.quickshift`, ~15x faster with its compiled kernel, ~5x with numpy alone; ``'quickshift_skimage'`` runs scikit-image
-itself), slic, felzenszwalb, a user's function, or a given label array. Every segmentation is
-relabelled to ``0..n-1``.
+:mod:`paddlex_interpret.core.quickshift`, ~15x faster with its compiled kernel, ~5x with numpy
+alone; ``'quickshift_skimage'`` runs scikit-image itself), slic, felzenszwalb, a user's function,
+or a given label array. Every segmentation is relabelled to ``0..n-1``.
 
 Example::
 
