@@ -128,3 +128,18 @@ def test_default_segmenter_is_paddlex13_quickshift_with_scikit_image_labels():
     assert fast.dtype == np.int32 and fast.min() == 0
     # the two coloured rectangles are not merged with the background
     assert fast[20, 20] != fast[5, 60] and fast[55, 50] != fast[5, 60]
+
+
+@pytest.mark.parametrize("shape", [(1, 20, 3), (20, 1, 3), (1, 1, 3), (3, 40, 3), (40, 3, 3)])
+def test_images_smaller_than_the_window_equal_scikit_image(path, shape):
+    """Rows or columns fewer than the window's radius (the padding and the flat shifts at their
+    limits)."""
+    image = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
+    params = dict(kernel_size=5, max_dist=10, ratio=1.0, sigma=1)
+    np.testing.assert_array_equal(qs.quickshift(image, rng=0, **params),
+                                  qs.skimage_quickshift(image, seed=0, **params))
+
+
+def test_environment_variable_turns_the_kernels_off(monkeypatch):
+    monkeypatch.setenv("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS", "0")
+    assert qs._load_kernels() is None
