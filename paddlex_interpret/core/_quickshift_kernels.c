@@ -6,7 +6,6 @@
  *   colour(p) = sum_c (x_c[p] - x_c[p + k])^2      (scikit-image's order of operations)
  *   e(p)      = exp(max((colour(p) + s) * inv, -700))
  *   acc[p] += e(p);  acc[p + k] += e(p)
- * and, for the offsets the linking needs, colour(p) is written to that offset's row of `store`.
  *
  * Compile without floating-point contraction (-ffp-contract=off): the colour distances must be the
  * same doubles as scikit-image's, since the linking compares them with ties. exp is a polynomial
@@ -116,16 +115,15 @@ static void pxi_accumulate(const double *restrict e, int64_t k, int64_t m, doubl
         shifted[p] += e[p];
 }
 
-/* planes: nc pointers to flat arrays of n doubles; shifts/spatial/rows: n_off offsets (rows[i] >= 0:
- * write colour to store + rows[i] * n); acc: n doubles (added to); work: 2 * block doubles.
+/* planes: nc pointers to flat arrays of n doubles; shifts/spatial: n_off offsets; acc: n doubles
+ * (added to); work: 2 * block doubles.
  * Only the pixels p in [lo, hi) are done (a thread's share), `block` of them at a time for every
  * offset, so that the planes, acc and the terms stay in cache. */
 int pxi_qs_density(const double *const *planes, int32_t nc, int64_t n, const int64_t *shifts,
-                   const double *spatial, const int64_t *rows, int32_t n_off, double inv,
-                   double *acc, double *store, double *work, int64_t lo, int64_t hi,
-                   int64_t block)
+                   const double *spatial, int32_t n_off, double inv, double *acc, double *work,
+                   int64_t lo, int64_t hi, int64_t block)
 {
-    double *colour_tmp = work, *e = work + block;
+    double *colour = work, *e = work + block;
     if (block <= 0)
         return -1;
     for (int64_t b0 = lo; b0 < hi; b0 += block) {
@@ -138,7 +136,6 @@ int pxi_qs_density(const double *const *planes, int32_t nc, int64_t n, const int
             if (end <= b0)
                 continue;
             int64_t m = end - b0;
-            double *colour = rows[i] >= 0 ? store + rows[i] * n + b0 : colour_tmp;
             if (nc == 3) {
                 pxi_terms3(planes[0] + b0, planes[1] + b0, planes[2] + b0, k, m, spatial[i], inv,
                            colour, e);

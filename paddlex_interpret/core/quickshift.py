@@ -164,7 +164,7 @@ def _load_kernels():
                 density, link = lib.pxi_qs_density, lib.pxi_qs_link
             except (OSError, AttributeError):
                 continue
-            density.argtypes = [vp, i32, i64, vp, vp, vp, i32, f64, vp, vp, vp, i64, i64, i64]
+            density.argtypes = [vp, i32, i64, vp, vp, i32, f64, vp, vp, i64, i64, i64]
             link.argtypes = [vp, i32, i64, vp, vp, vp, vp, i32, i64, i64, vp, vp]
             density.restype = link.restype = ctypes.c_int
             return {"density": density, "link": link}
@@ -186,7 +186,7 @@ def kernels_available():
 _KERNEL_BLOCK = 2048
 
 
-def _density_parts_compiled(img, positive, inv, kept, store_rows, store, num_threads):
+def _density_parts_compiled(img, positive, inv, num_threads):
     import ctypes
 
     fn = _KERNELS["fns"]["density"]
@@ -194,16 +194,14 @@ def _density_parts_compiled(img, positive, inv, kept, store_rows, store, num_thr
     planes = (ctypes.c_void_p * len(img.chans))(*[c.ctypes.data for c in img.chans])
     shifts = np.array([img.shift(dr, dc) for dr, dc in positive], dtype=np.int64)
     spatial = np.array([float(dr * dr + dc * dc) for dr, dc in positive])
-    rows = np.array([store_rows.get(o, -1) for o in positive], dtype=np.int64)
-    store_ptr = store.ctypes.data if store is not None else None
     cuts = np.linspace(0, img.h, min(num_threads, img.h) + 1).astype(np.int64) * img.width
 
     def part(lo, hi):
         acc = np.zeros(n)
         work = np.empty(2 * _KERNEL_BLOCK)
         status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, shifts.ctypes.data,
-                    spatial.ctypes.data, rows.ctypes.data, len(positive), inv, acc.ctypes.data,
-                    store_ptr, work.ctypes.data, int(lo), int(hi), _KERNEL_BLOCK)
+                    spatial.ctypes.data, len(positive), inv, acc.ctypes.data, work.ctypes.data,
+                    int(lo), int(hi), _KERNEL_BLOCK)
         if status != 0:
             raise RuntimeError("quickshift density kernel failed (%d)" % status)
         return acc
@@ -239,22 +237,20 @@ def _density_parts_numpy(img, positive, inv, kept, num_threads):
 
 
 def _density(img, positive, inv, keep_within, rng, num_threads):
-    """Densities (flat, ``-inf`` in the padding) and the colour distances of the offsets whose
-    squared length is at most ``keep_within`` (``{(dr, dc): array aligned with p in [0, n - k)}``,
-    for the linking). The sums run in the compiled kernel when it is built, else in numpy (same
-    terms)."""
-    n = img.n
-    kept, store_rows = {}, {}
-    store = None
-    linked = [o for o in positive if o[0] * o[0] + o[1] * o[1] <= keep_within]
-    if linked:
-        store = np.empty((len(linked), n))  # one allocation: huge pages, no per-offset page faults
-        for i, (dr, dc) in enumerate(linked):
-            kept[(dr, dc)] = store[i, :n - img.shift(dr, dc)]
-            store_rows[(dr, dc)] = i
+    """Densities (flat, ``-inf`` in the padding) and, from the numpy path, the colour distances of
+    the offsets whose squared length is at most ``keep_within`` (``{(dr, dc): array aligned with
+    p in [0, n - k)}``, for its linking). The compiled kernel keeps none: its linking recomputes
+    the few it needs."""
+    kept = {}
     if kernels_available():
-        parts = _density_parts_compiled(img, positive, inv, kept, store_rows, store, num_threads)
+        parts = _density_parts_compiled(img, positive, inv, num_threads)
     else:
+        linked = [o for o in positive if o[0] * o[0] + o[1] * o[1] <= keep_within]
+        if linked:
+            # one allocation: huge pages, no page faults per offset
+            store = np.empty((len(linked), img.n))
+            for i, (dr, dc) in enumerate(linked):
+                kept[(dr, dc)] = store[i, :img.n - img.shift(dr, dc)]
         parts = _density_parts_numpy(img, positive, inv, kept, num_threads)
     dens = np.full((img.h, img.width), -np.inf)
     dens[:, :img.w] = _noise(rng, (img.h, img.w))
@@ -437,13 +433,11 @@ def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2la
     positive = [(0, dc) for dc in range(1, kw + 1)] + [
         (dr, dc) for dr in range(1, kw + 1) for dc in range(-kw, kw + 1)]
     positive = [(dr, dc) for dr, dc in positive if dr < h and abs(dc) < w]
-    # Colour distances kept for the numpy linking (recomputing them costs more than keeping); the
-    # compiled linking recomputes the few it needs.
+    # Colour distances kept for the numpy linking (recomputing them costs more than keeping), up
+    # to _KEEP_BYTES; the compiled linking recomputes the few it needs.
     compiled = kernels_available()
-    keep_within = -1.0 if compiled else md2
-    n_kept = sum(dr * dr + dc * dc <= keep_within for dr, dc in positive)
-    if 8 * img.n * n_kept > _KEEP_BYTES:
-        keep_within = -1.0
+    n_kept = sum(dr * dr + dc * dc <= md2 for dr, dc in positive)
+    keep_within = md2 if not compiled and 8 * img.n * n_kept <= _KEEP_BYTES else -1.0
     dens, kept = _density(img, positive, inv, keep_within, rng, num_threads)
 
     # Linking: every offset d != 0 within max_dist, indexed in scikit-image's raster order.
