@@ -143,3 +143,13 @@ def test_images_smaller_than_the_window_equal_scikit_image(path, shape):
 def test_environment_variable_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS", "0")
     assert qs._load_kernels() is None
+
+
+def test_a_stale_kernel_build_is_not_called(monkeypatch):
+    """A library built from another version of the C file (other signatures) must be refused, not
+    called with the wrong arguments."""
+    if not qs.kernels_available():
+        pytest.skip("the quickshift kernels are not built")
+    monkeypatch.setattr(qs, "_KERNELS_ABI", -1)
+    with pytest.warns(RuntimeWarning, match="stale build"):
+        assert qs._load_kernels() is None

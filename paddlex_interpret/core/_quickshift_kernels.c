@@ -202,5 +202,10 @@ void pxi_qs_exp(const double *x, int64_t n, double *out)
     }
 }
 
+/* The calling convention of the functions above; quickshift.py loads a library only when this
+ * equals its own _KERNELS_ABI, so a stale build is never called with other arguments. Raise it
+ * whenever a signature changes. */
+int pxi_qs_abi_version(void) { return 2; }
+
 /* Python's build_ext names an init function for every extension (used on Windows only). */
 void *PyInit__quickshift_kernels(void) { return 0; }

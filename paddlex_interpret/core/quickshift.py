@@ -161,8 +161,17 @@ def _load_kernels():
         for path in sorted(glob.glob(os.path.join(here, "_quickshift_kernels" + suffix))):
             try:
                 lib = ctypes.CDLL(path)
+                abi = lib.pxi_qs_abi_version
+                abi.restype = ctypes.c_int
                 density, link = lib.pxi_qs_density, lib.pxi_qs_link
             except (OSError, AttributeError):
+                continue
+            if abi() != _KERNELS_ABI:
+                import warnings
+
+                warnings.warn("%s is a stale build (ABI %d, expected %d): quickshift runs in "
+                              "numpy until it is rebuilt (pip install .)"
+                              % (path, abi(), _KERNELS_ABI), RuntimeWarning)
                 continue
             density.argtypes = [vp, i32, i64, vp, vp, i32, f64, vp, vp, i64, i64, i64]
             link.argtypes = [vp, i32, i64, vp, vp, vp, vp, i32, i64, i64, vp, vp]
@@ -172,6 +181,8 @@ def _load_kernels():
 
 
 _KERNELS = {}
+# The calling convention this module expects of the compiled kernels (pxi_qs_abi_version()).
+_KERNELS_ABI = 2
 
 
 def kernels_available():
