@@ -144,6 +144,24 @@ class _FlatImage:
         """The ``(H, W)`` pixels of a flat padded array."""
         return flat.reshape(self.h, self.width)[:, :self.w]
 
+    def row_cuts(self, parts):
+        """``[(lo, hi)]``: the flat ranges of ``parts`` bands of whole rows (one per thread)."""
+        cuts = np.linspace(0, self.h, min(parts, self.h) + 1).astype(np.int64) * self.width
+        return [(int(cuts[i]), int(cuts[i + 1])) for i in range(len(cuts) - 1)]
+
+    def plane_pointers(self):
+        """The planes as a C array of pointers (for the compiled kernels)."""
+        import ctypes
+
+        return (ctypes.c_void_p * len(self.chans))(*[c.ctypes.data for c in self.chans])
+
+
+def _nearest_first(offsets):
+    """``(spatial, order)``: each offset's squared length, and the offsets' indices sorted by it
+    (raster order among equals)."""
+    spatial = [float(dr * dr + dc * dc) for dr, dc in offsets]
+    return spatial, sorted(range(len(offsets)), key=lambda i: (spatial[i], i))
+
 
 def _load_kernels():
     """The compiled kernels (``_quickshift_kernels.c``, built by ``pip install`` where a C
@@ -202,22 +220,21 @@ def _density_parts_compiled(img, positive, inv, num_threads):
 
     fn = _KERNELS["fns"]["density"]
     n = img.n
-    planes = (ctypes.c_void_p * len(img.chans))(*[c.ctypes.data for c in img.chans])
+    planes = img.plane_pointers()
     shifts = np.array([img.shift(dr, dc) for dr, dc in positive], dtype=np.int64)
     spatial = np.array([float(dr * dr + dc * dc) for dr, dc in positive])
-    cuts = np.linspace(0, img.h, min(num_threads, img.h) + 1).astype(np.int64) * img.width
 
     def part(lo, hi):
         acc = np.zeros(n)
         work = np.empty(2 * _KERNEL_BLOCK)
         status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, shifts.ctypes.data,
                     spatial.ctypes.data, len(positive), inv, acc.ctypes.data, work.ctypes.data,
-                    int(lo), int(hi), _KERNEL_BLOCK)
+                    lo, hi, _KERNEL_BLOCK)
         if status != 0:
             raise RuntimeError("quickshift density kernel failed (%d)" % status)
         return acc
 
-    return _run_threads(part, [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)])
+    return _run_threads(part, img.row_cuts(num_threads))
 
 
 def _density_parts_numpy(img, positive, inv, kept, num_threads):
@@ -279,25 +296,23 @@ def _link_compiled(img, dens, offsets, num_threads):
 
     fn = _KERNELS["fns"]["link"]
     n = img.n
-    spatial = [float(dr * dr + dc * dc) for dr, dc in offsets]
-    order = sorted(range(len(offsets)), key=lambda i: (spatial[i], i))
+    spatial, order = _nearest_first(offsets)
     shifts = np.array([img.shift(*offsets[i]) for i in order], dtype=np.int64)
     spatial = np.array([spatial[i] for i in order])
     index = np.array(order, dtype=np.int32)
     finite = np.maximum(dens, -np.finfo(np.float64).max)  # padding: -DBL_MAX, not -inf
-    planes = (ctypes.c_void_p * len(img.chans))(*[c.ctypes.data for c in img.chans])
+    planes = img.plane_pointers()
     closest = np.empty(n)
     choice = np.empty(n, dtype=np.int32)
-    cuts = np.linspace(0, img.h, min(num_threads, img.h) + 1).astype(np.int64) * img.width
 
     def part(lo, hi):
         status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, finite.ctypes.data,
                     shifts.ctypes.data, spatial.ctypes.data, index.ctypes.data, len(order),
-                    int(lo), int(hi), closest.ctypes.data, choice.ctypes.data)
+                    lo, hi, closest.ctypes.data, choice.ctypes.data)
         if status != 0:
             raise RuntimeError("quickshift link kernel failed (%d)" % status)
 
-    _run_threads(part, [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)])
+    _run_threads(part, img.row_cuts(num_threads))
     return closest, choice
 
 
@@ -307,8 +322,7 @@ def _link(img, dens, kept, offsets, num_threads):
     denser pixels."""
     n = img.n
     shifts = [img.shift(dr, dc) for dr, dc in offsets]
-    spatial = [float(dr * dr + dc * dc) for dr, dc in offsets]
-    order = sorted(range(len(offsets)), key=lambda i: (spatial[i], i))  # nearest first
+    spatial, order = _nearest_first(offsets)
     closest = np.full(n, np.finfo(np.float64).max)
     choice = np.full(n, -1, dtype=np.int32)
 
@@ -348,14 +362,14 @@ def _link(img, dens, kept, offsets, num_threads):
     # Dense rings: all pixels, until few are left undecided.
     j = 0
     real = np.isfinite(dens)
+    bands = img.row_cuts(num_threads)
     while j < len(order):
         s = spatial[order[j]]
         ring = []
         while j < len(order) and spatial[order[j]] == s:
             ring.append(order[j])
             j += 1
-        bands = np.linspace(0, img.h, min(num_threads, img.h) + 1).astype(int) * img.width
-        _run_threads(dense_band, [(bands[b], bands[b + 1], ring) for b in range(len(bands) - 1)])
+        _run_threads(dense_band, [(lo, hi, ring) for lo, hi in bands])
         if j < len(order):
             undecided = real & (closest >= spatial[order[j]])
             if undecided.mean() < _SPARSE_FRACTION * real.mean():
