@@ -1,9 +1,9 @@
 """Install paddlex_interpret; also drops ``paddlex_interpret-compat.pth`` into site-packages so the
 ``paddle.fluid`` import alias is active even when a script imports paddlex before us.
 
-The quickshift density kernel (``paddlex_interpret/core/_quickshift_kernels.c``, plain C loaded
-with ctypes) is optional: without a C compiler the build skips it and quickshift runs in numpy
-(same labels, ~3x slower)."""
+The compiled kernels (``paddlex_interpret/core/_kernels.c``: quickshift and LIME's input
+composition, plain C loaded with ctypes) are optional: without a C compiler the build skips them
+and the same numbers come from numpy (quickshift ~3x slower)."""
 import os
 
 from setuptools import Extension, setup
@@ -25,8 +25,8 @@ class BuildPyWithPth(build_py):
 # -ffp-contract=off: the colour distances must round exactly as scikit-image's (the linking
 # compares them, with ties); -ffinite-math-only / -fno-signed-zeros only let the clamp vectorise.
 KERNELS = Extension(
-    "paddlex_interpret.core._quickshift_kernels",
-    sources=["paddlex_interpret/core/_quickshift_kernels.c"],
+    "paddlex_interpret.core._kernels",
+    sources=["paddlex_interpret/core/_kernels.c"],
     extra_compile_args=["-O3", "-ffp-contract=off", "-ffinite-math-only", "-fno-signed-zeros"],
     optional=True,
 )

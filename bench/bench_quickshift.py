@@ -82,7 +82,7 @@ def main():
     body = markdown_table(header, rows) + (
         "\n\nPaddleX 1.3's settings %s; best of %d runs each; the labels equal scikit-image's "
         "on every image (checked in the run; the speed-up over scikit-image in brackets). "
-        "'compiled': `paddlex_interpret/core/_quickshift_kernels.c`, built by `pip install` "
+        "'compiled': `paddlex_interpret/core/_kernels.c`, built by `pip install` "
         "where a C compiler exists (%s here); 'numpy': the fallback without it "
         "(`PADDLEX_INTERPRET_QUICKSHIFT_KERNELS=0` forces it). Total %.0f s."
         % (PARAMS, args.repeats, "built" if compiled else "NOT built", time.time() - t0))

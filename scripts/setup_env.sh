@@ -16,7 +16,7 @@ req="$root/requirements/$stack.txt"
 python="${PYTHON:-python3}"
 stamp="$venv/.paddlex_interpret-stamp"
 want="$(cat "$req" "$root/setup.cfg" "$root/setup.py" "$root/requirements/dev.txt" \
-  "$root/paddlex_interpret/core/_quickshift_kernels.c" | sha256sum | cut -c1-16)"
+  "$root/paddlex_interpret/core/_kernels.c" | sha256sum | cut -c1-16)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

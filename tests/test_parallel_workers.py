@@ -1,5 +1,5 @@
 """LIME's batches on the inference engine's single-thread workers (``parallel='auto'``) against
-the one predictor with all threads, and the OpenCV composition against numpy's.
+the one predictor with all threads, and the three ways to compose the inputs.
 
 The trained model is the session's ``trained_classifier`` (MobileNetV3_small, 64 px).
 """
@@ -11,8 +11,10 @@ import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from paddlex_interpret import backends, predictors
+from paddlex_interpret.core import native, perturbation
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.core.perturbation import make_fill, perturb, sample_masks
+from paddlex_interpret.core.perturbation import (compose_normalised, iter_batches, make_fill,
+                                                 perturb, sample_masks)
 from paddlex_interpret.predictors import LayerClassifier, PaddleXClassifier
 
 multi_core = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="workers need 2+ cores")
@@ -83,8 +85,9 @@ def test_worker_inputs_are_shared_or_copied_with_the_same_outputs(trained, image
 
 
 @multi_core
+@pytest.mark.parametrize("fail_at", [3, 6])  # a full batch; a half of the last round
 def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkeypatch,
-                                                           caplog):
+                                                           caplog, fail_at):
     clf = PaddleXClassifier(trained.model, backend="inference")
     seg = _grid(image.shape, 5)
     masks = sample_masks(120, 25, np.random.default_rng(0))
@@ -97,7 +100,7 @@ def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkey
 
     def flaky(self, batch):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == fail_at:
             raise RuntimeError("worker broke")
         return real_run(self, batch)
 
@@ -136,22 +139,45 @@ def test_parallel_option_is_validated():
         LayerClassifier(lambda x: x, parallel="fast")
 
 
+@pytest.mark.parametrize("method", ["kernel", "cv2", "numpy"])
 @pytest.mark.parametrize("cells", [5, 17])  # 25 and 289 (> 256: no cv2.LUT) superpixels
 @pytest.mark.parametrize("fill", ["black", "mean", "blur"])
-def test_opencv_composition_is_bit_identical_to_numpy(trained, image, monkeypatch, cells, fill):
+def test_every_composition_is_bit_identical_to_normalising_the_perturbed_images(
+        trained, image, cells, fill, method):
+    """The compiled kernel, OpenCV and numpy compose the same bits as PaddleX's Normalize of
+    :func:`perturb`'s uint8 images, with more than 32 images (the kernel's group of 32)."""
+    if method == "kernel" and not native.available():
+        pytest.skip("the compiled kernels are not built")
+    if method == "cv2" and perturbation._cv2() is None:
+        pytest.skip("no OpenCV")
     clf = PaddleXClassifier(trained.model, backend="dygraph")
     seg = _grid(image.shape, cells)
-    masks = sample_masks(23, cells * cells, np.random.default_rng(cells))
+    masks = sample_masks(37, cells * cells, np.random.default_rng(cells))
     fill_image = make_fill(image, seg, fill)
     expect = clf.preprocess(perturb(image, fill_image, seg, masks))
-    got = clf.compose(image, fill_image, seg, masks)
-    if predictors._cv2() is None:
-        pytest.skip("no OpenCV: only the numpy path exists")
+    img_n, fill_n = clf._normalised(image, fill_image)
+    got = compose_normalised(img_n, fill_n, seg, masks, method=method)
     np.testing.assert_array_equal(got, expect)
-    monkeypatch.setitem(predictors._CV2, "mod", None)
-    buf = np.empty_like(expect)
-    assert clf.compose(image, fill_image, seg, masks, out=buf) is buf
+    buf = np.full_like(expect, np.nan)
+    assert compose_normalised(img_n, fill_n, seg, masks, out=buf, method=method) is buf
     np.testing.assert_array_equal(buf, expect)
+    np.testing.assert_array_equal(clf.compose(image, fill_image, seg, masks), expect)
+    # a label map that does not fit the masks is refused, whichever way
+    for bad in (seg + 1, seg - 1):
+        with pytest.raises(IndexError, match="outside"):
+            compose_normalised(img_n, fill_n, bad, masks, method=method)
+    with pytest.raises(ValueError, match="out must be"):
+        compose_normalised(img_n, fill_n, seg, masks, out=buf[:, :2], method=method)
+
+
+def test_the_last_round_of_batches_is_cut_in_halves():
+    sizes = [[s.stop - s.start for s in predictors._split_tail(list(iter_batches(n, b)), w)]
+             for n, b, w in ((150, 50, 2), (95, 50, 2), (60, 50, 2), (150, 50, 1), (40, 50, 2))]
+    assert sizes == [[50, 25, 25, 25, 25], [25, 25, 25, 20], [25, 25, 10], [50, 50, 50], [40]]
+    cuts = predictors._split_tail(list(iter_batches(1000, 50)), 2)
+    assert [s.start for s in cuts] == sorted(s.start for s in cuts)
+    assert cuts[0].start == 0 and cuts[-1].stop == 1000
+    assert all(a.stop == b.start for a, b in zip(cuts, cuts[1:]))
 
 
 @multi_core

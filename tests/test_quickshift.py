@@ -1,6 +1,5 @@
 """The fast quickshift returns scikit-image's labels exactly (PaddleX 1.3's segmentation), with
 the compiled kernels and with numpy alone."""
-import ctypes
 import shutil
 import sysconfig
 
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from paddlex_interpret.core import native
 from paddlex_interpret.core import quickshift as qs
 from paddlex_interpret.core.segmentation import make_segmenter
 
@@ -54,15 +54,7 @@ def test_kernels_are_built_where_a_c_compiler_exists():
 def test_kernel_exp_matches_numpy_to_two_ulp():
     if not qs.kernels_available():
         pytest.skip("the quickshift kernels are not built")
-    import glob
-    import importlib.machinery
-    import os
-
-    here = os.path.dirname(qs.__file__)
-    path = [p for sfx in importlib.machinery.EXTENSION_SUFFIXES
-            for p in glob.glob(os.path.join(here, "_quickshift_kernels" + sfx))][0]
-    fn = ctypes.CDLL(path).pxi_qs_exp
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    fn = native.kernels()["exp"]
     x = -np.random.default_rng(0).random(100000) * 720
     x[:4] = [0.0, -1e-300, -700.0, -1e200]
     out = np.empty_like(x)
@@ -140,16 +132,19 @@ def test_images_smaller_than_the_window_equal_scikit_image(path, shape):
                                   qs.skimage_quickshift(image, seed=0, **params))
 
 
-def test_environment_variable_turns_the_kernels_off(monkeypatch):
+def test_environment_variables_turn_the_kernels_off(monkeypatch):
     monkeypatch.setenv("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS", "0")
     assert qs._load_kernels() is None
+    monkeypatch.delenv("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS")
+    monkeypatch.setenv("PADDLEX_INTERPRET_KERNELS", "0")
+    assert native.load() is None
 
 
 def test_a_stale_kernel_build_is_not_called(monkeypatch):
     """A library built from another version of the C file (other signatures) must be refused, not
     called with the wrong arguments."""
-    if not qs.kernels_available():
-        pytest.skip("the quickshift kernels are not built")
-    monkeypatch.setattr(qs, "_KERNELS_ABI", -1)
+    if not native.available():
+        pytest.skip("the compiled kernels are not built")
+    monkeypatch.setattr(native, "ABI", -1)
     with pytest.warns(RuntimeWarning, match="stale build"):
-        assert qs._load_kernels() is None
+        assert native.load() is None

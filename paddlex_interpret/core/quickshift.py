@@ -4,9 +4,9 @@ PaddleX 1.3 segmented every image with ``skimage.segmentation.quickshift(image, 
 Cython loop visits, for each pixel, every pixel of a 31x31 window twice (once for the density,
 once to find the nearest denser pixel), on one core: about 0.4 s at 224x224, a third of the whole
 forward-pass budget of a MobileNetV3 LIME run. This module computes the same thing on all cores,
-in a small C kernel (``_quickshift_kernels.c``, built by ``pip install`` where a C compiler exists,
-loaded with ctypes; ~25 ms at 224x224 on 2 cores) or, without it, in whole-image numpy operations
-(~70-80 ms):
+in a small C kernel (``_kernels.c``, built by ``pip install`` where a C compiler exists, loaded
+with ctypes by :mod:`~paddlex_interpret.core.native`; ~25 ms at 224x224 on 2 cores) or, without
+it, in whole-image numpy operations (~70-80 ms):
 
 - layout: each channel is one flat, contiguous array of rows padded on the right with ``pad``
   columns of a huge value, so a window offset ``(dr, dc)`` is one flat shift ``dr * (W + pad) + dc``
@@ -164,43 +164,17 @@ def _nearest_first(offsets):
 
 
 def _load_kernels():
-    """The compiled kernels (``_quickshift_kernels.c``, built by ``pip install`` where a C
-    compiler exists), loaded with ctypes: ``{'density': fn, 'link': fn}``; None when they are not
-    built, fail to load, or ``PADDLEX_INTERPRET_QUICKSHIFT_KERNELS=0``."""
+    """quickshift's compiled kernels (``density``, ``link`` of
+    :func:`paddlex_interpret.core.native.kernels`), or None when they are not built or
+    ``PADDLEX_INTERPRET_QUICKSHIFT_KERNELS=0`` (``PADDLEX_INTERPRET_KERNELS=0`` turns off all)."""
     if os.environ.get("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS", "1") == "0":
         return None
-    import ctypes
-    import glob
-    import importlib.machinery
+    from . import native
 
-    vp, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_double
-    here = os.path.dirname(os.path.abspath(__file__))
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        for path in sorted(glob.glob(os.path.join(here, "_quickshift_kernels" + suffix))):
-            try:
-                lib = ctypes.CDLL(path)
-                abi = lib.pxi_qs_abi_version
-                abi.restype = ctypes.c_int
-                density, link = lib.pxi_qs_density, lib.pxi_qs_link
-            except (OSError, AttributeError):
-                continue
-            if abi() != _KERNELS_ABI:
-                import warnings
-
-                warnings.warn("%s is a stale build (ABI %d, expected %d): quickshift runs in "
-                              "numpy until it is rebuilt (pip install .)"
-                              % (path, abi(), _KERNELS_ABI), RuntimeWarning)
-                continue
-            density.argtypes = [vp, i32, i64, vp, vp, i32, f64, vp, vp, i64, i64, i64]
-            link.argtypes = [vp, i32, i64, vp, vp, vp, vp, i32, i64, i64, vp, vp]
-            density.restype = link.restype = ctypes.c_int
-            return {"density": density, "link": link}
-    return None
+    return native.kernels()
 
 
 _KERNELS = {}
-# The calling convention this module expects of the compiled kernels (pxi_qs_abi_version()).
-_KERNELS_ABI = 2
 
 
 def kernels_available():

@@ -1,15 +1,16 @@
-/* Quickshift density kernel for paddlex_interpret.core.quickshift (loaded with ctypes; plain C,
- * no Python API). Optional: when it is not built, the module computes the same thing with numpy.
+/* The compiled kernels of paddlex_interpret (loaded with ctypes by native.py; plain C, no Python
+ * API). Optional: when they are not built, the callers compute the same things with numpy.
  *
- * For each window offset (a flat shift k > 0 of the padded planes, see quickshift.py), over the
- * pixels p in [0, n - k):
- *   colour(p) = sum_c (x_c[p] - x_c[p + k])^2      (scikit-image's order of operations)
- *   e(p)      = exp(max((colour(p) + s) * inv, -700))
- *   acc[p] += e(p);  acc[p + k] += e(p)
- *
- * Compile without floating-point contraction (-ffp-contract=off): the colour distances must be the
- * same doubles as scikit-image's, since the linking compares them with ties. exp is a polynomial
- * (Cody-Waite reduction, degree-13 Taylor, ~1 ulp), vectorisable, unlike libm's. */
+ * 1. Quickshift (quickshift.py): density and linking.
+ *    For each window offset (a flat shift k > 0 of the padded planes, see quickshift.py), over the
+ *    pixels p in [0, n - k):
+ *      colour(p) = sum_c (x_c[p] - x_c[p + k])^2      (scikit-image's order of operations)
+ *      e(p)      = exp(max((colour(p) + s) * inv, -700))
+ *      acc[p] += e(p);  acc[p + k] += e(p)
+ *    Compile without floating-point contraction (-ffp-contract=off): the colour distances must be
+ *    the same doubles as scikit-image's, since the linking compares them with ties. exp is a
+ *    polynomial (Cody-Waite reduction, degree-13 Taylor, ~1 ulp), vectorisable, unlike libm's.
+ * 2. LIME's perturbed inputs (perturbation.py, compose_normalised): copies only. */
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
@@ -202,10 +203,62 @@ void pxi_qs_exp(const double *x, int64_t n, double *out)
     }
 }
 
-/* The calling convention of the functions above; quickshift.py loads a library only when this
- * equals its own _KERNELS_ABI, so a stale build is never called with other arguments. Raise it
- * whenever a signature changes. */
-int pxi_qs_abi_version(void) { return 2; }
+/* LIME's perturbed model inputs, b images at once:
+ *   out[i, c, p] = rows[i, seg[p]] ? img[c, p] : fill[c, p]
+ * img, fill: `channels` float32 planes of npix pixels (the normalised image and fill); seg: the
+ * superpixel label of each pixel, in [0, d); rows: b x d bytes (0 = hidden); words: d uint32 of
+ * scratch; out: b x channels x npix floats. Copies only, so the values are the inputs' bits.
+ * Images go 32 at a time: words[s] holds superpixel s's kept bit for each of them, so a pixel's
+ * label is looked up once per 32 images and the select is one vectorised loop per plane, over
+ * blocks of pixels that stay in cache. Returns 0, -1 for bad sizes, -2 for a label outside
+ * [0, d) (checked before anything is written). */
+#define PXI_COMPOSE_BLOCK 512
+
+PXI_CLONES
+static void pxi_select(const uint32_t *restrict w, uint32_t bit, const float *restrict a,
+                       const float *restrict f, float *restrict o, int64_t n)
+{
+    for (int64_t p = 0; p < n; ++p)
+        o[p] = (w[p] & bit) ? a[p] : f[p];
+}
+
+int pxi_compose(const float *img, const float *fill, int32_t channels, int64_t npix,
+                const int32_t *seg, const uint8_t *rows, int32_t d, int32_t b, uint32_t *words,
+                float *out)
+{
+    uint32_t w[PXI_COMPOSE_BLOCK];
+    if (channels < 1 || npix < 0 || d < 1 || b < 0)
+        return -1;
+    for (int64_t p = 0; p < npix; ++p)
+        if ((uint32_t)seg[p] >= (uint32_t)d)
+            return -2;
+    for (int32_t g = 0; g < b; g += 32) {
+        const int32_t m = b - g < 32 ? b - g : 32;
+        for (int32_t s = 0; s < d; ++s) {
+            uint32_t word = 0;
+            for (int32_t j = 0; j < m; ++j)
+                word |= (uint32_t)(rows[(int64_t)(g + j) * d + s] != 0) << j;
+            words[s] = word;
+        }
+        for (int64_t p0 = 0; p0 < npix; p0 += PXI_COMPOSE_BLOCK) {
+            const int64_t n = npix - p0 < PXI_COMPOSE_BLOCK ? npix - p0 : PXI_COMPOSE_BLOCK;
+            for (int64_t p = 0; p < n; ++p)
+                w[p] = words[seg[p0 + p]];
+            for (int32_t j = 0; j < m; ++j) {
+                float *o = out + (int64_t)(g + j) * channels * npix + p0;
+                for (int32_t c = 0; c < channels; ++c)
+                    pxi_select(w, (uint32_t)1 << j, img + (int64_t)c * npix + p0,
+                               fill + (int64_t)c * npix + p0, o + (int64_t)c * npix, n);
+            }
+        }
+    }
+    return 0;
+}
+
+/* The calling convention of the functions above; native.py loads a library only when this
+ * equals its own ABI, so a stale build is never called with other arguments. Raise it
+ * whenever a signature changes or a function is added. */
+int pxi_abi_version(void) { return 3; }
 
 /* Python's build_ext names an init function for every extension (used on Windows only). */
-void *PyInit__quickshift_kernels(void) { return 0; }
+void *PyInit__kernels(void) { return 0; }
