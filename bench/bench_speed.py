@@ -49,6 +49,7 @@ import paddle  # noqa: E402
 from bench.bench_lime import make_image, make_model  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret import backends  # noqa: E402
+from paddlex_interpret.core import native  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
 
@@ -452,19 +453,23 @@ def report(rows, rss, args, total):
              "our LIME wall time "
              "includes quickshift segmentation (PaddleX 1.3 settings), the prediction of the "
              "image itself (the first, all-on sample), "
-             "composing the perturbed batches (the normalised fill copied in, then the normalised "
-             "image copied over it where kept: cv2.copyTo per image plane, no arithmetic) "
+             "composing the perturbed batches (each pixel copied from the normalised image or "
+             "the normalised fill, no arithmetic: %s) "
              "directly into the input buffer of one of two single-thread predictors for "
              "MobileNetV3_small (parallel='auto': each runs in its own Python thread, so one "
              "composes while the other computes; their inputs are shared with Paddle without a "
-             "copy; ResNet50 stays on the one predictor), and "
+             "copy; the last round of batches is cut in halves so that they finish together; "
+             "ResNet50 stays on the one predictor), and "
              "the ridge fit; not the one-off export. %d interleaved (floor, LIME) pairs for "
              "MobileNetV3_small, %d for ResNet50; the median pair is shown (the machine is "
              "shared with other jobs: absolute numbers move by +-20%% between runs). "
              "Total bench time %.0f s."
              % ("its compiled kernels" if kernels_available() else
                 "numpy only: the compiled kernels are not built here",
-                os.environ.get("OMP_NUM_THREADS"), args.repeats, args.repeats_resnet, total))
+                os.environ.get("OMP_NUM_THREADS"),
+                "the compiled pxi_compose kernel, 32 images per pass over the label map"
+                if native.available() else "OpenCV or numpy: the compiled kernels are not built",
+                args.repeats, args.repeats_resnet, total))
     return body
 
 
