@@ -206,27 +206,25 @@ void pxi_qs_exp(const double *x, int64_t n, double *out)
 /* LIME's perturbed model inputs, b images at once:
  *   out[i, c, p] = rows[i, seg[p]] ? img[c, p] : fill[c, p]
  * img, fill: `channels` float32 planes of npix pixels (the normalised image and fill); seg: the
- * superpixel label of each pixel, in [0, d); rows: b x d bytes (0 = hidden); words: d uint32 of
- * scratch; out: b x channels x npix floats. Copies only, so the values are the inputs' bits.
- * Images go 32 at a time: words[s] holds superpixel s's kept bit for each of them, so a pixel's
- * label is looked up once per 32 images and the select is one vectorised loop per plane, over
- * blocks of pixels that stay in cache. Returns 0, -1 for bad sizes, -2 for a label outside
- * [0, d) (checked before anything is written). */
-#define PXI_COMPOSE_BLOCK 512
-
-PXI_CLONES
-static void pxi_select(const uint32_t *restrict w, uint32_t bit, const float *restrict a,
-                       const float *restrict f, float *restrict o, int64_t n)
+ * superpixel label of each pixel, in [0, d); rows: b x d bytes (0 = hidden); words: d uint32 and
+ * pixel_words: npix uint32 of scratch; out: b x channels x npix floats. Copies only, so the values
+ * are the inputs' bits. Images go 32 at a time: words[s] holds superpixel s's kept bit for each of
+ * them and pixel_words[p] = words[seg[p]] (one lookup per pixel per 32 images); then each output
+ * plane is one vectorised select, written front to back (one store stream at a time: measured
+ * 1.5x faster than interleaving the 32 images over blocks of pixels). Returns 0, -1 for bad
+ * sizes, -2 for a label outside [0, d) (checked before anything is written). */
+static inline void pxi_select(const uint32_t *restrict w, uint32_t bit, const float *restrict a,
+                              const float *restrict f, float *restrict o, int64_t n)
 {
     for (int64_t p = 0; p < n; ++p)
         o[p] = (w[p] & bit) ? a[p] : f[p];
 }
 
+PXI_CLONES
 int pxi_compose(const float *img, const float *fill, int32_t channels, int64_t npix,
                 const int32_t *seg, const uint8_t *rows, int32_t d, int32_t b, uint32_t *words,
-                float *out)
+                uint32_t *pixel_words, float *out)
 {
-    uint32_t w[PXI_COMPOSE_BLOCK];
     if (channels < 1 || npix < 0 || d < 1 || b < 0)
         return -1;
     for (int64_t p = 0; p < npix; ++p)
@@ -240,16 +238,13 @@ int pxi_compose(const float *img, const float *fill, int32_t channels, int64_t n
                 word |= (uint32_t)(rows[(int64_t)(g + j) * d + s] != 0) << j;
             words[s] = word;
         }
-        for (int64_t p0 = 0; p0 < npix; p0 += PXI_COMPOSE_BLOCK) {
-            const int64_t n = npix - p0 < PXI_COMPOSE_BLOCK ? npix - p0 : PXI_COMPOSE_BLOCK;
-            for (int64_t p = 0; p < n; ++p)
-                w[p] = words[seg[p0 + p]];
-            for (int32_t j = 0; j < m; ++j) {
-                float *o = out + (int64_t)(g + j) * channels * npix + p0;
-                for (int32_t c = 0; c < channels; ++c)
-                    pxi_select(w, (uint32_t)1 << j, img + (int64_t)c * npix + p0,
-                               fill + (int64_t)c * npix + p0, o + (int64_t)c * npix, n);
-            }
+        for (int64_t p = 0; p < npix; ++p)
+            pixel_words[p] = words[seg[p]];
+        for (int32_t j = 0; j < m; ++j) {
+            float *o = out + (int64_t)(g + j) * channels * npix;
+            for (int32_t c = 0; c < channels; ++c)
+                pxi_select(pixel_words, (uint32_t)1 << j, img + (int64_t)c * npix,
+                           fill + (int64_t)c * npix, o + (int64_t)c * npix, npix);
         }
     }
     return 0;
@@ -258,7 +253,7 @@ int pxi_compose(const float *img, const float *fill, int32_t channels, int64_t n
 /* The calling convention of the functions above; native.py loads a library only when this
  * equals its own ABI, so a stale build is never called with other arguments. Raise it
  * whenever a signature changes or a function is added. */
-int pxi_abi_version(void) { return 3; }
+int pxi_abi_version(void) { return 4; }
 
 /* Python's build_ext names an init function for every extension (used on Windows only). */
 void *PyInit__kernels(void) { return 0; }

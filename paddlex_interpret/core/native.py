@@ -28,7 +28,7 @@ import warnings
 __all__ = ["ABI", "kernels", "available", "load"]
 
 #: The calling convention this package expects of the library (``pxi_abi_version()``).
-ABI = 3
+ABI = 4
 
 _STATE = {}
 
@@ -41,7 +41,8 @@ def _signatures():
         "link": ("pxi_qs_link", [vp, i32, i64, vp, vp, vp, vp, i32, i64, i64, vp, vp],
                  ctypes.c_int),
         "exp": ("pxi_qs_exp", [vp, i64, vp], None),
-        "compose": ("pxi_compose", [vp, vp, i32, i64, vp, vp, i32, i32, vp, vp], ctypes.c_int),
+        "compose": ("pxi_compose", [vp, vp, i32, i64, vp, vp, i32, i32, vp, vp, vp],
+                    ctypes.c_int),
     }
 
 

@@ -108,8 +108,8 @@ def compose_normalised(image_planes, fill_planes, segments, masks, out=None, met
     ``out``: a C-contiguous ``(B, C, H, W)`` float32 buffer to fill (e.g. a predictor's input).
     ``method``: ``'auto'`` (the first available of the others), ``'kernel'`` (the compiled
     ``pxi_compose`` of :mod:`~paddlex_interpret.core.native`: 32 images per pass over the label
-    map, ~45 us per 224 px image on one core, the GIL released), ``'cv2'`` (per image:
-    ``cv2.LUT`` of the label map, then ``cv2.copyTo`` per plane, ~55 us) or ``'numpy'``.
+    map, BENCHMARKS.md "Composing the perturbed inputs"; the GIL released), ``'cv2'``
+    (per image: ``cv2.LUT`` of the label map, then ``cv2.copyTo`` per plane) or ``'numpy'``.
 
     Example::
 
@@ -143,10 +143,11 @@ def compose_normalised(image_planes, fill_planes, segments, masks, out=None, met
         if fns is not None:
             seg = np.ascontiguousarray(segments, dtype=np.int32)
             words = np.empty(max(1, masks.shape[1]), dtype=np.uint32)
+            pixel_words = np.empty(seg.size, dtype=np.uint32)
             status = fns["compose"](image_planes.ctypes.data, fill_planes.ctypes.data,
                                     shape[1], seg.size, seg.ctypes.data, masks.ctypes.data,
                                     masks.shape[1], len(masks), words.ctypes.data,
-                                    out.ctypes.data)
+                                    pixel_words.ctypes.data, out.ctypes.data)
             if status == -2:
                 d = masks.shape[1]
                 raise IndexError("the label map has labels outside [0, %d): masks have %d "
