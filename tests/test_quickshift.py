@@ -1,13 +1,9 @@
 """The fast quickshift returns scikit-image's labels exactly (PaddleX 1.3's segmentation), with
 the compiled kernels and with numpy alone."""
-import shutil
-import sysconfig
-
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from paddlex_interpret.core import native
 from paddlex_interpret.core import quickshift as qs
 from paddlex_interpret.core.segmentation import make_segmenter
 
@@ -40,28 +36,6 @@ def path(request, monkeypatch):
         qs.kernels_available()
         monkeypatch.setitem(qs._KERNELS, "fns", None)
     return request.param
-
-
-def test_kernels_are_built_where_a_c_compiler_exists():
-    """`pip install` builds the optional kernels when it can; a silent build failure would leave
-    every user on the slower numpy path."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if not shutil.which(cc):
-        pytest.skip("no C compiler here")
-    assert qs.kernels_available()
-
-
-def test_kernel_exp_matches_numpy_to_two_ulp():
-    if not qs.kernels_available():
-        pytest.skip("the quickshift kernels are not built")
-    fn = native.kernels()["exp"]
-    x = -np.random.default_rng(0).random(100000) * 720
-    x[:4] = [0.0, -1e-300, -700.0, -1e200]
-    out = np.empty_like(x)
-    fn(x.ctypes.data, len(x), out.ctypes.data)
-    ref = np.exp(np.maximum(x, -700.0))
-    assert out[0] == 1.0 and out[3] == ref[2] > 0
-    np.testing.assert_allclose(out, ref, rtol=2 * np.finfo(np.float64).eps, atol=0)
 
 
 @pytest.mark.parametrize("name", sorted(_images()))
@@ -130,21 +104,3 @@ def test_images_smaller_than_the_window_equal_scikit_image(path, shape):
     params = dict(kernel_size=5, max_dist=10, ratio=1.0, sigma=1)
     np.testing.assert_array_equal(qs.quickshift(image, rng=0, **params),
                                   qs.skimage_quickshift(image, seed=0, **params))
-
-
-def test_environment_variables_turn_the_kernels_off(monkeypatch):
-    monkeypatch.setenv("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS", "0")
-    assert qs._load_kernels() is None
-    monkeypatch.delenv("PADDLEX_INTERPRET_QUICKSHIFT_KERNELS")
-    monkeypatch.setenv("PADDLEX_INTERPRET_KERNELS", "0")
-    assert native.load() is None
-
-
-def test_a_stale_kernel_build_is_not_called(monkeypatch):
-    """A library built from another version of the C file (other signatures) must be refused, not
-    called with the wrong arguments."""
-    if not native.available():
-        pytest.skip("the compiled kernels are not built")
-    monkeypatch.setattr(native, "ABI", -1)
-    with pytest.warns(RuntimeWarning, match="stale build"):
-        assert native.load() is None

@@ -15,8 +15,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* PXI_PORTABLE (-DPXI_PORTABLE) builds what other compilers and CPUs get: no clones, no fma. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && __GNUC__ >= 12
+    && __GNUC__ >= 12 && !defined(PXI_PORTABLE)
 #define PXI_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define PXI_FMA(a, b, c) __builtin_fma(a, b, c) /* one instruction in the v3 / v4 clones */
 #else

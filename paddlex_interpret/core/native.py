@@ -53,13 +53,14 @@ def library_paths():
             for p in sorted(glob.glob(os.path.join(here, "_kernels" + suffix)))]
 
 
-def load():
-    """``{name: ctypes function}`` (``density``, ``link``, ``exp``, ``compose``) from the built
-    library, or None when it is not built, fails to load, is a stale build, or
-    ``PADDLEX_INTERPRET_KERNELS=0``. Not cached: see :func:`kernels`."""
+def load(paths=None):
+    """``{name: ctypes function}`` (``density``, ``link``, ``exp``, ``compose``) from the first
+    usable library of ``paths`` (default :func:`library_paths`, the built one), or None when it
+    is not built, fails to load, is a stale build, or ``PADDLEX_INTERPRET_KERNELS=0``. Not
+    cached: see :func:`kernels`."""
     if os.environ.get("PADDLEX_INTERPRET_KERNELS", "1") == "0":
         return None
-    for path in library_paths():
+    for path in library_paths() if paths is None else paths:
         try:
             lib = ctypes.CDLL(path)
             abi = lib.pxi_abi_version
