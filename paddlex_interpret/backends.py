@@ -31,7 +31,7 @@ Otherwise the model is exported; the first inference call at a batch shape is a 
 next one is timed and compared with dygraph's time per image (measured on 1-2 images of earlier
 calls), and the faster one is kept.
 
-Weights are verified (fingerprint recomputed: about 10 ms for MobileNetV3_small, 0.1 s for
+Weights are verified (fingerprint recomputed: about 8 ms for MobileNetV3_small, 50 ms for
 ResNet50 on CPU) on every call that uses the inference engine, except inside
 :meth:`ModelRunner.hold_weights` (``LimeExplainer`` holds the weights for one explanation: they
 are verified once on entry).
