@@ -122,18 +122,6 @@ def preserve_training_state(layer=None):
         _release_device_memory()
 
 
-@contextlib.contextmanager
-def _held_weights(classifier):
-    """The classifier's ``hold_weights()`` block when it has one: the weights cannot change during
-    a checkpoint, so the inference backend verifies them once instead of at every call."""
-    hold = getattr(classifier, "hold_weights", None)
-    if hold is None:
-        yield
-        return
-    with hold():
-        yield
-
-
 @dataclass
 class CheckpointContext:
     """What an integration knows at a checkpoint.
@@ -583,6 +571,8 @@ class ExplainSession:
 
     def explain_checkpoint(self, context):
         """Run all stages now (no frequency check). Stage errors are caught and reported."""
+        from .core.lime import hold_weights
+
         t0 = time.perf_counter()
         report = CheckpointReport(epoch=int(context.epoch), pid=os.getpid())
         run_index = self._explained
@@ -592,7 +582,7 @@ class ExplainSession:
             writer = self.writer(context.logdir)
         except Exception as exc:
             self._log_error(report, context, "visualdl", exc)
-        with preserve_training_state(context.layer), _held_weights(context.classifier):
+        with preserve_training_state(context.layer), hold_weights(context.classifier):
             if self.normlime and context.weights_builder is not None \
                     and run_index % self.normlime_freq == 0:
                 self._stage(report, context, "normlime", self._normlime_stage, context, report)

@@ -736,3 +736,22 @@ def test_bad_mode_and_budget(model, ds):
         normlime_api.build_normlime_weights(model, items, mode="slow")
     with pytest.raises(ValueError, match="max_images"):
         normlime_api.build_normlime_weights(model, items, max_images=0)
+
+
+def test_a_weights_build_verifies_the_weights_once(model, ds, monkeypatch):
+    """Both builders hold the classifier's weights (its inference engine fingerprints them once
+    per build, not once per batch or per LIME)."""
+    from paddlex_interpret import backends
+    from paddlex_interpret.predictors import PaddleXClassifier
+
+    clf = PaddleXClassifier(model, backend="inference")
+    items = [p for p, _, _ in ds.train_items()[:6]]
+    cb = ConceptCodebook().fit(items, n_concepts=4, seed=0)
+    calls = []
+    real = backends.parameter_fingerprint
+    monkeypatch.setattr(backends, "parameter_fingerprint",
+                        lambda layer: calls.append(1) or real(layer))
+    nl.build_global_weights_aggregate(clf, items[:3], cb, num_samples=40, batch_size=20, seed=0)
+    assert len(calls) == 1
+    nl.build_global_weights_fast(clf, items, cb, batch_size=2)
+    assert len(calls) == 2

@@ -29,7 +29,17 @@ from .perturbation import iter_batches, make_fill, perturb, sample_masks
 from .segmentation import make_segmenter, relabel
 from .surrogate import WeightedRidge, cosine_distance_to_all_on, exponential_kernel
 
-__all__ = ["LimeExplainer", "as_probabilities", "select_labels", "check_positive_int"]
+__all__ = ["LimeExplainer", "as_probabilities", "select_labels", "check_positive_int",
+           "hold_weights"]
+
+
+def hold_weights(classifier_fn):
+    """``classifier_fn.hold_weights()`` (a block in which its weights are verified once, not at
+    every call: :meth:`paddlex_interpret.backends.ModelRunner.hold_weights`) when it has one,
+    else a no-op context. Use it around many calls with weights that cannot change (one LIME,
+    a NormLIME build, a checkpoint)."""
+    hold = getattr(classifier_fn, "hold_weights", None)
+    return hold() if callable(hold) else contextlib.nullcontext()
 
 
 def check_positive_int(value, name):
@@ -127,9 +137,8 @@ class LimeExplainer:
         return self.segmenter(image)
 
     def hold_weights(self):
-        """The classifier's ``hold_weights()`` context, or a no-op."""
-        hold = getattr(self.classifier_fn, "hold_weights", None)
-        return hold() if callable(hold) else contextlib.nullcontext()
+        """The classifier's ``hold_weights()`` context, or a no-op (:func:`hold_weights`)."""
+        return hold_weights(self.classifier_fn)
 
     def _fast_predict(self):
         """The classifier's ``predict_masks`` when it can replace the batch loop."""

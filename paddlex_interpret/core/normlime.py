@@ -49,7 +49,7 @@ import numpy as np
 from ..errors import NormLimeCacheError
 from ..io import atomic_write
 from .concepts import ConceptCodebook, describe_item, load_item
-from .lime import LimeExplainer, as_probabilities
+from .lime import LimeExplainer, as_probabilities, hold_weights
 from .segmentation import make_segmenter
 
 __all__ = ["GlobalWeights", "select_stratified", "grid_segments", "concept_occurrences",
@@ -385,15 +385,17 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     """
     t0 = time.perf_counter()
     predictor = _StreamingPredictor(classifier_fn, batch_size)
-    if occurrences is None:
-        occurrences = concept_occurrences(images, codebook, segmenter=segmenter, grid=grid,
-                                          labels=labels, max_images=max_images, seed=seed,
-                                          load=load, progress=progress, on_image=predictor.add)
-    else:  # the occurrences were computed before (e.g. at an earlier checkpoint): forward only
-        items = _as_items(images)
-        for i in occurrences["indices"]:
-            predictor.add(load_item(items[int(i)], load))
-    probs = predictor.result()
+    with hold_weights(classifier_fn):  # weights verified once for the whole build
+        if occurrences is None:
+            occurrences = concept_occurrences(images, codebook, segmenter=segmenter, grid=grid,
+                                              labels=labels, max_images=max_images, seed=seed,
+                                              load=load, progress=progress,
+                                              on_image=predictor.add)
+        else:  # the occurrences were computed before (e.g. at an earlier checkpoint)
+            items = _as_items(images)
+            for i in occurrences["indices"]:
+                predictor.add(load_item(items[int(i)], load))
+        probs = predictor.result()
     if not len(probs):
         raise ValueError("NormLIME: no readable image among %d (%d skipped)"
                          % (occurrences["n_selected"], len(occurrences["skipped"])))
@@ -440,27 +442,28 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
     explained = None
     loader = _Loader(items, indices, load, progress, "NormLIME")
     n_used = 0
-    for i, image in loader:
-        explainer = LimeExplainer(classifier_fn, segmenter=seg_spec, fill=fill,
-                                  kernel_width=kernel_width, num_samples=num_samples,
-                                  batch_size=batch_size, seed=seed + i)
-        exp = explainer.explain(image, top_k=top_k)
-        if sums is None:
-            nc = int(num_classes or len(exp.probabilities))
-            sums = np.zeros((nc, K))
-            counts_ck = np.zeros((nc, K))
-            explained = np.zeros(nc, dtype=np.int64)
-        concepts = codebook.assign(exp.image, exp.segments)
-        for label, w in zip(exp.labels, exp.weights):
-            if variant == "normlime":
-                l1 = np.abs(w).sum()
-                contrib = w * w / l1 if l1 > 0 else np.zeros_like(w)
-            else:
-                contrib = w
-            np.add.at(sums[label], concepts, contrib)
-            np.add.at(counts_ck[label], concepts, 1.0)
-            explained[label] += 1
-        n_used += 1
+    with hold_weights(classifier_fn):  # weights verified once for the whole build
+        for i, image in loader:
+            explainer = LimeExplainer(classifier_fn, segmenter=seg_spec, fill=fill,
+                                      kernel_width=kernel_width, num_samples=num_samples,
+                                      batch_size=batch_size, seed=seed + i)
+            exp = explainer.explain(image, top_k=top_k)
+            if sums is None:
+                nc = int(num_classes or len(exp.probabilities))
+                sums = np.zeros((nc, K))
+                counts_ck = np.zeros((nc, K))
+                explained = np.zeros(nc, dtype=np.int64)
+            concepts = codebook.assign(exp.image, exp.segments)
+            for label, w in zip(exp.labels, exp.weights):
+                if variant == "normlime":
+                    l1 = np.abs(w).sum()
+                    contrib = w * w / l1 if l1 > 0 else np.zeros_like(w)
+                else:
+                    contrib = w
+                np.add.at(sums[label], concepts, contrib)
+                np.add.at(counts_ck[label], concepts, 1.0)
+                explained[label] += 1
+            n_used += 1
     loader.report("NormLIME")
     if n_used == 0:
         raise ValueError("NormLIME: no readable image among %d (%d skipped)"
