@@ -78,6 +78,13 @@ AUTO_DYGRAPH_BUDGET = 3.0
 #: models; for slow ones it is ~1% of the time and their second copy of the activations (GBs for
 #: ResNet50 at batch 50) measured from as fast as the engine to 1.6x slower (BENCHMARKS.md).
 AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
+#: ``parallel='auto'`` stops using the workers (for the layer and input shape, for the process)
+#: when, once warm, they ran fewer images per second than this fraction of the engine's own best
+#: rate. Paddle 3.x's ``predictor.run()`` holds the GIL (measured on 3.3.1: a pure-Python thread
+#: got 3% of its idle speed during a run), so Python threads run their predictors one at a time:
+#: LIME on the two workers took 2.6x the one predictor's time there. On Paddle 2.6 they run at
+#: 0.9-1.5x the one predictor (BENCHMARKS.md).
+AUTO_WORKERS_MIN_RATE = 0.7
 
 _LOCK = threading.RLock()
 _ENGINES = {}   # (id(layer), input_shape, device, options) -> _EngineEntry
@@ -806,6 +813,7 @@ class _AutoState:
         self.dygraph_seconds = 0.0
         self.warm_shapes = set()    # batch shapes the engine has run once (warm-up)
         self.probed_batch = False
+        self.workers_slow = None    # why 'auto' stopped using the workers, once it did
 
 
 def check_backend(backend):
@@ -852,6 +860,7 @@ class ModelRunner:
         check_backend(backend)
         self.parallel = check_parallel(parallel)
         self._parallel_failed = None
+        self._workers_off = None    # why 'auto' stopped using the workers (measured)
         self.layer = layer
         self.backend = backend
         self.device = device
@@ -937,6 +946,9 @@ class ModelRunner:
         if parallel == "auto" and (engine.seconds_per_image is None
                                    or engine.seconds_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE):
             return None  # not measured yet (the next batch runs on the engine) or a slow model
+        if parallel == "auto" and self._state(shape).workers_slow is not None:
+            self._workers_off = self._state(shape).workers_slow  # measured slower here
+            return None
         try:
             workers = engine.workers(min(count, engine.num_threads))
         except Exception as exc:
@@ -948,6 +960,25 @@ class ModelRunner:
                                            self._state(shape).reason),
                          workers=len(workers), worker_threads=[w.num_threads for w in workers])
         return workers
+
+    def workers_rate(self, input_shape, images_per_second, parallel=None):
+        """Report the warm workers' measured rate for ``input_shape``. With ``parallel='auto'``,
+        a rate under :data:`AUTO_WORKERS_MIN_RATE` times the engine's own best turns the workers
+        off for this layer and shape in the process (logged; the one predictor takes over) and
+        returns True; an explicit ``parallel=k`` keeps them."""
+        parallel = self.parallel if parallel is None else check_parallel(parallel)
+        shape = tuple(int(s) for s in input_shape)
+        engine = self.engine(shape)
+        if parallel != "auto" or engine is None or not engine.seconds_per_image:
+            return False
+        engine_rate = 1.0 / engine.seconds_per_image
+        if images_per_second >= AUTO_WORKERS_MIN_RATE * engine_rate:
+            return False
+        reason = ("the workers ran %.0f img/s, the one predictor %.0f img/s: using the one "
+                  "predictor" % (images_per_second, engine_rate))
+        self._state(shape).workers_slow = self._workers_off = reason
+        logger.info("paddle.inference workers off for %s: %s", type(self.layer).__name__, reason)
+        return True
 
     def parallel_failed(self, reason):
         """Stop using workers for this runner (the one predictor takes over), logged."""
@@ -1044,5 +1075,12 @@ class ModelRunner:
         return out
 
     def describe(self):
-        """What ran last and why (for explanation settings / logs)."""
-        return dict(self.info)
+        """What ran last and why (for explanation settings / logs); ``workers_off`` says why
+        'auto' does not use the workers any more, once it measured them slower."""
+        info = dict(self.info)
+        if self._workers_off is not None:
+            info["workers_off"] = self._workers_off
+            if info.get("backend") == "inference" and self.parallel == "auto":
+                info.pop("workers", None)
+                info.pop("worker_threads", None)
+        return info

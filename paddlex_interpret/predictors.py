@@ -96,6 +96,11 @@ def _channel_lut(fn):
         return None
 
 
+#: Batches each worker runs after its warm-up one before their rate is checked
+#: (``parallel='auto'``, see :meth:`_RunnerMixin._predict_workers`).
+_RATED_BATCHES = 2
+
+
 def _split_tail(slices, workers):
     """``slices`` with the last ``workers`` of them (the last round, one batch per worker) cut in
     two halves each. With a shared counter the workers then finish at most half a batch apart
@@ -233,7 +238,7 @@ class _RunnerMixin:
                     workers = runner.workers(shape, parallel=use_workers)
                 if workers:
                     pos = self._predict_workers(workers, image, fill_image, segments, masks,
-                                                slices, pos, results)
+                                                slices, pos, results, parallel=use_workers)
                     workers = None
                     continue
                 if overlap and len(slices) - pos >= 2:
@@ -253,25 +258,41 @@ class _RunnerMixin:
         return outputs
 
     def _predict_workers(self, workers, image, fill_image, segments, masks, slices, pos,
-                         results):
+                         results, parallel="auto"):
         """Run ``slices[pos:]`` on ``workers``, one thread each (the calling thread is the
         first), taking the next batch from a shared counter; the last round of batches is cut
-        in halves (:func:`_split_tail`) so that the workers finish together. Returns the index
-        of the first slice not done: ``len(slices)``, or less when a worker failed (logged; the
-        runner stops using workers and the caller finishes with the one predictor)."""
+        in halves (:func:`_split_tail`) so that the workers finish together. Once every worker
+        has run :data:`_RATED_BATCHES` batches after its first (warm-up) one, their rate goes to
+        :meth:`~paddlex_interpret.backends.ModelRunner.workers_rate`, which may turn them off
+        (``parallel='auto'``: slower than the one predictor, as on Paddle 3.x). Returns the
+        index of the first slice not done: ``len(slices)``, or less when the workers stopped
+        (turned off, or one failed: logged, and the runner stops using them); the caller
+        finishes with the one predictor."""
         import threading
+        import time
 
         todo = _split_tail(slices[pos:], len(workers))
+        shape = tuple(workers[0].input_shape)
         lock = threading.Lock()
-        state = {"next": 0, "error": None}
+        state = {"next": 0, "error": None, "stop": False, "rated": False}
         done = {}
+        # per worker: [end of its first batch, end of its latest, images and batches since]
+        clocks = [[None, None, 0, 0] for _ in workers]
 
-        def work(worker):
+        def rate_when_ready():
+            """Images per second of the workers together (each: images / time since the end of
+            its warm-up batch; a worker is never idle in between), once, when all are timed."""
+            if state["rated"] or any(c[3] < _RATED_BATCHES for c in clocks):
+                return None
+            state["rated"] = True
+            return sum(c[2] / max(c[1] - c[0], 1e-9) for c in clocks)
+
+        def work(k, worker):
             try:
                 while True:
                     with lock:
                         i = state["next"]
-                        if i >= len(todo) or state["error"] is not None:
+                        if i >= len(todo) or state["error"] is not None or state["stop"]:
                             return
                         state["next"] = i + 1
                     sl = todo[i]
@@ -284,29 +305,42 @@ class _RunnerMixin:
                                              "input %s" % (x.shape, buf.shape))
                         out = worker.run(b)
                     probs = _softmax_if_needed(out)
+                    now = time.perf_counter()
                     with lock:
                         done[i] = probs
+                        clock = clocks[k]
+                        if clock[0] is None:
+                            clock[0] = now
+                        else:
+                            clock[1], clock[2], clock[3] = now, clock[2] + b, clock[3] + 1
+                        rate = rate_when_ready()
+                    if rate is not None and self.runner.workers_rate(shape, rate,
+                                                                     parallel=parallel):
+                        with lock:
+                            state["stop"] = True
             except BaseException as exc:  # noqa: B902 - reported by the calling thread
                 with lock:
                     if state["error"] is None:
                         state["error"] = exc
 
-        threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers[1:]]
+        threads = [threading.Thread(target=work, args=(k, w), daemon=True)
+                   for k, w in enumerate(workers) if k]
         for t in threads:
             t.start()
         try:
-            work(workers[0])
+            work(0, workers[0])
         finally:
             for t in threads:
                 t.join()
         for i, probs in done.items():
             results[todo[i].start] = (todo[i], probs)
-        if state["error"] is None:
+        if state["error"] is None and not state["stop"]:
             return len(slices)
-        exc = state["error"]
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc
-        self.runner.parallel_failed("%s: %s" % (type(exc).__name__, exc))
+        if state["error"] is not None:
+            exc = state["error"]
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise exc
+            self.runner.parallel_failed("%s: %s" % (type(exc).__name__, exc))
         # the caller goes on from the first slice not covered; drop the parts of later ones
         covered = {todo[i].start: todo[i].stop for i in done}
         for k in range(pos, len(slices)):

@@ -31,6 +31,15 @@ def image(trained):
     return clf.view(trained.dataset.val_items()[0][0])
 
 
+@pytest.fixture(autouse=True)
+def workers_not_ruled_out(monkeypatch):
+    """'auto' turns the workers off for a layer once they ran slower than the one predictor
+    (Paddle 3.x, where predictor.run() holds the GIL), for the process; an earlier test on the
+    shared model may have done so. Each test here starts without that (restored after it)."""
+    for st in list(backends._STATES.values()):
+        monkeypatch.setattr(st, "workers_slow", None)
+
+
 def _grid(shape, cells):
     h, w = shape[:2]
     ys = np.minimum(np.arange(h) * cells // h, cells - 1)
@@ -40,7 +49,8 @@ def _grid(shape, cells):
 
 @multi_core
 def test_workers_give_the_one_predictor_probabilities_and_lime_weights(trained, image):
-    par = PaddleXClassifier(trained.model, backend="inference")  # parallel='auto'
+    # parallel=2: 'auto' could turn slow workers off in the LIME below (it does on Paddle 3.x)
+    par = PaddleXClassifier(trained.model, backend="inference", parallel=2)
     one = PaddleXClassifier(trained.model, backend="inference", parallel=False)
     seg = _grid(image.shape, 6)
     masks = sample_masks(130, 36, np.random.default_rng(3))  # 50 + 50 + 30: two batch shapes
@@ -178,6 +188,38 @@ def test_the_last_round_of_batches_is_cut_in_halves():
     assert [s.start for s in cuts] == sorted(s.start for s in cuts)
     assert cuts[0].start == 0 and cuts[-1].stop == 1000
     assert all(a.stop == b.start for a, b in zip(cuts, cuts[1:]))
+
+
+@multi_core
+def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, monkeypatch,
+                                                               caplog):
+    """Once warm, the workers' rate is compared with the engine's: 'auto' turns them off for the
+    layer (the one predictor finishes, same numbers) when they are slower; ``parallel=2`` keeps
+    them. Forced here by asking for an impossible rate."""
+    shape = (3,) + image.shape[:2]
+    seg = _grid(image.shape, 5)
+    masks = sample_masks(400, 25, np.random.default_rng(4))
+    fill = make_fill(image, seg, "black")
+    ref = PaddleXClassifier(trained.model, backend="inference", parallel=False).predict_masks(
+        image, fill, seg, masks, 20)
+    monkeypatch.setattr(backends, "AUTO_WORKERS_MIN_RATE", 1e9)
+    forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
+    np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), ref, atol=1e-5)
+    assert forced.backend_info.get("workers") == 2
+    auto = PaddleXClassifier(trained.model, backend="inference")
+    runs = []
+    real_run = backends.EngineWorker.run
+    monkeypatch.setattr(backends.EngineWorker, "run",
+                        lambda self, b: runs.append(b) or real_run(self, b))
+    with caplog.at_level(logging.INFO, logger="paddlex_interpret"):
+        got = auto.predict_masks(image, fill, seg, masks, 20)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    assert 6 <= len(runs) < 20  # warm-up + 2 timed batches per worker, then the one predictor
+    assert "workers" not in auto.backend_info and "img/s" in auto.backend_info["workers_off"]
+    assert any("workers off" in r.getMessage() for r in caplog.records)
+    assert auto.runner.workers(shape) is None
+    assert PaddleXClassifier(trained.model, backend="inference").runner.workers(shape) is None
+    assert auto.runner.workers(shape, parallel=2) is not None  # asked for: any rate
 
 
 @multi_core
