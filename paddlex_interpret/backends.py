@@ -78,6 +78,11 @@ AUTO_DYGRAPH_BUDGET = 3.0
 #: models; for slow ones it is ~1% of the time and their second copy of the activations (GBs for
 #: ResNet50 at batch 50) measured from as fast as the engine to 1.6x slower (BENCHMARKS.md).
 AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
+#: LIME's perturbed batches larger than this run on the CPU engine's one predictor in parts of
+#: this many images (the workers and GPUs take LIME's batch as it is). MobileNetV3_small at 224
+#: px, img/s by batch size over 6 alternated repeats: Paddle 3.3.1 20: 1112-1134, 25: 1153-1161,
+#: 32: 1140-1160, 40: 673-971, 50: 645-864; Paddle 2.6.2 flat (32: 1054-1065, 50: 993-1064).
+CPU_ENGINE_MAX_BATCH = 32
 #: ``parallel='auto'`` stops using the workers (for the layer and input shape, for the process)
 #: when, once warm, they ran fewer images per second than this fraction of the engine's own best
 #: rate. Paddle 3.x's ``predictor.run()`` holds the GIL (measured on 3.3.1: a pure-Python thread

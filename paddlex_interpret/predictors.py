@@ -101,6 +101,25 @@ def _channel_lut(fn):
 _RATED_BATCHES = 2
 
 
+def _engine_slices(sl, runner):
+    """``sl`` cut into the fewest near-equal parts of at most
+    :data:`~paddlex_interpret.backends.CPU_ENGINE_MAX_BATCH` images (50 -> 25 + 25) once the
+    runner uses the CPU inference engine with its one predictor (the same numbers; only the
+    forward batch is smaller); else ``[sl]``."""
+    from .backends import CPU_ENGINE_MAX_BATCH
+
+    info = runner.info
+    n, step = sl.stop - sl.start, CPU_ENGINE_MAX_BATCH
+    if info.get("backend") != "inference" or "gpu" in info or not step or n <= step:
+        return [sl]
+    parts = -(-n // step)
+    size, extra = divmod(n, parts)
+    cuts = [sl.start]
+    for k in range(parts):
+        cuts.append(cuts[-1] + size + (1 if k < extra else 0))
+    return [slice(a, b) for a, b in zip(cuts, cuts[1:])]
+
+
 def _split_tail(slices, workers):
     """``slices`` with the last ``workers`` of them (the last round, one batch per worker) cut in
     two halves each. With a shared counter the workers then finish at most half a batch apart
@@ -245,10 +264,10 @@ class _RunnerMixin:
                     self._predict_overlap(image, fill_image, segments, masks, slices[pos:],
                                           results)
                     break
-                sl = slices[pos]
-                buf = self.compose(image, fill_image, segments, masks[sl], out=buf)
-                shape = tuple(buf.shape[1:])
-                results[sl.start] = (sl, self._forward(buf))
+                for sl in _engine_slices(slices[pos], runner):
+                    buf = self.compose(image, fill_image, segments, masks[sl], out=buf)
+                    shape = tuple(buf.shape[1:])
+                    results[sl.start] = (sl, self._forward(buf))
                 pos += 1
         outputs = None
         for sl, probs in results.values():

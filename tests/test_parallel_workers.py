@@ -180,6 +180,27 @@ def test_every_composition_is_bit_identical_to_normalising_the_perturbed_images(
         compose_normalised(img_n, fill_n, seg, masks, out=buf[:, :2], method=method)
 
 
+def test_the_one_cpu_predictor_runs_batches_in_parts_of_at_most_32(trained, image,
+                                                                    monkeypatch):
+    """LIME's batch of 50 runs as 25 + 25 on the one CPU predictor (Paddle 3.3 ran batches of
+    40-50 up to 1.8x slower per image than 20-32), with the same numbers as whole batches."""
+    seg = _grid(image.shape, 5)
+    masks = sample_masks(150, 25, np.random.default_rng(2))
+    fill = make_fill(image, seg, "black")
+    clf = PaddleXClassifier(trained.model, backend="inference", parallel=False)
+    sizes = []
+    real_call = backends.InferenceEngine.__call__
+    monkeypatch.setattr(backends.InferenceEngine, "__call__",
+                        lambda self, x: sizes.append(len(x)) or real_call(self, x))
+    got = clf.predict_masks(image, fill, seg, masks, 50)
+    assert sizes[0] == 50 and sizes[1:] == [25] * 4  # the first, before the engine was chosen
+    np.testing.assert_allclose(got, clf(perturb(image, fill, seg, masks)), atol=1e-5)
+    cuts = predictors._engine_slices(slice(10, 110), clf.runner)
+    assert [(c.start, c.stop) for c in cuts] == [(10, 35), (35, 60), (60, 85), (85, 110)]
+    monkeypatch.setattr(backends, "CPU_ENGINE_MAX_BATCH", 0)  # off
+    assert predictors._engine_slices(slice(0, 50), clf.runner) == [slice(0, 50)]
+
+
 def test_the_last_round_of_batches_is_cut_in_halves():
     sizes = [[s.stop - s.start for s in predictors._split_tail(list(iter_batches(n, b)), w)]
              for n, b, w in ((150, 50, 2), (95, 50, 2), (60, 50, 2), (150, 50, 1), (40, 50, 2))]
