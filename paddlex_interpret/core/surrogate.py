@@ -18,10 +18,48 @@ Example::
     >>> np.round(fit.coef[0], 3).tolist() == [0.6, 0.0, -0.3]
     True
 """
+import contextlib
+import functools
+
 import numpy as np
 
 __all__ = ["cosine_distance_to_all_on", "exponential_kernel", "SurrogateFit", "WeightedRidge",
-           "PriorScaledRidge", "SklearnSurrogate"]
+           "PriorScaledRidge", "SklearnSurrogate", "single_thread_blas"]
+
+_BLAS = {}
+
+
+@contextlib.contextmanager
+def single_thread_blas():
+    """numpy's BLAS limited to one thread inside the block (``threadpoolctl``, a scikit-learn
+    dependency; a no-op without it). A surrogate's problem is small (N x d, d ~ 100): one thread
+    is as fast, and several compete with the inference engine's threads, which keep spinning
+    after a forward pass. Measured on 2 cores right after a Paddle Inference run, a 1000 x 123
+    ridge fit: 1.6-1.9 ms on one thread, 1.3-104 ms with BLAS's default two on Paddle 3.3.1,
+    1.8-7.2 ms on 2.6.2 (BENCHMARKS.md)."""
+    ctl = _BLAS.get("ctl")
+    if ctl is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            ctl = ThreadpoolController()
+        except Exception:  # threadpoolctl missing or failing: leave BLAS as it is
+            ctl = False
+        _BLAS["ctl"] = ctl
+    if ctl is False:
+        yield
+        return
+    with ctl.limit(limits=1, user_api="blas"):
+        yield
+
+
+def _one_blas_thread(fit):
+    """Run a surrogate's ``fit`` under :func:`single_thread_blas`."""
+    @functools.wraps(fit)
+    def wrapped(*args, **kwargs):
+        with single_thread_blas():
+            return fit(*args, **kwargs)
+    return wrapped
 
 
 def cosine_distance_to_all_on(masks):
@@ -77,6 +115,7 @@ class WeightedRidge:
         return {"surrogate": "WeightedRidge", "alpha": self.alpha, "beta": self.beta,
                 "tau": self.tau}
 
+    @_one_blas_thread
     def fit(self, X, Y, sample_weight, prior=None):
         """Fit ``Y (N, L)`` on ``X (N, d)``; ``prior (L, d)`` is needed when ``beta > 0``."""
         X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
@@ -139,6 +178,7 @@ class PriorScaledRidge:
         return {"surrogate": "PriorScaledRidge", "alpha": self.alpha, "lam": self.lam,
                 "eps": self.eps}
 
+    @_one_blas_thread
     def fit(self, X, Y, sample_weight, prior=None):
         X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
         d = X.shape[1]
@@ -193,6 +233,7 @@ class EvidenceRidge:
                 "tau": "fitted" if self.fit_tau else self.tau,
                 "betas": [float(self.betas.min()), float(self.betas.max()), len(self.betas)]}
 
+    @_one_blas_thread
     def fit(self, X, Y, sample_weight, prior=None):
         X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
         n, d = X.shape
@@ -246,6 +287,7 @@ class SklearnSurrogate:
     def describe(self):
         return {"surrogate": type(self.regressor).__name__}
 
+    @_one_blas_thread
     def fit(self, X, Y, sample_weight, prior=None):
         from sklearn.base import clone
 
