@@ -84,12 +84,11 @@ AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
 #: 32: 1140-1160, 40: 673-971, 50: 645-864; Paddle 2.6.2 flat (32: 1054-1065, 50: 993-1064).
 CPU_ENGINE_MAX_BATCH = 32
 #: ``parallel='auto'`` stops using the workers (for the layer and input shape, for the process)
-#: when, once warm, they ran fewer images per second than this fraction of the engine's own best
-#: rate. Paddle 3.x's ``predictor.run()`` holds the GIL (measured on 3.3.1: a pure-Python thread
-#: got 3% of its idle speed during a run), so Python threads run their predictors one at a time:
-#: LIME on the two workers took 2.6x the one predictor's time there. On Paddle 2.6 they run at
-#: 0.9-1.5x the one predictor (BENCHMARKS.md).
-AUTO_WORKERS_MIN_RATE = 0.7
+#: when, once warm, their threads were busy (CPU time / wall time) less than this fraction of the
+#: time: they were taking turns. Paddle 3.x's ``predictor.run()`` keeps taking the GIL (3.3.1:
+#: busy 0.36 and 0.73, a pure-Python thread got 3% of its speed during a run; LIME on the two
+#: workers took 2.6x the one predictor's time); on Paddle 2.6.2 they were busy 0.98 and 1.0.
+AUTO_WORKERS_MIN_BUSY = 0.7
 
 _LOCK = threading.RLock()
 _ENGINES = {}   # (id(layer), input_shape, device, options) -> _EngineEntry
@@ -966,21 +965,18 @@ class ModelRunner:
                          workers=len(workers), worker_threads=[w.num_threads for w in workers])
         return workers
 
-    def workers_rate(self, input_shape, images_per_second, parallel=None):
-        """Report the warm workers' measured rate for ``input_shape``. With ``parallel='auto'``,
-        a rate under :data:`AUTO_WORKERS_MIN_RATE` times the engine's own best turns the workers
-        off for this layer and shape in the process (logged; the one predictor takes over) and
-        returns True; an explicit ``parallel=k`` keeps them."""
+    def workers_busy(self, input_shape, busy, parallel=None):
+        """Report how busy the warm workers' threads were (CPU time / wall time, mean over the
+        workers; their math runs in their own thread) for ``input_shape``. With
+        ``parallel='auto'``, under :data:`AUTO_WORKERS_MIN_BUSY` they were taking turns: the
+        workers are turned off for this layer and shape in the process (logged; the one
+        predictor takes over) and this returns True. An explicit ``parallel=k`` keeps them."""
         parallel = self.parallel if parallel is None else check_parallel(parallel)
+        if parallel != "auto" or busy >= AUTO_WORKERS_MIN_BUSY:
+            return False
         shape = tuple(int(s) for s in input_shape)
-        engine = self.engine(shape)
-        if parallel != "auto" or engine is None or not engine.seconds_per_image:
-            return False
-        engine_rate = 1.0 / engine.seconds_per_image
-        if images_per_second >= AUTO_WORKERS_MIN_RATE * engine_rate:
-            return False
-        reason = ("the workers ran %.0f img/s, the one predictor %.0f img/s: using the one "
-                  "predictor" % (images_per_second, engine_rate))
+        reason = ("the workers' threads were busy %.0f%% of the time (they take turns on this "
+                  "Paddle): using the one predictor" % (100 * busy))
         self._state(shape).workers_slow = self._workers_off = reason
         logger.info("paddle.inference workers off for %s: %s", type(self.layer).__name__, reason)
         return True

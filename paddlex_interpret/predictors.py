@@ -281,9 +281,10 @@ class _RunnerMixin:
         """Run ``slices[pos:]`` on ``workers``, one thread each (the calling thread is the
         first), taking the next batch from a shared counter; the last round of batches is cut
         in halves (:func:`_split_tail`) so that the workers finish together. Once every worker
-        has run :data:`_RATED_BATCHES` batches after its first (warm-up) one, their rate goes to
-        :meth:`~paddlex_interpret.backends.ModelRunner.workers_rate`, which may turn them off
-        (``parallel='auto'``: slower than the one predictor, as on Paddle 3.x). Returns the
+        has run :data:`_RATED_BATCHES` batches of a size it ran before (not warm-ups), how busy
+        their threads were goes to
+        :meth:`~paddlex_interpret.backends.ModelRunner.workers_busy`, which may turn them off
+        (``parallel='auto'``: they took turns, as on Paddle 3.x). Returns the
         index of the first slice not done: ``len(slices)``, or less when the workers stopped
         (turned off, or one failed: logged, and the runner stops using them); the caller
         finishes with the one predictor."""
@@ -295,19 +296,21 @@ class _RunnerMixin:
         lock = threading.Lock()
         state = {"next": 0, "error": None, "stop": False, "rated": False}
         done = {}
-        # per worker: [end of its first batch, end of its latest, images and batches since]
-        clocks = [[None, None, 0, 0] for _ in workers]
+        # per worker: CPU seconds of its thread and wall seconds over its timed batches (not
+        # the first of each batch size: warm-ups), and how many
+        clocks = [[0.0, 0.0, 0] for _ in workers]
 
-        def rate_when_ready():
-            """Images per second of the workers together (each: images / time since the end of
-            its warm-up batch; a worker is never idle in between), once, when all are timed."""
-            if state["rated"] or any(c[3] < _RATED_BATCHES for c in clocks):
+        def busy_when_ready():
+            """The workers' mean CPU time / wall time (their math runs in their own thread),
+            once, when every worker has :data:`_RATED_BATCHES` timed batches."""
+            if state["rated"] or any(c[2] < _RATED_BATCHES for c in clocks):
                 return None
             state["rated"] = True
-            return sum(c[2] / max(c[1] - c[0], 1e-9) for c in clocks)
+            return sum(c[0] / max(c[1], 1e-9) for c in clocks) / len(clocks)
 
         def work(k, worker):
             try:
+                seen = set()
                 while True:
                     with lock:
                         i = state["next"]
@@ -316,6 +319,7 @@ class _RunnerMixin:
                         state["next"] = i + 1
                     sl = todo[i]
                     b = sl.stop - sl.start
+                    t, cpu = time.perf_counter(), time.thread_time()
                     with worker.lock:  # the buffer is the worker's until its run is done
                         buf = worker.buffer(b)
                         x = self.compose(image, fill_image, segments, masks[sl], out=buf)
@@ -324,16 +328,16 @@ class _RunnerMixin:
                                              "input %s" % (x.shape, buf.shape))
                         out = worker.run(b)
                     probs = _softmax_if_needed(out)
-                    now = time.perf_counter()
+                    cpu, t = time.thread_time() - cpu, time.perf_counter() - t
                     with lock:
                         done[i] = probs
-                        clock = clocks[k]
-                        if clock[0] is None:
-                            clock[0] = now
-                        else:
-                            clock[1], clock[2], clock[3] = now, clock[2] + b, clock[3] + 1
-                        rate = rate_when_ready()
-                    if rate is not None and self.runner.workers_rate(shape, rate,
+                        if b in seen:
+                            clock = clocks[k]
+                            clock[0], clock[1], clock[2] = (clock[0] + cpu, clock[1] + t,
+                                                            clock[2] + 1)
+                        seen.add(b)
+                        busy = busy_when_ready()
+                    if busy is not None and self.runner.workers_busy(shape, busy,
                                                                      parallel=parallel):
                         with lock:
                             state["stop"] = True

@@ -214,16 +214,16 @@ def test_the_last_round_of_batches_is_cut_in_halves():
 @multi_core
 def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, monkeypatch,
                                                                caplog):
-    """Once warm, the workers' rate is compared with the engine's: 'auto' turns them off for the
-    layer (the one predictor finishes, same numbers) when they are slower; ``parallel=2`` keeps
-    them. Forced here by asking for an impossible rate."""
+    """Once warm, how busy the workers' threads were is checked: 'auto' turns them off for the
+    layer (the one predictor finishes, same numbers) when they took turns; ``parallel=2`` keeps
+    them. Forced here by asking for more than 100% busy."""
     shape = (3,) + image.shape[:2]
     seg = _grid(image.shape, 5)
     masks = sample_masks(400, 25, np.random.default_rng(4))
     fill = make_fill(image, seg, "black")
     ref = PaddleXClassifier(trained.model, backend="inference", parallel=False).predict_masks(
         image, fill, seg, masks, 20)
-    monkeypatch.setattr(backends, "AUTO_WORKERS_MIN_RATE", 1e9)
+    monkeypatch.setattr(backends, "AUTO_WORKERS_MIN_BUSY", 1.5)
     forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
     np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), ref, atol=1e-5)
     assert forced.backend_info.get("workers") == 2
@@ -236,7 +236,9 @@ def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, mo
         got = auto.predict_masks(image, fill, seg, masks, 20)
     np.testing.assert_allclose(got, ref, atol=1e-5)
     assert 6 <= len(runs) < 20  # warm-up + 2 timed batches per worker, then the one predictor
-    assert "workers" not in auto.backend_info and "img/s" in auto.backend_info["workers_off"]
+    monkeypatch.setattr(backends, "AUTO_WORKERS_MIN_BUSY", 0.0)
+    assert not auto.runner.workers_busy(shape, 0.5)  # busy enough: kept
+    assert "workers" not in auto.backend_info and "busy" in auto.backend_info["workers_off"]
     assert any("workers off" in r.getMessage() for r in caplog.records)
     assert auto.runner.workers(shape) is None
     assert PaddleXClassifier(trained.model, backend="inference").runner.workers(shape) is None
