@@ -391,8 +391,8 @@ def report(rows, rss, args, total):
                                             r["workers_info"].get("worker_threads")))
         elif r["workers_info"].get("workers_off"):
             lines.append("- %s: our LIME ran its batches on the one predictor with all threads, "
-                         "in parts of at most %d images: parallel='auto' measured the workers "
-                         "slower in the first explanations (%s)."
+                         "in parts of at most %d images: parallel='auto' turned the workers off "
+                         "in the first explanation (%s)."
                          % (r["model"], backends.CPU_ENGINE_MAX_BATCH,
                             r["workers_info"]["workers_off"]))
         else:
