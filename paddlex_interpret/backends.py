@@ -951,7 +951,7 @@ class ModelRunner:
                                    or engine.seconds_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE):
             return None  # not measured yet (the next batch runs on the engine) or a slow model
         if parallel == "auto" and self._state(shape).workers_slow is not None:
-            self._workers_off = self._state(shape).workers_slow  # measured slower here
+            self._workers_off = self._state(shape).workers_slow  # measured taking turns here
             return None
         try:
             workers = engine.workers(min(count, engine.num_threads))
@@ -1077,7 +1077,7 @@ class ModelRunner:
 
     def describe(self):
         """What ran last and why (for explanation settings / logs); ``workers_off`` says why
-        'auto' does not use the workers any more, once it measured them slower."""
+        'auto' does not use the workers any more, once it measured them taking turns."""
         info = dict(self.info)
         if self._workers_off is not None:
             info["workers_off"] = self._workers_off
