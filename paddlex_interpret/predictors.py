@@ -96,8 +96,8 @@ def _channel_lut(fn):
         return None
 
 
-#: Batches each worker runs after its warm-up one before their rate is checked
-#: (``parallel='auto'``, see :meth:`_RunnerMixin._predict_workers`).
+#: Timed batches (of a size the worker ran before) each worker runs before 'auto' checks how
+#: busy their threads were (see :meth:`_RunnerMixin._predict_workers`).
 _RATED_BATCHES = 2
 
 
