@@ -105,7 +105,7 @@ def main():
 
     import paddlex_interpret  # noqa: F401
     from bench.bench_lime import make_model
-    from paddlex_interpret.backends import parameter_fingerprint
+    from paddlex_interpret.runtime.fingerprint import parameter_fingerprint
 
     net = make_model("MobileNetV3_small").net
     fp = {"in place": lambda: parameter_fingerprint(net), "copies": lambda: copy_fingerprint(net)}

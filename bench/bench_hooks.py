@@ -23,10 +23,10 @@ import paddlex as pdx  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from conftest import make_paddlex_datasets, seed_everything  # noqa: E402
-from paddlex_interpret.explain_session import CheckpointContext  # noqa: E402
-from paddlex_interpret.hooks import ExplainHook, paddlex_weights_builder  # noqa: E402
-from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.synthetic import make_shapes_dataset  # noqa: E402
+from paddlex_interpret.hooks import ExplainHook  # noqa: E402
+from paddlex_interpret.training.report import CheckpointContext  # noqa: E402
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
 
 DEMO_HOOK = dict(num_samples=300, fill="median", segmenter="slic",
                  segmenter_params={"n_segments": 40}, max_images=30)
@@ -55,9 +55,8 @@ def checkpoint_seconds(model, eval_set, probes, options, epoch=1):
     clf = PaddleXClassifier(model)
     with tempfile.TemporaryDirectory() as d:
         ctx = lambda e: CheckpointContext(
-            epoch=e, classifier=clf, layer=model.net, checkpoint_dir=d,
-            weights_builder=paddlex_weights_builder, logdir=os.path.join(d, "vdl"),
-            label_names=list(model.labels), extra={"model": model, "dataset": eval_set})
+            epoch=e, classifier=clf, layer=model.net, checkpoint_dir=d, dataset=eval_set,
+            logdir=os.path.join(d, "vdl"), label_names=list(model.labels))
         t = time.perf_counter()
         hook.session.on_checkpoint(ctx(1))  # first checkpoint: fits the codebook
         first = time.perf_counter() - t

@@ -27,7 +27,7 @@ import paddlex as pdx  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
-from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 
 
 def make_model(name):
@@ -103,7 +103,7 @@ def rss_child(name, n):
     include this parent's RSS at fork time on Linux)."""
     code = ("import sys,resource; sys.path.insert(0, %r); import bench.bench_lime as b; "
             "from paddlex_interpret.core.lime import LimeExplainer; "
-            "from paddlex_interpret.predictors import PaddleXClassifier; "
+            "from paddlex_interpret.adapters.paddlex import PaddleXClassifier; "
             "m=b.make_model(%r); c=PaddleXClassifier(m, backend='dygraph'); "
             "LimeExplainer(c, num_samples=%d, batch_size=50, seed=0).explain(c.view(b.make_image())); "
             "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"

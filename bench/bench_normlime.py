@@ -40,11 +40,10 @@ from paddlex_interpret.core.concepts import ConceptCodebook  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.perturbation import sample_masks  # noqa: E402
 from paddlex_interpret.core.sampling import (  # noqa: E402
-    BernoulliSampler, PairedKernelSampler, SampledLimeExplainer)
-from paddlex_interpret.core.surrogate import (EvidenceRidge, WeightedRidge,  # noqa: E402
-                                             exponential_kernel)
-from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.synthetic import make_shapes_dataset  # noqa: E402
+    BernoulliSampler, PairedKernelSampler, exponential_kernel)
+from paddlex_interpret.core.surrogate import EvidenceRidge, WeightedRidge  # noqa: E402
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
 
 SECTION = "NormLIME and GLIME"
 N_CONCEPTS = 16
@@ -231,7 +230,7 @@ def stability(clf, ds, items, methods):
         label = np.array([int(runs[0][1][0].argmax())])
         ref = top(fit(np.concatenate([m for m, _ in runs]), np.concatenate([o for _, o in runs]),
                       label))
-        paired = SampledLimeExplainer(clf, sampler="paired_kernel", num_samples=n_max)
+        paired = LimeExplainer(clf, sampler="paired_kernel", num_samples=n_max)
         paired_runs = {}
         for name, gw, gamma, beta, nlist, sampler in methods:
             prior = None if gw is None else nl.glime_prior(gw, None, image, area_exponent=gamma)(
@@ -384,7 +383,7 @@ def main():
     default, sampler_only, strong = methods[1][0], methods[2][0], methods[3][0]
     total = time.perf_counter() - t_start
 
-    body = """Data: coloured shapes (`paddlex_interpret.synthetic`, 3 colour classes, 64 px, %d
+    body = """Data: coloured shapes (`paddlex_interpret.testing.synthetic`, 3 colour classes, 64 px, %d
 train / %d val images); model: PaddleX `MobileNetV3_small` trained here (`tests/conftest.py`
 recipe, %.0f s, val accuracy %.3f). Concepts: %d, descriptor `lab_std_texture`, quickshift
 superpixels (PaddleX 1.3 settings). Whole run: %.0f s.

@@ -11,7 +11,7 @@ files itself (big-endian header, then uint8 pixels), writes the subset as 28x28 
 ImageNet layout in a cache directory (``PXI_BENCH_CACHE``, default ``/tmp/pxi_bench``), trains
 once (cached; ``--retrain`` to redo) with ``Resize(64)`` + ``Normalize``, and reports the exact
 top-1 accuracy on held-out test images. If the package is missing the bench falls back to the
-project's synthetic coloured-shapes data (paddlex_interpret.synthetic) and says so.
+project's synthetic coloured-shapes data (paddlex_interpret.testing.synthetic) and says so.
 
 For each of ``--images`` correctly classified test images (one per class, classes in order) and
 each seed in ``--seeds``: superpixels are computed once by our segmenter (SLIC, 40 segments,
@@ -59,7 +59,7 @@ from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
-from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 
 FMNIST_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 CACHE = os.environ.get("PXI_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "pxi_bench"))
@@ -194,12 +194,12 @@ PRIOR_FAST = dict(mode="fast", max_images=300)
 
 def global_weights(model, root, codebook=None, **settings):
     """NormLIME weights built on training images (never the explained test images)."""
-    from paddlex_interpret import normlime_api
+    from paddlex_interpret.api import glime as glime_api, weights as weights_api
 
     items = [l.split() for l in open(os.path.join(root, "train_list.txt")) if l.strip()]
     pairs = [(os.path.join(root, rel), int(lab)) for rel, lab in items]
     name, params = SEGMENTER
-    return normlime_api.build_normlime_weights(model, pairs, seed=0, segmenter=name,
+    return weights_api.build_normlime_weights(model, pairs, seed=0, segmenter=name,
                                                segmenter_params=params, codebook=codebook,
                                                **settings)
 
@@ -239,9 +239,9 @@ def main():
                                      args.val_per_class)
         model_dir = os.path.join(CACHE, "fmnist_mobilenetv3_%d" % args.train_per_class)
     else:
-        from paddlex_interpret.synthetic import make_shapes_dataset
+        from paddlex_interpret.testing.synthetic import make_shapes_dataset
 
-        data_name = ("synthetic coloured shapes (paddlex_interpret.synthetic): the "
+        data_name = ("synthetic coloured shapes (paddlex_interpret.testing.synthetic): the "
                      "dataset-fashion-mnist package is not installed")
         ds = make_shapes_dataset(os.path.join(CACHE, "shapes"), num_train_per_class=80,
                                  num_val_per_class=20, image_size=64, seed=0)
@@ -262,10 +262,10 @@ def main():
     gw_fast, gw, t_fast, t_avg = build_priors(model, root)
     print("priors built: fast %.1f s, aggregate avg %.1f s" % (t_fast, t_avg), flush=True)
     workdir = tempfile.mkdtemp(prefix="pxi_bench_quality_")
-    from paddlex_interpret import backends, normlime_api
+    from paddlex_interpret.runtime.export import export_layer
 
     prefix = os.path.join(workdir, "model")
-    backends.export_layer(model.net, (3, IMAGE_SIZE, IMAGE_SIZE), prefix)
+    export_layer(model.net, (3, IMAGE_SIZE, IMAGE_SIZE), prefix)
 
     weights = {}  # (tool, image index, seed) -> (d,) weights
     per_image = []
@@ -290,14 +290,14 @@ def main():
             timing["ours_lime"] += time.perf_counter() - t
             weights[("ours_lime", i, s)] = e.weights[0]
             t = time.perf_counter()
-            g = normlime_api.glime(view, clf, gw, segments=seg, num_samples=args.n,
+            g = glime_api.glime(view, clf, gw, segments=seg, num_samples=args.n,
                                    batch_size=50, seed=s, labels=[label])
             timing["ours_glime"] += time.perf_counter() - t
             weights[("ours_glime", i, s)] = g.weights[0]
             prior = g.extra["prior"][0]
             for tool, (w_, kw) in variants.items():
                 t = time.perf_counter()
-                v = normlime_api.glime(view, clf, w_, segments=seg, num_samples=args.n,
+                v = glime_api.glime(view, clf, w_, segments=seg, num_samples=args.n,
                                        batch_size=50, seed=s, labels=[label], **kw)
                 timing[tool] = timing.get(tool, 0.0) + time.perf_counter() - t
                 weights[(tool, i, s)] = v.weights[0]
@@ -418,7 +418,7 @@ def adaptive_report(clf, per_image, args, cap=3000):
 
 
 GLIME_TEXT = (
-    "GLIME: ours is `paddlex_interpret.normlime_api.glime` with its defaults: masks drawn in "
+    "GLIME: ours is `paddlex_interpret.glime` with its defaults: masks drawn in "
     "complementary pairs from LIME's kernel-weighted distribution with importance weights "
     "(`PairedKernelSampler`: LIME's estimand, less sampling noise, same N forward passes), and "
     "the ridge fit pulled toward the NormLIME prior (`WeightedRidge(alpha=1, beta=10)`, prior = "
@@ -465,7 +465,6 @@ def tune(model, clf, root, args):
     deletion / insertion AUC (first 3 seeds) of each setting. Candidates with the same sampler
     share the sampled masks and model outputs of a seed (only the fit differs)."""
     from paddlex_interpret.core.normlime import glime_prior
-    from paddlex_interpret.core.sampling import SampledLimeExplainer
     from paddlex_interpret.core.surrogate import EvidenceRidge, PriorScaledRidge, WeightedRidge
 
     t0 = time.time()
@@ -500,7 +499,7 @@ def tune(model, clf, root, args):
         seg = make_segmenter(SEGMENTER[0], seed=0, **SEGMENTER[1])(view)
         pri = {k: glime_prior(g, None, view)(seg, [label]) for k, g in priors.items()}
         for sampler in ("bernoulli", "paired_kernel"):
-            ex = SampledLimeExplainer(clf, sampler=sampler, num_samples=args.n, batch_size=50)
+            ex = LimeExplainer(clf, sampler=sampler, num_samples=args.n, batch_size=50)
             for s in seeds:
                 masks, outputs = ex.sample(view, seg, args.n, 50, s)
                 for c, (_, smp, prior, surrogate) in enumerate(configs):
@@ -590,7 +589,6 @@ def scale(model, clf, root, args, per_class=4, n_seeds=5):
     tuning 2nd/3rd), ``n_seeds`` seeds, paired per image. GLIME and its sampler-only ablation
     share each seed's masks and model outputs (only the fit differs)."""
     from paddlex_interpret.core.normlime import glime_prior
-    from paddlex_interpret.core.sampling import SampledLimeExplainer
     from paddlex_interpret.core.surrogate import WeightedRidge
 
     t0 = time.time()
@@ -603,8 +601,8 @@ def scale(model, clf, root, args, per_class=4, n_seeds=5):
         seg = make_segmenter(SEGMENTER[0], seed=0, **SEGMENTER[1])(view)
         prior = glime_prior(avg, None, view)(seg, [label])
         runs = {m: [] for m in names}
-        lime = SampledLimeExplainer(clf, sampler="bernoulli", num_samples=args.n, batch_size=50)
-        paired = SampledLimeExplainer(clf, sampler="paired_kernel", num_samples=args.n,
+        lime = LimeExplainer(clf, sampler="bernoulli", num_samples=args.n, batch_size=50)
+        paired = LimeExplainer(clf, sampler="paired_kernel", num_samples=args.n,
                                       batch_size=50)
         for s in seeds:
             masks, outputs = lime.sample(view, seg, args.n, 50, s)

@@ -48,10 +48,11 @@ import paddle  # noqa: E402
 
 from bench.bench_lime import make_image, make_model  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
-from paddlex_interpret import backends  # noqa: E402
+from paddlex_interpret.runtime import modes, policy, scheduling  # noqa: E402
+from paddlex_interpret.runtime.export import export_layer  # noqa: E402
 from paddlex_interpret.core import native  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
-from paddlex_interpret.predictors import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 
 PEERS_VENV = os.environ.get("PEERS_VENV", os.path.join(ROOT, "bench", ".peers-venv"))
 
@@ -182,7 +183,7 @@ def dygraph_thread_rates(net, batch=25, reps=3, shape=(3, 224, 224)):
     net.eval()
     with paddle.no_grad():
         for threads in (1, os.cpu_count() or 1) * 2:
-            with backends.dygraph_threads(threads):
+            with modes.dygraph_threads(threads):
                 net(x)
                 r0 = resource.getrusage(resource.RUSAGE_SELF)
                 t = time.perf_counter()
@@ -200,7 +201,7 @@ def rss_child(name, n):
     /proc/self/status (ru_maxrss would include the RSS of this parent at fork time on Linux)."""
     code = ("import sys; sys.path.insert(0, %r); import bench.bench_lime as b; "
             "from paddlex_interpret.core.lime import LimeExplainer; "
-            "from paddlex_interpret.predictors import PaddleXClassifier; "
+            "from paddlex_interpret.adapters.paddlex import PaddleXClassifier; "
             "m=b.make_model(%r); c=PaddleXClassifier(m); "
             "e=LimeExplainer(c, num_samples=%d, batch_size=50, seed=0).explain("
             "c.view(b.make_image())); "
@@ -293,7 +294,7 @@ def bench_model(name, n, peer_n, repeats, workdir, with_peers, dygraph_n):
         row["dygraph_lime_s"], row["dygraph_n"] = wall, dygraph_n
     if with_peers:
         prefix = os.path.join(workdir, name, "model")
-        backends.export_layer(model.net, (3,) + image.shape[:2], prefix)
+        export_layer(model.net, (3,) + image.shape[:2], prefix)
         img_path = os.path.join(workdir, name, "image.npy")
         np.save(img_path, image)
         label = int(exp.labels[0])
@@ -393,14 +394,14 @@ def report(rows, rss, args, total):
             lines.append("- %s: our LIME ran its batches on the one predictor with all threads, "
                          "in parts of at most %d images: parallel='auto' turned the workers off "
                          "in the first explanation (%s)."
-                         % (r["model"], backends.CPU_ENGINE_MAX_BATCH,
+                         % (r["model"], scheduling.CPU_ENGINE_MAX_BATCH,
                             r["workers_info"]["workers_off"]))
         else:
             lines.append("- %s: our LIME ran its batches on the one predictor with all threads, "
                          "in parts of at most %d images (parallel='auto' keeps models slower "
                          "than %.0f ms per image there)."
-                         % (r["model"], backends.CPU_ENGINE_MAX_BATCH,
-                            1000 * backends.AUTO_WORKERS_SECONDS_PER_IMAGE))
+                         % (r["model"], scheduling.CPU_ENGINE_MAX_BATCH,
+                            1000 * policy.AUTO_WORKERS_SECONDS_PER_IMAGE))
         if "dygraph_threads" in r:
             lines.append("- %s dygraph forward (batch 25) img/s by thread count set at run time "
                          "with paddle.base.core.set_num_threads (CPU time / wall time): %s."

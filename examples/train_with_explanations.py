@@ -31,7 +31,7 @@ import paddle
 import paddlex as pdx
 from paddlex_interpret.core.images import load_image
 from paddlex_interpret.hooks import ExplainHook
-from paddlex_interpret.synthetic import make_shapes_dataset, stamp_watermark
+from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark
 
 CLASSES = ("red", "green", "blue")
 WATERMARK_CLASS = "blue"

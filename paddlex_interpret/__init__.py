@@ -22,20 +22,21 @@ __version__ = "0.1.0"
 _compat.enable_paddlex_plugin()
 
 _LAZY = {
-    "lime": ("paddlex_interpret.paddlex_api", "lime"),
-    "normlime": ("paddlex_interpret.paddlex_api", "normlime"),
+    "lime": ("paddlex_interpret.api.lime", "lime"),
+    "normlime": ("paddlex_interpret.api.normlime", "normlime"),
+    "glime": ("paddlex_interpret.api.glime", "glime"),
+    "build_normlime_weights": ("paddlex_interpret.api.weights", "build_normlime_weights"),
+    "load_or_build_normlime_weights": ("paddlex_interpret.api.weights",
+                                       "load_or_build_normlime_weights"),
     "Explanation": ("paddlex_interpret.core.explanation", "Explanation"),
     "LimeExplainer": ("paddlex_interpret.core.lime", "LimeExplainer"),
-    "PaddleXClassifier": ("paddlex_interpret.predictors", "PaddleXClassifier"),
-    "LayerClassifier": ("paddlex_interpret.predictors", "LayerClassifier"),
-    "glime": ("paddlex_interpret.normlime_api", "glime"),
-    "build_normlime_weights": ("paddlex_interpret.normlime_api", "build_normlime_weights"),
-    "load_or_build_normlime_weights": ("paddlex_interpret.normlime_api",
-                                       "load_or_build_normlime_weights"),
+    "Classifier": ("paddlex_interpret.core.classifier", "Classifier"),
     "GlobalWeights": ("paddlex_interpret.core.normlime", "GlobalWeights"),
     "ConceptCodebook": ("paddlex_interpret.core.concepts", "ConceptCodebook"),
-    "ExplainHook": ("paddlex_interpret.hooks", "ExplainHook"),
-    "ExplainCallback": ("paddlex_interpret.callbacks", "ExplainCallback"),
+    "PaddleXClassifier": ("paddlex_interpret.adapters.paddlex", "PaddleXClassifier"),
+    "LayerClassifier": ("paddlex_interpret.adapters.layer", "LayerClassifier"),
+    "ExplainHook": ("paddlex_interpret.training.hook", "ExplainHook"),
+    "ExplainCallback": ("paddlex_interpret.training.callback", "ExplainCallback"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -88,7 +88,7 @@ def _summary(exp):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from . import paddlex_api
+    from .api import paddlex13 as paddlex_api
 
     if args.command == "build-weights" and args.inspect:
         from .core.normlime import GlobalWeights
@@ -110,7 +110,7 @@ def main(argv=None):
         if not args.dataset:
             print("build-weights needs --dataset (or --inspect)", file=sys.stderr)
             return 2
-        from .normlime_api import build_normlime_weights
+        from .api.weights import build_normlime_weights
 
         gw = build_normlime_weights(model, _dataset(args, model), save_path=args.out,
                                     mode=args.mode, max_images=args.max_images, seed=args.seed,

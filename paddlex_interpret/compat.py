@@ -113,7 +113,7 @@ class FluidAliasFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-PLUGIN_MODULE = "paddlex_interpret.paddlex_api"
+PLUGIN_MODULE = "paddlex_interpret.api.paddlex13"
 
 
 def _after_paddlex_import(paddlex_module):

@@ -29,7 +29,7 @@ from skimage.segmentation import mark_boundaries
 from .io import atomic_write
 
 __all__ = ["FRACTIONS", "overlay", "heatmap_overlay", "segmentation_image", "lime_figure",
-           "normlime_figure", "save_figure", "figure_to_array"]
+           "normlime_figure", "render_panel", "save_figure", "figure_to_array"]
 
 #: Positive-weight fractions of PaddleX 1.3's figures (one column each).
 FRACTIONS = (0.6, 0.7, 0.75, 0.8, 0.85)
@@ -153,6 +153,69 @@ def normlime_figure(explanation, label=None):
             ax.imshow(overlay(explanation, label, n, kind=kind))
             ax.set_title("%s: first %d superpixels" % (title, n))
     return fig
+
+
+def _fit_nearest(img, height, width):
+    """``img`` scaled (nearest neighbour, aspect kept) to fit ``height x width`` pixels."""
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        img = np.clip(np.rint(np.asarray(img, np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    h, w = img.shape[:2]
+    scale = min(height / h, width / w)
+    oh, ow = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    rows = np.minimum((np.arange(oh) + 0.5) * h / oh, h - 1).astype(np.intp)
+    cols = np.minimum((np.arange(ow) + 0.5) * w / ow, w - 1).astype(np.intp)
+    return img[rows][:, cols, :3]
+
+
+def render_panel(explanation, label, kind="lime", num_features=5, title=None, dpi=100,
+                 panel_inches=2.4):
+    """A compact 1 x 3 panel for VisualDL: the image, the ``num_features`` top superpixels of
+    ``kind`` (green positive, red negative, as in PaddleX 1.3), and the heat map of ``kind``;
+    ``title`` on top. For ``kind='normlime'`` the second panel shows NormLIME and the third the
+    combined weights. Returns ``(H, W, 3)`` uint8.
+
+    The pictures are scaled (nearest neighbour) and pasted into the canvas; matplotlib only draws
+    the titles (no Axes: their ticks cost more than the rest of a checkpoint's rendering)."""
+    def top(which, title):
+        # superpixels with (almost) no weight are not "top": keep those >= 5% of the largest
+        w = np.abs(explanation.weights_for(label, which))
+        n = min(int(num_features), int((w >= 0.05 * w.max()).sum()) if w.max() > 0 else 0)
+        return overlay(explanation, label, n, kind=which), "%s top %d" % (title, n)
+
+    if kind == "normlime":
+        panels = [(explanation.image, "image"), top("normlime", "NormLIME"),
+                  top("combined", "LIME x NormLIME")]
+    else:
+        panels = [(explanation.image, "image"), top(kind, "LIME"),
+                  (heatmap_overlay(explanation, label, kind=kind), "LIME weights")]
+    n = len(panels)
+    fig_w, fig_h = panel_inches * n, panel_inches + 0.55
+    width, height = int(round(fig_w * dpi)), int(round(fig_h * dpi))
+    # the layout of subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.80, wspace=0.04)
+    box_w = 0.98 * width / (n + 0.04 * (n - 1))
+    box_h = 0.79 * height
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
+    fig.patch.set_facecolor("white")
+    canvas = FigureCanvasAgg(fig)
+    top_px = 0.0
+    for i, (img, name) in enumerate(panels):
+        pic = _fit_nearest(img, int(box_h), int(box_w))
+        ph, pw = pic.shape[:2]
+        x0 = 0.01 * width + i * box_w * 1.04 + (box_w - pw) / 2.0
+        y0 = 0.01 * height + (box_h - ph) / 2.0
+        fig.figimage(pic, xo=int(round(x0)), yo=int(round(y0)), origin="upper")
+        top_px = max(top_px, y0 + ph)
+        fig.text((x0 + pw / 2.0) / width, (y0 + ph + 4) / height, name, fontsize=9,
+                 ha="center", va="bottom")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    canvas.draw()
+    out = np.array(canvas.buffer_rgba())[..., :3]
+    fig.clear()
+    return out
 
 
 def save_figure(fig, path):

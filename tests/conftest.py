@@ -31,7 +31,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import paddlex_interpret  # noqa: E402,F401  (must come before any `import paddlex`)
-from paddlex_interpret.synthetic import make_shapes_dataset  # noqa: E402
+from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
 
 #: arguments of the session ``shapes_dataset``
 SHAPES_KWARGS = dict(num_train_per_class=80, num_val_per_class=20, image_size=64,

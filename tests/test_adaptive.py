@@ -5,10 +5,11 @@ import pytest
 
 from paddlex_interpret.core.adaptive import (AdaptiveSampling, certify_topk, posterior,
                                              resolve_adaptive)
-from paddlex_interpret.core.lime import LimeExplainer, as_probabilities
+from paddlex_interpret.core.classifier import as_probabilities
+from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.perturbation import make_fill, perturb, sample_masks
-from paddlex_interpret.core.surrogate import (WeightedRidge, cosine_distance_to_all_on,
-                                              exponential_kernel)
+from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
+from paddlex_interpret.core.surrogate import WeightedRidge
 
 SIZE = 48
 STRIPES = 12

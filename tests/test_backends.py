@@ -1,4 +1,4 @@
-"""The Paddle Inference prediction backend (paddlex_interpret.backends) against dygraph.
+"""The Paddle Inference prediction backend (paddlex_interpret.runtime) against dygraph.
 
 The trained model is the session's ``trained_classifier`` (MobileNetV3_small trained here on the
 coloured-shapes data, 64 px). Models whose weights are changed are fresh copies, never the shared
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from paddlex_interpret import backends
+from paddlex_interpret.runtime import cache, devices, export, fingerprint, modes, policy
+from paddlex_interpret.runtime import engine as engine_mod
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.perturbation import make_fill, perturb, sample_masks
-from paddlex_interpret.predictors import LayerClassifier, PaddleXClassifier
+from paddlex_interpret import LayerClassifier, PaddleXClassifier
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +103,11 @@ def test_engine_is_cached_and_re_exported_when_weights_change(trained, probe_ima
                                atol=1e-4)
     # The refreshed predictor is exactly a fully re-traced one: same outputs bit for bit, and the
     # params file written for it is byte for byte the one paddle.jit.save writes now.
-    full = backends.InferenceEngine(net, shape)
+    full = engine_mod.InferenceEngine(net, shape)
     assert full.export_kind == "traced"
     batch = clf.preprocess(probe_images)
     np.testing.assert_array_equal(refreshed(batch), full(batch))
-    jit_files = backends.export_layer(net, shape, str(tmp_path / "jit" / "model"))
+    jit_files = export.export_layer(net, shape, str(tmp_path / "jit" / "model"))
     (tmp_path / "ours").mkdir()
     ours = refreshed.program.write(net, str(tmp_path / "ours" / "model"))
     # (the program files differ: each trace numbers its temporary variables anew)
@@ -123,12 +124,12 @@ def test_engine_is_cached_and_re_exported_when_weights_change(trained, probe_ima
                                atol=1e-4)
     assert clf.backend_info["export"] == "params"
     np.testing.assert_array_equal(
-        clf.runner.engine(shape)(batch), backends.InferenceEngine(net, shape)(batch))
+        clf.runner.engine(shape)(batch), engine_mod.InferenceEngine(net, shape)(batch))
 
     # Inside hold_weights the fingerprint is computed once, not at every call.
     calls = []
-    real = backends.parameter_fingerprint
-    monkeypatch.setattr(backends, "parameter_fingerprint",
+    real = fingerprint.parameter_fingerprint
+    monkeypatch.setattr(policy, "parameter_fingerprint",
                         lambda layer: calls.append(1) or real(layer))
     with clf.hold_weights():
         for _ in range(3):
@@ -140,10 +141,10 @@ def test_engine_is_cached_and_re_exported_when_weights_change(trained, probe_ima
 
 def test_forced_fallback_when_export_fails(trained, probe_images, monkeypatch, caplog):
     def broken(*args, **kwargs):
-        raise backends.ExportError("simulated export failure")
+        raise export.ExportError("simulated export failure")
 
     model = _fresh_model(trained, seed=2)
-    monkeypatch.setattr(backends, "export_layer", broken)
+    monkeypatch.setattr(engine_mod, "export_layer", broken)
     clf = PaddleXClassifier(model, backend="inference")
     with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
         probs = clf(probe_images)
@@ -187,10 +188,10 @@ def test_auto_keeps_a_cheap_model_in_dygraph_and_measures_an_expensive_one(train
     clf(np.zeros((8, 16, 16, 3), np.uint8))
     assert clf.backend_info["backend"] == "dygraph"
     assert clf.backend_info["reason"].startswith("cheap in dygraph")
-    assert not [c for c in backends.cache_info() if c[0] == "Sequential"]  # nothing exported
+    assert not [c for c in cache.cache_info() if c[0] == "Sequential"]  # nothing exported
 
     # Make every call "expensive": auto exports, warms up, times, and keeps the faster backend.
-    monkeypatch.setattr(backends, "AUTO_EXPORT_SECONDS", 0.0)
+    monkeypatch.setattr(policy, "AUTO_EXPORT_SECONDS", 0.0)
     model = _fresh_model(trained, seed=3)
     auto = PaddleXClassifier(model)
     for _ in range(3):
@@ -247,7 +248,7 @@ def test_paddlex_api_backend_passthrough(trained, tmp_path):
                              save_dir=str(tmp_path), save_png=False, backend="dygraph",
                              segmenter="slic")
     assert exp.settings["backend"] == "dygraph"
-    suggested = backends.suggest_batch_size(exp.image.shape)
+    suggested = devices.suggest_batch_size(exp.image.shape)
     assert suggested // 2 <= exp.settings["batch_size"] <= suggested
     assert 60 % exp.settings["batch_size"] == 0  # divides num_samples: one batch shape
     with pytest.raises(ValueError, match="backend"):
@@ -255,34 +256,34 @@ def test_paddlex_api_backend_passthrough(trained, tmp_path):
 
 
 def test_batch_size_rule():
-    small = backends.suggest_batch_size((64, 64, 3), device="cpu")
-    big = backends.suggest_batch_size((224, 224, 3), device="cpu")
+    small = devices.suggest_batch_size((64, 64, 3), device="cpu")
+    big = devices.suggest_batch_size((224, 224, 3), device="cpu")
     assert small == 64 and 1 <= big <= 64
-    assert backends.suggest_batch_size((4096, 4096, 3), device="cpu") >= 1
-    per_image = 224 * 224 * 3 * (1 + 4 * (1 + backends.ACTIVATION_FACTOR))
-    budget = min(backends.MEMORY_FRACTION * backends.available_memory("cpu"),
-                 backends.MAX_BATCH_BYTES)
+    assert devices.suggest_batch_size((4096, 4096, 3), device="cpu") >= 1
+    per_image = 224 * 224 * 3 * (1 + 4 * (1 + devices.ACTIVATION_FACTOR))
+    budget = min(devices.MEMORY_FRACTION * devices.available_memory("cpu"),
+                 devices.MAX_BATCH_BYTES)
     assert big == max(1, min(64, int(budget // per_image)))
 
 
 def test_program_file_layouts(tmp_path):
     prefix = str(tmp_path / "model")
-    with pytest.raises(backends.ExportError):
-        backends.inference_files(prefix)
+    with pytest.raises(export.ExportError):
+        export.inference_files(prefix)
     open(prefix + ".json", "w").close()  # Paddle 3.x (PIR) program
-    assert backends.inference_files(prefix) == (prefix + ".json", prefix + ".pdiparams")
+    assert export.inference_files(prefix) == (prefix + ".json", prefix + ".pdiparams")
     open(prefix + ".pdmodel", "w").close()  # Paddle 2.x program
-    assert backends.inference_files(prefix)[0] == prefix + ".pdmodel"
+    assert export.inference_files(prefix)[0] == prefix + ".pdmodel"
 
 
 def test_dygraph_threads_can_be_raised_at_run_time():
     from paddle.base import core
 
     assert hasattr(core, "set_num_threads")  # Paddle 2.6 and 3.x
-    before = backends._current_threads()
-    with backends.dygraph_threads(2):
-        assert backends._current_threads() == 2
-    assert backends._current_threads() == before
+    before = modes._current_threads()
+    with modes.dygraph_threads(2):
+        assert modes._current_threads() == 2
+    assert modes._current_threads() == before
 
 
 def test_a_changed_network_is_traced_again(trained, probe_images):
@@ -312,8 +313,8 @@ def test_release_engines_keeps_the_traced_program(trained, probe_images):
     model = _fresh_model(trained, seed=5)
     clf = PaddleXClassifier(model, backend="inference")
     p1 = clf(probe_images)
-    assert backends.release_engines(model.net) == 1
-    assert not [c for c in backends.cache_info() if c[3] == clf.backend_info["fingerprint"]]
+    assert cache.release_engines(model.net) == 1
+    assert not [c for c in cache.cache_info() if c[3] == clf.backend_info["fingerprint"]]
     np.testing.assert_array_equal(clf(probe_images), p1)
     assert clf.backend_info["export"] == "params"  # rebuilt from the kept program
 
@@ -339,13 +340,13 @@ def test_fingerprint_reads_the_weights_in_place_and_sees_any_change():
             adler = zlib.adler32(data, zlib.adler32(head, adler))
         return "%08x%08x" % (crc & 0xFFFFFFFF, adler & 0xFFFFFFFF)
 
-    before = backends.parameter_fingerprint(net)
+    before = fingerprint.parameter_fingerprint(net)
     assert before == from_copies(net)
     seen = {before}
     for tensor in (net[0].weight, net[1]._mean):  # a parameter, a persistable buffer
         value = tensor.numpy()
         value.flat[1] += 1e-6
         tensor.set_value(value)
-        fp = backends.parameter_fingerprint(net)
+        fp = fingerprint.parameter_fingerprint(net)
         assert fp == from_copies(net) and fp not in seen
         seen.add(fp)

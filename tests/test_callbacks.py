@@ -8,11 +8,11 @@ import pytest
 
 import paddlex_interpret  # noqa: F401
 import paddle
-from paddlex_interpret import explain_session as es
+from paddlex_interpret.training import session as es
 from paddlex_interpret.callbacks import ExplainCallback, make_preprocess
 from paddlex_interpret.core.images import load_image
 from paddlex_interpret.core.normlime import GlobalWeights
-from paddlex_interpret.synthetic import make_shapes_dataset
+from paddlex_interpret.testing.synthetic import make_shapes_dataset
 
 from test_hooks import read_run, steps  # VisualDL's reader helpers
 

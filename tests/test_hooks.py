@@ -20,11 +20,14 @@ import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from paddlex_interpret import explain_session as es
+from paddlex_interpret.core.classifier import Classifier
+from paddlex_interpret.training import schedule, sink
+from paddlex_interpret.training import session as es
 from paddlex_interpret.core.normlime import GlobalWeights
-from paddlex_interpret.explain_session import CheckpointContext, ExplainSession
+from paddlex_interpret.training.report import CheckpointContext
+from paddlex_interpret.training.session import ExplainSession
 from paddlex_interpret.hooks import ExplainHook
-from paddlex_interpret.synthetic import make_shapes_dataset
+from paddlex_interpret.testing.synthetic import make_shapes_dataset
 
 VENV_BIN = os.path.dirname(sys.executable)
 EPOCHS = 2
@@ -253,7 +256,7 @@ def test_detach_restores_the_model(hooked):
 
 
 def test_probes_are_seen_through_the_test_transforms(hooked, probes):
-    from paddlex_interpret.predictors import PaddleXClassifier
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 
     report = hooked["hook"].history[-1]
     exp = report.explanations["probe_1"]  # a 48 px array; the eval transforms resize to 32
@@ -266,7 +269,7 @@ def test_probes_are_seen_through_the_test_transforms(hooked, probes):
 
 def test_hook_leaves_mode_rng_and_gradients_alone(hooked, probes):
     import paddle
-    from paddlex_interpret.predictors import PaddleXClassifier
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 
     model = hooked["model"]
     net = model.net
@@ -279,7 +282,7 @@ def test_hook_leaves_mode_rng_and_gradients_alone(hooked, probes):
     np_state, py_state, pd_state = np.random.get_state(), random.getstate(), paddle.get_rng_state()
     inner = PaddleXClassifier(model)
 
-    class RngHungry:
+    class RngHungry(Classifier):
         """Draws from all three global generators on every call, as user code might."""
         label_names = inner.label_names
         view = staticmethod(inner.view)
@@ -317,7 +320,7 @@ def test_failures_inside_the_hook_never_stop_training(hooked, tiny_shapes, probe
     logging and VisualDL text) and the good probe is still explained."""
     import paddlex as pdx
 
-    def broken_builder(session, context):
+    def broken_builder(context):
         raise RuntimeError("forced NormLIME failure")
 
     model = pdx.load_model(os.path.join(hooked["save_dir"], "epoch_%d" % EPOCHS))
@@ -359,7 +362,7 @@ def test_an_unexpected_crash_is_contained(tiny_shapes, probes, tmp_path, monkeyp
 def test_checkpoints_are_explained_in_a_worker_process(hooked):
     """By default the hook explains each checkpoint in a worker process, from the checkpoint's
     files: the last report is of the final weights, and training waited only briefly."""
-    from paddlex_interpret.predictors import PaddleXClassifier
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 
     hook = hooked["hook"]
     assert all(r.pid not in (0, os.getpid()) for r in hook.history)
@@ -469,10 +472,11 @@ def test_real_visualdl_server_lists_the_probe_tags(hooked):
 
 
 # ------------------------------------------------------------------------------ ExplainSession
-class BrightnessModel:
+class BrightnessModel(Classifier):
     """A numpy classifier: p(class 1) = brightness of the left half. Has ``view`` like ours."""
 
     label_names = ["dark", "bright"]
+    num_classes = 2
 
     def view(self, image):
         return np.asarray(image, dtype=np.uint8)
@@ -509,9 +513,8 @@ def test_session_without_paddle_model_writes_report_and_files(tmp_path):
     for epoch in (1, 2, 3):
         ctx = CheckpointContext(epoch=epoch, classifier=BrightnessModel(),
                                 checkpoint_dir=str(tmp_path / ("ckpt%d" % epoch)),
-                                weights_builder=es.core_weights_builder,
                                 label_names=BrightnessModel.label_names,
-                                extra={"normlime_items": images, "normlime_labels": labels})
+                                dataset=list(zip(images, labels)))
         reports.append(session.on_checkpoint(ctx))
         pictures.append(set(reports[-1].images))
         first = first or reports[-1].explanations["probe_1"]
@@ -537,12 +540,12 @@ def test_session_without_paddle_model_writes_report_and_files(tmp_path):
 def test_session_writes_nothing_off_rank_zero(tmp_path, monkeypatch):
     """The rank-0 guard (simulated: a 2-process CPU launch is too heavy for this suite)."""
     monkeypatch.setattr(es, "get_rank", lambda: 1)
+    monkeypatch.setattr(sink, "get_rank", lambda: 1)
     images, labels = _images()
     session = ExplainSession(images[:1], logdir=str(tmp_path / "log"), **FAST)
     ctx = CheckpointContext(epoch=1, classifier=BrightnessModel(),
                             checkpoint_dir=str(tmp_path / "ckpt"),
-                            weights_builder=es.core_weights_builder,
-                            extra={"normlime_items": images, "normlime_labels": labels})
+                            dataset=list(zip(images, labels)))
     assert session.on_checkpoint(ctx) is None
     assert session.writer() is None
     assert os.listdir(str(tmp_path)) == []
@@ -585,6 +588,7 @@ def test_session_time_budget_skips_checkpoints(monkeypatch):
 
     clock = Clock()
     monkeypatch.setattr(es, "time", clock)
+    monkeypatch.setattr(schedule, "time", clock)
     session = ExplainSession(_images(1)[0], max_overhead=0.5)
 
     def fake_explain(context):

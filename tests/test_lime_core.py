@@ -8,11 +8,12 @@ from sklearn.linear_model import Ridge
 
 from paddlex_interpret.core.explanation import Explanation
 from paddlex_interpret.core.images import load_image, to_rgb_uint8
-from paddlex_interpret.core.lime import LimeExplainer, as_probabilities, select_labels
+from paddlex_interpret.core.classifier import Classifier, as_probabilities
+from paddlex_interpret.core.lime import LimeExplainer, select_labels
 from paddlex_interpret.core.perturbation import make_fill, perturb, sample_masks
 from paddlex_interpret.core.segmentation import make_segmenter
-from paddlex_interpret.core.surrogate import (WeightedRidge, cosine_distance_to_all_on,
-                                              exponential_kernel)
+from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
+from paddlex_interpret.core.surrogate import WeightedRidge
 from paddlex_interpret.errors import ImageReadError
 
 
@@ -23,7 +24,7 @@ def grid_segments(h=32, w=32, n=4):
     return (rows[:, None] * n + cols[None, :]).astype(np.int32)
 
 
-class RegionClassifier:
+class RegionClassifier(Classifier):
     """Class 1 iff the top-left quadrant is bright: the deciding region is known."""
 
     def __init__(self):

@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 
 import paddlex_interpret
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 from paddlex_interpret.core import normlime as nl
+from paddlex_interpret.core.classifier import FunctionClassifier
+from paddlex_interpret.core.sampling import Sampler
 from paddlex_interpret.core.concepts import ConceptCodebook, superpixel_descriptors
 from paddlex_interpret.core.images import load_image
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.errors import DatasetError, NormLimeCacheError
-from paddlex_interpret import normlime_api
-from paddlex_interpret.synthetic import COLOURS
+from paddlex_interpret.api import glime as glime_api, weights as weights_api
+from paddlex_interpret.testing.synthetic import COLOURS
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -29,7 +32,7 @@ def ds(trained_classifier):
 
 @pytest.fixture(scope="module")
 def classifier(model):
-    from paddlex_interpret.predictors import PaddleXClassifier
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 
     return PaddleXClassifier(model)
 
@@ -41,7 +44,7 @@ def train_dataset(pdx, ds, model):
 
 @pytest.fixture(scope="module")
 def fast_weights(model, train_dataset):
-    return normlime_api.build_normlime_weights(model, train_dataset, mode="fast", max_images=60,
+    return weights_api.build_normlime_weights(model, train_dataset, mode="fast", max_images=60,
                                                seed=0, n_concepts=12)
 
 
@@ -49,7 +52,7 @@ def fast_weights(model, train_dataset):
 def weights_file(tmp_path_factory, model, train_dataset):
     """A valid cache file built once; tests copy it before changing it."""
     path = str(tmp_path_factory.mktemp("cache") / "weights.npz")
-    normlime_api.build_normlime_weights(model, train_dataset, save_path=path, mode="fast",
+    weights_api.build_normlime_weights(model, train_dataset, save_path=path, mode="fast",
                                         max_images=15, seed=0, n_concepts=8)
     return path
 
@@ -68,8 +71,7 @@ def colour_classifier(class_names):
         frac = (d < 70).mean(axis=(1, 2))
         return 40.0 * frac
 
-    fn.label_names = list(class_names)
-    return fn
+    return FunctionClassifier(fn, label_names=class_names)
 
 
 def deciding_concepts(codebook, ds, items, min_share=0.8):
@@ -218,7 +220,7 @@ def _no_rebuild(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(normlime_api, "build_normlime_weights", fail)
+    monkeypatch.setattr(weights_api, "build_normlime_weights", fail)
 
 
 def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, train_dataset,
@@ -228,7 +230,7 @@ def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, trai
     _no_rebuild(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = normlime_api.load_or_build_normlime_weights(weights_file, model, train_dataset,
+        again = weights_api.load_or_build_normlime_weights(weights_file, model, train_dataset,
                                                             **CACHE_KW)
     np.testing.assert_array_equal(again.weights, gw.weights)
     assert again.class_names == gw.class_names == list(model.labels)
@@ -238,7 +240,7 @@ def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, trai
     monkeypatch.undo()
     path = _copy(weights_file, str(weights_file) + ".b")
     with pytest.warns(RuntimeWarning, match="settings"):
-        gw20 = normlime_api.load_or_build_normlime_weights(path, model, train_dataset,
+        gw20 = weights_api.load_or_build_normlime_weights(path, model, train_dataset,
                                                            mode="fast", max_images=12, seed=0,
                                                            n_concepts=8)
     assert gw20.info["n_images"] == 12
@@ -258,7 +260,7 @@ def test_stale_cache_for_other_classes_is_rebuilt(weights_file, model, train_dat
     gw.fingerprint["class_names"] = gw.class_names
     gw.save(path)
     with pytest.warns(RuntimeWarning, match="class_names"):
-        rebuilt = normlime_api.load_or_build_normlime_weights(path, model, train_dataset,
+        rebuilt = weights_api.load_or_build_normlime_weights(path, model, train_dataset,
                                                               **CACHE_KW)
     assert rebuilt.class_names == list(model.labels)
     assert nl.GlobalWeights.load(path).class_names == list(model.labels)
@@ -270,9 +272,9 @@ def test_stale_cache_for_another_model_is_rebuilt(weights_file, model, train_dat
     gw.fingerprint["model"] = "another-checkpoint"
     gw.save(path)
     with pytest.warns(RuntimeWarning, match="model"):
-        normlime_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+        weights_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
     assert nl.GlobalWeights.load(path).fingerprint["model"] == \
-        normlime_api.model_fingerprint(model)
+        PaddleXClassifier(model).fingerprint()
 
 
 def test_stale_cache_for_another_codebook_is_rebuilt(weights_file, model, train_dataset, ds,
@@ -281,7 +283,7 @@ def test_stale_cache_for_another_codebook_is_rebuilt(weights_file, model, train_
     old = nl.GlobalWeights.load(path)
     other = ConceptCodebook().fit([p for p, _, _ in ds.train_items()[::6]], n_concepts=6, seed=5)
     with pytest.warns(RuntimeWarning, match="codebook"):
-        gw = normlime_api.load_or_build_normlime_weights(path, model, train_dataset,
+        gw = weights_api.load_or_build_normlime_weights(path, model, train_dataset,
                                                          codebook=other, **CACHE_KW)
     assert gw.codebook.fingerprint() == other.fingerprint() != old.codebook.fingerprint()
     assert gw.n_concepts == 6
@@ -289,7 +291,7 @@ def test_stale_cache_for_another_codebook_is_rebuilt(weights_file, model, train_
     assert back.codebook.fingerprint() == other.fingerprint()
     with warnings.catch_warnings():  # the same codebook again: reused
         warnings.simplefilter("error")
-        normlime_api.load_or_build_normlime_weights(path, model, train_dataset, codebook=other,
+        weights_api.load_or_build_normlime_weights(path, model, train_dataset, codebook=other,
                                                     **CACHE_KW)
 
 
@@ -301,7 +303,7 @@ def test_corrupt_cache_is_rebuilt(weights_file, model, train_dataset, tmp_path, 
     with pytest.raises(NormLimeCacheError):
         nl.GlobalWeights.load(path)
     with pytest.warns(RuntimeWarning, match="unusable"):
-        gw = normlime_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+        gw = weights_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
     np.testing.assert_array_equal(nl.GlobalWeights.load(path).weights, gw.weights)
 
 
@@ -311,7 +313,7 @@ def test_truncated_cache_is_rebuilt(weights_file, model, train_dataset, tmp_path
     with open(path, "wb") as f:
         f.write(data[:len(data) // 2])
     with pytest.warns(RuntimeWarning, match="unusable"):
-        normlime_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+        weights_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
     nl.GlobalWeights.load(path)
 
 
@@ -334,7 +336,7 @@ def test_interrupted_write_leaves_the_old_file_intact(weights_file, model, train
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(KeyboardInterrupt):
-            normlime_api.load_or_build_normlime_weights(path, model, train_dataset, mode="fast",
+            weights_api.load_or_build_normlime_weights(path, model, train_dataset, mode="fast",
                                                         max_images=9, seed=1, n_concepts=8)
     assert any("rebuilding" in str(w.message) for w in caught)
     monkeypatch.undo()
@@ -358,7 +360,7 @@ def test_normlime_paddlex13_semantics(pdx, model, train_dataset, ds, tmp_path, m
     save_dir = str(tmp_path / "out")
     exp = pdx.interpret.normlime(img, model, train_dataset, num_samples=60, batch_size=30,
                                  save_dir=save_dir, max_images=24, n_concepts=8)
-    default = normlime_api.default_weights_path(save_dir, model, "fast")
+    default = weights_api.default_weights_path(save_dir, model, "fast")
     assert exp.weights_file == default and os.path.isfile(default)  # None -> a default name
     assert exp.png_path == os.path.join(save_dir, name, "normlime_s60-0.png")
     from PIL import Image
@@ -373,7 +375,7 @@ def test_normlime_paddlex13_semantics(pdx, model, train_dataset, ds, tmp_path, m
                                gw.weights[exp.labels[0]][exp.concepts])
     assert exp.settings["method"] == "normlime"
     # second call: the weights file is loaded, not rebuilt; the PNG gets the next number
-    monkeypatch.setattr(normlime_api, "build_normlime_weights",
+    monkeypatch.setattr(weights_api, "build_normlime_weights",
                         lambda *a, **k: pytest.fail("rebuilt"))
     again = pdx.interpret.normlime(img, model, train_dataset, num_samples=60, batch_size=30,
                                    save_dir=save_dir, max_images=24, n_concepts=8)
@@ -421,7 +423,7 @@ STRIPES = (np.full((4, 40, 3), 255, np.uint8),
 
 def test_paired_kernel_sampler_masks_and_weights():
     from paddlex_interpret.core.sampling import BernoulliSampler, PairedKernelSampler
-    from paddlex_interpret.core.surrogate import cosine_distance_to_all_on, exponential_kernel
+    from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
 
     sampler = PairedKernelSampler()
     m = sampler.sample(101, 12, np.random.default_rng(0))
@@ -444,33 +446,33 @@ def test_paired_kernel_sampler_masks_and_weights():
 def test_paired_kernel_sampler_estimates_lime_with_less_noise():
     """Same estimand as LIME (seed mean at N=400 matches LIME at N=40000), lower seed-to-seed
     variance at equal N."""
-    from paddlex_interpret.core.sampling import SampledLimeExplainer
+    from paddlex_interpret.core.lime import LimeExplainer
 
     img, seg = STRIPES
     ref = LimeExplainer(stripes_classifier, num_samples=40000, seed=0).explain(
         img, segments=seg, labels=[1]).weights[0]
     lime = [LimeExplainer(stripes_classifier, num_samples=400, seed=s).explain(
         img, segments=seg, labels=[1]).weights[0] for s in range(10)]
-    paired = [SampledLimeExplainer(stripes_classifier, sampler="paired", num_samples=400,
+    paired = [LimeExplainer(stripes_classifier, sampler="paired", num_samples=400,
                                    seed=s).explain(img, segments=seg, labels=[1]).weights[0]
               for s in range(10)]
     assert np.abs(np.mean(paired, axis=0) - ref).max() < 0.01
     assert np.var(paired, axis=0).sum() < 0.6 * np.var(lime, axis=0).sum()
     # bernoulli is LIME bit for bit; a custom kernel is honoured by the paired weights
     a = LimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
-    b = SampledLimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
+    b = LimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
     np.testing.assert_array_equal(a.weights, b.weights)
-    flat = SampledLimeExplainer(stripes_classifier, sampler="paired", num_samples=64, seed=5,
+    flat = LimeExplainer(stripes_classifier, sampler="paired", num_samples=64, seed=5,
                                 kernel=lambda d: np.ones_like(d))
     masks, _ = flat.sample(img, seg, 64, 64, 5)
     np.testing.assert_allclose(flat.sampler.sample_weight(masks, flat.kernel), 1.0)
 
 
 def test_sampled_lime_accepts_a_custom_sampler():
-    from paddlex_interpret.core.sampling import SampledLimeExplainer
+    from paddlex_interpret.core.lime import LimeExplainer
 
-    class Halves:  # the left or the right half kept, alternately
-        def sample(self, n, d, rng):
+    class Halves(Sampler):  # the left or the right half kept, alternately
+        def sample(self, n, d, rng, kernel):
             m = np.zeros((n, d), bool)
             m[0::2, : d // 2] = True
             m[1::2, d // 2:] = True
@@ -481,7 +483,7 @@ def test_sampled_lime_accepts_a_custom_sampler():
             return np.ones(len(masks))
 
     img, seg = STRIPES
-    e = SampledLimeExplainer(stripes_classifier, sampler=Halves(), num_samples=20).explain(
+    e = LimeExplainer(stripes_classifier, sampler=Halves(), num_samples=20).explain(
         img, segments=seg, labels=[1])
     assert e.settings["sampler"] == "custom" and e.weights.shape == (1, 10)
 
@@ -494,7 +496,7 @@ def glime_image(ds, classifier):
 
 def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fast_weights,
                                                          glime_image, ds, tmp_path):
-    g = normlime_api.glime(glime_image, model, fast_weights, beta=0, sampler="bernoulli",
+    g = glime_api.glime(glime_image, model, fast_weights, beta=0, sampler="bernoulli",
                            num_samples=60, seed=7)
     lime = LimeExplainer(classifier, num_samples=60, seed=7).explain(glime_image)
     np.testing.assert_array_equal(g.weights, lime.weights)
@@ -503,13 +505,13 @@ def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fa
     path = ds.val_items()[4][0]
     api = paddlex_interpret.lime(path, model, num_samples=60, batch_size=50, seed=7,
                                  save_dir=str(tmp_path), save_png=False)
-    g2 = normlime_api.glime(path, model, fast_weights, beta=0, sampler="lime", num_samples=60,
+    g2 = glime_api.glime(path, model, fast_weights, beta=0, sampler="lime", num_samples=60,
                             seed=7)
     np.testing.assert_array_equal(g2.weights, api.weights)
     assert g.extra["prior"].shape == g.weights.shape
     assert g.settings["sampler"] == "bernoulli" and g.settings["method"] == "lime"
     # the default sampler draws other masks (same estimand, see the sampler tests)
-    d = normlime_api.glime(glime_image, model, fast_weights, num_samples=60, seed=7)
+    d = glime_api.glime(glime_image, model, fast_weights, num_samples=60, seed=7)
     assert d.settings["sampler"] == "paired_kernel" and d.settings["method"] == "glime"
     assert d.settings["beta"] == 10.0 and d.settings["num_samples"] == 60
 
@@ -517,13 +519,13 @@ def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fa
 def test_glime_large_beta_approaches_the_prior(model, fast_weights, glime_image):
     dist = []
     for beta in (0.0, 10.0, 1e3, 1e9):
-        g = normlime_api.glime(glime_image, model, fast_weights, beta=beta, num_samples=60,
+        g = glime_api.glime(glime_image, model, fast_weights, beta=beta, num_samples=60,
                                seed=7)
         prior = g.extra["prior"]
         assert np.isclose(np.abs(prior).sum(), 1.0)  # l1-normalised per class
         dist.append(np.abs(g.weights - prior).max())
     assert dist[0] > dist[1] > dist[2] > dist[3] and dist[3] < 1e-6, dist
-    g = normlime_api.glime(glime_image, model, fast_weights, beta=1e9, tau=2.0, num_samples=60,
+    g = glime_api.glime(glime_image, model, fast_weights, beta=1e9, tau=2.0, num_samples=60,
                            seed=7)
     np.testing.assert_allclose(g.weights, 2.0 * g.extra["prior"], atol=1e-6)
     assert g.settings["method"] == "glime"
@@ -532,7 +534,7 @@ def test_glime_large_beta_approaches_the_prior(model, fast_weights, glime_image)
     area = np.bincount(g.segments.ravel())
     raw = fast_weights.weights[g.labels[0]][concepts] * np.sqrt(area / area.mean())
     np.testing.assert_allclose(g.extra["prior"][0], raw / raw.sum())
-    flat = normlime_api.glime(glime_image, model, fast_weights, beta=1.0, num_samples=60, seed=7,
+    flat = glime_api.glime(glime_image, model, fast_weights, beta=1.0, num_samples=60, seed=7,
                               prior_area_exponent=0, prior_normalize=None)
     np.testing.assert_allclose(flat.extra["prior"][0], fast_weights.weights[g.labels[0]][concepts])
 
@@ -540,7 +542,7 @@ def test_glime_large_beta_approaches_the_prior(model, fast_weights, glime_image)
 @pytest.fixture(scope="module")
 def avg_weights(model, train_dataset, fast_weights):
     """``aggregate`` avg weights (GLIME's recommended prior) on training images."""
-    return normlime_api.build_normlime_weights(model, train_dataset, mode="aggregate",
+    return weights_api.build_normlime_weights(model, train_dataset, mode="aggregate",
                                                variant="avg", max_images=30, num_samples=150,
                                                seed=0, codebook=fast_weights.codebook,
                                                fill="median")
@@ -565,7 +567,7 @@ def test_glime_is_more_stable_than_lime_at_equal_n_and_as_faithful(model, classi
         mask = ds.mask_for(path)
         runs = {"lime": [LimeExplainer(classifier, num_samples=n, seed=s, fill="median").explain(
                     view, labels=[label], segments=seg).weights[0] for s in seeds],
-                "glime": [normlime_api.glime(view, model, avg_weights, num_samples=n, seed=s,
+                "glime": [glime_api.glime(view, model, avg_weights, num_samples=n, seed=s,
                                              labels=[label], segments=seg,
                                              fill="median").weights[0] for s in seeds]}
         for name, w in runs.items():
@@ -587,11 +589,11 @@ def test_glime_prior_as_a_penalty_is_honoured(model, avg_weights, glime_image):
     from paddlex_interpret.core.surrogate import PriorScaledRidge, WeightedRidge
 
     kw = dict(num_samples=200, seed=3, fill="median")
-    base = normlime_api.glime(glime_image, model, avg_weights, beta=0, **kw)
-    zero = normlime_api.glime(glime_image, model, avg_weights,
+    base = glime_api.glime(glime_image, model, avg_weights, beta=0, **kw)
+    zero = glime_api.glime(glime_image, model, avg_weights,
                               surrogate=PriorScaledRidge(lam=0.0), **kw)
     np.testing.assert_allclose(zero.weights, base.weights, atol=1e-12)
-    strong = normlime_api.glime(glime_image, model, avg_weights,
+    strong = glime_api.glime(glime_image, model, avg_weights,
                                 surrogate=PriorScaledRidge(lam=1e4), **kw)
     assert strong.settings["surrogate"] == "PriorScaledRidge"
     prior = np.abs(strong.extra["prior"][0])
@@ -599,7 +601,7 @@ def test_glime_prior_as_a_penalty_is_honoured(model, avg_weights, glime_image):
     lo, hi = prior <= np.quantile(prior, 0.25), prior >= np.quantile(prior, 0.75)
     assert np.median(ratio[lo]) < np.median(ratio[hi]), (ratio, prior)
     # the pull of WeightedRidge moves weights toward the prior's values instead
-    pulled = normlime_api.glime(glime_image, model, avg_weights,
+    pulled = glime_api.glime(glime_image, model, avg_weights,
                                 surrogate=WeightedRidge(beta=1e9), **kw)
     np.testing.assert_allclose(pulled.weights, pulled.extra["prior"], atol=1e-6)
 
@@ -629,26 +631,24 @@ def test_evidence_ridge_trusts_a_prior_the_samples_agree_with():
 
 
 def test_glime_auto_beta_records_its_choice(model, avg_weights, glime_image):
-    g = normlime_api.glime(glime_image, model, avg_weights, beta="auto", num_samples=120,
+    g = glime_api.glime(glime_image, model, avg_weights, beta="auto", num_samples=120,
                            seed=0, fill="median")
     assert g.settings["surrogate"] == "EvidenceRidge"
     assert len(g.settings["beta"]) == len(g.labels) and all(b >= 0 for b in g.settings["beta"])
     with pytest.raises(ValueError, match="'auto'"):
-        normlime_api.glime(glime_image, model, avg_weights, beta="strong", num_samples=20)
+        glime_api.glime(glime_image, model, avg_weights, beta="strong", num_samples=20)
 
 
 def test_glime_documented_errors(model, fast_weights, glime_image, classifier):
-    from paddlex_interpret.core.sampling import SampledLimeExplainer
+    from paddlex_interpret.core.lime import LimeExplainer
     from paddlex_interpret.core.surrogate import PriorScaledRidge
 
     with pytest.raises(ValueError, match="unknown sampler"):
-        normlime_api.glime(glime_image, model, fast_weights, sampler="sobol", num_samples=20)
-    with pytest.raises(TypeError, match="sample_weight"):
-        normlime_api.glime(glime_image, model, fast_weights, sampler=object(), num_samples=20)
+        glime_api.glime(glime_image, model, fast_weights, sampler="sobol", num_samples=20)
+    with pytest.raises(TypeError, match="Sampler"):
+        glime_api.glime(glime_image, model, fast_weights, sampler=object(), num_samples=20)
     with pytest.raises(ValueError, match="alpha and beta"):
-        normlime_api.glime(glime_image, model, fast_weights, beta=-1.0, num_samples=20)
-    with pytest.raises(ValueError, match="adaptive"):
-        SampledLimeExplainer(classifier, sampler="paired", adaptive=True)
+        glime_api.glime(glime_image, model, fast_weights, beta=-1.0, num_samples=20)
     with pytest.raises(ValueError, match="needs a prior"):
         PriorScaledRidge(lam=1.0).fit(np.eye(3, dtype=bool), np.ones(3), np.ones(3))
     from paddlex_interpret.core.surrogate import EvidenceRidge
@@ -664,31 +664,31 @@ def test_glime_documented_errors(model, fast_weights, glime_image, classifier):
     other = nl.GlobalWeights(np.ones((len(fast_weights.class_names), 3)) / 3,
                              class_names=fast_weights.class_names)
     with pytest.raises(ValueError, match="concepts"):
-        normlime_api.glime(glime_image, model, other, codebook=fast_weights.codebook)
+        glime_api.glime(glime_image, model, other, codebook=fast_weights.codebook)
     with pytest.raises(ValueError, match="codebook"):
-        normlime_api.glime(glime_image, model, other, num_samples=20)
+        glime_api.glime(glime_image, model, other, num_samples=20)
 
 
 def test_glime_accepts_a_weights_path_and_a_plain_classifier(weights_file, ds):
     clf = colour_classifier(ds.labels)
     img = load_image(ds.val_items()[0][0])
-    g = normlime_api.glime(img, clf, weights_file, beta=5.0, num_samples=60, seed=0)
+    g = glime_api.glime(img, clf, weights_file, beta=5.0, num_samples=60, seed=0)
     assert g.weights.shape == g.extra["prior"].shape and g.label_names == list(ds.labels)
 
 
 # ------------------------------------------------------------------------------------ bad inputs
 def test_empty_dataset(pdx, model, ds, tmp_path):
     with pytest.raises(DatasetError, match="empty"):
-        normlime_api.build_normlime_weights(model, [])
+        weights_api.build_normlime_weights(model, [])
     with pytest.raises(DatasetError, match="empty"):
         paddlex_interpret.normlime(ds.val_items()[0][0], model, [], save_dir=str(tmp_path))
     empty_list = tmp_path / "empty.txt"
     empty_list.write_text("")
     empty = pdx.datasets.ImageNet(ds.root, str(empty_list), ds.labels_file, model.test_transforms)
     with pytest.raises(DatasetError, match="empty"):
-        normlime_api.build_normlime_weights(model, empty)
+        weights_api.build_normlime_weights(model, empty)
     with pytest.raises(DatasetError):
-        normlime_api.build_normlime_weights(model, np.zeros((0, 8, 8, 3), np.uint8))
+        weights_api.build_normlime_weights(model, np.zeros((0, 8, 8, 3), np.uint8))
 
 
 def test_dataset_whose_labels_do_not_match_the_model(pdx, model, ds, tmp_path):
@@ -696,16 +696,16 @@ def test_dataset_whose_labels_do_not_match_the_model(pdx, model, ds, tmp_path):
     labels.write_text("cat\ndog\nbird\n")
     other = pdx.datasets.ImageNet(ds.root, ds.val_list, str(labels), model.test_transforms)
     with pytest.raises(DatasetError, match="do not match"):
-        normlime_api.build_normlime_weights(model, other)
+        weights_api.build_normlime_weights(model, other)
     with pytest.raises(DatasetError, match="do not match"):
         paddlex_interpret.normlime(ds.val_items()[0][0], model, other, save_dir=str(tmp_path),
                                    num_samples=20)
     items = ds.val_items()
     with pytest.raises(DatasetError, match="label id 7"):
-        normlime_api.build_normlime_weights(model, [(items[0][0], 0), (items[1][0], 7)])
+        weights_api.build_normlime_weights(model, [(items[0][0], 0), (items[1][0], 7)])
     # a valid cache does not hide a wrong dataset
     with pytest.raises(DatasetError):
-        normlime_api.load_or_build_normlime_weights(str(tmp_path / "w.npz"), model, other)
+        weights_api.load_or_build_normlime_weights(str(tmp_path / "w.npz"), model, other)
 
 
 def test_unreadable_images_are_skipped_and_counted(model, ds, tmp_path, caplog):
@@ -715,41 +715,41 @@ def test_unreadable_images_are_skipped_and_counted(model, ds, tmp_path, caplog):
     bad = [str(tmp_path / "broken.png"), str(tmp_path / "missing.png"), str(tmp_path / "a_dir.png")]
     items = good[:5] + bad + good[5:]
     with caplog.at_level("WARNING", logger="paddlex_interpret"):
-        gw = normlime_api.build_normlime_weights(model, items, mode="fast", n_concepts=6)
+        gw = weights_api.build_normlime_weights(model, items, mode="fast", n_concepts=6)
     assert gw.info["n_skipped"] == 3 and gw.info["n_images"] == len(good)
     assert any("broken.png" in s for s in gw.info["skipped"])
     assert "skipped 3 unreadable" in caplog.text
     # aggregate mode too (a colour classifier keeps it fast), with labels for stratification
     clf = colour_classifier(ds.labels)
     labelled = [(p, i) for i, p in enumerate(bad)] + [(p, l) for p, l, _ in ds.val_items()[::10]]
-    gw = normlime_api.build_normlime_weights(clf, labelled, mode="avg", num_samples=40,
+    gw = weights_api.build_normlime_weights(clf, labelled, mode="avg", num_samples=40,
                                              n_concepts=6, max_images=len(labelled))
     assert gw.settings["variant"] == "avg"
     assert gw.info["n_skipped"] == 3 and gw.info["n_images"] == len(labelled) - 3
     with pytest.raises(DatasetError, match="no readable image"):
-        normlime_api.build_normlime_weights(model, bad)
+        weights_api.build_normlime_weights(model, bad)
 
 
 def test_bad_mode_and_budget(model, ds):
     items = [p for p, _, _ in ds.val_items()[:3]]
     with pytest.raises(ValueError, match="mode"):
-        normlime_api.build_normlime_weights(model, items, mode="slow")
+        weights_api.build_normlime_weights(model, items, mode="slow")
     with pytest.raises(ValueError, match="max_images"):
-        normlime_api.build_normlime_weights(model, items, max_images=0)
+        weights_api.build_normlime_weights(model, items, max_images=0)
 
 
 def test_a_weights_build_verifies_the_weights_once(model, ds, monkeypatch):
     """Both builders hold the classifier's weights (its inference engine fingerprints them once
     per build, not once per batch or per LIME)."""
-    from paddlex_interpret import backends
-    from paddlex_interpret.predictors import PaddleXClassifier
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+    from paddlex_interpret.runtime import fingerprint, policy
 
     clf = PaddleXClassifier(model, backend="inference")
     items = [p for p, _, _ in ds.train_items()[:6]]
     cb = ConceptCodebook().fit(items, n_concepts=4, seed=0)
     calls = []
-    real = backends.parameter_fingerprint
-    monkeypatch.setattr(backends, "parameter_fingerprint",
+    real = fingerprint.parameter_fingerprint
+    monkeypatch.setattr(policy, "parameter_fingerprint",
                         lambda layer: calls.append(1) or real(layer))
     nl.build_global_weights_aggregate(clf, items[:3], cb, num_samples=40, batch_size=20, seed=0)
     assert len(calls) == 1

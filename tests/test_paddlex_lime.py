@@ -73,7 +73,7 @@ def test_png_npz_and_paddlex13_naming(pdx, model, val_items, tmp_path):
 
 
 def test_explained_image_is_what_the_model_sees(model, val_items):
-    from paddlex_interpret.predictors import PaddleXClassifier
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 
     clf = PaddleXClassifier(model)
     view = clf.view(val_items[0][0])

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from paddlex_interpret import backends, predictors
+from paddlex_interpret.runtime import cache, engine, export, policy, scheduling
 from paddlex_interpret.core import native, perturbation
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.perturbation import (compose_normalised, iter_batches, make_fill,
                                                  perturb, sample_masks)
-from paddlex_interpret.predictors import LayerClassifier, PaddleXClassifier
+from paddlex_interpret import LayerClassifier, PaddleXClassifier
 
 multi_core = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="workers need 2+ cores")
 
@@ -36,8 +36,9 @@ def workers_not_ruled_out(monkeypatch):
     """'auto' turns the workers off for a layer once they ran slower than the one predictor
     (Paddle 3.x, where predictor.run() holds the GIL), for the process; an earlier test on the
     shared model may have done so. Each test here starts without that (restored after it)."""
-    for st in list(backends._STATES.values()):
-        monkeypatch.setattr(st, "workers_slow", None)
+    for entry in list(cache.ENGINES._layers.values()):
+        for st in entry.states.values():
+            monkeypatch.setattr(st, "workers_slow", None)
 
 
 def _grid(shape, cells):
@@ -90,7 +91,7 @@ def test_worker_inputs_are_shared_or_copied_with_the_same_outputs(trained, image
             np.copyto(buf, x[:b])
             np.testing.assert_allclose(w.run(b), ref[:b], atol=1e-5)
         assert w.zero_copy in (True, False)
-    with pytest.raises(backends.ExportError):
+    with pytest.raises(export.ExportError):
         engine.workers((os.cpu_count() or 1) + 1)
 
 
@@ -106,7 +107,7 @@ def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkey
         image, fill, seg, masks, 20)
 
     calls = {"n": 0}
-    real_run = backends.EngineWorker.run
+    real_run = engine.EngineWorker.run
 
     def flaky(self, batch):
         calls["n"] += 1
@@ -114,7 +115,7 @@ def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkey
             raise RuntimeError("worker broke")
         return real_run(self, batch)
 
-    monkeypatch.setattr(backends.EngineWorker, "run", flaky)
+    monkeypatch.setattr(engine.EngineWorker, "run", flaky)
     with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
         got = clf.predict_masks(image, fill, seg, masks, 20)
     np.testing.assert_allclose(got, ref, atol=1e-5)
@@ -138,13 +139,13 @@ def test_no_workers_in_dygraph_off_or_before_auto_decides(trained, image):
 
 
 def test_parallel_option_is_validated():
-    assert backends.check_parallel("auto") == "auto"
-    assert backends.check_parallel(True) == "auto"
-    assert backends.check_parallel(False) == 0
-    assert backends.check_parallel(3) == 3
+    assert policy.check_parallel("auto") == "auto"
+    assert policy.check_parallel(True) == "auto"
+    assert policy.check_parallel(False) == 0
+    assert policy.check_parallel(3) == 3
     for bad in ("yes", -1, 1.5):
         with pytest.raises(ValueError, match="parallel"):
-            backends.check_parallel(bad)
+            policy.check_parallel(bad)
     with pytest.raises(ValueError, match="parallel"):
         LayerClassifier(lambda x: x, parallel="fast")
 
@@ -189,23 +190,23 @@ def test_the_one_cpu_predictor_runs_batches_in_parts_of_at_most_32(trained, imag
     fill = make_fill(image, seg, "black")
     clf = PaddleXClassifier(trained.model, backend="inference", parallel=False)
     sizes = []
-    real_call = backends.InferenceEngine.__call__
-    monkeypatch.setattr(backends.InferenceEngine, "__call__",
+    real_call = engine.InferenceEngine.__call__
+    monkeypatch.setattr(engine.InferenceEngine, "__call__",
                         lambda self, x: sizes.append(len(x)) or real_call(self, x))
     got = clf.predict_masks(image, fill, seg, masks, 50)
     assert sizes[0] == 50 and sizes[1:] == [25] * 4  # the first, before the engine was chosen
     np.testing.assert_allclose(got, clf(perturb(image, fill, seg, masks)), atol=1e-5)
-    cuts = predictors._engine_slices(slice(10, 110), clf.runner)
+    cuts = scheduling.engine_slices(slice(10, 110), clf.runner.info)
     assert [(c.start, c.stop) for c in cuts] == [(10, 35), (35, 60), (60, 85), (85, 110)]
-    monkeypatch.setattr(backends, "CPU_ENGINE_MAX_BATCH", 0)  # off
-    assert predictors._engine_slices(slice(0, 50), clf.runner) == [slice(0, 50)]
+    monkeypatch.setattr(scheduling, "CPU_ENGINE_MAX_BATCH", 0)  # off
+    assert scheduling.engine_slices(slice(0, 50), clf.runner.info) == [slice(0, 50)]
 
 
 def test_the_last_round_of_batches_is_cut_in_halves():
-    sizes = [[s.stop - s.start for s in predictors._split_tail(list(iter_batches(n, b)), w)]
+    sizes = [[s.stop - s.start for s in scheduling.split_tail(list(iter_batches(n, b)), w)]
              for n, b, w in ((150, 50, 2), (95, 50, 2), (60, 50, 2), (150, 50, 1), (40, 50, 2))]
     assert sizes == [[50, 25, 25, 25, 25], [25, 25, 25, 20], [25, 25, 10], [50, 50, 50], [40]]
-    cuts = predictors._split_tail(list(iter_batches(1000, 50)), 2)
+    cuts = scheduling.split_tail(list(iter_batches(1000, 50)), 2)
     assert [s.start for s in cuts] == sorted(s.start for s in cuts)
     assert cuts[0].start == 0 and cuts[-1].stop == 1000
     assert all(a.stop == b.start for a, b in zip(cuts, cuts[1:]))
@@ -223,20 +224,20 @@ def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, mo
     fill = make_fill(image, seg, "black")
     ref = PaddleXClassifier(trained.model, backend="inference", parallel=False).predict_masks(
         image, fill, seg, masks, 20)
-    monkeypatch.setattr(backends, "AUTO_WORKERS_MIN_BUSY", 1.5)
+    monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 1.5)
     forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
     np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), ref, atol=1e-5)
     assert forced.backend_info.get("workers") == 2
     auto = PaddleXClassifier(trained.model, backend="inference")
     runs = []
-    real_run = backends.EngineWorker.run
-    monkeypatch.setattr(backends.EngineWorker, "run",
+    real_run = engine.EngineWorker.run
+    monkeypatch.setattr(engine.EngineWorker, "run",
                         lambda self, b: runs.append(b) or real_run(self, b))
     with caplog.at_level(logging.INFO, logger="paddlex_interpret"):
         got = auto.predict_masks(image, fill, seg, masks, 20)
     np.testing.assert_allclose(got, ref, atol=1e-5)
     assert 6 <= len(runs) < 20  # warm-up + 2 timed batches per worker, then the one predictor
-    monkeypatch.setattr(backends, "AUTO_WORKERS_MIN_BUSY", 0.0)
+    monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 0.0)
     assert not auto.runner.workers_busy(shape, 0.5)  # busy enough: kept
     assert "workers" not in auto.backend_info and "busy" in auto.backend_info["workers_off"]
     assert any("workers off" in r.getMessage() for r in caplog.records)
@@ -253,7 +254,7 @@ def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch
     engine = clf.runner.engine(shape)
     assert engine.seconds_per_image is not None
     assert clf.runner.workers(shape) is not None  # a 64 px MobileNetV3_small is fast
-    monkeypatch.setattr(backends, "AUTO_WORKERS_SECONDS_PER_IMAGE",
+    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE",
                         engine.seconds_per_image / 2)
     assert clf.runner.workers(shape) is None  # 'auto': too slow a model
     assert len(clf.runner.workers(shape, parallel=2)) == 2  # asked for: any model

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import train_classifier
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.predictors import PaddleXClassifier
-from paddlex_interpret.synthetic import make_shapes_dataset, stamp_watermark
+from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ This module uses that posterior to certify a *ranking* rather than every weight:
   equals the previous round's (an empirical check that does not rely on the variance estimate);
   otherwise it goes on until ``num_samples`` (the cap).
 
-With the same seed the masks are the first rows of the ones plain LIME draws, so an adaptive run
-that never stops early *is* plain LIME. The explanation's settings record ``num_samples_used``,
+With the same seed the masks are the first rows of the ones the explainer's sampler draws, so an
+adaptive run that never stops early *is* the plain run. The explanation's settings record ``num_samples_used``,
 ``adaptive_converged``, the rounds and the posterior's estimate of the samples still needed
 (Slack et al.'s perturbations-to-go, for the weakest boundary pair).
 
@@ -47,7 +47,6 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .surrogate import cosine_distance_to_all_on, exponential_kernel
 
 __all__ = ["AdaptiveSampling", "resolve_adaptive", "posterior", "certify_topk"]
 
@@ -183,19 +182,18 @@ def certify_topk(mean, sd, top_k, tolerance=0.05, confidence=0.95, rank_by="valu
     return certified, sorted(top.tolist()), float(np.max(factor))
 
 
-def run_adaptive(explainer, image, segments, fill_image, masks, labels, batch_size, policy,
-                 predict_masks, prior=None):
-    """Consume ``masks`` (all ``num_samples`` rows, drawn as plain LIME would) in rounds.
+def run_adaptive(explainer, masks, labels, batch_size, policy, predict_masks, prior=None):
+    """Consume ``masks`` (all ``num_samples`` rows, drawn as the explainer's sampler draws them)
+    in rounds.
 
-    ``predict_masks(masks_part) -> (n, C)`` runs the model. Returns ``(n_used, outputs (n_used,
-    C), info dict)``.
+    ``predict_masks(masks_part) -> (n, C)`` runs the model; the sample weights are the
+    explainer's (:meth:`~paddlex_interpret.core.lime.LimeExplainer.sample_weight`) and the
+    posterior uses its surrogate's ridge terms (``penalties()``). Returns ``(n_used, outputs
+    (n_used, C), info dict)``.
     """
     num_samples = len(masks)
     size, min_samples = policy.plan(num_samples, batch_size)
-    surrogate = explainer.surrogate
-    alpha = float(getattr(surrogate, "alpha", 1.0))
-    beta = float(getattr(surrogate, "beta", 0.0))
-    tau = float(getattr(surrogate, "tau", 1.0))
+    alpha, beta, tau = (float(v) for v in explainer.surrogate.penalties())
     outputs = None
     used = 0
     previous_top = None
@@ -210,9 +208,7 @@ def run_adaptive(explainer, image, segments, fill_image, masks, labels, batch_si
         outputs[used:used + step] = part
         used += step
         X = masks[:used]
-        distances = cosine_distance_to_all_on(X)
-        weights = (explainer.kernel(distances) if explainer.kernel is not None
-                   else exponential_kernel(distances, explainer.kernel_width))
+        weights = explainer.sample_weight(X)
         mean, sd = posterior(X, outputs[:used, labels], weights, alpha, beta, tau,
                              prior if beta > 0 else None)
         tops, ok, factors = [], True, []

@@ -1,10 +1,11 @@
 """Scores for superpixel explanations: faithfulness (deletion / insertion, MoRF / LeRF), agreement
 with a ground-truth mask (pointing game, IoU) and stability across repeated runs.
 
-Pure numpy. The model enters only as ``classifier_fn``: ``(B, H, W, 3) uint8 -> (B, C)``
-probabilities or logits (rows that do not sum to 1 get a softmax, as in LIME). Perturbed images are
-built like LIME's (hidden superpixels take the *fill*: ``'black'``, ``'mean'``, ``'blur'``, a colour
-or an image) and streamed through the classifier ``batch_size`` at a time, never all at once.
+Pure numpy. The model enters only as ``classifier_fn``: a
+:class:`~paddlex_interpret.core.classifier.Classifier` or a function ``(B, H, W, 3) uint8 -> (B, C)``
+probabilities or logits. Perturbed images are built like LIME's (hidden superpixels take the
+*fill*: ``'black'``, ``'mean'``, ``'blur'``, a colour or an image) and run through the classifier's
+``predict_masks``, ``batch_size`` at a time, never all at once.
 
 * **Deletion** (= MoRF, "most relevant first"): hide superpixels in decreasing weight order and
   follow the probability of the explained label; a faithful explanation makes it drop fast, so
@@ -38,8 +39,8 @@ deletes the evidence faster than the reverse order::
 """
 import numpy as np
 
-from .lime import as_probabilities
-from .perturbation import iter_batches, make_fill, perturb
+from .classifier import as_classifier
+from .perturbation import make_fill
 
 __all__ = ["order_segments", "perturbation_curve", "deletion_curve", "insertion_curve",
            "morf_curve", "lerf_curve", "area_under_curve", "deletion_auc", "insertion_auc",
@@ -85,7 +86,8 @@ def perturbation_curve(classifier_fn, image, segments, weights, label, mode="del
     revealed from the fill (``mode='insertion'``) in ``order`` of ``weights``.
 
     Args:
-        classifier_fn: ``(B, H, W, 3) uint8 -> (B, C)`` probabilities or logits.
+        classifier_fn: a :class:`~paddlex_interpret.core.classifier.Classifier` or
+            ``(B, H, W, 3) uint8 -> (B, C)`` probabilities or logits.
         image: ``(H, W, 3)`` uint8, the image that was explained.
         segments: ``(H, W)`` int superpixel ids ``0..d-1``.
         weights: ``(d,)`` superpixel weights for ``label``.
@@ -120,11 +122,10 @@ def perturbation_curve(classifier_fn, image, segments, weights, label, mode="del
     changed = rank[None, :] < counts[:, None]  # (steps, n): superpixel already changed at step
     masks = ~changed if mode == "deletion" else changed  # True = show the image there
     fill_image = make_fill(image, segments, fill)
-    probs = np.empty(len(counts), dtype=np.float64)
-    buffer = None
-    for sl in iter_batches(len(counts), int(batch_size)):
-        buffer = perturb(image, fill_image, segments, masks[sl], out=buffer)
-        probs[sl] = as_probabilities(classifier_fn(buffer))[:, int(label)]
+    classifier = as_classifier(classifier_fn)
+    with classifier.hold_weights():
+        probs = classifier.predict_masks(image, fill_image, segments, masks,
+                                         int(batch_size))[:, int(label)]
     if x == "pixels":
         areas = np.bincount(segments.ravel(), minlength=n).astype(np.float64)
         cum = np.concatenate([[0.0], np.cumsum(areas[perm])]) / areas.sum()

@@ -1,7 +1,8 @@
 """NormLIME: global, per-class weights of concepts, learned from a dataset and a model.
 
-Two ways to build them (both take ``classifier_fn``: ``(B, H, W, 3) uint8 -> (B, C)`` probabilities
-or logits, and a :class:`~paddlex_interpret.core.concepts.ConceptCodebook`):
+Two ways to build them (both take ``classifier_fn``: a
+:class:`~paddlex_interpret.core.classifier.Classifier` or a function ``(B, H, W, 3) uint8 ->
+(B, C)`` probabilities or logits, and a :class:`~paddlex_interpret.core.concepts.ConceptCodebook`):
 
 * :func:`build_global_weights_fast` -- PaddleX 1.3's shipped method, about one forward pass per
   image: per image a binary vector of the concepts that occur (on its superpixels, or on a fixed
@@ -49,7 +50,8 @@ import numpy as np
 from ..errors import NormLimeCacheError
 from ..io import atomic_write
 from .concepts import ConceptCodebook, describe_item, load_item
-from .lime import LimeExplainer, as_probabilities, hold_weights
+from .classifier import as_classifier
+from .lime import LimeExplainer
 from .segmentation import make_segmenter
 
 __all__ = ["GlobalWeights", "select_stratified", "grid_segments", "concept_occurrences",
@@ -280,7 +282,7 @@ def _as_items(images):
 
 
 def _label_names(classifier_fn, class_names, num_classes):
-    names = class_names if class_names is not None else getattr(classifier_fn, "label_names", None)
+    names = class_names if class_names is not None else as_classifier(classifier_fn).label_names
     if names is not None and len(names) == num_classes:
         return [str(n) for n in names]
     if names is not None:
@@ -293,7 +295,7 @@ class _StreamingPredictor:
     shape), so memory stays at one batch whatever the dataset size."""
 
     def __init__(self, classifier_fn, batch_size):
-        self.classifier_fn, self.batch_size = classifier_fn, int(batch_size)
+        self.classifier_fn, self.batch_size = as_classifier(classifier_fn), int(batch_size)
         self.pending, self.probs, self.seconds = [], [], 0.0
 
     def add(self, image):
@@ -305,7 +307,7 @@ class _StreamingPredictor:
     def flush(self):
         if self.pending:
             t0 = time.perf_counter()
-            self.probs.append(as_probabilities(self.classifier_fn(np.stack(self.pending))))
+            self.probs.append(self.classifier_fn.predict(np.stack(self.pending)))
             self.seconds += time.perf_counter() - t0
             self.pending = []
 
@@ -385,7 +387,7 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     """
     t0 = time.perf_counter()
     predictor = _StreamingPredictor(classifier_fn, batch_size)
-    with hold_weights(classifier_fn):  # weights verified once for the whole build
+    with predictor.classifier_fn.hold_weights():  # weights verified once for the whole build
         if occurrences is None:
             occurrences = concept_occurrences(images, codebook, segmenter=segmenter, grid=grid,
                                               labels=labels, max_images=max_images, seed=seed,
@@ -442,7 +444,8 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
     explained = None
     loader = _Loader(items, indices, load, progress, "NormLIME")
     n_used = 0
-    with hold_weights(classifier_fn):  # weights verified once for the whole build
+    classifier_fn = as_classifier(classifier_fn)
+    with classifier_fn.hold_weights():  # weights verified once for the whole build
         for i, image in loader:
             explainer = LimeExplainer(classifier_fn, segmenter=seg_spec, fill=fill,
                                       kernel_width=kernel_width, num_samples=num_samples,

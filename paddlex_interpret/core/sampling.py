@@ -1,11 +1,11 @@
-"""Mask samplers for LIME-style explanations, and a LIME explainer that takes one (GLIME).
+"""Mask samplers for LIME-style explanations and the kernel that weights their samples.
 
 A sampler draws the binary masks (one bool per superpixel, first row all on) and gives the sample
 weights of the surrogate fit:
 
 * :class:`BernoulliSampler` is LIME's and PaddleX 1.3's: every superpixel on with probability 1/2,
-  weights = LIME's kernel on the cosine distance to the all-on mask. With it
-  :class:`SampledLimeExplainer` is :class:`~paddlex_interpret.core.lime.LimeExplainer`, bit for bit.
+  weights = LIME's kernel on the cosine distance to the all-on mask; the default of
+  :class:`~paddlex_interpret.core.lime.LimeExplainer`.
 * :class:`PairedKernelSampler` (GLIME's default) estimates *the same* weighted least-squares
   surrogate with less variance at the same number of forward passes, by two standard devices:
 
@@ -25,14 +25,14 @@ weights of the surrogate fit:
   LIME's surrogate; what changes is the sampling noise. Pairs remove the noise that the even part
   of the model's response (pairwise interactions, the response to how much is hidden) puts into
   the weights, and double the weight of the odd part (e.g. third-order effects of a saturating
-  response), so they help when the even part dominates. Measured (BENCHMARKS.md): on the
-  Fashion-MNIST model at N=1000 the weights' seed-to-seed variance drops by about 30% with the
-  same deletion / insertion AUC as LIME; on the tiny shapes model with 9-19 superpixels the gain
-  is smaller and at N <= 100 the pairs can be worse than LIME's sampling.
+  response), so they help when the even part dominates; with few superpixels and few samples
+  they can be worse than LIME's sampling (BENCHMARKS.md, "Explanation quality vs the peers").
 
-A sampler is any object with ``sample(num_samples, n_segments, rng) -> (N, d) bool`` (first row
-all on) and ``sample_weight(masks, kernel) -> (N,)``, where ``kernel`` maps cosine distances to
-LIME's kernel weights (the explainer's ``kernel`` / ``kernel_width``).
+A sampler is a :class:`Sampler`: ``sample(num_samples, n_segments, rng, kernel) -> (N, d) bool``
+(first row all on) and ``sample_weight(masks, kernel) -> (N,)``, where ``kernel`` maps cosine
+distances to the all-on mask to LIME's kernel weights (:func:`make_kernel`). The explainer
+computes every sample weight through its sampler, so LIME, GLIME and adaptive sampling share one
+kernel.
 
 Example::
 
@@ -46,27 +46,65 @@ import functools
 
 import numpy as np
 
-from .lime import LimeExplainer
-from .perturbation import make_fill, sample_masks
-from .surrogate import cosine_distance_to_all_on, exponential_kernel
+from .perturbation import sample_masks
 
-__all__ = ["BernoulliSampler", "PairedKernelSampler", "SAMPLERS", "make_sampler",
-           "SampledLimeExplainer"]
+__all__ = ["cosine_distance_to_all_on", "exponential_kernel", "make_kernel", "Sampler",
+           "BernoulliSampler", "PairedKernelSampler", "SAMPLERS", "make_sampler"]
 
 
-class BernoulliSampler:
+def cosine_distance_to_all_on(masks):
+    """Cosine distance of every binary mask row to the all-on row (LIME's default distance).
+
+    For a row with ``k`` of ``d`` superpixels on it is ``1 - sqrt(k / d)``; an all-off row is at 1.
+    """
+    masks = np.asarray(masks)
+    k = masks.sum(axis=1, dtype=np.float64)
+    return 1.0 - np.sqrt(k / masks.shape[1])
+
+
+def exponential_kernel(distances, kernel_width=0.25):
+    """LIME's kernel ``sqrt(exp(-d^2 / width^2))``; PaddleX 1.3 used width 0.25."""
+    d = np.asarray(distances, dtype=np.float64)
+    return np.sqrt(np.exp(-(d ** 2) / float(kernel_width) ** 2))
+
+
+def make_kernel(kernel=None, kernel_width=0.25):
+    """The kernel ``distances -> weights``: ``kernel`` when given, else LIME's exponential kernel
+    of width ``kernel_width``."""
+    if kernel is not None:
+        if not callable(kernel):
+            raise TypeError("kernel must be a function of the distances, got %r" % (kernel,))
+        return kernel
+    return functools.partial(exponential_kernel, kernel_width=float(kernel_width))
+
+
+class Sampler:
+    """Draws LIME's masks and gives their sample weights (see the module docstring)."""
+
+    name = "custom"
+
+    def sample(self, num_samples, n_segments, rng, kernel):
+        """``(num_samples, n_segments)`` bool masks, first row all on."""
+        raise NotImplementedError
+
+    def sample_weight(self, masks, kernel):
+        """``(N,)`` weights of the surrogate fit for ``masks``."""
+        raise NotImplementedError
+
+    def describe(self):
+        return {"sampler": self.name}
+
+
+class BernoulliSampler(Sampler):
     """LIME's sampler: superpixels on with probability 1/2, weights = the kernel (PaddleX 1.3)."""
 
     name = "bernoulli"
 
-    def sample(self, num_samples, n_segments, rng):
+    def sample(self, num_samples, n_segments, rng, kernel=None):
         return sample_masks(num_samples, n_segments, rng)
 
     def sample_weight(self, masks, kernel):
         return kernel(cosine_distance_to_all_on(masks))
-
-    def describe(self):
-        return {"sampler": self.name}
 
 
 def _log_binomial(d):
@@ -76,7 +114,7 @@ def _log_binomial(d):
     return gammaln(d + 1) - gammaln(k + 1) - gammaln(d - k + 1)
 
 
-class PairedKernelSampler:
+class PairedKernelSampler(Sampler):
     """Antithetic pairs drawn from LIME's kernel-weighted distribution, with importance weights
     that keep LIME's estimand (see the module docstring).
 
@@ -123,69 +161,21 @@ class PairedKernelSampler:
         k = masks.sum(axis=1)
         return c * q[k] / m[k]
 
-    def describe(self):
-        return {"sampler": self.name}
-
 
 SAMPLERS = {"bernoulli": BernoulliSampler, "lime": BernoulliSampler,
             "paired_kernel": PairedKernelSampler, "paired": PairedKernelSampler}
 
 
 def make_sampler(sampler):
-    """A sampler object from a name (``'bernoulli'``/``'lime'``, ``'paired_kernel'``/``'paired'``)
-    or an object with ``sample`` and ``sample_weight`` (returned as is)."""
+    """A :class:`Sampler` from a name (``'bernoulli'``/``'lime'``, ``'paired_kernel'``/
+    ``'paired'``) or a :class:`Sampler` instance (returned as is)."""
     if isinstance(sampler, str):
         if sampler not in SAMPLERS:
-            raise ValueError("unknown sampler %r; choose one of %s or pass an object with "
-                             "sample() and sample_weight()" % (sampler, sorted(SAMPLERS)))
+            raise ValueError("unknown sampler %r; choose one of %s or pass a Sampler"
+                             % (sampler, sorted(SAMPLERS)))
         return SAMPLERS[sampler]()
-    if not (callable(getattr(sampler, "sample", None))
-            and callable(getattr(sampler, "sample_weight", None))):
-        raise TypeError("a sampler needs sample(num_samples, n_segments, rng) and "
-                        "sample_weight(masks, kernel) methods, got %r" % (sampler,))
+    if not isinstance(sampler, Sampler):
+        raise TypeError("a sampler must be a name or a paddlex_interpret.core.sampling.Sampler "
+                        "(sample(num_samples, n_segments, rng, kernel) and "
+                        "sample_weight(masks, kernel)), got %r" % (sampler,))
     return sampler
-
-
-class SampledLimeExplainer(LimeExplainer):
-    """:class:`~paddlex_interpret.core.lime.LimeExplainer` with a pluggable mask sampler (captum
-    ``LimeBase`` style: sampler and surrogate are passed in). ``sampler='bernoulli'`` is plain
-    LIME bit for bit; GLIME uses :class:`PairedKernelSampler`. Adaptive sampling is LIME's only.
-
-    All other arguments are :class:`~paddlex_interpret.core.lime.LimeExplainer`'s.
-    """
-
-    def __init__(self, classifier_fn, sampler="bernoulli", **kwargs):
-        if kwargs.get("adaptive") is not None:
-            raise ValueError("adaptive sampling is available with LimeExplainer only")
-        super().__init__(classifier_fn, **kwargs)
-        self.sampler = make_sampler(sampler)
-
-    def _kernel_fn(self):
-        if self.kernel is not None:
-            return self.kernel
-        return functools.partial(exponential_kernel, kernel_width=self.kernel_width)
-
-    def sample(self, image, segments, num_samples, batch_size, seed):
-        rng = np.random.default_rng(seed)
-        d = int(segments.max()) + 1
-        if isinstance(self.sampler, PairedKernelSampler):
-            masks = self.sampler.sample(num_samples, d, rng, kernel=self._kernel_fn())
-        elif isinstance(self.sampler, BernoulliSampler):
-            return super().sample(image, segments, num_samples, batch_size, seed)
-        else:
-            masks = np.asarray(self.sampler.sample(num_samples, d, rng), dtype=bool)
-            if masks.shape != (num_samples, d):
-                raise ValueError("the sampler returned masks of shape %s, expected %s"
-                                 % (masks.shape, (num_samples, d)))
-        fill_image = make_fill(image, segments, self.fill)
-        return masks, self.predict_masks(image, fill_image, segments, masks, batch_size)
-
-    def fit(self, masks, outputs, labels, prior=None):
-        weights = np.asarray(self.sampler.sample_weight(masks, self._kernel_fn()),
-                             dtype=np.float64)
-        return self.surrogate.fit(masks, outputs[:, labels], weights, prior=prior)
-
-    def settings(self, num_samples, batch_size, seed):
-        s = super().settings(num_samples, batch_size, seed)
-        s.update(getattr(self.sampler, "describe", lambda: {"sampler": "custom"})())
-        return s

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["make_segmenter", "relabel", "SEGMENTER_DEFAULTS"]
+__all__ = ["make_segmenter", "relabel", "SEGMENTER_DEFAULTS", "Segmenter", "MemoSegmenter"]
 
 # PaddleX 1.3 called ``quickshift(image, sigma=1)``, i.e. scikit-image's defaults kernel_size=5,
 # max_dist=10, ratio=1.0 with sigma=1.
@@ -86,7 +86,7 @@ class Segmenter:
 def make_segmenter(spec="quickshift", seed=0, **params):
     """Build a segmenter from a name (``quickshift``/``slic``/``felzenszwalb``, PaddleX 1.3's
     quickshift settings by default, overridable with ``params``) or a callable ``f(image)``."""
-    if isinstance(spec, Segmenter):
+    if isinstance(spec, (Segmenter, MemoSegmenter)):
         return spec
     if callable(spec):
         name = getattr(spec, "__name__", type(spec).__name__)
@@ -97,3 +97,28 @@ def make_segmenter(spec="quickshift", seed=0, **params):
     merged = dict(SEGMENTER_DEFAULTS[spec], **params)
     fn = functools.partial(_ALGORITHMS[spec], seed=seed, **merged)
     return Segmenter(spec, fn, dict(merged, seed=seed))
+
+
+class MemoSegmenter:
+    """A segmenter that remembers its label map per image content (the last ``size`` images),
+    so that the stages of one run that segment the same image (the concept codebook, the concept
+    occurrences, a probe at every checkpoint) compute it once."""
+
+    def __init__(self, segmenter, size=4096):
+        self.segmenter = make_segmenter(segmenter)
+        self.size = int(size)
+        self._memo = {}
+        self.name = getattr(self.segmenter, "name", "memo")
+
+    def __call__(self, image):
+        image = np.asarray(image)
+        key = (image.shape, hash(image.tobytes()))
+        seg = self._memo.get(key)
+        if seg is None:
+            seg = self._memo[key] = self.segmenter(image)
+            while len(self._memo) > self.size:
+                self._memo.pop(next(iter(self._memo)))
+        return seg
+
+    def describe(self):
+        return self.segmenter.describe()

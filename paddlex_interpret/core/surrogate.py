@@ -8,10 +8,15 @@ prior ``w0`` and ``beta>0`` the fit is pulled toward ``tau w0`` (GLIME's default
 solve serves all labels. ``PriorScaledRidge`` uses the prior the other way G-LIME (Li et al., AIJ
 2022) does: as a per-superpixel penalty, ``alpha_j`` large where the prior says "irrelevant".
 
+Every surrogate is a :class:`Surrogate`: ``fit(X, Y, sample_weight, prior=None)`` returning a
+:class:`SurrogateFit`, ``uses_prior`` (whether ``fit`` reads the prior: GLIME), ``penalties()``
+(the ridge terms adaptive sampling's posterior uses) and ``describe()``.
+
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.surrogate import WeightedRidge, cosine_distance_to_all_on, exponential_kernel
+    >>> from paddlex_interpret.core.surrogate import WeightedRidge
+    >>> from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
     >>> X = np.random.default_rng(0).integers(0, 2, (200, 3)).astype(bool); X[0] = True
     >>> Y = (X @ np.array([0.6, 0.0, -0.3]))[:, None] + 0.1
     >>> fit = WeightedRidge(alpha=1e-6).fit(X, Y, exponential_kernel(cosine_distance_to_all_on(X)))
@@ -23,8 +28,8 @@ import functools
 
 import numpy as np
 
-__all__ = ["cosine_distance_to_all_on", "exponential_kernel", "SurrogateFit", "WeightedRidge",
-           "PriorScaledRidge", "SklearnSurrogate", "single_thread_blas"]
+__all__ = ["Surrogate", "SurrogateFit", "WeightedRidge", "PriorScaledRidge", "EvidenceRidge",
+           "SklearnSurrogate", "as_surrogate", "single_thread_blas"]
 
 _BLAS = {}
 
@@ -34,9 +39,7 @@ def single_thread_blas():
     """numpy's BLAS limited to one thread inside the block (``threadpoolctl``, a scikit-learn
     dependency; a no-op without it). A surrogate's problem is small (N x d, d ~ 100): one thread
     is as fast, and several compete with the inference engine's threads, which keep spinning
-    after a forward pass. Measured on 2 cores right after a Paddle Inference run, a 1000 x 123
-    ridge fit: 1.6-1.9 ms on one thread, 1.3-104 ms with BLAS's default two on Paddle 3.3.1,
-    1.8-7.2 ms on 2.6.2 (BENCHMARKS.md)."""
+    after a forward pass (BENCHMARKS.md, "Where MobileNetV3_small's LIME time goes")."""
     ctl = _BLAS.get("ctl")
     if ctl is None:
         try:
@@ -62,22 +65,6 @@ def _one_blas_thread(fit):
     return wrapped
 
 
-def cosine_distance_to_all_on(masks):
-    """Cosine distance of every binary mask row to the all-on row (LIME's default distance).
-
-    For a row with ``k`` of ``d`` superpixels on it is ``1 - sqrt(k / d)``; an all-off row is at 1.
-    """
-    masks = np.asarray(masks)
-    k = masks.sum(axis=1, dtype=np.float64)
-    return 1.0 - np.sqrt(k / masks.shape[1])
-
-
-def exponential_kernel(distances, kernel_width=0.25):
-    """LIME's kernel ``sqrt(exp(-d^2 / width^2))``; PaddleX 1.3 used width 0.25."""
-    d = np.asarray(distances, dtype=np.float64)
-    return np.sqrt(np.exp(-(d ** 2) / float(kernel_width) ** 2))
-
-
 class SurrogateFit:
     """Coefficients ``(L, d)``, intercepts, weighted R^2 and the prediction for the all-on mask."""
 
@@ -97,7 +84,27 @@ def _weighted_r2(y, pred, w):
     return r2
 
 
-class WeightedRidge:
+class Surrogate:
+    """An interpretable model fitted on (mask, model output) pairs (see the module docstring)."""
+
+    #: whether :meth:`fit` reads its ``prior`` (then the explanation is GLIME)
+    uses_prior = False
+
+    def fit(self, X, Y, sample_weight, prior=None):
+        """Fit ``Y (N, L)`` on ``X (N, d)`` with weights ``sample_weight (N,)``; returns a
+        :class:`SurrogateFit`."""
+        raise NotImplementedError
+
+    def penalties(self):
+        """``(alpha, beta, tau)`` of the kernel-weighted ridge whose Gaussian posterior adaptive
+        sampling uses for this surrogate (:func:`~paddlex_interpret.core.adaptive.posterior`)."""
+        return (1.0, 0.0, 1.0)
+
+    def describe(self):
+        return {"surrogate": type(self).__name__}
+
+
+class WeightedRidge(Surrogate):
     """Kernel-weighted ridge regression with an intercept and an optional prior (GLIME).
 
     Args:
@@ -110,6 +117,13 @@ class WeightedRidge:
         if alpha < 0 or beta < 0:
             raise ValueError("alpha and beta must be >= 0")
         self.alpha, self.beta, self.tau = float(alpha), float(beta), float(tau)
+
+    @property
+    def uses_prior(self):
+        return self.beta > 0
+
+    def penalties(self):
+        return (self.alpha, self.beta, self.tau)
 
     def describe(self):
         return {"surrogate": "WeightedRidge", "alpha": self.alpha, "beta": self.beta,
@@ -158,7 +172,7 @@ def _centred_normal_equations(X, Y, sample_weight):
     return X, Y, w, x_mean, y_mean, (X - x_mean).T @ Xw, Xw.T @ (Y - y_mean)
 
 
-class PriorScaledRidge:
+class PriorScaledRidge(Surrogate):
     """Kernel-weighted ridge whose penalty on superpixel ``j`` shrinks with its prior relevance
     (the G-LIME way of using a global prior, Li et al. 2022, for ridge): minimises
     ``sum_i pi_i (y_i - b - x_i.w)^2 + sum_j (alpha + lam / (r_j + eps)) w_j^2`` with
@@ -172,7 +186,13 @@ class PriorScaledRidge:
         if alpha < 0 or lam < 0 or eps <= 0:
             raise ValueError("alpha and lam must be >= 0 and eps > 0")
         self.alpha, self.lam, self.eps = float(alpha), float(lam), float(eps)
-        self.beta = self.lam  # > 0: the explainer then reports method 'glime'
+
+    @property
+    def uses_prior(self):
+        return self.lam > 0
+
+    def penalties(self):
+        return (self.alpha, 0.0, 1.0)
 
     def describe(self):
         return {"surrogate": "PriorScaledRidge", "alpha": self.alpha, "lam": self.lam,
@@ -196,7 +216,7 @@ class PriorScaledRidge:
         return _solve(grams, rhs, X, Y, w, x_mean, y_mean)
 
 
-class EvidenceRidge:
+class EvidenceRidge(Surrogate):
     """:class:`WeightedRidge` whose prior strength ``beta`` (and, by default, the prior's scale
     ``tau``) are chosen per label from the samples: the ``beta`` of ``betas`` with the largest
     marginal likelihood (type-II maximum likelihood, "evidence") of the Bayesian reading of the
@@ -225,8 +245,12 @@ class EvidenceRidge:
         self.betas = np.asarray(np.logspace(-2, 4, 31) if betas is None else betas, np.float64)
         if self.betas.ndim != 1 or not len(self.betas) or (self.betas < 0).any():
             raise ValueError("betas must be a non-empty list of values >= 0")
-        self.beta = float(self.betas.max())  # > 0: the explainer then reports method 'glime'
         self.last_beta = None
+
+    uses_prior = True
+
+    def penalties(self):
+        return (self.alpha, 0.0, 1.0)
 
     def describe(self):
         return {"surrogate": "EvidenceRidge", "alpha": self.alpha,
@@ -277,12 +301,15 @@ class EvidenceRidge:
         return fit
 
 
-class SklearnSurrogate:
+class SklearnSurrogate(Surrogate):
     """Any scikit-learn regressor with ``coef_``/``intercept_`` and ``fit(X, y, sample_weight)``,
     cloned and fitted once per label (e.g. ``Lasso``); slower than :class:`WeightedRidge`."""
 
     def __init__(self, regressor):
         self.regressor = regressor
+
+    def penalties(self):
+        return (float(getattr(self.regressor, "alpha", 1.0)), 0.0, 1.0)
 
     def describe(self):
         return {"surrogate": type(self.regressor).__name__}
@@ -301,3 +328,18 @@ class SklearnSurrogate:
             scores.append(m.score(X, Y[:, j], sample_weight=sample_weight))
             local.append(float(m.predict(X[:1])[0]))
         return SurrogateFit(coefs, icpts, scores, local)
+
+
+def as_surrogate(surrogate):
+    """A :class:`Surrogate`: ``None`` -> ``WeightedRidge(alpha=1)`` (PaddleX 1.3's Ridge), a
+    :class:`Surrogate` as is, a scikit-learn regressor (``fit`` and ``get_params``) wrapped in
+    :class:`SklearnSurrogate`; anything else raises ``TypeError``."""
+    if surrogate is None:
+        return WeightedRidge(alpha=1.0)
+    if isinstance(surrogate, Surrogate):
+        return surrogate
+    if callable(getattr(surrogate, "fit", None)) and callable(getattr(surrogate, "get_params",
+                                                                        None)):
+        return SklearnSurrogate(surrogate)
+    raise TypeError("surrogate must be a paddlex_interpret.core.surrogate.Surrogate or a "
+                    "scikit-learn regressor, got %r" % (surrogate,))

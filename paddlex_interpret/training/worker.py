@@ -1,16 +1,16 @@
 """Explain PaddleX checkpoints in a separate process while training goes on.
 
 Why a process: a Paddle Inference predictor with oneDNN, built and run inside the training process,
-makes the PaddleX dygraph training that follows about 25% slower for the rest of the process
-(measured, BENCHMARKS.md "Why the hook explains in a worker process"), and PaddleX training on the CPU keeps one
-core busy. So :class:`~paddlex_interpret.hooks.ExplainHook` (``background=True``, the default) hands
+makes the PaddleX dygraph training that follows slower for the rest of the process (BENCHMARKS.md,
+"Why the hook explains in a worker process"), and PaddleX training on the CPU keeps one core
+busy. So :class:`~paddlex_interpret.training.hook.ExplainHook` (``background=True``, the default) hands
 each checkpoint *directory* to a :class:`CheckpointWorker`: a child Python process that loads the
 model from the checkpoint files (``paddlex.load_model`` once, then only the new
-``model.pdparams``), runs the same :class:`~paddlex_interpret.explain_session.ExplainSession`
+``model.pdparams``), runs the same :class:`~paddlex_interpret.training.session.ExplainSession`
 stages on its own threads, writes the NormLIME weights file into the checkpoint directory and logs
 to VisualDL itself. The live model, its RNG states and its gradients are never touched.
 
-The child is a fresh interpreter (``python -m paddlex_interpret.worker``, not ``multiprocessing``
+The child is a fresh interpreter (``python -m paddlex_interpret.training.worker``, not ``multiprocessing``
 spawn, which would re-run a user's training script that has no ``__main__`` guard); it talks to
 the parent over a socket pair with pickled messages. POSIX only (the hook explains in the training
 process elsewhere). The child runs at a lower priority (``nice`` 10; the environment variable
@@ -18,7 +18,7 @@ process elsewhere). The child runs at a lower priority (``nice`` 10; the environ
 
 Example (what the hook does)::
 
-    from paddlex_interpret.worker import CheckpointWorker
+    from paddlex_interpret.training.worker import CheckpointWorker
     worker = CheckpointWorker(probes=["val/0.png"], options={"num_samples": 300})
     worker.submit({"epoch": 1, "checkpoint_dir": "output/epoch_1",
                    "logdir": "output/vdl_log/explain", "items": paths, "labels": labels})
@@ -70,9 +70,9 @@ class CheckpointWorker:
     """A child process that explains checkpoint directories, one job at a time.
 
     Args:
-        probes, options: what :class:`~paddlex_interpret.explain_session.ExplainSession` takes.
-        weights_builder: ``f(session, context)`` run in the child (must be picklable; default the
-            hook's PaddleX builder on the job's eval items).
+        probes, options: what :class:`~paddlex_interpret.training.session.ExplainSession` takes.
+        weights_builder: a weights builder run in the child (must be picklable; default the
+            session's builder on the job's eval items).
         num_threads: CPU threads of the child's predictors (default
             :func:`default_worker_threads`).
         device: Paddle device of the child (default the parent's ``paddle.get_device()``).
@@ -101,7 +101,7 @@ class CheckpointWorker:
         parent_sock, child_sock = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "paddlex_interpret.worker", str(child_sock.fileno())],
+                [sys.executable, "-m", "paddlex_interpret.training.worker", str(child_sock.fileno())],
                 pass_fds=(child_sock.fileno(),), env=_child_env(self.num_threads),
                 stdin=subprocess.DEVNULL, close_fds=True)
         except Exception as exc:
@@ -209,12 +209,12 @@ class _ChildState:
     def __init__(self, init):
         import paddle
 
-        from .explain_session import ExplainSession
+        from .session import ExplainSession
 
         paddle.set_device(init.get("device") or "cpu")
         self.num_threads = int(init["num_threads"])
-        self.session = ExplainSession(init["probes"], **init["options"])
-        self.weights_builder = init.get("weights_builder")
+        self.session = ExplainSession(init["probes"], weights_builder=init.get("weights_builder"),
+                                      **init["options"])
         self.model = None
         self.classifier = None
 
@@ -225,7 +225,7 @@ class _ChildState:
             import paddlex
 
             self.model = paddlex.load_model(checkpoint_dir)
-            from .predictors import PaddleXClassifier
+            from ..adapters.paddlex import PaddleXClassifier
 
             self.classifier = PaddleXClassifier(self.model, num_threads=self.num_threads)
         else:
@@ -236,12 +236,11 @@ class _ChildState:
 
 def _run_job(state, job):
     """Explain one checkpoint: ``job`` = ``{"epoch", "checkpoint_dir", "logdir", "is_last",
-    "label_names", "items", "labels"}``. Returns the reply dict; never raises."""
-    from .explain_session import CheckpointContext
-    from .hooks import paddlex_weights_builder
+    "label_names", "items", "labels", "log_files"}``. Returns the reply dict; never raises."""
+    from .report import CheckpointContext
 
     session = state.session
-    session.log_files.update(job.get("log_files") or {})
+    session.sink.log_files.update(job.get("log_files") or {})
     epoch = int(job["epoch"])
     context = CheckpointContext(epoch=epoch, classifier=None, logdir=job.get("logdir"),
                                 checkpoint_dir=job.get("checkpoint_dir"),
@@ -249,31 +248,23 @@ def _run_job(state, job):
     try:
         model = state.load(job["checkpoint_dir"])
     except Exception as exc:
-        session._log_error(None, context, "load checkpoint", exc)
-        return {"report": None, "log_file": _log_file(session),
+        session.log_error(None, context, "load checkpoint", exc)
+        return {"report": None, "log_file": session.sink.log_file,
                 "error": "could not load checkpoint %s: %s: %s"
                 % (job["checkpoint_dir"], type(exc).__name__, exc)}
-    items = job.get("items")
-    extra = {"model": model,
-             "dataset": None if items is None else list(zip(items, job.get("labels")
-                                                            or [0] * len(items)))}
+    items, labels = job.get("items"), job.get("labels")
     if items is not None:
-        extra["normlime_items"] = list(items)
-        extra["normlime_labels"] = job.get("labels")
+        context.dataset = list(zip(items, labels)) if labels else list(items)
     context.classifier = state.classifier
     context.layer = model.net
-    context.weights_builder = state.weights_builder or paddlex_weights_builder
-    context.label_names = job.get("label_names") or (
-        list(model.labels) if getattr(model, "labels", None) else None)
-    context.extra = extra
-    report = None
+    context.label_names = job.get("label_names") or state.classifier.label_names
     try:
         report = session.explain_checkpoint(context)
     except Exception as exc:  # explain_checkpoint guards its stages; this is the last resort
-        session._log_error(None, context, "checkpoint", exc)
-        return {"report": None, "log_file": _log_file(session),
+        session.log_error(None, context, "checkpoint", exc)
+        return {"report": None, "log_file": session.sink.log_file,
                 "error": "%s: %s" % (type(exc).__name__, exc)}
-    return {"report": report, "log_file": _log_file(session), "error": None,
+    return {"report": report, "log_file": session.sink.log_file, "error": None,
             "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -283,16 +274,6 @@ def _peak_rss_mib():
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    except Exception:
-        return None
-
-
-def _log_file(session):
-    writer = session._writer
-    if writer is None:
-        return None
-    try:
-        return os.path.join(session._writer_dir, os.path.basename(writer.file_name))
     except Exception:
         return None
 

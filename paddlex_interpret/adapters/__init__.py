@@ -1,0 +1,28 @@
+"""Adapters: each turns a model into a :class:`~paddlex_interpret.core.classifier.Classifier`
+(a PaddleX 2.x classifier, any ``paddle.nn.Layer``). :func:`classifier_for` picks one."""
+from ..core.classifier import Classifier, as_classifier
+from ..errors import UnsupportedModelError
+
+__all__ = ["classifier_for"]
+
+
+def classifier_for(model, **options):
+    """``(classifier, the PaddleX model or None)`` for a PaddleX classifier (wrapped in a
+    :class:`~paddlex_interpret.adapters.paddlex.PaddleXClassifier` with ``options``), a
+    :class:`~paddlex_interpret.core.classifier.Classifier`, or a callable ``images ->
+    probabilities``.
+
+    Raises:
+        UnsupportedModelError: anything else, or a PaddleX model that is not a usable classifier.
+    """
+    from .paddlex import PaddleXClassifier, check_paddlex_classifier, is_paddlex_model
+
+    if is_paddlex_model(model):
+        check_paddlex_classifier(model)
+        return PaddleXClassifier(model, **options), model
+    if isinstance(model, Classifier):
+        return model, getattr(model, "model", None)
+    if callable(model):
+        return as_classifier(model), None
+    raise UnsupportedModelError("expected a PaddleX classifier or a callable images -> "
+                                "probabilities, got %s" % type(model).__name__)

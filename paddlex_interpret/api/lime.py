@@ -1,0 +1,81 @@
+"""``lime``: LIME on a PaddleX 2.x classifier with PaddleX 1.3's semantics (classifier only; the
+explained image is the one the model sees after its test transforms' geometric steps; the PNG is
+written into ``save_dir/<image name>/``), returning the result instead of ``None``.
+
+Example::
+
+    from paddlex_interpret.api.lime import lime
+    exp = lime("val/0001.png", model, num_samples=1000, save_dir="explain")
+    exp.ranked(exp.labels[0])[:3]     # [(superpixel, weight), ...]
+"""
+import logging
+import os
+
+from ..adapters.paddlex import PaddleXClassifier, check_paddlex_classifier
+from ..core.classifier import check_positive_int
+from ..core.images import check_image_path
+from ..core.lime import LimeExplainer
+from ..io import ensure_writable_dir
+from .output import image_name, save_explanation
+
+__all__ = ["lime", "prepare"]
+
+logger = logging.getLogger("paddlex_interpret")
+
+
+def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
+    """Check the arguments every PaddleX 1.3 function shares (before anything runs) and return
+    ``(classifier, image name, num_samples, batch_size)``."""
+    check_paddlex_classifier(model)
+    num_samples = check_positive_int(num_samples, "num_samples")
+    if not (isinstance(batch_size, str) and batch_size == "auto"):
+        batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(img_file, (str, bytes, os.PathLike)):
+        img_file = check_image_path(img_file)
+    ensure_writable_dir(save_dir)
+    return PaddleXClassifier(model, backend=backend), image_name(img_file), num_samples, batch_size
+
+
+def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, seed=0, top_k=1,
+         labels=None, segmenter="quickshift", segmenter_params=None, fill="black",
+         kernel_width=0.25, surrogate=None, save_png=True, progress=False, backend="auto",
+         adaptive=None):
+    """Explain ``model``'s prediction on ``img_file`` with LIME (PaddleX 1.3 semantics).
+
+    Args:
+        img_file: image path (any bit depth, grey/RGBA/palette) or an RGB array.
+        model: a PaddleX 2.x classifier (``paddlex.cls.*`` or ``paddlex.load_model``).
+        num_samples, batch_size: LIME samples and the model batch size (both >= 1;
+            ``batch_size='auto'`` picks it from memory).
+        save_dir: where ``<image name>/lime_s<N>-<k>.png`` (and ``.npz``) are written.
+        seed: repeatable sampling and segmentation. top_k / labels: which classes to explain
+            (``labels`` by id or class name).
+        segmenter, segmenter_params, fill, kernel_width, surrogate: see
+            :class:`~paddlex_interpret.core.lime.LimeExplainer`.
+        backend: ``'auto'``, ``'dygraph'`` or ``'inference'``
+            (:mod:`~paddlex_interpret.runtime.policy`).
+        adaptive: optional adaptive sampling (see :class:`LimeExplainer`); off by default.
+
+    Returns:
+        :class:`paddlex_interpret.Explanation` with ``png_path`` (and ``npz_path``) set.
+
+    Raises:
+        UnsupportedModelError: not a classifier, or no test transforms.
+        FileNotFoundError / IsADirectoryError / ImageReadError: a bad ``img_file``.
+        ValueError: ``num_samples`` or ``batch_size`` < 1, an unknown label name.
+        PermissionError / NotADirectoryError: ``save_dir`` not writable, or a file.
+    """
+    classifier, name, num_samples, batch_size = prepare(img_file, model, num_samples,
+                                                        batch_size, save_dir, backend=backend)
+    explainer = LimeExplainer(classifier, segmenter=segmenter, segmenter_params=segmenter_params,
+                              fill=fill, kernel_width=kernel_width, surrogate=surrogate,
+                              num_samples=num_samples, batch_size=batch_size, seed=seed,
+                              progress=progress, adaptive=adaptive)
+    image = classifier.view(img_file)
+    explanation = explainer.explain(image, labels=labels, top_k=top_k)
+    explanation.settings["backend"] = classifier.backend_info.get("backend")
+    logger.info("predicted %s with probability %.3f", explanation.label_name(
+        explanation.predicted_label), explanation.predicted_probability)
+    if save_png:
+        save_explanation(explanation, save_dir, name, "lime_s%d" % num_samples, figure="lime")
+    return explanation

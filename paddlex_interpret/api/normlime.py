@@ -1,0 +1,95 @@
+"""``normlime``: LIME, NormLIME and their product for one image, PaddleX 1.3's
+``paddlex.interpret.normlime``; the NormLIME weights are learned from a dataset once and cached
+(:mod:`~paddlex_interpret.api.weights`).
+
+Example::
+
+    from paddlex_interpret.api.normlime import normlime
+    exp = normlime("val/0001.png", model, dataset=eval_dataset, num_samples=1000, save_dir="out")
+    exp.extra["normlime"], exp.extra["combined"]        # (L, n_superpixels) each
+"""
+import logging
+import os
+
+import numpy as np
+
+from ..core.lime import LimeExplainer
+from ..core.normlime import combine, normlime_weights_for
+from .lime import prepare
+from .output import save_explanation
+from .weights import default_weights_path, load_or_build_normlime_weights, normalise_mode
+
+__all__ = ["normlime"]
+
+logger = logging.getLogger("paddlex_interpret")
+
+
+def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, save_dir="./",
+             normlime_weights_file=None, *, seed=0, mode="fast", max_images=None, codebook=None,
+             top_k=1, labels=None, segmenter="quickshift", segmenter_params=None, fill="black",
+             kernel_width=0.25, n_concepts=16, build_num_samples=1000, save_png=True,
+             progress=False, backend=None):
+    """Explain ``model``'s prediction on ``img_file`` with LIME and NormLIME (PaddleX 1.3
+    semantics).
+
+    The NormLIME weights are learned from ``dataset`` once and cached in ``normlime_weights_file``
+    (default ``save_dir/normlime_weights-<model>-<mode>.npz``); a cache built for another model,
+    classes, codebook or settings, or a corrupt one, is rebuilt with a warning.
+
+    Args:
+        img_file, model, num_samples, batch_size, save_dir: as :func:`paddlex_interpret.lime`.
+        dataset: required (a ``paddlex.datasets.ImageNet``, a folder or a list of images).
+        normlime_weights_file: the weights cache (computed when absent, loaded when present).
+        mode, max_images, codebook, n_concepts, build_num_samples: how the weights are built
+            (:func:`build_normlime_weights`; ``build_num_samples`` is LIME's budget per dataset
+            image in aggregate mode).
+        seed, top_k, labels, segmenter, segmenter_params, fill, kernel_width: the LIME run.
+        backend: passed on to :func:`paddlex_interpret.lime`'s model adapter when given.
+        save_png: write ``save_dir/<image name>/normlime_s<N>-<k>.png`` (rows: image,
+            LIME, NormLIME, combined) and the ``.npz`` next to it.
+
+    Returns:
+        :class:`~paddlex_interpret.Explanation`; ``extra['normlime']`` and ``extra['combined']``
+        (``(L, n_segments)``), ``concepts`` (concept id per superpixel), ``global_weights``,
+        ``weights_file``, ``png_path``.
+
+    Raises:
+        ValueError: ``dataset`` is None. DatasetError: empty dataset or classes that do not match
+        the model. Plus everything :func:`paddlex_interpret.lime` raises.
+    """
+    if dataset is None:
+        raise ValueError("normlime needs a dataset: the NormLIME weights are learned from the "
+                         "model's predictions on it (pass e.g. your paddlex.datasets.ImageNet "
+                         "validation set, a folder or a list of image paths)")
+    prepare_kw = {} if backend is None else {"backend": backend}
+    classifier, name, num_samples, batch_size = prepare(img_file, model, num_samples,
+                                                         batch_size, save_dir, **prepare_kw)
+    build_batch_size = batch_size if isinstance(batch_size, (int, np.integer)) else 50
+    mode_n, variant = normalise_mode(mode, "normlime")
+    path = (os.fspath(normlime_weights_file) if normlime_weights_file is not None
+            else default_weights_path(save_dir, model, mode if mode_n == "fast" else variant))
+    gw = load_or_build_normlime_weights(
+        path, model, dataset, mode=mode_n, codebook=codebook, max_images=max_images, seed=seed,
+        num_samples=build_num_samples, batch_size=build_batch_size, progress=progress,
+        variant=variant, n_concepts=n_concepts, segmenter=segmenter,
+        segmenter_params=segmenter_params, fill=fill, kernel_width=kernel_width)
+    explainer = LimeExplainer(classifier, segmenter=segmenter, segmenter_params=segmenter_params,
+                              fill=fill, kernel_width=kernel_width, num_samples=num_samples,
+                              batch_size=batch_size, seed=seed, progress=progress)
+    image = classifier.view(img_file)
+    explanation = explainer.explain(image, labels=labels, top_k=top_k)
+    concepts = gw.codebook.assign(explanation.image, explanation.segments)
+    nl = normlime_weights_for(explanation, concepts, gw)
+    explanation.extra["normlime"] = nl
+    explanation.extra["combined"] = combine(explanation.weights, nl)
+    explanation.settings.update(method="normlime", normlime_mode=gw.mode,
+                                normlime_variant=gw.settings.get("variant"),
+                                normlime_weights_file=path, codebook=gw.codebook.fingerprint())
+    explanation.concepts = concepts
+    explanation.global_weights = gw
+    explanation.weights_file = path
+    logger.info("predicted %s with probability %.3f", explanation.label_name(
+        explanation.predicted_label), explanation.predicted_probability)
+    if save_png:
+        save_explanation(explanation, save_dir, name, "normlime_s%d" % num_samples, figure="normlime")
+    return explanation

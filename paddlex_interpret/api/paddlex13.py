@@ -1,0 +1,21 @@
+"""PaddleX 1.3's ``paddlex.interpret`` on PaddleX 2.x classifiers: after ``import
+paddlex_interpret``, ``paddlex.interpret`` *is* this module.
+
+The functions keep PaddleX 1.3's signatures and semantics, take a few keyword-only extras (seed,
+top_k, labels, segmenter, fill...) and return the result object instead of ``None``. No logic
+lives here: :mod:`~paddlex_interpret.api.lime`, :mod:`~paddlex_interpret.api.normlime` and
+:mod:`~paddlex_interpret.api.glime` hold it.
+
+Example::
+
+    import paddlex_interpret
+    import paddlex as pdx
+    model = pdx.load_model("output/best_model")
+    exp = pdx.interpret.lime("val/0001.png", model, num_samples=1000, save_dir="explain")
+    exp.png_path                       # explain/0001/lime_s1000-0.png
+"""
+from .glime import glime
+from .lime import lime
+from .normlime import normlime
+
+__all__ = ["lime", "normlime", "glime"]

@@ -1,0 +1,255 @@
+"""NormLIME weights from a dataset and a model: built, cached in a file and checked.
+
+* :func:`build_normlime_weights` fits a concept codebook on a dataset (or takes one) and builds the
+  per-class concept weights (:class:`~paddlex_interpret.core.normlime.GlobalWeights`), ``fast``
+  (PaddleX 1.3's logistic regression, about one forward pass per image) or ``aggregate`` (LIME on
+  every image, the NormLIME paper).
+* :func:`load_or_build_normlime_weights` is the cache: a weights file carries a fingerprint of what
+  it was built from (class names, codebook, mode and settings, the model's fingerprint); a corrupt
+  or stale file is rebuilt with a warning, never silently used; writes are atomic.
+
+Example::
+
+    import paddlex_interpret
+    gw = paddlex_interpret.build_normlime_weights(model, eval_dataset, save_path="nl.npz")
+    gw.top_concepts(0, 5)
+"""
+import logging
+import os
+import warnings
+
+import numpy as np
+
+from ..adapters import classifier_for
+from ..core.classifier import check_positive_int
+from ..core.concepts import ConceptCodebook
+from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
+                             build_global_weights_fast, select_stratified)
+from ..errors import DatasetError, NormLimeCacheError
+from .datasets import resolve_dataset
+
+__all__ = ["build_normlime_weights", "load_or_build_normlime_weights", "expected_fingerprint",
+           "build_settings", "normalise_mode", "resolve_codebook", "default_weights_path",
+           "DEFAULT_MAX_IMAGES"]
+
+logger = logging.getLogger("paddlex_interpret")
+
+#: images used when ``max_images`` is None, per mode (aggregate runs LIME on each one).
+DEFAULT_MAX_IMAGES = {"fast": 1000, "aggregate": 100}
+_FINGERPRINT_VERSION = 2
+
+
+def _names_and_classes(classifier):
+    names = classifier.label_names
+    names = [str(n) for n in names] if names else None
+    n = classifier.num_classes
+    if n is None and names:
+        n = len(names)
+    return names, (int(n) if n is not None else None)
+
+
+def normalise_mode(mode, variant):
+    if mode in ("normlime", "avg"):
+        return "aggregate", mode
+    if mode not in ("fast", "aggregate"):
+        raise ValueError("mode must be 'fast' or 'aggregate' (or 'normlime'/'avg'), got %r"
+                         % (mode,))
+    return mode, variant
+
+
+def build_settings(mode, variant, max_images, seed, num_samples, top_k, grid, fill,
+                    kernel_width, segmenter, segmenter_params):
+    s = {"mode": mode, "max_images": int(max_images), "seed": int(seed),
+         "segmenter": segmenter if isinstance(segmenter, str) else "custom",
+         "segmenter_params": {k: v for k, v in sorted((segmenter_params or {}).items())
+                              if np.isscalar(v)}}
+    if mode == "fast":
+        s["grid"] = None if grid is None else int(grid)
+    else:
+        s.update(variant=variant, num_samples=int(num_samples), top_k=int(top_k),
+                 fill=fill if isinstance(fill, str) else "custom", kernel_width=float(kernel_width))
+    return s
+
+
+def expected_fingerprint(classifier, class_names, num_classes, mode, settings, codebook=None,
+                         n_concepts=16):
+    """The fingerprint a weights file must carry to be reused for ``classifier`` (a
+    :class:`~paddlex_interpret.core.classifier.Classifier`: its ``fingerprint()``). With a
+    ``codebook`` it must have been built on that codebook; without one, on a codebook of
+    ``n_concepts`` concepts over the same segmenter (the codebook seed is the build seed, part of
+    ``settings``)."""
+    fp = {"version": _FINGERPRINT_VERSION, "class_names": class_names, "num_classes": num_classes,
+          "mode": mode, "settings": settings, "model": classifier.fingerprint()}
+    if codebook is not None:
+        fp["codebook"] = codebook.fingerprint()
+    else:
+        fp["codebook_settings"] = {"n_concepts": int(n_concepts),
+                                   "segmenter": settings["segmenter"]}
+    return fp
+
+
+def resolve_codebook(codebook):
+    if codebook is None or isinstance(codebook, ConceptCodebook):
+        return codebook
+    if isinstance(codebook, (str, bytes, os.PathLike)):
+        return ConceptCodebook.load(os.fsdecode(codebook))
+    raise TypeError("codebook must be a ConceptCodebook, a path to one, or None")
+
+
+def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_images=None,
+                           codebook=None, seed=0, num_samples=1000, batch_size=50, progress=False,
+                           *, variant="normlime", n_concepts=16, segmenter="quickshift",
+                           segmenter_params=None, grid=None, top_k=1, fill="black",
+                           kernel_width=0.25, _expected=None):
+    """Learn NormLIME's per-class concept weights from ``dataset`` and ``model``.
+
+    Args:
+        model: a PaddleX 2.x classifier (images go through its test transforms' geometric steps,
+            :meth:`PaddleXClassifier.view`), or any ``images -> probabilities`` callable (a
+            ``view`` method is used when it has one).
+        dataset: a ``paddlex.datasets.ImageNet``, a folder, a list of paths/arrays (or
+            ``(image, label)`` pairs), or an ``(N, H, W, 3)`` array. Its class names and label ids
+            must fit the model. Unreadable images are skipped and counted (``weights.info``).
+        save_path: write the weights (with their codebook and fingerprint) there, atomically.
+        mode: ``'fast'`` (default; PaddleX 1.3's) or ``'aggregate'`` (LIME per image;
+            ``variant`` ``'normlime'`` or ``'avg'``; ``mode='normlime'``/``'avg'`` also work).
+        max_images: budget, stratified by class and seeded (None: 1000 fast, 100 aggregate).
+        codebook: a :class:`ConceptCodebook` (or its path) to reuse; None fits one with
+            ``n_concepts`` on the chosen images (seeded by ``seed``).
+        seed: selection, codebook and LIME sampling seed.
+        num_samples, batch_size: LIME samples per image (aggregate) and the model batch size.
+        segmenter, segmenter_params: superpixels for the codebook and the explanations;
+            ``grid=n`` makes fast mode use PaddleX 1.3's n x n grid for the occurrence vectors.
+        progress: tqdm progress bars.
+
+    Returns:
+        :class:`GlobalWeights` (``.codebook`` set, ``.fingerprint`` filled).
+
+    Raises:
+        DatasetError: empty dataset, classes or labels that do not match the model, or no
+            readable image in it.
+    """
+    mode, variant = normalise_mode(mode, variant)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    num_samples = check_positive_int(num_samples, "num_samples")
+    max_images = check_positive_int(DEFAULT_MAX_IMAGES[mode] if max_images is None else max_images,
+                                    "max_images")
+    classifier, _ = classifier_for(model)
+    names, num_classes = _names_and_classes(classifier)
+    items, labels, ds_names = resolve_dataset(dataset, names, num_classes)
+    if names is None and ds_names is not None:
+        names = ds_names
+    codebook = resolve_codebook(codebook)
+    settings = build_settings(mode, variant, max_images, seed, num_samples, top_k, grid, fill,
+                               kernel_width, segmenter, segmenter_params)
+    load = classifier.view
+    seg_spec = segmenter
+    if segmenter_params and isinstance(segmenter, str):
+        from ..core.segmentation import make_segmenter
+
+        seg_spec = make_segmenter(segmenter, seed=seed, **segmenter_params)
+    indices = select_stratified(len(items), labels, max_images, seed)
+    chosen = [items[i] for i in indices]
+    chosen_labels = None if labels is None else [labels[i] for i in indices]
+    if codebook is None:
+        try:
+            codebook = ConceptCodebook().fit(chosen, segmenter=seg_spec, n_concepts=n_concepts,
+                                             seed=seed, load=load, progress=progress)
+        except ValueError as exc:
+            if "no readable image" in str(exc):
+                raise DatasetError("NormLIME: %s" % exc) from exc
+            raise
+    common = dict(labels=chosen_labels, seed=seed, num_classes=num_classes, class_names=names,
+                  load=load, progress=progress, segmenter=seg_spec)
+    try:
+        if mode == "fast":
+            gw = build_global_weights_fast(classifier, chosen, codebook, grid=grid,
+                                           batch_size=batch_size, **common)
+        else:
+            gw = build_global_weights_aggregate(classifier, chosen, codebook, variant=variant,
+                                                num_samples=num_samples, batch_size=batch_size,
+                                                top_k=top_k, fill=fill,
+                                                kernel_width=kernel_width, **common)
+    except ValueError as exc:
+        if "no readable image" in str(exc):
+            raise DatasetError(str(exc)) from exc
+        raise
+    gw.settings.update(settings)
+    gw.info["dataset_size"] = len(items)
+    fp = dict(_expected) if _expected else expected_fingerprint(
+        classifier, names or gw.class_names, num_classes or gw.num_classes, mode, settings)
+    fp["codebook"] = codebook.fingerprint()
+    fp["codebook_settings"] = {
+        "n_concepts": int(codebook.settings.get("n_concepts", codebook.n_concepts)),
+        "segmenter": settings["segmenter"]}
+    gw.fingerprint = fp
+    if gw.info.get("n_skipped"):
+        logger.warning("NormLIME weights built on %d image(s); %d unreadable image(s) skipped",
+                       gw.info["n_images"], gw.info["n_skipped"])
+    if save_path is not None:
+        save_path = os.fspath(save_path)
+        parent = os.path.dirname(os.path.abspath(save_path))
+        os.makedirs(parent, exist_ok=True)
+        gw.save(save_path)
+        logger.info("NormLIME weights saved in %s", save_path)
+    return gw
+
+
+def load_or_build_normlime_weights(path, model, dataset=None, mode="fast", codebook=None,
+                                   max_images=None, seed=0, num_samples=1000, batch_size=50,
+                                   progress=False, **kwargs):
+    """Load the weights at ``path`` if they were built for this model, classes, codebook, mode and
+    settings; otherwise (absent, corrupt or stale) build them from ``dataset`` and save them there
+    atomically. A corrupt or stale file is reported with ``warnings.warn`` before being rebuilt.
+
+    Other arguments as for :func:`build_normlime_weights`.
+    """
+    path = os.fspath(path)
+    mode_n, variant = normalise_mode(mode, kwargs.get("variant", "normlime"))
+    kwargs["variant"] = variant
+    max_images_n = DEFAULT_MAX_IMAGES[mode_n] if max_images is None else max_images
+    classifier, _ = classifier_for(model)
+    names, num_classes = _names_and_classes(classifier)
+    if dataset is not None:  # check it even when the cache is good: a wrong dataset is an error
+        resolve_dataset(dataset, names, num_classes)
+    codebook = resolve_codebook(codebook)
+    settings = build_settings(mode_n, variant, check_positive_int(max_images_n, "max_images"),
+                               seed, num_samples, kwargs.get("top_k", 1), kwargs.get("grid"),
+                               kwargs.get("fill", "black"), kwargs.get("kernel_width", 0.25),
+                               kwargs.get("segmenter", "quickshift"),
+                               kwargs.get("segmenter_params"))
+    expected = expected_fingerprint(classifier, names, num_classes, mode_n, settings, codebook,
+                                    kwargs.get("n_concepts", 16))
+    if os.path.exists(path):
+        try:
+            gw = GlobalWeights.load(path)
+        except (NormLimeCacheError, OSError) as exc:
+            warnings.warn("NormLIME weights file %r is unusable (%s); rebuilding it" % (path, exc),
+                          RuntimeWarning, stacklevel=2)
+        else:
+            stale = gw.mismatches(expected)
+            if gw.codebook is None:
+                stale.append("codebook")
+            if not stale:
+                logger.info("NormLIME weights loaded from %s", path)
+                return gw
+            warnings.warn("NormLIME weights file %r was built for a different %s; rebuilding it"
+                          % (path, ", ".join(stale)), RuntimeWarning, stacklevel=2)
+    if dataset is None:
+        raise DatasetError("no usable NormLIME weights at %r and no dataset to build them from"
+                           % path)
+    return build_normlime_weights(classifier, dataset, save_path=path, mode=mode_n,
+                                  max_images=max_images, codebook=codebook, seed=seed,
+                                  num_samples=num_samples, batch_size=batch_size,
+                                  progress=progress, _expected=expected, **kwargs)
+
+
+def default_weights_path(save_dir, model, mode="fast"):
+    """``save_dir/normlime_weights-<model class>-<mode>.npz``: the file :func:`normlime` uses when
+    ``normlime_weights_file`` is None (PaddleX 1.3 crashed there)."""
+    from ..adapters.paddlex import is_paddlex_model
+
+    name = type(model).__name__ if is_paddlex_model(model) else "model"
+    return os.path.join(os.fspath(save_dir), "normlime_weights-%s-%s.npz" % (name, mode))
+
+

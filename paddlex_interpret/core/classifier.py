@@ -1,0 +1,175 @@
+"""The model side of an explanation, declared: the :class:`Classifier` protocol, its defaults, and
+the one rule that turns model outputs into probabilities.
+
+Everything the core asks of a model is a method of :class:`Classifier`; the core never probes a
+model with ``getattr``. A subclass must give ``__call__`` (uint8 images to outputs); the rest
+have defaults a faster adapter overrides:
+
+* :meth:`~Classifier.predict_masks` -- the outputs of LIME's perturbed images for a block of
+  mask rows (default: compose the uint8 images batch by batch and call the model; the Paddle
+  adapters compose the normalised inputs directly and spread the batches over workers);
+* :meth:`~Classifier.hold_weights` -- a block in which the weights cannot change (default a
+  no-op; the Paddle adapters verify their weights once inside it instead of at every call);
+* :meth:`~Classifier.suggest_batch_size`, :meth:`~Classifier.view`,
+  :meth:`~Classifier.fingerprint`, :attr:`~Classifier.backend_info`, ``label_names``,
+  ``num_classes``.
+
+A plain function ``images -> outputs`` becomes one with :func:`as_classifier`.
+
+Example::
+
+    >>> import numpy as np
+    >>> from paddlex_interpret.core.classifier import as_classifier
+    >>> clf = as_classifier(lambda b: b.reshape(len(b), -1)[:, :2].astype(float))
+    >>> clf.predict(np.zeros((1, 2, 2, 3), np.uint8)).tolist()   # logits -> softmax
+    [[0.5, 0.5]]
+"""
+import contextlib
+
+import numpy as np
+
+from .images import load_image, to_rgb_uint8
+from .perturbation import iter_batches, perturb
+
+__all__ = ["Classifier", "FunctionClassifier", "as_classifier", "as_probabilities",
+           "check_positive_int", "resolve_labels"]
+
+
+def check_positive_int(value, name):
+    """Return ``int(value)`` or raise ValueError naming ``name`` when it is not an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError("%s must be an integer >= 1, got %r" % (name, value))
+    return int(value)
+
+
+def as_probabilities(outputs):
+    """Model outputs ``(B, C)`` as float64 probabilities: a row that is not a probability vector
+    (a negative entry, or a sum off 1 by more than 1e-4) gets a softmax, so logits and
+    probabilities are both accepted (PaddleX 1.3's rule, per row)."""
+    out = np.array(outputs, dtype=np.float64)
+    if out.ndim != 2:
+        raise ValueError("the classifier must return a (batch, num_classes) array, got shape %s"
+                         % (out.shape,))
+    bad = (np.abs(out.sum(axis=1) - 1.0) > 1e-4) | (out.min(axis=1, initial=0.0) < 0)
+    if bad.all():
+        return _softmax(out)
+    if bad.any():
+        out[bad] = _softmax(out[bad])
+    return out
+
+
+def _softmax(x):
+    z = x - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def resolve_labels(labels, label_names=None):
+    """Class ids for ``labels`` given as ids or class names (``['blue']``); None stays None.
+    A name that is not a class raises ``ValueError`` listing the classes."""
+    if labels is None:
+        return None
+    items = [labels] if isinstance(labels, (str, int, np.integer)) else list(
+        np.atleast_1d(labels) if isinstance(labels, np.ndarray) else labels)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            names = [str(n) for n in label_names] if label_names is not None else None
+            if names is None or item not in names:
+                raise ValueError("unknown class %r; the classes are %s"
+                                 % (item, names if names is not None else "unnamed (use ids)"))
+            out.append(names.index(item))
+        else:
+            out.append(int(item))
+    return np.asarray(out, dtype=np.int64)
+
+
+class Classifier:
+    """``(B, H, W, 3) uint8 RGB -> (B, C)`` outputs (logits or probabilities) of one model, and
+    what the core may ask of it. Subclasses give :meth:`__call__`; see the module docstring."""
+
+    #: class names indexed by class id, or None
+    label_names = None
+    #: number of classes, or None when unknown before the first call
+    num_classes = None
+
+    def __call__(self, images):
+        raise NotImplementedError
+
+    def predict(self, images):
+        """Probabilities ``(B, C)`` (:func:`as_probabilities` of :meth:`__call__`)."""
+        return as_probabilities(self(images))
+
+    def view(self, image):
+        """The image the model sees, as uint8 HWC RGB, from a path or an array."""
+        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+            return load_image(image)
+        return to_rgb_uint8(image)
+
+    def predict_masks(self, image, fill_image, segments, masks, batch_size, on_batch=None):
+        """Probabilities ``(len(masks), C)`` of the perturbed images of ``masks`` (kept
+        superpixels from ``image``, the rest from ``fill_image``), ``batch_size`` at a time.
+        ``on_batch(n)`` is called after every ``n`` rows done (progress)."""
+        outputs = None
+        buffer = None
+        for sl in iter_batches(len(masks), int(batch_size)):
+            buffer = perturb(image, fill_image, segments, masks[sl], out=buffer)
+            probs = self.predict(buffer)
+            if outputs is None:
+                outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
+            outputs[sl] = probs
+            if on_batch is not None:
+                on_batch(sl.stop - sl.start)
+        return outputs
+
+    def hold_weights(self):
+        """A block in which the weights do not change (one explanation, one NormLIME build)."""
+        return contextlib.nullcontext(self)
+
+    def suggest_batch_size(self, image):
+        """The batch size to use for ``image`` when the user gives none."""
+        return 50
+
+    def fingerprint(self):
+        """A string that changes when what the model computes changes (weights, preprocessing),
+        or None when unknown: NormLIME weights files are reused only for an equal fingerprint."""
+        return None
+
+    @property
+    def backend_info(self):
+        """What ran the last batch and why (``{'backend': ..., ...}``); empty when not known."""
+        return {}
+
+
+class FunctionClassifier(Classifier):
+    """A plain function ``images -> outputs`` as a :class:`Classifier`.
+
+    Args:
+        fn: ``(B, H, W, 3) uint8 -> (B, C)`` logits or probabilities.
+        label_names: optional class names.
+        fingerprint: optional string naming what ``fn`` computes (see
+            :meth:`Classifier.fingerprint`).
+    """
+
+    def __init__(self, fn, label_names=None, fingerprint=None):
+        if not callable(fn):
+            raise TypeError("a classifier must be callable (images -> probabilities), got %s"
+                            % type(fn).__name__)
+        self.fn = fn
+        self.label_names = list(label_names) if label_names is not None else None
+        self.num_classes = len(self.label_names) if self.label_names is not None else None
+        self._fingerprint = fingerprint
+
+    def __call__(self, images):
+        return self.fn(images)
+
+    def fingerprint(self):
+        return self._fingerprint
+
+
+def as_classifier(model, label_names=None):
+    """``model`` itself when it is a :class:`Classifier`, else a :class:`FunctionClassifier` of
+    the callable ``model``."""
+    if isinstance(model, Classifier):
+        return model
+    return FunctionClassifier(model, label_names=label_names)

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: synthetic datasets with known ground truth and real pretrained models."""

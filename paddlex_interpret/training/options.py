@@ -1,0 +1,129 @@
+"""The options of an explanation session, declared and checked in one place.
+
+:class:`ExplainOptions` is what :class:`~paddlex_interpret.training.session.ExplainSession`,
+:class:`~paddlex_interpret.training.hook.ExplainHook` and
+:class:`~paddlex_interpret.training.callback.ExplainCallback` take as keyword arguments.
+
+Example::
+
+    >>> from paddlex_interpret.training.options import ExplainOptions
+    >>> ExplainOptions(num_samples=200, freq=2).num_samples
+    200
+"""
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Optional
+
+from ..core.classifier import check_positive_int
+
+__all__ = ["ExplainOptions"]
+
+
+@dataclass
+class ExplainOptions:
+    """How a checkpoint is explained.
+
+    LIME of the probes:
+        num_samples: LIME samples per probe (small by default: this runs during training).
+        batch_size: classifier batch size.
+        seed: LIME sampling and segmentation seed, the same at every checkpoint (comparable).
+        top_k: labels explained per probe when no probe label is given (the first is drawn).
+        segmenter, segmenter_params, fill, kernel_width: see
+            :class:`~paddlex_interpret.core.lime.LimeExplainer`.
+        num_features: superpixels highlighted in the images, and ``k`` of the stability Jaccard.
+
+    NormLIME:
+        normlime: build NormLIME weights and log NormLIME-filtered explanations.
+        normlime_mode: ``'fast'`` (one forward pass per eval image and checkpoint) or
+            ``'aggregate'`` (LIME on every eval image: ``max_images x num_samples`` passes).
+        max_images: eval images (stratified by class, seeded) the weights are built on.
+        n_concepts: concepts of the codebook when the session fits it.
+        codebook: a fitted :class:`~paddlex_interpret.core.concepts.ConceptCodebook` to use
+            instead of fitting one at the first checkpoint.
+        normlime_kwargs: extra keyword arguments for the core builders.
+        save_weights: write the NormLIME weights file for each checkpoint.
+
+    Scores:
+        metrics: log deletion/insertion AUC per probe.
+        stability: ``'split'`` (True is the same): fit the surrogate on each half of the LIME
+            samples too and log their top-k Jaccard / Spearman agreement (no extra model
+            calls); ``'reseed'``: run LIME again with ``seed + 1`` (doubles the cost); False: off.
+        metric_steps: points on the deletion/insertion curves (``None``: one per superpixel).
+
+    When:
+        freq: explain at every ``freq``-th checkpoint (and always at the last one).
+        normlime_freq, metrics_freq: rebuild weights / compute metrics at every N-th explained
+            checkpoint (in between the previous weights are reused).
+        max_overhead: a time budget, e.g. ``0.2``: a checkpoint is skipped (logged) when the
+            time spent explaining so far plus the last checkpoint's would exceed this fraction of
+            the training time so far. The first and the last checkpoints always run. None: no
+            budget.
+
+    Where:
+        logdir: VisualDL directory (the integrations fill this in); ``None`` and no
+            ``context.logdir``: nothing is logged, reports are still returned.
+        log_images: log the rendered panels.
+    """
+
+    num_samples: int = 300
+    batch_size: int = 50
+    seed: int = 0
+    top_k: int = 1
+    segmenter: Any = "quickshift"
+    segmenter_params: Optional[Dict[str, Any]] = None
+    fill: Any = "black"
+    kernel_width: float = 0.25
+    num_features: int = 5
+    normlime: bool = True
+    normlime_mode: str = "fast"
+    max_images: Optional[int] = 60
+    n_concepts: int = 16
+    codebook: Any = None
+    normlime_kwargs: Optional[Dict[str, Any]] = None
+    save_weights: bool = True
+    metrics: bool = True
+    stability: Any = "split"
+    metric_steps: Optional[int] = 20
+    freq: int = 1
+    normlime_freq: int = 1
+    metrics_freq: int = 1
+    max_overhead: Optional[float] = None
+    logdir: Optional[str] = None
+    log_images: bool = True
+
+    def __post_init__(self):
+        for name in ("num_samples", "batch_size", "top_k", "num_features", "freq",
+                     "normlime_freq", "metrics_freq"):
+            setattr(self, name, check_positive_int(getattr(self, name), name))
+        self.seed = int(self.seed)
+        self.kernel_width = float(self.kernel_width)
+        self.n_concepts = int(self.n_concepts)
+        self.segmenter_params = dict(self.segmenter_params or {})
+        self.normlime_kwargs = dict(self.normlime_kwargs or {})
+        if self.normlime_mode not in ("fast", "aggregate"):
+            raise ValueError("normlime_mode must be 'fast' or 'aggregate', got %r"
+                             % (self.normlime_mode,))
+        if self.max_images is not None:
+            self.max_images = check_positive_int(self.max_images, "max_images")
+        if self.stability is True:
+            self.stability = "split"
+        if self.stability not in ("split", "reseed", False, None):
+            raise ValueError("stability must be 'split', 'reseed' or False, got %r"
+                             % (self.stability,))
+        self.stability = self.stability or False
+        if self.max_overhead is not None and not float(self.max_overhead) > 0:
+            raise ValueError("max_overhead must be > 0 (a fraction of training time) or None")
+        self.max_overhead = None if self.max_overhead is None else float(self.max_overhead)
+
+    @classmethod
+    def names(cls):
+        """The option names (what the integrations accept as keyword arguments)."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_kwargs(cls, options):
+        """Options from keyword arguments; an unknown name raises ``TypeError`` listing them."""
+        unknown = sorted(set(options) - set(cls.names()))
+        if unknown:
+            raise TypeError("unknown explanation option(s) %s; the options are %s"
+                            % (", ".join(unknown), ", ".join(cls.names())))
+        return cls(**options)

@@ -1,0 +1,78 @@
+"""What an integration hands the session at a checkpoint, and what the session hands back.
+
+Example::
+
+    from paddlex_interpret.training.report import CheckpointContext
+    ctx = CheckpointContext(epoch=3, classifier=PaddleXClassifier(model), layer=model.net,
+                            checkpoint_dir="output/epoch_3", dataset=eval_dataset)
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+__all__ = ["CheckpointContext", "CheckpointReport", "WEIGHTS_FILENAME"]
+
+#: File name of the NormLIME weights written into each checkpoint directory.
+WEIGHTS_FILENAME = "normlime_weights.npz"
+
+
+@dataclass
+class CheckpointContext:
+    """What an integration knows at a checkpoint.
+
+    Attributes:
+        epoch: the VisualDL step (completed epochs, 1-based).
+        classifier: a :class:`~paddlex_interpret.core.classifier.Classifier` of the model's
+            current weights (e.g. ``PaddleXClassifier``).
+        layer: the ``paddle.nn.Layer`` whose mode and RNG state are saved and restored.
+        checkpoint_dir: where the NormLIME weights file goes (None: not written).
+        weights_path: explicit path for the weights file (overrides ``checkpoint_dir``).
+        dataset: the images NormLIME learns from (anything
+            :func:`~paddlex_interpret.api.datasets.resolve_dataset` reads; None: no NormLIME).
+        logdir: VisualDL directory for this run (None: the session's).
+        is_last: the final checkpoint of the run (always explained, whatever ``freq``).
+        label_names: class names.
+    """
+
+    epoch: int
+    classifier: Any
+    layer: Any = None
+    checkpoint_dir: Optional[str] = None
+    weights_path: Optional[str] = None
+    dataset: Any = None
+    logdir: Optional[str] = None
+    is_last: bool = False
+    label_names: Optional[List[str]] = None
+
+    def weights_file(self):
+        """Where this checkpoint's NormLIME weights go, or None."""
+        import os
+
+        if self.weights_path:
+            return self.weights_path
+        if self.checkpoint_dir:
+            return os.path.join(self.checkpoint_dir, WEIGHTS_FILENAME)
+        return None
+
+
+@dataclass
+class CheckpointReport:
+    """What one checkpoint produced (also kept in ``ExplainSession.history``; only the latest
+    report keeps its ``images`` and ``explanations``, older ones keep numbers and text).
+    ``backend`` is the classifier's ``backend_info`` after the checkpoint (which backend ran, and
+    for Paddle Inference whether the program was traced or only new weights were written, with
+    the seconds of that export and of the predictor build). ``pid`` is the process that explained
+    it (the hook's worker process, or the training process)."""
+
+    epoch: int
+    scalars: Dict[str, float] = field(default_factory=dict)
+    images: Dict[str, np.ndarray] = field(default_factory=dict)
+    texts: Dict[str, str] = field(default_factory=dict)
+    errors: List[str] = field(default_factory=list)
+    explanations: Dict[str, Any] = field(default_factory=dict)
+    weights_file: Optional[str] = None
+    seconds: float = 0.0
+    timings: Dict[str, float] = field(default_factory=dict)
+    backend: Dict[str, Any] = field(default_factory=dict)
+    pid: int = 0

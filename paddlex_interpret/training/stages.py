@@ -1,0 +1,164 @@
+"""The two stages of a checkpoint: the NormLIME weights, and each probe's explanation.
+
+* :class:`NormLimeStage` asks the builder for the weights, writes them into the checkpoint,
+  scores the drift since the previous weights and writes the top concepts per class as text.
+* :class:`ProbeStage` explains one probe with LIME (fixed seed and superpixels, so checkpoints are
+  comparable), adds the NormLIME-filtered weights when there are global weights, renders the
+  panels and scores deletion / insertion AUC and split-half stability (the two halves of the
+  same samples: no extra model calls).
+
+Both write into a :class:`~paddlex_interpret.training.report.CheckpointReport`; the session runs
+each inside its own guard.
+"""
+import os
+
+import numpy as np
+
+from .. import rendering
+from ..core import metrics
+from ..core.lime import LimeExplainer
+
+__all__ = ["NormLimeStage", "ProbeStage"]
+
+
+class NormLimeStage:
+    """Global weights at a checkpoint (see the module docstring).
+
+    Args:
+        options: the session's :class:`~paddlex_interpret.training.options.ExplainOptions`.
+        builder: a :class:`~paddlex_interpret.training.builders.WeightsBuilder`.
+    """
+
+    def __init__(self, options, builder):
+        self.options = options
+        self.builder = builder
+        self.reset()
+
+    def reset(self):
+        """A new run: no previous weights."""
+        self.previous = None
+        self.global_weights = None
+        self.builder.reset()
+
+    def run(self, context, report):
+        gw = self.builder(context)
+        if gw is None:
+            return None
+        path = context.weights_file() if self.options.save_weights else None
+        if path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            report.weights_file = gw.save(path)
+        W = np.asarray(gw.weights, dtype=np.float64)
+        prev = self.previous
+        if prev is not None and prev.shape == W.shape:
+            denom = max(float(np.linalg.norm(prev)), 1e-12)
+            report.scalars["normlime/drift"] = float(np.linalg.norm(W - prev)) / denom
+            k = min(5, W.shape[1])
+            report.scalars["normlime/top_concepts_jaccard"] = float(np.mean(
+                [metrics.topk_jaccard(W[c], prev[c], k, positive_only=True)
+                 for c in range(W.shape[0])]))
+        self.previous = W.copy()
+        self.global_weights = gw
+        report.texts["normlime/top_concepts"] = top_concepts_text(gw, context.label_names)
+        return gw
+
+
+def top_concepts_text(gw, label_names=None, k=5):
+    """The ``k`` top concepts of every class as text."""
+    names = list(gw.class_names or label_names or [])
+    lines = ["Top NormLIME concepts per class (concept id: weight)", ""]
+    for c in range(gw.num_classes):
+        name = names[c] if c < len(names) else str(c)
+        items = ["c%d: %+.3f" % (int(t), float(gw.weights[c, int(t)]))
+                 for t in gw.top_concepts(c, k)]
+        lines.append("- %s: %s" % (name, ", ".join(items)))
+    return "\n".join(lines)
+
+
+class ProbeStage:
+    """One probe at a checkpoint (see the module docstring).
+
+    Args:
+        options: the session's :class:`~paddlex_interpret.training.options.ExplainOptions`.
+        segmenter: the session's (memoised) segmenter: a probe is segmented once per run.
+    """
+
+    def __init__(self, options, segmenter):
+        self.options = options
+        self.segmenter = segmenter
+
+    def run(self, context, report, name, probe, true_label, do_metrics, global_weights=None,
+            codebook=None, on_error=None):
+        o = self.options
+        classifier = context.classifier
+        image = classifier.view(probe)
+        explainer = LimeExplainer(classifier, segmenter=self.segmenter, fill=o.fill,
+                                  kernel_width=o.kernel_width, num_samples=o.num_samples,
+                                  batch_size=o.batch_size, seed=o.seed,
+                                  label_names=context.label_names)
+        labels = [true_label] if true_label is not None else None
+        run = explainer.run(image, labels=labels, top_k=o.top_k)
+        exp = run.explanation
+        label = int(exp.labels[0])
+        report.explanations[name] = exp
+        prefix = "explain/%s/" % name
+        report.scalars[prefix + "probability"] = float(exp.probabilities[label])
+        report.scalars[prefix + "r2"] = float(exp.scores[0])
+        if global_weights is not None and codebook is not None:
+            try:
+                concepts = codebook.assign(exp.image, exp.segments)
+                prior = np.asarray(global_weights.prior_for(concepts, exp.labels),
+                                   dtype=np.float64)
+                exp.extra["normlime"] = prior.reshape(exp.weights.shape)
+                exp.extra["combined"] = exp.weights * exp.extra["normlime"]
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(name + "/normlime", exc)
+        if o.log_images:
+            self._render(report, prefix, exp, label, name, true_label)
+        if do_metrics:
+            self._score(report, prefix, classifier, explainer, run, label)
+        return exp
+
+    def _render(self, report, prefix, exp, label, name, true_label):
+        o = self.options
+        title = "epoch %d | %s | predicted %s (p=%.3f)" % (
+            report.epoch, name, exp.label_name(exp.predicted_label), exp.predicted_probability)
+        if true_label is not None:
+            title += " | true %s" % exp.label_name(true_label)
+        else:
+            title += " | explaining %s" % exp.label_name(label)
+        report.images[prefix + "lime"] = rendering.render_panel(exp, label, "lime",
+                                                                o.num_features, title)
+        if "combined" in exp.extra:
+            report.images[prefix + "normlime"] = rendering.render_panel(
+                exp, label, "normlime", o.num_features, title)
+
+    def _score(self, report, prefix, classifier, explainer, run, label):
+        o = self.options
+        exp = run.explanation
+        common = dict(fill=o.fill, batch_size=o.batch_size, num_steps=o.metric_steps)
+        w = exp.weights_for(label)
+        report.scalars[prefix + "deletion_auc"] = metrics.deletion_auc(
+            classifier, exp.image, exp.segments, w, label, **common)
+        report.scalars[prefix + "insertion_auc"] = metrics.insertion_auc(
+            classifier, exp.image, exp.segments, w, label, **common)
+        if "combined" in exp.extra:
+            report.scalars[prefix + "normlime_deletion_auc"] = metrics.deletion_auc(
+                classifier, exp.image, exp.segments, exp.weights_for(label, "combined"), label,
+                **common)
+        runs = None
+        if o.stability == "split" and len(run.masks) >= 8:
+            mid = len(run.masks) // 2
+            runs = [explainer.fit(run.masks[sl], run.outputs[sl], exp.labels[:1],
+                                  sample_weight=run.sample_weight[sl]).coef[0]
+                    for sl in (slice(0, mid), slice(mid, None))]
+        elif o.stability == "reseed":
+            again = explainer.explain(exp.image, labels=exp.labels, segments=exp.segments,
+                                      seed=o.seed + 1)
+            runs = [w, again.weights_for(label)]
+        if runs is not None:
+            st = metrics.stability(runs, k=o.num_features)
+            report.scalars[prefix + "stability_jaccard"] = st["jaccard"]
+            report.scalars[prefix + "stability_spearman"] = st["spearman"]
