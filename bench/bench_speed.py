@@ -226,7 +226,7 @@ def bench_model(name, n, peer_n, repeats, workdir, with_peers, dygraph_n):
     # once 'auto' has chosen Paddle Inference, i.e. during the first): not a timed repeat's cost
     LimeExplainer(clf, num_samples=200, batch_size="auto", seed=1).explain(image)
     info = clf.backend_info
-    state = clf.runner._state((3,) + image.shape[:2])
+    state = clf.runner.auto_state((3,) + image.shape[:2])
     engine = clf.runner.engine((3,) + image.shape[:2])
     row = {"model": name, "N": n, "first_call_s": first, "backend": info.get("backend"),
            "auto_reason": state.reason, "export_s": engine.export_seconds,

@@ -196,7 +196,7 @@ def test_auto_keeps_a_cheap_model_in_dygraph_and_measures_an_expensive_one(train
     auto = PaddleXClassifier(model)
     for _ in range(3):
         probs = auto(probe_images)
-    state = auto.runner._state((3,) + probe_images.shape[1:3])
+    state = auto.runner.auto_state((3,) + probe_images.shape[1:3])
     assert state.decision in ("inference", "dygraph")
     assert state.reason.startswith("auto: inference")
     faster = "inference" if state.inference_per_image <= state.dygraph_per_image else "dygraph"
@@ -280,10 +280,10 @@ def test_dygraph_threads_can_be_raised_at_run_time():
     from paddle.base import core
 
     assert hasattr(core, "set_num_threads")  # Paddle 2.6 and 3.x
-    before = modes._current_threads()
+    before = modes.current_threads()
     with modes.dygraph_threads(2):
-        assert modes._current_threads() == 2
-    assert modes._current_threads() == before
+        assert modes.current_threads() == 2
+    assert modes.current_threads() == before
 
 
 def test_a_changed_network_is_traced_again(trained, probe_images):

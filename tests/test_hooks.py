@@ -387,7 +387,7 @@ def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, mon
     def dispatch_then_kill(epoch, *args):
         dispatch(epoch, *args)
         if epoch == 1:
-            os.kill(hook._worker.pid, signal.SIGKILL)
+            os.kill(hook.worker_pid, signal.SIGKILL)
 
     monkeypatch.setattr(hook, "_dispatch", dispatch_then_kill)
     with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):

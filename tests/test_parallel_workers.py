@@ -36,9 +36,8 @@ def workers_not_ruled_out(monkeypatch):
     """'auto' turns the workers off for a layer once they ran slower than the one predictor
     (Paddle 3.x, where predictor.run() holds the GIL), for the process; an earlier test on the
     shared model may have done so. Each test here starts without that (restored after it)."""
-    for entry in list(cache.ENGINES._layers.values()):
-        for st in entry.states.values():
-            monkeypatch.setattr(st, "workers_slow", None)
+    for st in cache.ENGINES.states("auto"):
+        monkeypatch.setattr(st, "workers_slow", None)
 
 
 def _grid(shape, cells):
@@ -119,7 +118,7 @@ def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkey
     with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
         got = clf.predict_masks(image, fill, seg, masks, 20)
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    assert "worker broke" in clf.runner._parallel_failed
+    assert "worker broke" in clf.runner.parallel_failure
     assert any("workers off" in r.getMessage() for r in caplog.records)
     assert clf.runner.workers((3,) + image.shape[:2]) is None  # not tried again
 
@@ -131,7 +130,7 @@ def test_no_workers_in_dygraph_off_or_before_auto_decides(trained, image):
     assert off.runner.workers(shape) is None
     assert off.runner.workers(shape, parallel=0) is None
     fresh = PaddleXClassifier(trained.model)  # 'auto', nothing measured yet in this runner
-    state = fresh.runner._state(shape)
+    state = fresh.runner.auto_state(shape)
     if state.decision != "inference":
         assert fresh.runner.workers(shape) is None
     one_thread = PaddleXClassifier(trained.model, backend="inference", num_threads=1)

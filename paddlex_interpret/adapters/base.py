@@ -86,6 +86,12 @@ class PaddleClassifier(Classifier):
         return self._runner
 
     @property
+    def fused(self):
+        """True when LIME's batches are composed directly as normalised inputs (the model's
+        normalisation is a per-channel lookup table), which the workers need."""
+        return self._lut is not None
+
+    @property
     def backend_info(self):
         """Which backend ran the last batch and why (``{'backend': ..., 'reason': ...}``)."""
         return self.runner.describe()

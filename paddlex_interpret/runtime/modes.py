@@ -22,7 +22,7 @@ import random
 import numpy as np
 
 __all__ = ["eval_mode", "preserve_training_state", "set_dygraph_threads", "dygraph_threads",
-           "get_rank", "release_device_memory"]
+           "current_threads", "get_rank", "release_device_memory"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -105,7 +105,8 @@ def preserve_training_state(layer=None):
 _threads = {"current": None}
 
 
-def _current_threads():
+def current_threads():
+    """The dygraph CPU math threads as this module last set them (``OMP_NUM_THREADS`` before)."""
     if _threads["current"] is None:
         try:
             _threads["current"] = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -130,7 +131,7 @@ def set_dygraph_threads(num_threads=None):
     if setter is None:
         return None
     n = int(num_threads or os.cpu_count() or 1)
-    prev = _current_threads()
+    prev = current_threads()
     if n != prev:
         setter(n)
         _threads["current"] = n

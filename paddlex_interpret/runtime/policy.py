@@ -158,9 +158,18 @@ class ModelRunner:
                 out = out[0]
             return out.numpy()
 
-    def _state(self, shape):
+    def auto_state(self, input_shape):
+        """What ``'auto'`` measured and decided for ``input_shape`` ``(C, H, W)`` on this
+        runner's layer and device (shared by every runner of the layer in the process)."""
+        shape = tuple(int(s) for s in input_shape)
         return ENGINES.state(self.layer, ("auto", shape, self.device or current_device()),
                              _AutoState)
+
+
+    @property
+    def parallel_failure(self):
+        """Why the workers were turned off after a failure, or None."""
+        return self._parallel_failed
 
     def engine(self, input_shape):
         """The up-to-date :class:`InferenceEngine` for ``input_shape`` ``(C, H, W)``, or None
@@ -186,7 +195,7 @@ class ModelRunner:
         if count < 2 or self._parallel_failed is not None or self.backend == "dygraph":
             return None
         shape = tuple(int(s) for s in input_shape)
-        if self.backend == "auto" and self._state(shape).decision != "inference":
+        if self.backend == "auto" and self.auto_state(shape).decision != "inference":
             return None
         engine = self.engine(shape)
         if engine is None or "gpu" in engine.options or engine.num_threads < 2:
@@ -194,8 +203,8 @@ class ModelRunner:
         if parallel == "auto" and (engine.seconds_per_image is None
                                    or engine.seconds_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE):
             return None  # not measured yet (the next batch runs on the engine) or a slow model
-        if parallel == "auto" and self._state(shape).workers_slow is not None:
-            self._workers_off = self._state(shape).workers_slow  # measured taking turns here
+        if parallel == "auto" and self.auto_state(shape).workers_slow is not None:
+            self._workers_off = self.auto_state(shape).workers_slow  # measured taking turns here
             return None
         try:
             workers = engine.workers(min(count, engine.num_threads))
@@ -205,7 +214,7 @@ class ModelRunner:
         reason = self.info.get("reason") if self.info.get("backend") == "inference" else None
         self.info = dict(engine.describe(), backend="inference",
                          reason=reason or ("forced" if self.backend == "inference" else
-                                           self._state(shape).reason),
+                                           self.auto_state(shape).reason),
                          workers=len(workers), worker_threads=[w.num_threads for w in workers])
         return workers
 
@@ -221,7 +230,7 @@ class ModelRunner:
         shape = tuple(int(s) for s in input_shape)
         reason = ("the workers' threads were busy %.0f%% of the time (they take turns on this "
                   "Paddle): using the one predictor" % (100 * busy))
-        self._state(shape).workers_slow = self._workers_off = reason
+        self.auto_state(shape).workers_slow = self._workers_off = reason
         logger.info("paddle.inference workers off for %s: %s", type(self.layer).__name__, reason)
         return True
 
@@ -258,7 +267,7 @@ class ModelRunner:
 
     # ------------------------------------------------------------------ auto
     def _auto(self, x, shape):
-        st = self._state(shape)
+        st = self.auto_state(shape)
         if self._failed is not None and st.decision != "dygraph":
             st.decision, st.reason = "dygraph", self._failed
         if st.decision == "inference":

@@ -96,6 +96,8 @@ class ExplainCallback(paddle.callbacks.Callback):
         label_names: class names (titles, text).
         weights_builder: a :class:`~paddlex_interpret.training.builders.WeightsBuilder` or a
             function ``f(context) -> GlobalWeights`` replacing the default builder.
+        backend, parallel: how the network runs (see
+            :class:`~paddlex_interpret.adapters.base.PaddleClassifier`).
         **options: ``probe_labels``, ``probe_names`` and the
             :class:`~paddlex_interpret.training.options.ExplainOptions` (``num_samples``,
             ``seed``, ``freq``, ``normlime``, ``max_images``, ``metrics``...).
@@ -103,8 +105,14 @@ class ExplainCallback(paddle.callbacks.Callback):
 
     def __init__(self, probes, preprocess=None, probe_size=None, logdir=DEFAULT_LOGDIR,
                  save_dir=None, trigger="epoch_end", normlime_data=None, label_names=None,
-                 weights_builder=None, **options):
+                 weights_builder=None, backend="auto", parallel="auto", **options):
         super().__init__()
+        from ..runtime.policy import check_backend, check_parallel
+
+        check_backend(backend)
+        self.backend, self.parallel = backend, check_parallel(parallel)
+        #: the classifier of the last explained epoch (a LayerClassifier of the network)
+        self.classifier = None
         if trigger not in ("epoch_end", "eval_end"):
             raise ValueError("trigger must be 'epoch_end' or 'eval_end', got %r" % (trigger,))
         self.session = ExplainSession(probes, logdir=logdir, weights_builder=weights_builder,
@@ -160,7 +168,9 @@ class ExplainCallback(paddle.callbacks.Callback):
             network = self.model.network
             classifier = LayerClassifier(network, preprocess=self.preprocess,
                                          label_names=self.label_names,
-                                         input_size=self.probe_size)
+                                         input_size=self.probe_size, backend=self.backend,
+                                         parallel=self.parallel)
+            self.classifier = classifier
             weights_path = None
             if self.save_dir is not None:
                 weights_path = os.path.join(self.save_dir, "%d.normlime_weights.npz" % epoch)

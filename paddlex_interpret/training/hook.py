@@ -369,6 +369,11 @@ class ExplainHook:
 
     # ------------------------------------------------------------------ conveniences
     @property
+    def worker_pid(self):
+        """The pid of the worker process explaining this run's checkpoints, or None."""
+        return self._worker.pid if self._worker is not None else None
+
+    @property
     def history(self):
         return self.session.history
 
