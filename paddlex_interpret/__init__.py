@@ -31,7 +31,7 @@ _LAZY = {
     "Explanation": ("paddlex_interpret.core.explanation", "Explanation"),
     "LimeExplainer": ("paddlex_interpret.core.lime", "LimeExplainer"),
     "Classifier": ("paddlex_interpret.core.classifier", "Classifier"),
-    "GlobalWeights": ("paddlex_interpret.core.normlime", "GlobalWeights"),
+    "GlobalWeights": ("paddlex_interpret.core.global_weights", "GlobalWeights"),
     "ConceptCodebook": ("paddlex_interpret.core.concepts", "ConceptCodebook"),
     "PaddleXClassifier": ("paddlex_interpret.adapters.paddlex", "PaddleXClassifier"),
     "LayerClassifier": ("paddlex_interpret.adapters.layer", "LayerClassifier"),

@@ -165,19 +165,18 @@ class PaddleClassifier(Classifier):
         def compose(sl, out=None):
             return self.compose(image, fill_image, segments, masks[sl], out=out)
 
-        forward = self._forward
-        if on_batch is not None:
-            def forward(batch):
-                probs = self._forward(batch)
-                on_batch(len(batch))
-                return probs
+        def counted(fn):
+            """``fn`` that also reports the rows it did to ``on_batch`` (progress)."""
+            if on_batch is None:
+                return fn
 
-            def to_probs(raw):
-                probs = as_probabilities(raw)
+            def run(x):
+                probs = fn(x)
                 on_batch(len(probs))
                 return probs
-        else:
-            to_probs = as_probabilities
+            return run
+
+        forward, to_probs = counted(self._forward), counted(as_probabilities)
         with self.hold_weights():
             results = scheduling.run_batches(self.runner, compose, forward, to_probs, slices,
                                              shape, use_workers, overlap)

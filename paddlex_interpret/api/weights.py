@@ -29,7 +29,7 @@ from ..errors import DatasetError, NormLimeCacheError
 from .datasets import resolve_dataset
 
 __all__ = ["build_normlime_weights", "load_or_build_normlime_weights", "expected_fingerprint",
-           "build_settings", "normalise_mode", "resolve_codebook", "default_weights_path",
+           "stamp", "build_settings", "normalise_mode", "resolve_codebook", "default_weights_path",
            "DEFAULT_MAX_IMAGES"]
 
 logger = logging.getLogger("paddlex_interpret")
@@ -152,13 +152,7 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
     chosen = [items[i] for i in indices]
     chosen_labels = None if labels is None else [labels[i] for i in indices]
     if codebook is None:
-        try:
-            codebook = ConceptCodebook().fit(chosen, segmenter=seg_spec, n_concepts=n_concepts,
-                                             seed=seed, load=load, progress=progress)
-        except ValueError as exc:
-            if "no readable image" in str(exc):
-                raise DatasetError("NormLIME: %s" % exc) from exc
-            raise
+        codebook = _fit_codebook(chosen, seg_spec, n_concepts, seed, load, progress)
     common = dict(labels=chosen_labels, seed=seed, num_classes=num_classes, class_names=names,
                   load=load, progress=progress, segmenter=seg_spec)
     try:
@@ -174,15 +168,9 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
         if "no readable image" in str(exc):
             raise DatasetError(str(exc)) from exc
         raise
-    gw.settings.update(settings)
     gw.info["dataset_size"] = len(items)
-    fp = dict(_expected) if _expected else expected_fingerprint(
-        classifier, names or gw.class_names, num_classes or gw.num_classes, mode, settings)
-    fp["codebook"] = codebook.fingerprint()
-    fp["codebook_settings"] = {
-        "n_concepts": int(codebook.settings.get("n_concepts", codebook.n_concepts)),
-        "segmenter": settings["segmenter"]}
-    gw.fingerprint = fp
+    stamp(gw, classifier, mode, settings, codebook, expected=_expected,
+          class_names=names, num_classes=num_classes)
     if gw.info.get("n_skipped"):
         logger.warning("NormLIME weights built on %d image(s); %d unreadable image(s) skipped",
                        gw.info["n_images"], gw.info["n_skipped"])
@@ -192,6 +180,32 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
         os.makedirs(parent, exist_ok=True)
         gw.save(save_path)
         logger.info("NormLIME weights saved in %s", save_path)
+    return gw
+
+
+def _fit_codebook(chosen, segmenter, n_concepts, seed, load, progress):
+    try:
+        return ConceptCodebook().fit(chosen, segmenter=segmenter, n_concepts=n_concepts,
+                                     seed=seed, load=load, progress=progress)
+    except ValueError as exc:
+        if "no readable image" in str(exc):
+            raise DatasetError("NormLIME: %s" % exc) from exc
+        raise
+
+
+def stamp(gw, classifier, mode, settings, codebook, expected=None, class_names=None,
+          num_classes=None):
+    """Give ``gw`` its build ``settings`` and the fingerprint :func:`load_or_build_normlime_weights`
+    checks (``expected``, or the one of ``classifier`` and ``settings``), naming the codebook it
+    was built on. Returns ``gw``."""
+    gw.settings.update(settings)
+    fp = dict(expected) if expected else expected_fingerprint(
+        classifier, class_names or gw.class_names, num_classes or gw.num_classes, mode, settings)
+    fp["codebook"] = codebook.fingerprint()
+    fp["codebook_settings"] = {
+        "n_concepts": int(codebook.settings.get("n_concepts", codebook.n_concepts)),
+        "segmenter": settings["segmenter"]}
+    gw.fingerprint = fp
     return gw
 
 

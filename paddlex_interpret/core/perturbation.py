@@ -141,20 +141,7 @@ def compose_normalised(image_planes, fill_planes, segments, masks, out=None, met
 
         fns = native.kernels()
         if fns is not None:
-            seg = np.ascontiguousarray(segments, dtype=np.int32)
-            words = np.empty(max(1, masks.shape[1]), dtype=np.uint32)
-            pixel_words = np.empty(seg.size, dtype=np.uint32)
-            status = fns["compose"](image_planes.ctypes.data, fill_planes.ctypes.data,
-                                    shape[1], seg.size, seg.ctypes.data, masks.ctypes.data,
-                                    masks.shape[1], len(masks), words.ctypes.data,
-                                    pixel_words.ctypes.data, out.ctypes.data)
-            if status == -2:
-                d = masks.shape[1]
-                raise IndexError("the label map has labels outside [0, %d): masks have %d "
-                                 "columns" % (d, d))
-            if status != 0:
-                raise RuntimeError("the compose kernel failed (%d)" % status)
-            return out
+            return _compose_kernel(fns["compose"], image_planes, fill_planes, segments, masks, out)
         if method == "kernel":
             raise RuntimeError("the compiled kernels are not available")
     d = masks.shape[1]
@@ -169,10 +156,32 @@ def compose_normalised(image_planes, fill_planes, segments, masks, out=None, met
         np.copyto(out, fill_planes[None])
         np.copyto(out, image_planes[None], where=keep[:, None])
         return out
-    # One image at a time (its planes stay in cache between the two copies): the fill, then the
-    # image where kept; the kept-pixel map from cv2.LUT of the label map (at most 256
-    # superpixels), else numpy's take.
+    return _compose_cv2(cv2, image_planes, fill_planes, segments, masks, out)
+
+
+def _compose_kernel(fn, image_planes, fill_planes, segments, masks, out):
+    """:func:`compose_normalised` by the compiled ``pxi_compose``."""
+    seg = np.ascontiguousarray(segments, dtype=np.int32)
+    words = np.empty(max(1, masks.shape[1]), dtype=np.uint32)
+    pixel_words = np.empty(seg.size, dtype=np.uint32)
+    status = fn(image_planes.ctypes.data, fill_planes.ctypes.data, image_planes.shape[0],
+                seg.size, seg.ctypes.data, masks.ctypes.data, masks.shape[1], len(masks),
+                words.ctypes.data, pixel_words.ctypes.data, out.ctypes.data)
+    if status == -2:
+        d = masks.shape[1]
+        raise IndexError("the label map has labels outside [0, %d): masks have %d columns"
+                         % (d, d))
+    if status != 0:
+        raise RuntimeError("the compose kernel failed (%d)" % status)
+    return out
+
+
+def _compose_cv2(cv2, image_planes, fill_planes, segments, masks, out):
+    """:func:`compose_normalised` with OpenCV, one image at a time (its planes stay in cache
+    between the two copies): the fill, then the image where kept; the kept-pixel map from
+    ``cv2.LUT`` of the label map (at most 256 superpixels), else numpy's take."""
     rows = masks.view(np.uint8)
+    d = masks.shape[1]
     if d <= 256:
         seg_u8 = np.ascontiguousarray(segments, dtype=np.uint8)
         lut = np.zeros(256, dtype=np.uint8)

@@ -45,9 +45,10 @@ Example::
 """
 import inspect
 import os
-import threading
 
 import numpy as np
+
+from .quickshift_link import link_compiled, link_numpy, run_threads
 
 __all__ = ["quickshift", "skimage_quickshift"]
 
@@ -59,7 +60,7 @@ _PAD_VALUE = 1e100
 # Density exponents are clipped here (e^-700 ~ 1e-304, a term no sum of ~1e3 of them can show):
 # numpy's exp takes a slow path for results that underflow.
 _MIN_EXPONENT = -700.0
-# The linking searches all pixels at once until fewer than this fraction are still undecided.
+# The numpy linking searches all pixels at once until fewer than this fraction are undecided.
 _SPARSE_FRACTION = 0.25
 
 
@@ -156,13 +157,6 @@ class _FlatImage:
         return (ctypes.c_void_p * len(self.chans))(*[c.ctypes.data for c in self.chans])
 
 
-def _nearest_first(offsets):
-    """``(spatial, order)``: each offset's squared length, and the offsets' indices sorted by it
-    (raster order among equals)."""
-    spatial = [float(dr * dr + dc * dc) for dr, dc in offsets]
-    return spatial, sorted(range(len(offsets)), key=lambda i: (spatial[i], i))
-
-
 def _load_kernels():
     """quickshift's compiled kernels (``density``, ``link`` of
     :func:`paddlex_interpret.core.native.kernels`), or None when they are not built or
@@ -208,7 +202,7 @@ def _density_parts_compiled(img, positive, inv, num_threads):
             raise RuntimeError("quickshift density kernel failed (%d)" % status)
         return acc
 
-    return _run_threads(part, img.row_cuts(num_threads))
+    return run_threads(part, img.row_cuts(num_threads))
 
 
 def _density_parts_numpy(img, positive, inv, kept, num_threads):
@@ -235,7 +229,7 @@ def _density_parts_numpy(img, positive, inv, kept, num_threads):
             acc[k:] += d
         return acc
 
-    return _run_threads(part, [(positive[i::num_threads],) for i in range(num_threads)])
+    return run_threads(part, [(positive[i::num_threads],) for i in range(num_threads)])
 
 
 def _density(img, positive, inv, keep_within, rng, num_threads):
@@ -261,141 +255,6 @@ def _density(img, positive, inv, keep_within, rng, num_threads):
     for acc in parts:
         dens += acc
     return dens, kept
-
-
-def _link_compiled(img, dens, offsets, num_threads):
-    """:func:`_link` in the compiled kernel: per pixel, offsets nearest first, stopping at the
-    first whose spatial distance alone exceeds the best distance found."""
-    import ctypes
-
-    fn = _KERNELS["fns"]["link"]
-    n = img.n
-    spatial, order = _nearest_first(offsets)
-    shifts = np.array([img.shift(*offsets[i]) for i in order], dtype=np.int64)
-    spatial = np.array([spatial[i] for i in order])
-    index = np.array(order, dtype=np.int32)
-    finite = np.maximum(dens, -np.finfo(np.float64).max)  # padding: -DBL_MAX, not -inf
-    planes = img.plane_pointers()
-    closest = np.empty(n)
-    choice = np.empty(n, dtype=np.int32)
-
-    def part(lo, hi):
-        status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, finite.ctypes.data,
-                    shifts.ctypes.data, spatial.ctypes.data, index.ctypes.data, len(order),
-                    lo, hi, closest.ctypes.data, choice.ctypes.data)
-        if status != 0:
-            raise RuntimeError("quickshift link kernel failed (%d)" % status)
-
-    _run_threads(part, img.row_cuts(num_threads))
-    return closest, choice
-
-
-def _link(img, dens, kept, offsets, num_threads):
-    """``(closest, choice)``: per flat pixel the squared distance to its parent and the parent's
-    index in ``offsets`` (raster order; -1: none), the smallest ``(distance, index)`` among the
-    denser pixels."""
-    n = img.n
-    shifts = [img.shift(dr, dc) for dr, dc in offsets]
-    spatial, order = _nearest_first(offsets)
-    closest = np.full(n, np.finfo(np.float64).max)
-    choice = np.full(n, -1, dtype=np.int32)
-
-    def stored(i):
-        """The kept colour distances of offset i (for d = -e those of e, aligned with the
-        partners), or None."""
-        dr, dc = offsets[i]
-        return kept.get((dr, dc)) if shifts[i] > 0 else kept.get((-dr, -dc))
-
-    def colour_of(i, lo, hi, out, tmp):
-        k = shifts[i]
-        colour = stored(i)
-        if colour is not None:
-            return colour[lo:hi] if k > 0 else colour[lo + k:hi + k]
-        return img.colour_distance(k, lo, hi, out=out, tmp=tmp)
-
-    def dense_band(r0, r1, todo):
-        size = r1 - r0
-        buf, tmp = np.empty(size), np.empty(size)
-        better, tie = np.empty(size, bool), np.empty(size, bool)
-        for i in todo:
-            k = shifts[i]
-            lo, hi = max(r0, -k), min(r1, n - k)
-            if lo >= hi:
-                continue
-            m = hi - lo
-            dist = np.add(colour_of(i, lo, hi, buf[:m], tmp[:m]), spatial[i], out=buf[:m])
-            cl, ch = closest[lo:hi], choice[lo:hi]
-            b = np.less(dist, cl, out=better[:m])
-            t = np.equal(dist, cl, out=tie[:m])
-            t &= ch > i
-            b |= t
-            b &= np.greater(dens[lo + k:hi + k], dens[lo:hi], out=tie[:m])
-            np.copyto(cl, dist, where=b)
-            np.copyto(ch, i, where=b)
-
-    # Dense rings: all pixels, until few are left undecided.
-    j = 0
-    real = np.isfinite(dens)
-    bands = img.row_cuts(num_threads)
-    while j < len(order):
-        s = spatial[order[j]]
-        ring = []
-        while j < len(order) and spatial[order[j]] == s:
-            ring.append(order[j])
-            j += 1
-        _run_threads(dense_band, [(lo, hi, ring) for lo, hi in bands])
-        if j < len(order):
-            undecided = real & (closest >= spatial[order[j]])
-            if undecided.mean() < _SPARSE_FRACTION * real.mean():
-                break
-
-    # Sparse rings: only the undecided pixels, dropped as soon as they are decided.
-    if j < len(order):
-        act = np.flatnonzero(undecided)
-        cl, ch, da = closest[act], choice[act], dens[act]
-        for i in order[j:]:
-            if not act.size:
-                break
-            if spatial[i] > s:
-                s = spatial[i]
-                live = cl >= s
-                if not live.all():
-                    closest[act[~live]], choice[act[~live]] = cl[~live], ch[~live]
-                    act, cl, ch, da = act[live], cl[live], ch[live], da[live]
-                    if not act.size:
-                        break
-            k = shifts[i]
-            q = act + k
-            inside = (q >= 0) & (q < n)
-            q[~inside] = act[~inside]  # itself: not denser than itself
-            colour = stored(i)
-            if colour is not None:
-                colour = colour.take(act if k > 0 else q, mode="clip")
-            else:
-                colour = img.colour_distance_at(act, k)
-            dist = colour + spatial[i]
-            b = (dist < cl) | ((dist == cl) & (ch > i))
-            b &= dens[q] > da
-            cl[b] = dist[b]
-            ch[b] = i
-        closest[act], choice[act] = cl, ch
-    return closest, choice
-
-
-def _run_threads(target, jobs):
-    if len(jobs) == 1:
-        return [target(*jobs[0])]
-    results = [None] * len(jobs)
-
-    def run(i):
-        results[i] = target(*jobs[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2lab=True, rng=42,
@@ -443,9 +302,9 @@ def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2la
     offsets = [(dr, dc) for dr in range(-kw, kw + 1) for dc in range(-kw, kw + 1)
                if (dr or dc) and dr * dr + dc * dc <= md2 and abs(dr) < h and abs(dc) < w]
     if compiled:
-        closest, choice = _link_compiled(img, dens, offsets, num_threads)
+        closest, choice = link_compiled(_KERNELS["fns"]["link"], img, dens, offsets, num_threads)
     else:
-        closest, choice = _link(img, dens, kept, offsets, num_threads)
+        closest, choice = link_numpy(img, dens, kept, offsets, num_threads, _SPARSE_FRACTION)
 
     flat = np.arange(img.n, dtype=np.intp)
     step = np.array([img.shift(dr, dc) for dr, dc in offsets] + [0], dtype=np.intp)

@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["run_batches", "run_on_workers", "run_overlapped", "engine_slices", "split_tail",
-           "CPU_ENGINE_MAX_BATCH", "RATED_BATCHES"]
+__all__ = ["run_batches", "run_on_workers", "run_overlapped", "gather", "engine_slices",
+           "split_tail", "CPU_ENGINE_MAX_BATCH", "RATED_BATCHES"]
 
 #: Batches larger than this run on the CPU engine's one predictor in parts of this many images
 #: (the workers and GPUs take the batch as it is): on Paddle 3.3 batches of 40-50 ran much slower
@@ -113,78 +113,30 @@ def run_on_workers(runner, workers, compose, to_probs, slices, pos, results, par
     workers stopped (turned off, or one failed: logged, and the runner stops using them); the
     caller finishes with the one predictor."""
     todo = split_tail(slices[pos:], len(workers))
-    shape = tuple(workers[0].input_shape)
-    lock = threading.Lock()
-    state = {"next": 0, "error": None, "stop": False, "rated": False}
-    done = {}
-    # per worker: CPU seconds of its thread and wall seconds over its timed batches (not the
-    # first of each batch size: warm-ups), and how many
-    clocks = [[0.0, 0.0, 0] for _ in workers]
-
-    def busy_when_ready():
-        """The workers' mean CPU time / wall time (their math runs in their own thread), once,
-        when every worker has :data:`RATED_BATCHES` timed batches."""
-        if state["rated"] or any(c[2] < RATED_BATCHES for c in clocks):
-            return None
-        state["rated"] = True
-        return sum(c[0] / max(c[1], 1e-9) for c in clocks) / len(clocks)
-
-    def work(k, worker):
-        try:
-            seen = set()
-            while True:
-                with lock:
-                    i = state["next"]
-                    if i >= len(todo) or state["error"] is not None or state["stop"]:
-                        return
-                    state["next"] = i + 1
-                sl = todo[i]
-                b = sl.stop - sl.start
-                t, cpu = time.perf_counter(), time.thread_time()
-                with worker.lock:  # the buffer is the worker's until its run is done
-                    buf = worker.buffer(b)
-                    x = compose(sl, out=buf)
-                    if x is not buf:
-                        raise ValueError("composed batch %s does not fit the worker's input %s"
-                                         % (x.shape, buf.shape))
-                    out = worker.run(b)
-                probs = to_probs(out)
-                cpu, t = time.thread_time() - cpu, time.perf_counter() - t
-                with lock:
-                    done[i] = probs
-                    if b in seen:
-                        clock = clocks[k]
-                        clock[0], clock[1], clock[2] = clock[0] + cpu, clock[1] + t, clock[2] + 1
-                    seen.add(b)
-                    busy = busy_when_ready()
-                if busy is not None and runner.workers_busy(shape, busy, parallel=parallel):
-                    with lock:
-                        state["stop"] = True
-        except BaseException as exc:  # noqa: B902 - reported by the calling thread
-            with lock:
-                if state["error"] is None:
-                    state["error"] = exc
-
-    threads = [threading.Thread(target=work, args=(k, w), daemon=True)
+    shared = _SharedBatches(runner, workers, compose, to_probs, todo, parallel)
+    threads = [threading.Thread(target=shared.work, args=(k, w), daemon=True)
                for k, w in enumerate(workers) if k]
     for t in threads:
         t.start()
     try:
-        work(0, workers[0])
+        shared.work(0, workers[0])
     finally:
         for t in threads:
             t.join()
-    for i, probs in done.items():
+    for i, probs in shared.done.items():
         results[todo[i].start] = (todo[i], probs)
-    if state["error"] is None and not state["stop"]:
+    if shared.error is None and not shared.stop:
         return len(slices)
-    if state["error"] is not None:
-        exc = state["error"]
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc
-        runner.parallel_failed("%s: %s" % (type(exc).__name__, exc))
-    # the caller goes on from the first slice not covered; drop the parts of later ones
-    covered = {todo[i].start: todo[i].stop for i in done}
+    if shared.error is not None:
+        if isinstance(shared.error, (KeyboardInterrupt, SystemExit)):
+            raise shared.error
+        runner.parallel_failed("%s: %s" % (type(shared.error).__name__, shared.error))
+    return _resume_at(slices, pos, {todo[i].start: todo[i].stop for i in shared.done}, results)
+
+
+def _resume_at(slices, pos, covered, results):
+    """The first slice from ``pos`` that the workers did not cover entirely; the parts of it
+    and of later slices that they did are dropped from ``results`` (the caller redoes them)."""
     for k in range(pos, len(slices)):
         start, stop = slices[k].start, slices[k].stop
         while start in covered and start < stop:
@@ -194,6 +146,72 @@ def run_on_workers(runner, workers, compose, to_probs, slices, pos, results, par
                 del results[j]
             return k
     return len(slices)
+
+
+class _SharedBatches:
+    """The batches of :func:`run_on_workers` and what the worker threads report back."""
+
+    def __init__(self, runner, workers, compose, to_probs, todo, parallel):
+        self.runner, self.compose, self.to_probs = runner, compose, to_probs
+        self.todo, self.parallel = todo, parallel
+        self.shape = tuple(workers[0].input_shape)
+        self.lock = threading.Lock()
+        self.next, self.error, self.stop, self.rated = 0, None, False, False
+        self.done = {}
+        # per worker: CPU seconds of its thread and wall seconds over its timed batches (not
+        # the first of each batch size: warm-ups), and how many
+        self.clocks = [[0.0, 0.0, 0] for _ in workers]
+
+    def _take(self):
+        with self.lock:
+            i = self.next
+            if i >= len(self.todo) or self.error is not None or self.stop:
+                return None
+            self.next = i + 1
+            return i
+
+    def _busy_when_ready(self):
+        """The workers' mean CPU time / wall time (their math runs in their own thread), once,
+        when every worker has :data:`RATED_BATCHES` timed batches."""
+        if self.rated or any(c[2] < RATED_BATCHES for c in self.clocks):
+            return None
+        self.rated = True
+        return sum(c[0] / max(c[1], 1e-9) for c in self.clocks) / len(self.clocks)
+
+    def work(self, k, worker):
+        try:
+            seen = set()
+            while True:
+                i = self._take()
+                if i is None:
+                    return
+                sl = self.todo[i]
+                b = sl.stop - sl.start
+                t, cpu = time.perf_counter(), time.thread_time()
+                with worker.lock:  # the buffer is the worker's until its run is done
+                    buf = worker.buffer(b)
+                    x = self.compose(sl, out=buf)
+                    if x is not buf:
+                        raise ValueError("composed batch %s does not fit the worker's input %s"
+                                         % (x.shape, buf.shape))
+                    out = worker.run(b)
+                probs = self.to_probs(out)
+                cpu, t = time.thread_time() - cpu, time.perf_counter() - t
+                with self.lock:
+                    self.done[i] = probs
+                    if b in seen:
+                        clock = self.clocks[k]
+                        clock[0], clock[1], clock[2] = clock[0] + cpu, clock[1] + t, clock[2] + 1
+                    seen.add(b)
+                    busy = self._busy_when_ready()
+                if busy is not None and self.runner.workers_busy(self.shape, busy,
+                                                                 parallel=self.parallel):
+                    with self.lock:
+                        self.stop = True
+        except BaseException as exc:  # noqa: B902 - reported by the calling thread
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
 
 
 def run_overlapped(compose, forward, slices, results):

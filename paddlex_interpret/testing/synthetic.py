@@ -37,42 +37,18 @@ import os
 import os.path as osp
 import shutil
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
+
+from .drawing import (COLOURS, SHAPES, draw_image, stamp_watermark, watermark_box_for,
+                      watermark_pattern)
 
 __all__ = ["COLOURS", "SHAPES", "ShapesDataset", "make_shapes_dataset", "watermark_box_for",
            "watermark_pattern", "stamp_watermark"]
 
-#: Named object colours (RGB). Any of these names can be used as a class.
-COLOURS = {
-    "red": (215, 35, 35),
-    "green": (35, 185, 55),
-    "blue": (40, 70, 225),
-    "yellow": (230, 215, 30),
-    "magenta": (210, 40, 205),
-    "cyan": (30, 200, 215),
-    "orange": (245, 135, 20),
-    "purple": (120, 40, 180),
-}
-
-#: Object shapes drawn (chosen uniformly at random per image).
-SHAPES = ("circle", "square", "triangle")
-
 _SPLITS = {"train": 0, "val": 1}
 _FORMAT_VERSION = 2  # 2: the watermark's checker cells are half the box side
-
-
-def watermark_box_for(image_size):
-    """Watermark box ``(x0, y0, x1, y1)`` (exclusive ends) for a square image of side ``image_size``.
-
-    6x6 pixels, 2 pixels from the bottom-right corner at 64 px (scaled with the image size).
-    """
-    s = max(4, int(image_size) // 10)
-    s += s % 2  # even, so the checkerboard is balanced
-    m = max(1, int(image_size) // 32)
-    x1 = y1 = int(image_size) - m
-    return (x1 - s, y1 - s, x1, y1)
 
 
 @dataclass
@@ -136,93 +112,6 @@ class ShapesDataset:
         return self._items(self.val_list)
 
 
-# ----------------------------------------------------------------------------------------------
-# drawing (vectorised on coordinate grids)
-
-
-def _smooth_noise(rng, size, cells):
-    """Low-frequency noise in [-1, 1]: a random coarse grid upsampled bilinearly."""
-    g = rng.uniform(-1.0, 1.0, size=(cells + 1, cells + 1))
-    t = np.linspace(0.0, cells, size)
-    i0 = np.minimum(t.astype(int), cells - 1)
-    f = t - i0
-    rows = g[i0] * (1 - f)[:, None] + g[i0 + 1] * f[:, None]  # (size, cells+1)
-    return rows[:, i0] * (1 - f)[None, :] + rows[:, i0 + 1] * f[None, :]
-
-
-def _shape_mask(shape, cx, cy, half, yy, xx):
-    if shape == "circle":
-        return (xx - cx) ** 2 + (yy - cy) ** 2 <= half ** 2
-    if shape == "square":
-        return (np.abs(xx - cx) <= half) & (np.abs(yy - cy) <= half)
-    # triangle pointing up, inscribed in the box [cx-half, cx+half] x [cy-half, cy+half]
-    top = cy - half
-    bottom = cy + half
-    rel = (yy - top) / (2.0 * half)  # 0 at the apex, 1 at the base
-    return (yy >= top) & (yy <= bottom) & (np.abs(xx - cx) <= rel * half)
-
-
-def _draw_image(rng, image_size, colour, avoid_box=None):
-    """Return (rgb uint8 (H, W, 3), mask bool (H, W), info dict)."""
-    n = image_size
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) + 0.5
-
-    # background: grey level + smooth texture + fine luminance noise + a little chroma noise
-    base = rng.uniform(95.0, 165.0)
-    lum = base + 28.0 * _smooth_noise(rng, n, int(rng.integers(3, 7))) + rng.normal(0.0, 10.0, (n, n))
-    img = lum[..., None] + rng.normal(0.0, 4.0, (n, n, 3))
-
-    # grey distractor blobs (ellipses)
-    for _ in range(int(rng.integers(1, 4))):
-        ex, ey = rng.uniform(0, n, size=2)
-        ax, ay = rng.uniform(0.04, 0.12, size=2) * n
-        blob = ((xx - ex) / ax) ** 2 + ((yy - ey) / ay) ** 2 <= 1.0
-        img[blob] += rng.uniform(-60.0, 60.0)
-
-    # the object
-    shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    side = rng.uniform(0.20, 0.35) * n
-    half = side / 2.0
-    for _ in range(100):
-        cx, cy = rng.uniform(half + 1.0, n - half - 1.0, size=2)
-        x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
-        if avoid_box is None:
-            break
-        bx0, by0, bx1, by1 = avoid_box
-        if x1 < bx0 - 1 or y1 < by0 - 1 or x0 > bx1 or y0 > by1:
-            break
-    mask = _shape_mask(shape, cx, cy, half, yy, xx)
-    rgb = np.asarray(colour, np.float32) + rng.uniform(-15.0, 15.0, size=3)
-    shading = rng.normal(0.0, 6.0, (n, n))[..., None]
-    img = np.where(mask[..., None], rgb[None, None, :] + shading, img)
-
-    img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    ys, xs = np.nonzero(mask)
-    info = {
-        "shape": shape,
-        "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
-    }
-    return img, mask, info
-
-
-def watermark_pattern(box):
-    """The watermark inside ``box``: a bool array, True where white. A 2x2 black/white checker
-    (cells of half the box side: 3 px at 64 px). Cells wider than one pixel matter: a
-    one-pixel checker is invisible to a network whose first layer has stride 2."""
-    x0, y0, x1, y1 = box
-    cell = max(1, (x1 - x0) // 2)
-    yy, xx = np.mgrid[0:y1 - y0, 0:x1 - x0]
-    return (yy // cell + xx // cell) % 2 == 0
-
-
-def stamp_watermark(img, box):
-    """Stamp the black/white checker watermark (:func:`watermark_pattern`) into ``img`` (uint8
-    HWC RGB) at ``box``; returns ``img``."""
-    x0, y0, x1, y1 = box
-    img[y0:y1, x0:x1] = np.where(watermark_pattern(box)[..., None], np.uint8(255), np.uint8(0))
-    return img
-
-
 def _write_png(path, rgb_or_grey):
     import cv2
 
@@ -271,26 +160,8 @@ def make_shapes_dataset(root,
     Returns:
         :class:`ShapesDataset`.
     """
-    classes = [str(c) for c in classes]
-    unknown = [c for c in classes if c not in COLOURS]
-    if unknown:
-        raise ValueError("unknown colour class(es) %s; choose from %s" % (unknown, sorted(COLOURS)))
-    if len(set(classes)) != len(classes) or len(classes) < 2:
-        raise ValueError("classes must be >= 2 distinct colour names, got %s" % classes)
-    image_size = int(image_size)
-    if image_size < 16:
-        raise ValueError("image_size must be >= 16")
-    if watermark_class is not None and watermark_class not in classes:
-        raise ValueError("watermark_class %r is not one of %s" % (watermark_class, classes))
-    if not 0.0 <= float(watermark_fraction) <= 1.0:
-        raise ValueError("watermark_fraction must be in [0, 1]")
-    if isinstance(watermark_splits, str):
-        watermark_splits = (watermark_splits,)
-    watermark_splits = tuple(sorted(set(watermark_splits), key=list(_SPLITS).index)) \
-        if all(sp in _SPLITS for sp in watermark_splits) else None
-    if not watermark_splits:
-        raise ValueError("watermark_splits must name 'train' and/or 'val'")
-
+    classes, image_size, watermark_splits = _checked(classes, image_size, watermark_class,
+                                                     watermark_fraction, watermark_splits)
     root = osp.abspath(str(root))
     params = {
         "version": _FORMAT_VERSION,
@@ -315,49 +186,15 @@ def make_shapes_dataset(root,
         raise FileExistsError("%s holds a dataset generated with other arguments; pass overwrite=True"
                               % root)
     if overwrite and osp.isdir(root):
-        for name in ["masks", "meta.json", "labels.txt", "train_list.txt", "val_list.txt"] + classes:
-            p = osp.join(root, name)
-            if osp.isdir(p):
-                shutil.rmtree(p)
-            elif osp.exists(p):
-                os.remove(p)
-        for name in COLOURS:  # class folders of a previous generation
-            p = osp.join(root, name)
-            if osp.isdir(p):
-                shutil.rmtree(p)
-
+        _remove_generated(root, classes)
     os.makedirs(root, exist_ok=True)
-    images = {}
-    lines = {"train": [], "val": []}
-    watermarked = []
     counts = {"train": int(num_train_per_class), "val": int(num_val_per_class)}
+    images, lines, watermarked = {}, {"train": [], "val": []}, []
     for label, cls in enumerate(classes):
-        os.makedirs(osp.join(root, cls), exist_ok=True)
-        os.makedirs(osp.join(root, "masks", cls), exist_ok=True)
-        wm_idx = {"train": set(), "val": set()}
-        for split in watermark_splits:
-            if cls == watermark_class and counts[split] > 0:
-                k = int(round(float(watermark_fraction) * counts[split]))
-                wm_rng = np.random.default_rng([int(seed), 7, label] + ([] if split == "train"
-                                                                          else [1]))
-                wm_idx[split] = set(int(i) for i in wm_rng.choice(counts[split], size=k,
-                                                                  replace=False))
-        for split, split_id in _SPLITS.items():
-            for i in range(counts[split]):
-                rng = np.random.default_rng([int(seed), split_id, label, i])
-                img, mask, info = _draw_image(rng, image_size, COLOURS[cls], avoid_box=wm_box)
-                rel = "%s/%s_%d.png" % (cls, split, i)
-                has_wm = i in wm_idx[split]
-                if has_wm:
-                    img = stamp_watermark(img, wm_box)
-                    watermarked.append(rel)
-                _write_png(osp.join(root, cls, "%s_%d.png" % (split, i)), img)
-                _write_png(osp.join(root, "masks", cls, "%s_%d.png" % (split, i)),
-                           mask.astype(np.uint8) * 255)
-                info.update(label=label, colour=cls, watermark=has_wm)
-                images[rel] = info
-                lines[split].append("%s %d" % (rel, label))
-
+        wm_idx = _watermarked_indices(cls, label, watermark_class, watermark_fraction,
+                                      watermark_splits, counts, seed)
+        _write_class(root, cls, label, counts, wm_idx, wm_box, image_size, seed, images, lines,
+                     watermarked)
     with open(osp.join(root, "labels.txt"), "w") as f:
         f.write("".join(c + "\n" for c in classes))
     for split in ("train", "val"):
@@ -372,6 +209,80 @@ def make_shapes_dataset(root,
     with open(meta_file, "w") as f:
         json.dump(stored, f, indent=1, sort_keys=True)
     return _dataset_from_meta(root, stored)
+
+
+def _checked(classes, image_size, watermark_class, watermark_fraction, watermark_splits):
+    """``(classes, image_size, watermark_splits)`` normalised; ValueError naming a bad one."""
+    classes = [str(c) for c in classes]
+    unknown = [c for c in classes if c not in COLOURS]
+    if unknown:
+        raise ValueError("unknown colour class(es) %s; choose from %s" % (unknown, sorted(COLOURS)))
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError("classes must be >= 2 distinct colour names, got %s" % classes)
+    image_size = int(image_size)
+    if image_size < 16:
+        raise ValueError("image_size must be >= 16")
+    if watermark_class is not None and watermark_class not in classes:
+        raise ValueError("watermark_class %r is not one of %s" % (watermark_class, classes))
+    if not 0.0 <= float(watermark_fraction) <= 1.0:
+        raise ValueError("watermark_fraction must be in [0, 1]")
+    if isinstance(watermark_splits, str):
+        watermark_splits = (watermark_splits,)
+    watermark_splits = tuple(sorted(set(watermark_splits), key=list(_SPLITS).index)) \
+        if all(sp in _SPLITS for sp in watermark_splits) else None
+    if not watermark_splits:
+        raise ValueError("watermark_splits must name 'train' and/or 'val'")
+    return classes, image_size, watermark_splits
+
+
+def _remove_generated(root, classes):
+    """Remove what a previous generation wrote under ``root`` (and nothing else)."""
+    for name in ["masks", "meta.json", "labels.txt", "train_list.txt", "val_list.txt"] + classes:
+        p = osp.join(root, name)
+        if osp.isdir(p):
+            shutil.rmtree(p)
+        elif osp.exists(p):
+            os.remove(p)
+    for name in COLOURS:  # class folders of a previous generation
+        p = osp.join(root, name)
+        if osp.isdir(p):
+            shutil.rmtree(p)
+
+
+def _watermarked_indices(cls, label, watermark_class, watermark_fraction, watermark_splits,
+                         counts, seed):
+    """Per split, the indices of ``cls``'s images that get the watermark (seeded)."""
+    wm_idx = {"train": set(), "val": set()}
+    for split in watermark_splits:
+        if cls == watermark_class and counts[split] > 0:
+            k = int(round(float(watermark_fraction) * counts[split]))
+            wm_rng = np.random.default_rng([int(seed), 7, label] + ([] if split == "train"
+                                                                      else [1]))
+            wm_idx[split] = set(int(i) for i in wm_rng.choice(counts[split], size=k,
+                                                              replace=False))
+    return wm_idx
+
+
+def _write_class(root, cls, label, counts, wm_idx, wm_box, image_size, seed, images, lines,
+                 watermarked):
+    """Draw and write every image (and mask) of one class; record them."""
+    os.makedirs(osp.join(root, cls), exist_ok=True)
+    os.makedirs(osp.join(root, "masks", cls), exist_ok=True)
+    for split, split_id in _SPLITS.items():
+        for i in range(counts[split]):
+            rng = np.random.default_rng([int(seed), split_id, label, i])
+            img, mask, info = draw_image(rng, image_size, COLOURS[cls], avoid_box=wm_box)
+            rel = "%s/%s_%d.png" % (cls, split, i)
+            has_wm = i in wm_idx[split]
+            if has_wm:
+                img = stamp_watermark(img, wm_box)
+                watermarked.append(rel)
+            _write_png(osp.join(root, cls, "%s_%d.png" % (split, i)), img)
+            _write_png(osp.join(root, "masks", cls, "%s_%d.png" % (split, i)),
+                       mask.astype(np.uint8) * 255)
+            info.update(label=label, colour=cls, watermark=has_wm)
+            images[rel] = info
+            lines[split].append("%s %d" % (rel, label))
 
 
 def _dataset_from_meta(root, stored):

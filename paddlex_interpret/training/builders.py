@@ -21,7 +21,7 @@ Example::
 import logging
 
 from ..api.datasets import resolve_dataset
-from ..api.weights import DEFAULT_MAX_IMAGES, build_settings, expected_fingerprint
+from ..api.weights import DEFAULT_MAX_IMAGES, build_settings, stamp
 from ..core import normlime as nl
 from ..core.concepts import ConceptCodebook
 from ..core.segmentation import MemoSegmenter, make_segmenter
@@ -149,14 +149,6 @@ class NormLimeBuilder(WeightsBuilder):
                 mode, kwargs.get("variant", "normlime"), int(max_images), o.seed,
                 kwargs.get("num_samples", o.num_samples), kwargs.get("top_k", 1),
                 kwargs.get("grid"), o.fill, o.kernel_width, o.segmenter, o.segmenter_params)
-            fp = expected_fingerprint(context.classifier, gw.class_names, gw.num_classes, mode,
-                                      settings)
-            fp["codebook"] = self.codebook.fingerprint()
-            fp["codebook_settings"] = {
-                "n_concepts": int(self.codebook.settings.get("n_concepts",
-                                                             self.codebook.n_concepts)),
-                "segmenter": settings["segmenter"]}
-            gw.settings.update(settings)
-            gw.fingerprint = fp
+            stamp(gw, context.classifier, mode, settings, self.codebook)
         except Exception:  # the weights are fine without it
             logger.debug("explanations: could not fingerprint the NormLIME weights", exc_info=True)

@@ -1,0 +1,174 @@
+"""The package's shape, checked from its own source: one-way imports between modules, a pure
+core, modules and functions of a readable size, and code that speaks of the code.
+
+The import graph is read with ``ast`` (module-level and function-level imports alike: a lazy
+import that closes a circle is still a circle), so this needs no Paddle.
+"""
+import ast
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "paddlex_interpret")
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60  # body lines, docstring excluded
+
+
+def _modules():
+    out = {}
+    for d, _, files in os.walk(PACKAGE):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(d, f)
+                rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                name = rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+                out[name] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(module, node):
+    """Package modules named by an import node inside ``module``."""
+    is_pkg = MODULES[module].endswith("__init__.py")
+    names = []
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = module.split(".") if is_pkg else module.split(".")[:-1]
+            base = base[:len(base) - node.level + 1]
+            prefix = ".".join(base + ([node.module] if node.module else []))
+        else:
+            prefix = node.module or ""
+        names = [prefix] + ["%s.%s" % (prefix, a.name) for a in node.names]
+    found = set()
+    for n in names:
+        while n and n not in MODULES:
+            n = n.rpartition(".")[0]
+        if n and n != module:
+            found.add(n)
+    return found
+
+
+def _graph():
+    graph = {}
+    for name, path in MODULES.items():
+        tree = ast.parse(open(path, encoding="utf8").read())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                deps |= _resolve(name, node)
+        # a package's __init__ is imported with any of its modules: not a dependency edge back
+        graph[name] = {d for d in deps if not name.startswith(d + ".")}
+    return graph
+
+
+def _cycles(graph):
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_import_graph_has_no_circle():
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("room,forbidden", [
+    ("paddlex_interpret.core", ("paddle", "paddlex", "visualdl", "paddlex_interpret.runtime",
+                                "paddlex_interpret.adapters", "paddlex_interpret.api",
+                                "paddlex_interpret.training", "paddlex_interpret.rendering")),
+    ("paddlex_interpret.runtime", ("paddlex_interpret.adapters", "paddlex_interpret.api",
+                                   "paddlex_interpret.training", "paddlex_interpret.core")),
+    ("paddlex_interpret.adapters", ("paddlex_interpret.api", "paddlex_interpret.training")),
+    ("paddlex_interpret.api", ("paddlex_interpret.training",)),
+])
+def test_rooms_import_one_way(room, forbidden):
+    """The core knows nothing of Paddle, PaddleX or VisualDL; runtime knows nothing of models'
+    meaning; adapters and the API know nothing of training."""
+    bad = []
+    for name, path in MODULES.items():
+        if not (name == room or name.startswith(room + ".")):
+            continue
+        for node in ast.walk(ast.parse(open(path, encoding="utf8").read())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                targets = [node.module or ""]
+            else:
+                targets = sorted(_resolve(name, node)) if isinstance(node, ast.ImportFrom) else []
+            for t in targets:
+                if any(t == f or t.startswith(f + ".") for f in forbidden):
+                    bad.append("%s imports %s" % (name, t))
+    assert bad == []
+
+
+def test_modules_are_of_a_readable_size():
+    long = {name: n for name, path in MODULES.items()
+            if (n := sum(1 for _ in open(path, encoding="utf8"))) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def _function_lengths():
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(open(path, encoding="utf8").read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body
+                first = body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                        and isinstance(first.value.value, str):
+                    start = body[1].lineno if len(body) > 1 else first.end_lineno
+                else:
+                    start = first.lineno
+                yield "%s.%s" % (name, node.name), node.end_lineno - start + 1
+
+
+def test_functions_are_of_a_readable_size():
+    assert {f: n for f, n in _function_lengths() if n > MAX_FUNCTION_LINES} == {}
+
+
+NARRATION = re.compile(r"\b(issue|session)\s+#?\d+\b|\b20\d\d-\d\d-\d\d\b", re.IGNORECASE)
+
+
+def test_code_speaks_of_the_code():
+    """No issue numbers, session names or dates in the package (history lives in git)."""
+    found = []
+    for name, path in MODULES.items():
+        for i, line in enumerate(open(path, encoding="utf8"), 1):
+            if NARRATION.search(line):
+                found.append("%s:%d: %s" % (name, i, line.strip()))
+    assert found == []
