@@ -8,11 +8,28 @@ Fixtures (names are stable, others rely on them):
   (see :func:`make_transforms`).
 * ``trained_classifier`` -- a :class:`TrainedClassifier`: a real PaddleX 2.1
   ``MobileNetV3_small`` trained from scratch on ``shapes_dataset`` (CPU, seeded, ~25-40 s), with
-  its val accuracy (>= 0.9 expected; the class is the object's colour).
+  its val accuracy (>= 0.9 expected; the class is the object's colour). ``trained`` is the same
+  object, ``model`` its PaddleX model, ``pdx`` the ``paddlex`` module.
+* ``probe_images`` -- 6 val images of ``trained_classifier`` as the model sees them (uint8).
+* ``train_dataset`` -- ``paddlex.datasets.ImageNet`` of the training split with the model's test
+  transforms (what the NormLIME weights are built on); ``fast_weights`` -- ``'fast'`` NormLIME
+  weights of the trained model on it (60 images, 12 concepts); ``weights_file`` -- a valid
+  weights cache file (15 images, 8 concepts; copy it before changing it).
+* ``tiny_shapes`` (32 px, 12 + 5 images per class), ``probes`` (``(images, labels)``: a val path
+  and a 48 px array) and ``hooked``: a tiny PaddleX training (2 epochs, a checkpoint per epoch)
+  with an :class:`~paddlex_interpret.training.hook.ExplainHook` on ``probes`` (``{"model",
+  "hook", "save_dir", "seconds"}``; its checkpoint directories are read, never written, by the
+  tests that share it).
+* ``workers_not_ruled_out`` -- (function scope, not autouse) clears what ``'auto'`` measured
+  about the inference workers of every layer for one test.
+
+Every training fixture is session-scoped: a model is trained once per session, whichever files
+use it.
 
 Plain helpers (``from conftest import make_transforms`` works from test modules):
 :func:`seed_everything`, :func:`make_transforms`, :func:`make_paddlex_datasets`,
-:func:`train_classifier`, :func:`val_accuracy`.
+:func:`train_classifier`, :func:`val_accuracy`. Helpers shared by several test files that are
+not about the session's fixtures live in ``tests/helpers.py`` (``from helpers import ...``).
 
 Paddle and PaddleX are imported lazily (inside the fixtures/helpers), always after
 ``paddlex_interpret`` (its import shim makes PaddleX 2.1 work on Paddle 2.6).
@@ -26,9 +43,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_TESTS)
+for _path in (_ROOT, _TESTS):  # the package, and `from helpers import ...` from any sub-directory
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import paddlex_interpret  # noqa: E402,F401  (must come before any `import paddlex`)
 from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
@@ -172,3 +191,94 @@ def pdx():
 def model(trained_classifier):
     """The trained PaddleX classifier of ``trained_classifier``."""
     return trained_classifier.model
+
+
+@pytest.fixture(scope="session")
+def trained(trained_classifier):
+    """``trained_classifier`` (the short name the runtime and adapter tests use)."""
+    return trained_classifier
+
+
+@pytest.fixture(scope="session")
+def probe_images(trained_classifier):
+    """6 val images of ``trained_classifier`` as the model sees them, ``(6, 64, 64, 3)`` uint8."""
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+
+    clf = PaddleXClassifier(trained_classifier.model, backend="dygraph")
+    items = trained_classifier.dataset.val_items()
+    return np.stack([clf.view(path) for path, _, _ in items[::max(1, len(items) // 6)][:6]])
+
+
+@pytest.fixture
+def workers_not_ruled_out(monkeypatch):
+    """'auto' turns the workers off for a layer once they ran slower than the one predictor
+    (Paddle 3.x, where predictor.run() holds the GIL), for the process; an earlier test on the
+    shared model may have done so. A test using this fixture starts without that (restored
+    after it)."""
+    from paddlex_interpret.runtime import cache
+
+    for st in cache.ENGINES.states("auto"):
+        monkeypatch.setattr(st, "workers_slow", None)
+
+
+# ------------------------------------------------------------------------------ NormLIME weights
+@pytest.fixture(scope="session")
+def train_dataset(pdx, trained_classifier):
+    """The training split of ``trained_classifier`` read with the model's test transforms."""
+    ds, model = trained_classifier.dataset, trained_classifier.model
+    return pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, model.test_transforms)
+
+
+@pytest.fixture(scope="session")
+def fast_weights(model, train_dataset):
+    """``'fast'`` NormLIME weights of the trained model (60 images, 12 concepts, seed 0)."""
+    from paddlex_interpret.api import weights as weights_api
+
+    return weights_api.build_normlime_weights(model, train_dataset, mode="fast", max_images=60,
+                                              seed=0, n_concepts=12)
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory, model, train_dataset):
+    """A valid cache file built once; tests copy it before changing it."""
+    from paddlex_interpret.api import weights as weights_api
+
+    path = str(tmp_path_factory.mktemp("cache") / "weights.npz")
+    weights_api.build_normlime_weights(model, train_dataset, save_path=path, mode="fast",
+                                       max_images=15, seed=0, n_concepts=8)
+    return path
+
+
+# ------------------------------------------------------------------------------ the tiny hook run
+@pytest.fixture(scope="session")
+def tiny_shapes(tmp_path_factory):
+    """32 px coloured shapes, 12 train + 5 val images per class."""
+    return make_shapes_dataset(str(tmp_path_factory.mktemp("hook_shapes")),
+                               num_train_per_class=12, num_val_per_class=5, image_size=32)
+
+
+@pytest.fixture(scope="session")
+def probes(tiny_shapes):
+    """``(images, labels)``: a val path with its label, and a 48 px array (to be resized)."""
+    import cv2
+
+    from paddlex_interpret.core.images import load_image
+
+    val = tiny_shapes.val_items()
+    big = load_image(val[5][0])
+    big = cv2.resize(big, (48, 48), interpolation=cv2.INTER_NEAREST)  # the hook must resize it
+    return [val[0][0], big], [val[0][1], None]
+
+
+@pytest.fixture(scope="session")
+def hooked(tiny_shapes, probes, tmp_path_factory):
+    """A tiny PaddleX training with an ExplainHook (background worker, the default)."""
+    from helpers import FAST, train_tiny
+    from paddlex_interpret.hooks import ExplainHook
+
+    save_dir = tmp_path_factory.mktemp("hooked") / "output"
+    hook = ExplainHook(probes[0], probe_labels=probes[1], **FAST)
+    t0 = time.perf_counter()
+    model = train_tiny(tiny_shapes, save_dir, hook=hook)
+    return {"model": model, "hook": hook, "save_dir": str(save_dir),
+            "seconds": time.perf_counter() - t0}

@@ -135,10 +135,17 @@ def test_save_figure_is_atomic(tmp_path, monkeypatch):
 
 
 def test_module_does_not_import_pyplot(tmp_path):
-    code = ("import sys, paddlex_interpret.rendering as r; "
+    code = ("import sys, numpy as np, paddlex_interpret.rendering as r; "
+            "from paddlex_interpret.core.explanation import Explanation; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
-            "r.save_figure(r._new_figure(1, 1)[0], sys.argv[1]); "
-            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported by save_figure'")
+            "seg = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 8, 0), 8, 1); "
+            "e = Explanation(image=np.full((16, 16, 3), 100, np.uint8), segments=seg, "
+            "probabilities=np.array([0.2, 0.8]), labels=np.array([1]), "
+            "weights=np.array([[0.5, -0.3, 0.0, 0.1]]), intercepts=np.array([0.1]), "
+            "scores=np.array([0.9]), local_predictions=np.array([0.7])); "
+            "r.save_figure(r.lime_figure(e), sys.argv[1]); "
+            "assert 'matplotlib.pyplot' not in sys.modules, "
+            "'pyplot imported by lime_figure or save_figure'")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("MPLBACKEND", None)
     out = str(tmp_path / "probe.png")

@@ -5,7 +5,6 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from paddlex_interpret.core import quickshift as qs
-from paddlex_interpret.core.segmentation import make_segmenter
 
 
 def _images():
@@ -84,16 +83,6 @@ def test_more_channels_without_lab_conversion_equal_scikit_image(path):
     params = dict(kernel_size=2, max_dist=5, ratio=1.0, sigma=1, convert2lab=False)
     np.testing.assert_array_equal(qs.quickshift(image, rng=2, **params),
                                   qs.skimage_quickshift(image, seed=2, **params))
-
-
-def test_default_segmenter_is_paddlex13_quickshift_with_scikit_image_labels():
-    image = _images()["shapes"]
-    fast = make_segmenter("quickshift", seed=0)(image)
-    reference = make_segmenter("quickshift_skimage", seed=0)(image)
-    np.testing.assert_array_equal(fast, reference)
-    assert fast.dtype == np.int32 and fast.min() == 0
-    # the two coloured rectangles are not merged with the background
-    assert fast[20, 20] != fast[5, 60] and fast[55, 50] != fast[5, 60]
 
 
 @pytest.mark.parametrize("shape", [(1, 20, 3), (20, 1, 3), (1, 1, 3), (3, 40, 3), (40, 3, 3)])

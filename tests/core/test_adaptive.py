@@ -156,3 +156,22 @@ def test_adaptive_works_with_a_glime_prior():
     assert exp.settings["method"] == "glime"
     assert exp.settings["adaptive_converged"] is True
     assert exp.top_segments(1, 2).tolist() == [0, 1]
+
+
+def test_adaptive_sampling_with_the_paired_kernel_sampler():
+    """GLIME's sampler in rounds: the run stops once certified, records how many samples it
+    used, and its masks are the first rows of the ones the paired sampler draws for the seed
+    (whole pairs)."""
+    explainer = LimeExplainer(easy_classifier, sampler="paired_kernel", num_samples=3000,
+                              batch_size=50, seed=0, adaptive=dict(top_k=3))
+    run = explainer.run(IMAGE, segments=SEGMENTS, labels=[1])
+    s = run.explanation.settings
+    assert s["sampler"] == "paired_kernel"
+    used = s["num_samples_used"]
+    assert s["adaptive_converged"] is True and used < 3000 and used % 50 == 0
+    assert s["adaptive_rounds"] >= 1 and len(run.masks) == len(run.outputs) == used
+    np.testing.assert_array_equal(run.masks, explainer.draw(STRIPES, 3000, 0)[:used])
+    np.testing.assert_array_equal(run.masks[0:used:2], ~run.masks[1:used:2])  # whole pairs
+    assert run.explanation.top_segments(1, 3).tolist() == [0, 1, 2]
+    refit = explainer.fit(run.masks, run.outputs, [1], sample_weight=run.sample_weight)
+    np.testing.assert_array_equal(refit.coef, run.explanation.weights)

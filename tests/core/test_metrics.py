@@ -1,44 +1,17 @@
-"""paddlex_interpret.core.metrics: faithfulness curves, localisation and stability scores."""
+"""paddlex_interpret.core.metrics: faithfulness curves (deletion / insertion, MoRF / LeRF) and
+the scores of an explanation, on a model whose deciding region is known (helpers.RegionModel).
+(Localisation and stability: ``test_agreement.py``.)"""
 import numpy as np
 import pytest
 
+from helpers import DECIDING, GRID, REGION, RegionModel, oracle_weights, region_image
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.lime import LimeExplainer
-
-SIZE = 32
-BLOCK = 8  # 4 x 4 grid of 8 px superpixels
-GRID = np.repeat(np.repeat(np.arange(16).reshape(4, 4), BLOCK, 0), BLOCK, 1)
-REGION = np.zeros((SIZE, SIZE), bool)
-REGION[8:24, 8:16] = True  # superpixels 5 and 9 decide: a known deciding region
-DECIDING = (5, 9)
-
-
-class RegionModel:
-    """p(class 1) = brightness of REGION (a model whose decision is known); counts calls."""
-
-    def __init__(self, logits=False):
-        self.calls = 0
-        self.images = 0
-        self.logits = logits
-
-    def __call__(self, images):
-        self.calls += 1
-        self.images += len(images)
-        p = images[:, REGION].mean(axis=(1, 2)) / 255.0
-        out = np.stack([1.0 - p, p], axis=1)
-        return np.log(np.clip(out, 1e-6, 1)) + 3.0 if self.logits else out
 
 
 @pytest.fixture
 def image():
-    rng = np.random.default_rng(0)
-    return rng.integers(150, 256, (SIZE, SIZE, 3)).astype(np.uint8)
-
-
-def oracle_weights():
-    w = np.zeros(16)
-    w[list(DECIDING)] = 1.0
-    return w
+    return region_image()
 
 
 def test_oracle_beats_random_on_deletion_and_insertion(image):
@@ -127,60 +100,3 @@ def test_bad_inputs_raise(image):
         metrics.perturbation_curve(RegionModel(), image, GRID, np.zeros(16), 1, mode="x")
     with pytest.raises(ValueError, match="at least 2"):
         metrics.stability([np.zeros(3)])
-
-
-def test_pointing_game_and_iou():
-    gt = np.zeros((32, 32), bool)
-    gt[8:24, 8:16] = True
-    assert metrics.pointing_game(oracle_weights(), gt, segments=GRID)
-    w = np.zeros(16)
-    w[0] = 1
-    assert not metrics.pointing_game(w, gt, segments=GRID)
-    # a 1 px tolerance reaches only the edge of superpixel 0: most of it stays outside
-    assert not metrics.pointing_game(w, gt, segments=GRID, tolerance=1)
-    w2 = np.zeros(16)
-    w2[4] = 1  # left neighbour of superpixel 5: inside after growing the mask by 8 px
-    assert metrics.pointing_game(w2, gt, segments=GRID, tolerance=8)
-    heat = np.zeros((32, 32))
-    heat[10, 10] = 1.0
-    assert metrics.pointing_game(heat, gt)
-    assert metrics.iou(gt, gt) == 1.0 and metrics.iou(gt, ~gt) == 0.0
-    assert metrics.iou(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
-    assert metrics.explanation_iou(oracle_weights(), GRID, gt) == pytest.approx(1.0)
-    assert metrics.explanation_iou(oracle_weights(), GRID, gt, k=1) == pytest.approx(0.5)
-    assert metrics.top_segments_mask(-oracle_weights(), GRID).sum() == 0  # no positive weight
-
-
-def test_stability_of_identical_runs_is_one(image):
-    model = RegionModel()
-    runs = [LimeExplainer(model, num_samples=200, seed=7).explain(image, labels=[1],
-                                                                  segments=GRID).weights[0]
-            for _ in range(3)]
-    st = metrics.stability(runs, k=5)
-    assert st == {"jaccard": 1.0, "spearman": 1.0, "pairs": 3}
-
-
-def test_stability_of_other_seeds_is_high_but_measured(image):
-    model = RegionModel()
-    runs = [LimeExplainer(model, num_samples=200, seed=s).explain(image, labels=[1],
-                                                                  segments=GRID).weights[0]
-            for s in range(3)]
-    st = metrics.stability(runs, k=2, positive_only=True)
-    assert st["jaccard"] == 1.0  # the deciding pair is found with every seed
-    assert 0.0 < st["spearman"] <= 1.0
-
-
-def test_rank_statistics():
-    assert metrics.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
-    assert metrics.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
-    # ties share ranks (matches scipy's spearmanr)
-    from scipy.stats import spearmanr
-
-    a, b = [1, 1, 2, 3, 5], [2, 1, 1, 4, 4]
-    assert metrics.spearman(a, b) == pytest.approx(spearmanr(a, b).correlation)
-    assert metrics.spearman([1, 1, 1], [1, 2, 3]) == 0.0  # constant: no rank information
-    assert metrics.topk_jaccard([5, 4, 3, 0], [5, 4, 0, 3], k=2) == 1.0
-    assert metrics.topk_jaccard([5, 4, 3, 0], [0, 3, 4, 5], k=2) == 0.0
-    assert metrics.topk_jaccard([-5, 1, 0], [5, 1, 0], k=1) == 1.0  # by |weight|
-    assert metrics.topk_jaccard([-5, 1, 0], [5, 1, 0], k=1, positive_only=True) == 0.0
-    assert metrics.topk_jaccard([-1, -2], [-3, -1], k=2, positive_only=True) == 1.0  # both empty

@@ -1,10 +1,10 @@
-"""ExplainHook on real PaddleX 2.1 training, and the shared ExplainSession core.
+"""ExplainHook (paddlex_interpret.training.hook) on real PaddleX 2.1 training.
 
-A tiny MobileNetV3_small is trained for 2 epochs on 32 px coloured shapes, once with the hook and
+A tiny MobileNetV3_small is trained for 2 epochs on 32 px coloured shapes, once with the hook
+(the session fixture ``hooked``, conftest.py; its worker process explains the checkpoints) and
 once without (same seeds). The logs are read back with VisualDL's own LogReader and served by a
 real VisualDL server.
 """
-import contextlib
 import io
 import json
 import logging
@@ -20,125 +20,14 @@ import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
+from helpers import EPOCHS, FAST, read_run, state_arrays, steps, train_tiny
 from paddlex_interpret.core.classifier import Classifier
-from paddlex_interpret.training import schedule, sink
-from paddlex_interpret.training import session as es
 from paddlex_interpret.core.normlime import GlobalWeights
+from paddlex_interpret.hooks import ExplainHook
 from paddlex_interpret.training.report import CheckpointContext
 from paddlex_interpret.training.session import ExplainSession
-from paddlex_interpret.hooks import ExplainHook
-from paddlex_interpret.testing.synthetic import make_shapes_dataset
 
 VENV_BIN = os.path.dirname(sys.executable)
-EPOCHS = 2
-FAST = dict(num_samples=120, batch_size=60, metric_steps=8, max_images=15, n_concepts=8)
-
-
-# ------------------------------------------------------------------------------ helpers
-def read_run(run_dir):
-    """VisualDL's own reader on the record file VisualDL shows for ``run_dir`` (the newest)."""
-    from visualdl import LogReader
-
-    files = sorted(f for f in os.listdir(run_dir) if "vdlrecords" in f)
-    assert files, "no VisualDL record file in %s" % run_dir
-    return LogReader(file_path=os.path.join(run_dir, files[-1]))
-
-
-def steps(reader, component, tag):
-    return [int(r.id) for r in reader.get_data(component, tag)]
-
-
-def seed_everything(seed=0):
-    import paddle
-
-    paddle.seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-@contextlib.contextmanager
-def closing_log_writers():
-    """PaddleX never closes its VisualDL writer (records reach the file every 120 s): record the
-    writers made meanwhile and close them after, so the test can read PaddleX's curves."""
-    import visualdl
-
-    made = []
-    original = visualdl.LogWriter
-
-    class Recording(original):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
-
-    visualdl.LogWriter = Recording
-    try:
-        yield made
-    finally:
-        visualdl.LogWriter = original
-        for w in made:
-            with contextlib.suppress(Exception):
-                w.close()
-
-
-def make_datasets(ds):
-    import paddlex as pdx
-
-    T = pdx.transforms
-    train_tf = T.Compose([T.RandomCrop(crop_size=32, scaling=[0.7, 1.0]),
-                          T.RandomHorizontalFlip(), T.Normalize()])
-    eval_tf = T.Compose([T.Resize(32), T.Normalize()])
-    train = pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, train_tf, shuffle=True,
-                                  num_workers=0)
-    val = pdx.datasets.ImageNet(ds.root, ds.val_list, ds.labels_file, eval_tf, num_workers=0)
-    return train, val
-
-
-def train_tiny(ds, save_dir, hook=None, model=None, epochs=EPOCHS, seed=0):
-    """Train (or fine-tune ``model``) exactly as a user would; the hook only attaches."""
-    import paddlex as pdx
-
-    seed_everything(seed)
-    if model is None:
-        model = pdx.cls.MobileNetV3_small(num_classes=len(ds.labels))
-    train, val = make_datasets(ds)
-    with closing_log_writers(), (hook.attach(model) if hook else contextlib.nullcontext()):
-        model.train(num_epochs=epochs, train_dataset=train, train_batch_size=8, eval_dataset=val,
-                    save_interval_epochs=1, log_interval_steps=2, save_dir=str(save_dir),
-                    pretrain_weights=None, learning_rate=0.02, use_vdl=True)
-    return model
-
-
-def state_arrays(model):
-    return {k: v.numpy().copy() for k, v in model.net.state_dict().items()}
-
-
-# ------------------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def tiny_shapes(tmp_path_factory):
-    return make_shapes_dataset(str(tmp_path_factory.mktemp("hook_shapes")),
-                               num_train_per_class=12, num_val_per_class=5, image_size=32)
-
-
-@pytest.fixture(scope="module")
-def probes(tiny_shapes):
-    from paddlex_interpret.core.images import load_image
-
-    val = tiny_shapes.val_items()
-    big = load_image(val[5][0])
-    import cv2
-
-    big = cv2.resize(big, (48, 48), interpolation=cv2.INTER_NEAREST)  # the hook must resize it
-    return [val[0][0], big], [val[0][1], None]
-
-
-@pytest.fixture(scope="module")
-def hooked(tiny_shapes, probes, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("hooked") / "output"
-    hook = ExplainHook(probes[0], probe_labels=probes[1], **FAST)
-    t0 = time.perf_counter()
-    model = train_tiny(tiny_shapes, save_dir, hook=hook)
-    return {"model": model, "hook": hook, "save_dir": str(save_dir),
-            "seconds": time.perf_counter() - t0}
 
 
 @pytest.fixture(scope="module")
@@ -370,55 +259,9 @@ def test_checkpoints_are_explained_in_a_worker_process(hooked):
     exp = hook.history[-1].explanations["probe_0"]
     np.testing.assert_allclose(exp.probabilities,
                                PaddleXClassifier(hooked["model"])(exp.image[None])[0], atol=1e-4)
-    assert hook._worker is None  # joined at the end of train()
+    assert hook.worker_pid is None  # joined at the end of train()
     assert 0 < hook.blocked_seconds < hooked["seconds"]
     assert hook.worker_peak_rss_mib > 100  # a real process with Paddle in it
-
-
-def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, monkeypatch,
-                                              caplog):
-    """SIGKILL the worker right after it gets the first checkpoint: training finishes, the loss is
-    logged (Python logging and VisualDL text), the next checkpoint is explained in-process."""
-    import signal
-
-    hook = ExplainHook(probes[0][:1], **FAST)
-    dispatch = hook._dispatch
-
-    def dispatch_then_kill(epoch, *args):
-        dispatch(epoch, *args)
-        if epoch == 1:
-            os.kill(hook.worker_pid, signal.SIGKILL)
-
-    monkeypatch.setattr(hook, "_dispatch", dispatch_then_kill)
-    with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
-        model = train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=2)
-    assert model.completed_epochs == 2
-    assert "explanation worker" in caplog.text and "stopped" in caplog.text
-    assert [(r.epoch, r.pid) for r in hook.history] == [(2, os.getpid())]
-    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
-    assert steps(reader, "image", "explain/probe_0/lime") == [2]
-    errors = reader.get_data("text", "explain/errors")
-    assert "explanation worker" in errors[0].text.encoded_text_string
-    assert (tmp_path / "out" / "epoch_2" / "normlime_weights.npz").exists()
-
-
-def test_a_worker_that_cannot_start_leaves_the_work_to_the_training_process(
-        tiny_shapes, probes, tmp_path, monkeypatch, caplog):
-    """A worker interpreter that exits at once (forced: ``sys.executable`` is ``false``): every
-    checkpoint is still explained, in the training process, and the reason is logged."""
-    import shutil
-
-    hook = ExplainHook(probes[0][:1], **FAST)
-    monkeypatch.setattr(sys, "executable", shutil.which("false"))
-    with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
-        train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=1)
-    # found when the set-up message cannot be sent (it already exited), or at the first checkpoint
-    assert "explanation worker" in caplog.text and "stopped" in caplog.text
-    assert "training process" in caplog.text
-    assert [(r.epoch, r.pid) for r in hook.history] == [(1, os.getpid())]
-    assert not hook.history[0].errors
-    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
-    assert steps(reader, "image", "explain/probe_0/lime") == [1]
 
 
 def test_real_visualdl_server_lists_the_probe_tags(hooked):
@@ -471,101 +314,6 @@ def test_real_visualdl_server_lists_the_probe_tags(hooked):
             server.wait(timeout=10)
 
 
-# ------------------------------------------------------------------------------ ExplainSession
-class BrightnessModel(Classifier):
-    """A numpy classifier: p(class 1) = brightness of the left half. Has ``view`` like ours."""
-
-    label_names = ["dark", "bright"]
-    num_classes = 2
-
-    def view(self, image):
-        return np.asarray(image, dtype=np.uint8)
-
-    def __call__(self, images):
-        p = images[:, :, :16].mean(axis=(1, 2, 3)) / 255.0
-        return np.stack([1 - p, p], axis=1)
-
-
-def _images(n=8, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        im = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
-        if i % 2:
-            im[:, :16] = 230
-        out.append(im)
-    return out, [i % 2 for i in range(n)]
-
-
-def test_session_frequency_and_last_checkpoint():
-    s = ExplainSession(_images(1)[0], freq=3)
-    assert [s.should_run() for _ in range(5)] + [s.should_run(is_last=True)] == \
-        [True, False, False, True, False, True]
-    s.reset_run()
-    assert s.should_run()
-
-
-def test_session_without_paddle_model_writes_report_and_files(tmp_path):
-    images, labels = _images()
-    session = ExplainSession(images[:2], logdir=str(tmp_path / "log"), segmenter="slic",
-                             segmenter_params={"n_segments": 8}, normlime_freq=2, **FAST)
-    reports, pictures, first = [], [], None
-    for epoch in (1, 2, 3):
-        ctx = CheckpointContext(epoch=epoch, classifier=BrightnessModel(),
-                                checkpoint_dir=str(tmp_path / ("ckpt%d" % epoch)),
-                                label_names=BrightnessModel.label_names,
-                                dataset=list(zip(images, labels)))
-        reports.append(session.on_checkpoint(ctx))
-        pictures.append(set(reports[-1].images))
-        first = first or reports[-1].explanations["probe_1"]
-    session.close()
-    assert all(r is not None and not r.errors for r in reports)
-    assert session.history == reports
-    assert [bool(r.images) for r in reports] == [False, False, True]  # only the latest keeps them
-    # NormLIME rebuilt at runs 1 and 3 only; the weights of run 1 serve run 2
-    assert [r.weights_file is not None for r in reports] == [True, False, True]
-    assert "explain/probe_1/normlime" in pictures[1]
-    assert "normlime/drift" in reports[2].scalars
-    # the bright probe's explanation puts the left half first
-    exp = first
-    assert exp.predicted_label == 1
-    left = np.unique(exp.segments[:, :16])
-    assert set(exp.top_segments(1, 2).tolist()) <= set(left.tolist())
-    assert reports[0].scalars["explain/probe_1/deletion_auc"] < \
-        reports[0].scalars["explain/probe_1/insertion_auc"]
-    reader = read_run(str(tmp_path / "log"))
-    assert steps(reader, "image", "explain/probe_0/lime") == [1, 2, 3]
-
-
-def test_session_writes_nothing_off_rank_zero(tmp_path, monkeypatch):
-    """The rank-0 guard (simulated: a 2-process CPU launch is too heavy for this suite)."""
-    monkeypatch.setattr(es, "get_rank", lambda: 1)
-    monkeypatch.setattr(sink, "get_rank", lambda: 1)
-    images, labels = _images()
-    session = ExplainSession(images[:1], logdir=str(tmp_path / "log"), **FAST)
-    ctx = CheckpointContext(epoch=1, classifier=BrightnessModel(),
-                            checkpoint_dir=str(tmp_path / "ckpt"),
-                            dataset=list(zip(images, labels)))
-    assert session.on_checkpoint(ctx) is None
-    assert session.writer() is None
-    assert os.listdir(str(tmp_path)) == []
-
-
-def test_session_validates_its_options():
-    with pytest.raises(ValueError, match="at least one probe"):
-        ExplainSession([])
-    with pytest.raises(ValueError, match="probe_labels"):
-        ExplainSession(["a.png"], probe_labels=[0, 1])
-    with pytest.raises(ValueError, match="num_samples"):
-        ExplainSession(["a.png"], num_samples=0)
-    with pytest.raises(ValueError, match="stability"):
-        ExplainSession(["a.png"], stability="sometimes")
-    with pytest.raises(ValueError, match="distinct"):
-        ExplainSession(["a.png", "b.png"], probe_names=["x", "x"])
-    s = ExplainSession(np.zeros((8, 8, 3), np.uint8), probe_names=["my probe/1"])
-    assert s.probe_names == ["my_probe_1"] and len(s.probes) == 1
-
-
 def test_hook_refuses_models_that_are_not_classifiers():
     from paddlex_interpret.errors import UnsupportedModelError
 
@@ -575,36 +323,6 @@ def test_hook_refuses_models_that_are_not_classifiers():
 
     with pytest.raises(UnsupportedModelError, match="classifier"):
         ExplainHook(["a.png"]).attach(Detector())
-
-
-def test_session_time_budget_skips_checkpoints(monkeypatch):
-    """``max_overhead=0.5``: 5 s of training per epoch, 4 s per explained checkpoint."""
-
-    class Clock:
-        t = 0.0
-
-        def perf_counter(self):
-            return self.t
-
-    clock = Clock()
-    monkeypatch.setattr(es, "time", clock)
-    monkeypatch.setattr(schedule, "time", clock)
-    session = ExplainSession(_images(1)[0], max_overhead=0.5)
-
-    def fake_explain(context):
-        clock.t += 4.0
-        return context.epoch
-
-    monkeypatch.setattr(session, "explain_checkpoint", fake_explain)
-    session.reset_run()
-    ran = []
-    for epoch in range(1, 7):
-        clock.t += 5.0
-        ran.append(session.on_checkpoint(CheckpointContext(epoch=epoch, classifier=None,
-                                                           is_last=epoch == 6)))
-    assert ran == [1, None, None, 4, 5, 6]
-    with pytest.raises(ValueError, match="max_overhead"):
-        ExplainSession(_images(1)[0], max_overhead=0)
 
 
 def test_checkpoint_weights_are_reused_by_paddlex_interpret_normlime(hooked, tiny_shapes,

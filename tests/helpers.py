@@ -1,0 +1,248 @@
+"""Plain helpers shared by several test files: ``from helpers import ...`` (``tests/`` is on
+``sys.path``, see ``conftest.py``). Fixtures live in ``conftest.py``; this module has none.
+
+* the repository root (:data:`ROOT`) and the ``multi_core`` skip marker;
+* pure-numpy classifiers whose decision is known: :class:`RegionClassifier` (the top-left
+  quadrant), :class:`BrightnessModel` (the left half), :func:`colour_classifier` (the
+  coloured-shapes classes) and the label maps they are explained on (:func:`grid_segments`,
+  :func:`grid_of`);
+* the metrics' model of a known deciding region: :class:`RegionModel` on :data:`GRID` (the
+  superpixels :data:`DECIDING` cover :data:`REGION`), :func:`oracle_weights`, :func:`region_image`;
+* NormLIME: :func:`deciding_concepts` (the concepts that lie on a class's objects);
+* VisualDL: :func:`read_run` and :func:`steps` (VisualDL's own reader);
+* tiny PaddleX training as a user runs it (:func:`train_tiny`, with :data:`FAST` explanation
+  options), and :func:`fresh_model` (an untrained copy of the session classifier).
+
+Paddle and PaddleX are imported inside the functions (after ``paddlex_interpret``).
+"""
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+import paddlex_interpret  # noqa: F401  (before any `import paddlex`)
+from paddlex_interpret.core.classifier import Classifier, FunctionClassifier
+from paddlex_interpret.core.images import load_image
+
+#: the repository root
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: skip tests that need two single-thread inference workers on a one-core machine
+multi_core = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="workers need 2+ cores")
+
+#: cheap explanation options for the training integrations (hook, callback, session, worker)
+FAST = dict(num_samples=120, batch_size=60, metric_steps=8, max_images=15, n_concepts=8)
+
+#: the tiny PaddleX training of the hook tests: epochs per run
+EPOCHS = 2
+
+
+# ------------------------------------------------------------------------------ label maps
+def grid_segments(h=32, w=32, n=4):
+    """n x n square superpixels (int32)."""
+    rows = np.arange(h) * n // h
+    cols = np.arange(w) * n // w
+    return (rows[:, None] * n + cols[None, :]).astype(np.int32)
+
+
+def grid_of(shape, cells):
+    """``cells x cells`` superpixels over an image of ``shape`` (int64)."""
+    h, w = shape[:2]
+    ys = np.minimum(np.arange(h) * cells // h, cells - 1)
+    xs = np.minimum(np.arange(w) * cells // w, cells - 1)
+    return (ys[:, None] * cells + xs[None, :]).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------ classifiers
+class RegionClassifier(Classifier):
+    """Class 1 iff the top-left quadrant is bright: the deciding region is known. Returns logits
+    (the core applies the softmax) and records the batch sizes it is called with."""
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def __call__(self, images):
+        self.batch_sizes.append(len(images))
+        score = images[:, :16, :16].mean(axis=(1, 2, 3)) / 255.0
+        logit = 8 * (score - 0.5)
+        return np.stack([-logit, logit], axis=1)  # logits: softmax is applied by the core
+
+
+class BrightnessModel(Classifier):
+    """A numpy classifier: p(class 1) = brightness of the left half. Has ``view`` like ours."""
+
+    label_names = ["dark", "bright"]
+    num_classes = 2
+
+    def view(self, image):
+        return np.asarray(image, dtype=np.uint8)
+
+    def __call__(self, images):
+        p = images[:, :, :16].mean(axis=(1, 2, 3)) / 255.0
+        return np.stack([1 - p, p], axis=1)
+
+
+def colour_classifier(class_names):
+    """A classifier that decides by colour, exactly as the coloured-shapes data do: logits are the
+    fraction of pixels close to each class colour (no Paddle; for the LIME-heavy aggregate
+    builds)."""
+    from paddlex_interpret.testing.synthetic import COLOURS
+
+    colours = np.array([COLOURS[c] for c in class_names], dtype=np.float64)
+
+    def fn(images):
+        x = np.asarray(images, dtype=np.float64)
+        d = np.linalg.norm(x[:, :, :, None, :] - colours[None, None, None], axis=-1)
+        frac = (d < 70).mean(axis=(1, 2))
+        return 40.0 * frac
+
+    return FunctionClassifier(fn, label_names=class_names)
+
+
+# ------------------------------------------------------------------------------ NormLIME
+def deciding_concepts(codebook, ds, items, min_share=0.8):
+    """Per class: the concepts whose superpixels lie (>= ``min_share``) on that class's objects."""
+    seg = codebook.make_segmenter()
+    on = {}
+    total = {}
+    for path, label, _ in items:
+        image = load_image(path)
+        segments = seg(image)
+        concepts = codebook.assign(image, segments)
+        mask = ds.mask_for(path)
+        frac = (np.bincount(segments.ravel(), weights=mask.ravel(), minlength=len(concepts))
+                / np.bincount(segments.ravel(), minlength=len(concepts)))
+        for k, f in zip(concepts, frac):
+            total[k] = total.get(k, 0) + 1
+            if f > 0.5:
+                on[(k, label)] = on.get((k, label), 0) + 1
+    out = {}
+    for (k, label), n in on.items():
+        if n >= min_share * total[k] and n >= 3:
+            out.setdefault(label, set()).add(int(k))
+    return out
+
+
+# ------------------------------------------------------------------------------ VisualDL
+def read_run(run_dir):
+    """VisualDL's own reader on the record file VisualDL shows for ``run_dir`` (the newest)."""
+    from visualdl import LogReader
+
+    files = sorted(f for f in os.listdir(run_dir) if "vdlrecords" in f)
+    assert files, "no VisualDL record file in %s" % run_dir
+    return LogReader(file_path=os.path.join(run_dir, files[-1]))
+
+
+def steps(reader, component, tag):
+    return [int(r.id) for r in reader.get_data(component, tag)]
+
+
+# ------------------------------------------------------------------------------ PaddleX training
+@contextlib.contextmanager
+def closing_log_writers():
+    """PaddleX never closes its VisualDL writer (records reach the file every 120 s): record the
+    writers made meanwhile and close them after, so the test can read PaddleX's curves."""
+    import visualdl
+
+    made = []
+    original = visualdl.LogWriter
+
+    class Recording(original):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    visualdl.LogWriter = Recording
+    try:
+        yield made
+    finally:
+        visualdl.LogWriter = original
+        for w in made:
+            with contextlib.suppress(Exception):
+                w.close()
+
+
+def make_tiny_datasets(ds):
+    """``(train, val)`` ``paddlex.datasets.ImageNet`` readers of a 32 px ShapesDataset."""
+    import paddlex as pdx
+
+    T = pdx.transforms
+    train_tf = T.Compose([T.RandomCrop(crop_size=32, scaling=[0.7, 1.0]),
+                          T.RandomHorizontalFlip(), T.Normalize()])
+    eval_tf = T.Compose([T.Resize(32), T.Normalize()])
+    train = pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, train_tf, shuffle=True,
+                                  num_workers=0)
+    val = pdx.datasets.ImageNet(ds.root, ds.val_list, ds.labels_file, eval_tf, num_workers=0)
+    return train, val
+
+
+def train_tiny(ds, save_dir, hook=None, model=None, epochs=EPOCHS, seed=0):
+    """Train (or fine-tune ``model``) a MobileNetV3_small exactly as a user would (a checkpoint
+    per epoch, VisualDL on); the hook only attaches."""
+    import paddlex as pdx
+
+    from conftest import seed_everything
+
+    seed_everything(seed)
+    if model is None:
+        model = pdx.cls.MobileNetV3_small(num_classes=len(ds.labels))
+    train, val = make_tiny_datasets(ds)
+    with closing_log_writers(), (hook.attach(model) if hook else contextlib.nullcontext()):
+        model.train(num_epochs=epochs, train_dataset=train, train_batch_size=8, eval_dataset=val,
+                    save_interval_epochs=1, log_interval_steps=2, save_dir=str(save_dir),
+                    pretrain_weights=None, learning_rate=0.02, use_vdl=True)
+    return model
+
+
+def state_arrays(model):
+    return {k: v.numpy().copy() for k, v in model.net.state_dict().items()}
+
+
+def fresh_model(trained, num_classes=3, seed=0):
+    """An untrained MobileNetV3_small with the test transforms and labels of ``trained`` (a
+    :class:`conftest.TrainedClassifier`): for tests that change weights (never the shared one)."""
+    import paddle
+    import paddlex as pdx
+
+    paddle.seed(seed)
+    model = pdx.cls.MobileNetV3_small(num_classes=num_classes)
+    model.test_transforms = trained.model.test_transforms
+    model.labels = list(trained.dataset.labels)
+    return model
+
+
+# ------------------------------------------------------------------------------ metrics' region
+#: a 32 px image on a 4 x 4 grid of 8 px superpixels; superpixels 5 and 9 (REGION) decide
+GRID = np.repeat(np.repeat(np.arange(16).reshape(4, 4), 8, 0), 8, 1)
+REGION = np.zeros((32, 32), bool)
+REGION[8:24, 8:16] = True  # superpixels 5 and 9 decide: a known deciding region
+DECIDING = (5, 9)
+
+
+class RegionModel:
+    """p(class 1) = brightness of REGION (a model whose decision is known); counts calls."""
+
+    def __init__(self, logits=False):
+        self.calls = 0
+        self.images = 0
+        self.logits = logits
+
+    def __call__(self, images):
+        self.calls += 1
+        self.images += len(images)
+        p = images[:, REGION].mean(axis=(1, 2)) / 255.0
+        out = np.stack([1.0 - p, p], axis=1)
+        return np.log(np.clip(out, 1e-6, 1)) + 3.0 if self.logits else out
+
+
+def region_image():
+    """The bright random image the metrics are scored on."""
+    rng = np.random.default_rng(0)
+    return rng.integers(150, 256, (32, 32, 3)).astype(np.uint8)
+
+
+def oracle_weights():
+    w = np.zeros(16)
+    w[list(DECIDING)] = 1.0
+    return w

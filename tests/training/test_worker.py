@@ -1,0 +1,127 @@
+"""CheckpointWorker (paddlex_interpret.training.worker): the child process that explains PaddleX
+checkpoint directories while training goes on -- driven directly on a checkpoint of the session's
+tiny hooked training (``hooked``, conftest.py), and through the hook when it is killed or cannot
+start (training always finishes; the checkpoints are explained in the training process).
+"""
+import logging
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import paddlex_interpret  # noqa: F401  (before paddlex)
+from helpers import FAST, read_run, steps, train_tiny
+from paddlex_interpret.hooks import ExplainHook
+from paddlex_interpret.training.worker import CheckpointWorker, WorkerError
+
+
+def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, monkeypatch,
+                                              caplog):
+    """SIGKILL the worker right after it gets the first checkpoint: training finishes, the loss is
+    logged (Python logging and VisualDL text), the next checkpoint is explained in-process."""
+    import signal
+
+    hook = ExplainHook(probes[0][:1], **FAST)
+    dispatch = hook._dispatch
+
+    def dispatch_then_kill(epoch, *args):
+        dispatch(epoch, *args)
+        if epoch == 1:
+            os.kill(hook.worker_pid, signal.SIGKILL)
+
+    monkeypatch.setattr(hook, "_dispatch", dispatch_then_kill)
+    with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
+        model = train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=2)
+    assert model.completed_epochs == 2
+    assert "explanation worker" in caplog.text and "stopped" in caplog.text
+    assert [(r.epoch, r.pid) for r in hook.history] == [(2, os.getpid())]
+    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
+    assert steps(reader, "image", "explain/probe_0/lime") == [2]
+    errors = reader.get_data("text", "explain/errors")
+    assert "explanation worker" in errors[0].text.encoded_text_string
+    assert (tmp_path / "out" / "epoch_2" / "normlime_weights.npz").exists()
+
+
+def test_a_worker_that_cannot_start_leaves_the_work_to_the_training_process(
+        tiny_shapes, probes, tmp_path, monkeypatch, caplog):
+    """A worker interpreter that exits at once (forced: ``sys.executable`` is ``false``): every
+    checkpoint is still explained, in the training process, and the reason is logged."""
+    import shutil
+
+    hook = ExplainHook(probes[0][:1], **FAST)
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))
+    with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
+        train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=1)
+    # found when the set-up message cannot be sent (it already exited), or at the first checkpoint
+    assert "explanation worker" in caplog.text and "stopped" in caplog.text
+    assert "training process" in caplog.text
+    assert [(r.epoch, r.pid) for r in hook.history] == [(1, os.getpid())]
+    assert not hook.history[0].errors
+    reader = read_run(str(tmp_path / "out" / "vdl_log" / "explain"))
+    assert steps(reader, "image", "explain/probe_0/lime") == [1]
+
+
+def test_a_worker_explains_a_checkpoint_directory(hooked, tiny_shapes, probes, tmp_path):
+    """Start a worker with probes and options, hand it a real checkpoint directory (a copy of
+    the hooked training's last one), read the report of its reply, close it: the child loaded the
+    checkpoint itself, wrote the NormLIME weights into the directory and its VisualDL record, and
+    exited."""
+    import paddlex as pdx
+
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+    from paddlex_interpret.core.normlime import GlobalWeights
+    from paddlex_interpret.training.report import CheckpointReport
+
+    ckpt = str(tmp_path / "epoch_2")
+    shutil.copytree(os.path.join(hooked["save_dir"], "epoch_2"), ckpt)
+    weights_file = ExplainHook.weights_file(ckpt)
+    os.remove(weights_file)  # the hook's; the worker writes its own
+    val = tiny_shapes.val_items()
+    logdir = str(tmp_path / "vdl_log" / "explain")
+    worker = CheckpointWorker(probes[0][:1], dict(FAST, probe_labels=probes[1][:1]),
+                              num_threads=1)
+    try:
+        assert worker.alive() and worker.pid != os.getpid() and worker.pending == 0
+        worker.submit({"epoch": 2, "checkpoint_dir": ckpt, "is_last": True, "logdir": logdir,
+                       "items": [p for p, _, _ in val], "labels": [l for _, l, _ in val],
+                       "label_names": list(tiny_shapes.labels)})
+        assert worker.pending == 1 and worker.pending_epochs == [2]
+        reply = worker.result(timeout=300)
+        assert worker.pending == 0 and worker.pending_epochs == []
+        assert reply["error"] is None, reply["error"]
+        report = reply["report"]
+        assert isinstance(report, CheckpointReport)
+        assert report.epoch == 2 and not report.errors, report.errors
+        assert report.pid == worker.pid  # explained in the child
+        assert reply["peak_rss_mib"] > 100  # a real process with Paddle in it
+        state = worker.close()
+    except BaseException:
+        worker.terminate()
+        raise
+    assert worker.process.wait(timeout=60) == 0 and not worker.alive()
+    # the report is of the checkpoint's weights, loaded by the child from the directory
+    model = pdx.load_model(ckpt)
+    exp = report.explanations["probe_0"]
+    assert exp.labels.tolist() == [probes[1][0]]
+    np.testing.assert_allclose(exp.probabilities,
+                               PaddleXClassifier(model)(exp.image[None])[0], atol=1e-4)
+    assert report.scalars["explain/num_errors"] == 0.0
+    assert 0.0 <= report.scalars["explain/probe_0/deletion_auc"] <= 1.0
+    # the NormLIME weights are in the checkpoint, for these classes and this model
+    assert report.weights_file == weights_file and os.path.isfile(weights_file)
+    gw = GlobalWeights.load(weights_file)
+    assert gw.class_names == list(tiny_shapes.labels) and gw.codebook is not None
+    assert gw.fingerprint["model"] == PaddleXClassifier(model).fingerprint()
+    # the final state: the run's codebook and weights, for the training process to keep
+    assert state["codebook"].fingerprint() == gw.codebook.fingerprint()
+    np.testing.assert_array_equal(state["global_weights"].weights, gw.weights)
+    # its VisualDL record, closed and readable
+    assert os.path.dirname(reply["log_file"]) == logdir and os.path.isfile(reply["log_file"])
+    reader = read_run(logdir)
+    assert steps(reader, "image", "explain/probe_0/lime") == [2]
+    assert steps(reader, "scalar", "explain/probe_0/deletion_auc") == [2]
+    # a worker that exited takes no more work
+    with pytest.raises(WorkerError, match="exited"):
+        worker.submit({"epoch": 3, "checkpoint_dir": ckpt})
