@@ -134,7 +134,7 @@ def main():
     if not args.no_write:
         cmd = "python bench/bench_compose.py" + ("" if sys.argv[1:] == [] else " " +
                                                  " ".join(sys.argv[1:]))
-        write_section("Composing the perturbed inputs (issue 5)", body, cmd)
+        write_section("Composing the perturbed inputs", body, cmd)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What the training hook costs: demo training with and without ExplainHook, and how the cost of one
 checkpoint scales with probes, LIME samples and the NormLIME eval budget. Writes the
-"Training hook cost (issue 4)" section of BENCHMARKS.md.
+"Training hook cost" section of BENCHMARKS.md.
 
     .venv/bin/python bench/bench_hooks.py            # ~4 min on 2 cores
     .venv/bin/python bench/bench_hooks.py --quick
@@ -187,7 +187,7 @@ def main():
              "process (training and all runs)." % (best.worker_peak_rss_mib or float("nan"),
                                                    trainer_rss))
     print(body)
-    write_section("Training hook cost (issue 4)", body,
+    write_section("Training hook cost", body,
                   "python bench/bench_hooks.py" + (" --quick" if args.quick else ""))
 
 

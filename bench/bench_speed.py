@@ -1,4 +1,4 @@
-"""LIME speed at the hardware's limit (issue 5): our LIME against the fastest forward-pass floor and
+"""LIME speed at the hardware's limit: our LIME against the fastest forward-pass floor and
 against InterpretDL 0.8 and lime 0.2, in one run.
 
 For PaddleX MobileNetV3_small and ResNet50 (random init, 1000 classes, 224x224, CPU), in this order:
@@ -24,7 +24,7 @@ For PaddleX MobileNetV3_small and ResNet50 (random init, 1000 classes, 224x224, 
 
 ResNet50 is slow in dygraph (about 2.5-11 images/s here), so its peers run at ``--peer-n-resnet``
 (default 200) and our LIME is also timed at that N for the equal-N speed-up. Writes the section
-"Speed vs the floor and the peers (issue 5)" of BENCHMARKS.md.
+"Speed vs the floor and the peers" of BENCHMARKS.md.
 
     .venv/bin/python bench/bench_speed.py                      # ~10-15 min on 2 cores
     .venv/bin/python bench/bench_speed.py --models MobileNetV3_small --repeats 1   # quick
@@ -349,7 +349,7 @@ def main():
     if not args.no_write:
         cmd = "python bench/bench_speed.py" + ("" if sys.argv[1:] == [] else " " +
                                                " ".join(sys.argv[1:]))
-        write_section("Speed vs the floor and the peers (issue 5)", body, cmd)
+        write_section("Speed vs the floor and the peers", body, cmd)
 
 
 def report(rows, rss, args, total):

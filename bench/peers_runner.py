@@ -8,7 +8,7 @@ directory, and run
     bench/.peers-venv/bin/python bench/peers_runner.py JOB.json OUT.json
 
 JOB.json: ``{"model": prefix, "tasks": [{"tool": "interpretdl_lime" | "interpretdl_glime" |
-"lime" | "lime_inference", "image": npy, "segments": npy | null, "label": int, "num_samples": N,
+"interpretdl_lime_inference" | "lime" | "lime_inference", "image": npy, "segments": npy | null, "label": int, "num_samples": N,
 "batch_size": B, "seed": s, "prior": npy | null, "reg_force": float}]}``.
 OUT.json: per task the wall time of the explanation call, the weights per superpixel (for the
 label), the segments used (when the tool computed them) and the process's peak RSS.
@@ -162,6 +162,41 @@ def inference_classifier_fn(prefix):
     return fn
 
 
+class InferenceModel:
+    """The exported model through Paddle Inference + oneDNN, called like the ``paddle.nn.Layer``
+    InterpretDL expects (a tensor in, a tensor of logits out): the ``*_inference`` rows, where
+    the peer's explanation is the same but the forward passes are as fast as ours."""
+
+    def __init__(self, prefix):
+        import paddle.inference as pi
+
+        program = prefix + (".pdmodel" if os.path.exists(prefix + ".pdmodel") else ".json")
+        config = pi.Config(program, prefix + ".pdiparams")
+        config.disable_gpu()
+        config.enable_mkldnn()
+        config.set_cpu_math_library_num_threads(os.cpu_count() or 1)
+        config.switch_ir_optim(True)
+        config.disable_glog_info()
+        self.predictor = pi.create_predictor(config)
+        self.inp = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.out = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def eval(self):
+        return self
+
+    def forward(self, x):
+        return self(x)
+
+    def __call__(self, x):
+        import paddle
+
+        x = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float32)
+        self.inp.reshape(list(x.shape))
+        self.inp.copy_from_cpu(x)
+        self.predictor.run()
+        return paddle.to_tensor(self.out.copy_to_cpu())
+
+
 def run_lime(model, task, image, segments, fn=None):
     from lime import lime_image
 
@@ -201,6 +236,9 @@ def main():
         tool = task["tool"]
         if tool == "interpretdl_lime":
             wall, pairs, segs = run_interpretdl(model, task, image, segments)
+        elif tool == "interpretdl_lime_inference":
+            fast = InferenceModel(job["model"])
+            wall, pairs, segs = run_interpretdl(fast, task, image, segments)
         elif tool == "interpretdl_glime":
             wall, pairs, segs = run_interpretdl(model, task, image, segments, glime=True)
         elif tool == "lime":

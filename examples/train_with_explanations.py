@@ -23,15 +23,20 @@ import json
 import logging
 import os
 import time
+import warnings
 
-import numpy as np
+os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ INFO lines are not the demo's
+for _pattern in (".*pkg_resources is deprecated.*", ".*distutils.*", ".*Setuptools is replacing.*"):
+    warnings.filterwarnings("ignore", message=_pattern)
 
-import paddlex_interpret  # noqa: F401  (shims before paddlex)
-import paddle
-import paddlex as pdx
-from paddlex_interpret.core.images import load_image
-from paddlex_interpret.hooks import ExplainHook
-from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark
+import numpy as np  # noqa: E402
+
+import paddlex_interpret  # noqa: E402,F401  (shims before paddlex)
+import paddle  # noqa: E402
+import paddlex as pdx  # noqa: E402
+from paddlex_interpret.core.images import load_image  # noqa: E402
+from paddlex_interpret.hooks import ExplainHook  # noqa: E402
+from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark  # noqa: E402
 
 CLASSES = ("red", "green", "blue")
 WATERMARK_CLASS = "blue"
@@ -98,14 +103,14 @@ def main():
 
     # 2. train with the hook
     model = pdx.cls.MobileNetV3_small(num_classes=len(CLASSES))
-    hook = ExplainHook(probes, probe_names=names, num_samples=args.num_samples, fill="median",
+    hook = ExplainHook(probes, probe_names=names, num_samples=args.num_samples,
                        segmenter="slic", segmenter_params={"n_segments": 40}, max_images=30,
                        seed=args.seed)
     save_dir = os.path.join(out, "train")
     t_train = time.time()
     with hook.attach(model):
         model.train(num_epochs=args.epochs, train_dataset=train_set, train_batch_size=16,
-                    eval_dataset=eval_set, save_interval_epochs=1, log_interval_steps=10 ** 6,
+                    eval_dataset=eval_set, save_interval_epochs=1, log_interval_steps=5,
                     save_dir=save_dir, pretrain_weights=None, learning_rate=0.05,
                     warmup_steps=0, lr_decay_epochs=(max(1, args.epochs - 1),),
                     lr_decay_gamma=0.1, use_vdl=True)
@@ -124,7 +129,7 @@ def main():
     wm_hits = 0
     for path, _, _ in marked:
         exp = pdx.interpret.lime(path, model, num_samples=args.num_samples, batch_size=50,
-                                 save_dir=explain_dir, seed=args.seed, fill="median",
+                                 save_dir=explain_dir, seed=args.seed,
                                  segmenter="slic", segmenter_params={"n_segments": 40},
                                  save_png=not pngs)
         if not pngs:
@@ -133,7 +138,7 @@ def main():
         wm_hits += any((exp.segments == t)[on_watermark].any() for t in top)
     for i, (path, label, _) in enumerate(scored):
         exp = pdx.interpret.lime(path, model, num_samples=args.num_samples, batch_size=50,
-                                 save_dir=explain_dir, seed=args.seed, fill="median",
+                                 save_dir=explain_dir, seed=args.seed,
                                  segmenter="slic", segmenter_params={"n_segments": 40},
                                  save_png=i < 3)
         if i < 3:
@@ -145,7 +150,7 @@ def main():
     nl = pdx.interpret.normlime(val[1][0], model, dataset=eval_set,
                                 num_samples=args.num_samples, save_dir=explain_dir,
                                 normlime_weights_file=ExplainHook.weights_file(last_ckpt),
-                                seed=args.seed, fill="median", segmenter="slic",
+                                seed=args.seed, segmenter="slic",
                                 segmenter_params={"n_segments": 40})
     pngs.append(nl.png_path)
 

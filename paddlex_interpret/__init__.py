@@ -26,7 +26,7 @@ _LAZY = {
     "normlime": ("paddlex_interpret.api.normlime", "normlime"),
     "glime": ("paddlex_interpret.api.glime", "glime"),
     "build_normlime_weights": ("paddlex_interpret.api.weights", "build_normlime_weights"),
-    "load_or_build_normlime_weights": ("paddlex_interpret.api.weights",
+    "load_or_build_normlime_weights": ("paddlex_interpret.api.weights_cache",
                                        "load_or_build_normlime_weights"),
     "Explanation": ("paddlex_interpret.core.explanation", "Explanation"),
     "LimeExplainer": ("paddlex_interpret.core.lime", "LimeExplainer"),

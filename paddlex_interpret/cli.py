@@ -1,62 +1,228 @@
-"""Command line: ``paddlex-interpret lime|normlime|build-weights ...``.
+"""Command line: ``paddlex-interpret lime|normlime|glime|build-weights ...``.
+
+Arguments are checked before the model is loaded; a user error (a missing image, a bad number, a
+directory that is not a saved model, a detector model...) prints one line and exits with status 2
+(``--debug`` shows the traceback). The library's INFO lines (predicted class, where files were
+saved, the backend chosen) are shown; ``--quiet`` keeps warnings only, ``--verbose`` adds debug.
 
 Examples::
 
     paddlex-interpret lime --model output/best_model --image val/0001.png --num-samples 1000
-    paddlex-interpret build-weights --model output/best_model --dataset data/ --file-list val_list.txt \\
-        --label-list labels.txt --out normlime_weights.npz
-    paddlex-interpret normlime --model output/best_model --image val/0001.png \\
-        --dataset data/ --file-list val_list.txt --label-list labels.txt
+    paddlex-interpret lime --model output/best_model --image val/0001.png --labels cat dog --fill grey
+    paddlex-interpret build-weights --model output/best_model --dataset data/ --out nl.npz
+    paddlex-interpret normlime --model output/best_model --image val/0001.png --dataset data/
+    paddlex-interpret glime --model output/best_model --image val/0001.png --prior prior.npz
 """
 import argparse
 import json
 import logging
+import os
 import sys
+
+from .errors import UsageError, user_error
 
 __all__ = ["main", "build_parser"]
 
+logger = logging.getLogger("paddlex_interpret")
 
-def _common(p):
+FILLS = ("auto", "black", "grey", "median", "mean", "blur")
+SEGMENTERS = ("quickshift", "slic", "felzenszwalb", "quickshift_skimage")
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1, got %d" % value)
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0, got %s" % text)
+    return value
+
+
+def _explain_args(p, with_dataset=False):
     p.add_argument("--model", required=True, help="a saved PaddleX model directory")
-    p.add_argument("--num-samples", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--save-dir", default="./")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--image", required=True, help="the image to explain")
+    p.add_argument("--num-samples", type=_positive, default=3000, help="LIME samples")
+    p.add_argument("--batch-size", type=_positive, default=50, help="model batch size")
+    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
+    p.add_argument("--seed", type=int, default=0, help="sampling and segmentation seed")
+    p.add_argument("--top-k", type=_positive, default=1,
+                   help="explain the k most probable classes (unless --labels)")
+    p.add_argument("--labels", nargs="+", default=None,
+                   help="classes to explain, by name or id (default: the top-k predicted)")
+    p.add_argument("--fill", default="auto",
+                   help="what hidden superpixels become: %s, or a colour 'R,G,B' ('black' is "
+                        "PaddleX 1.3's; 'auto' chooses per image)" % ", ".join(FILLS))
+    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
+                   help="superpixels (quickshift: PaddleX 1.3's settings)")
+    p.add_argument("--kernel-width", type=_positive_float, default=0.25,
+                   help="LIME's kernel width on the cosine distance")
     p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    _progress_args(p)
+    _verbosity_args(p, default=argparse.SUPPRESS)
+    if with_dataset:
+        _dataset_args(p, required=True)
+
+
+def _verbosity_args(p, default):
+    """--quiet / --verbose / --debug, before or after the sub-command (``default`` is
+    ``argparse.SUPPRESS`` on a sub-command, so that it does not undo the main one's)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true", default=default,
+                   help="warnings and errors only")
+    g.add_argument("--verbose", action="store_true", default=default, help="debug messages too")
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="show tracebacks of errors")
+
+
+def _progress_args(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bars (default: on when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars")
 
 
 def _dataset_args(p, required):
-    p.add_argument("--dataset", required=required, help="dataset root (PaddleX ImageNet format)")
+    p.add_argument("--dataset", required=required,
+                   help="dataset root (PaddleX ImageNet layout) or a folder of images")
     p.add_argument("--file-list", default="val_list.txt", help="relative to --dataset")
     p.add_argument("--label-list", default="labels.txt", help="relative to --dataset")
-    p.add_argument("--mode", choices=("fast", "aggregate"), default="fast")
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--mode", choices=("fast", "aggregate"), default="fast",
+                   help="NormLIME weights: fast (PaddleX 1.3) or aggregate (LIME per image)")
+    p.add_argument("--max-images", type=_positive, default=None,
+                   help="images the weights are built on (default 1000 fast, 100 aggregate)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line (and status 2), as every user error here."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s (see --help)\n" % (self.prog, message))
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="paddlex-interpret",
-                                     description="Explain PaddleX image classifiers.")
+    from . import __version__
+
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = _Parser(prog="paddlex-interpret", formatter_class=fmt,
+                     description="Explain PaddleX image classifiers.")
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    _verbosity_args(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("lime", help="LIME explanation of one image")
-    _common(p)
-    p.add_argument("--image", required=True)
-    p = sub.add_parser("normlime", help="NormLIME explanation of one image")
-    _common(p)
-    p.add_argument("--image", required=True)
-    p.add_argument("--weights-file", default=None, help="NormLIME weights cache")
-    _dataset_args(p, required=True)
-    p = sub.add_parser("build-weights", help="build (or inspect) a NormLIME weights file")
+    p = sub.add_parser("lime", help="LIME explanation of one image", formatter_class=fmt)
+    _explain_args(p)
+    p = sub.add_parser("normlime", help="NormLIME explanation of one image",
+                       formatter_class=fmt)
+    _explain_args(p, with_dataset=True)
+    p.add_argument("--weights-file", default=None,
+                   help="NormLIME weights file (relative to --save-dir; built when absent)")
+    p = sub.add_parser("glime", help="GLIME: LIME with a NormLIME prior", formatter_class=fmt)
+    _explain_args(p)
+    p.add_argument("--prior", required=True, help="a NormLIME weights file (the prior)")
+    p.add_argument("--beta", default="10",
+                   help="the prior's strength (a number >= 0, or 'auto': chosen per image)")
+    p = sub.add_parser("build-weights", help="build (or --inspect) a NormLIME weights file",
+                       formatter_class=fmt)
     p.add_argument("--model", help="a saved PaddleX model directory (to build)")
     p.add_argument("--out", required=True, help="weights file to write, or to inspect")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0, help="selection and codebook seed")
+    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
     p.add_argument("--inspect", action="store_true", help="print the top concepts of --out")
+    _progress_args(p)
+    _verbosity_args(p, default=argparse.SUPPRESS)
     _dataset_args(p, required=False)
     return parser
 
 
+# ------------------------------------------------------------------------------- checks
+def _check_model_dir(path):
+    if not os.path.isdir(path):
+        raise UsageError("--model %r is not a directory (give a saved PaddleX model)" % path)
+    if not os.path.exists(os.path.join(path, "model.yml")):
+        raise UsageError("--model %r is not a saved PaddleX model (no model.yml in it)" % path)
+
+
+def _fill(text):
+    if text in FILLS:
+        return text
+    parts = text.split(",")
+    try:
+        colour = [int(p) for p in parts]
+    except ValueError:
+        colour = None
+    if colour is None or len(colour) not in (1, 3) or not all(0 <= c <= 255 for c in colour):
+        raise UsageError("--fill %r: choose one of %s or a colour 'R,G,B' (0-255)"
+                         % (text, ", ".join(FILLS)))
+    return colour
+
+
+def _labels(values):
+    if values is None:
+        return None
+    return [int(v) if v.lstrip("-").isdigit() else v for v in values]
+
+
+def _check(args):
+    """Everything that can be checked before the model is loaded."""
+    if getattr(args, "image", None) is not None:
+        if os.path.isdir(args.image):
+            raise UsageError("--image %r is a directory, not an image file" % args.image)
+        if not os.path.exists(args.image):
+            raise UsageError("--image %r does not exist" % args.image)
+    if getattr(args, "model", None):
+        _check_model_dir(args.model)
+    if getattr(args, "fill", None) is not None:
+        args.fill = _fill(args.fill)
+    if getattr(args, "labels", None) is not None:
+        args.labels = _labels(args.labels)
+    if getattr(args, "dataset", None) and not os.path.isdir(args.dataset):
+        raise UsageError("--dataset %r is not a directory" % args.dataset)
+    if getattr(args, "prior", None) is not None and not os.path.isfile(args.prior):
+        raise UsageError("--prior %r does not exist" % args.prior)
+    if getattr(args, "beta", None) is not None:
+        if args.beta != "auto":
+            try:
+                args.beta = float(args.beta)
+            except ValueError:
+                raise UsageError("--beta %r: a number >= 0 or 'auto'" % args.beta) from None
+            if args.beta < 0:
+                raise UsageError("--beta must be >= 0, got %s" % args.beta)
+    if args.command == "build-weights":
+        if args.inspect:
+            if not os.path.isfile(args.out):
+                raise UsageError("--out %r does not exist (nothing to inspect)" % args.out)
+        elif not args.model or not args.dataset:
+            raise UsageError("build-weights needs --model and --dataset (or --inspect)")
+    if args.progress is None:
+        args.progress = sys.stderr.isatty()
+
+
+# ------------------------------------------------------------------------------- running
+def _quiet_imports():
+    """Silence what is not the user's business in a command-line run: Paddle's C++ INFO lines
+    and the pkg_resources / distutils deprecation warnings its dependencies print on import."""
+    import warnings
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    for pattern in (".*pkg_resources is deprecated.*", ".*distutils.*",
+                    ".*Setuptools is replacing.*"):
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+        warnings.filterwarnings("ignore", message=pattern, category=DeprecationWarning)
+
+
 def _load(args):
+    _quiet_imports()
     import paddlex_interpret  # noqa: F401  (shims before paddlex)
     import paddle
     import paddlex
@@ -67,12 +233,13 @@ def _load(args):
 
 
 def _dataset(args, model):
-    import os
-
     import paddlex
 
     root = args.dataset
-    return paddlex.datasets.ImageNet(data_dir=root, file_list=os.path.join(root, args.file_list),
+    file_list = os.path.join(root, args.file_list)
+    if not os.path.exists(file_list):
+        return root  # a folder of images
+    return paddlex.datasets.ImageNet(data_dir=root, file_list=file_list,
                                      label_list=os.path.join(root, args.label_list),
                                      transforms=model.test_transforms, shuffle=False)
 
@@ -82,44 +249,71 @@ def _summary(exp):
     return {"png": getattr(exp, "png_path", None), "npz": getattr(exp, "npz_path", None),
             "predicted": exp.label_name(exp.predicted_label),
             "probability": round(exp.predicted_probability, 4),
+            "explained": [exp.label_name(l) for l in exp.labels],
+            "fill": exp.settings.get("fill_chosen", exp.settings.get("fill")),
             "top_superpixels": [[s, round(w, 5)] for s, w in exp.ranked(label)[:5]]}
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from .api import paddlex13 as paddlex_api
+def _explain_kwargs(args):
+    return dict(seed=args.seed, top_k=args.top_k, labels=args.labels, fill=args.fill,
+                segmenter=args.segmenter, kernel_width=args.kernel_width,
+                progress=args.progress)
+
+
+def _run(args):
+    from .api import paddlex13
 
     if args.command == "build-weights" and args.inspect:
-        from .core.normlime import GlobalWeights
+        from .core.global_weights import GlobalWeights
 
         gw = GlobalWeights.load(args.out)
         out = {name: [int(c) for c in gw.top_concepts(i, 5)]
                for i, name in enumerate(gw.class_names)}
-        print(json.dumps({"mode": gw.mode, "top_concepts": out}, indent=1))
+        print(json.dumps({"mode": gw.mode, "settings": gw.settings, "top_concepts": out},
+                         indent=1))
         return 0
     model = _load(args)
     if args.command == "lime":
-        exp = paddlex_api.lime(args.image, model, args.num_samples, args.batch_size,
-                               args.save_dir, seed=args.seed, top_k=args.top_k)
+        exp = paddlex13.lime(args.image, model, args.num_samples, args.batch_size,
+                             args.save_dir, **_explain_kwargs(args))
     elif args.command == "normlime":
-        exp = paddlex_api.normlime(args.image, model, _dataset(args, model), args.num_samples,
-                                   args.batch_size, args.save_dir, args.weights_file,
-                                   seed=args.seed, top_k=args.top_k)
+        exp = paddlex13.normlime(args.image, model, _dataset(args, model), args.num_samples,
+                                 args.batch_size, args.save_dir, args.weights_file,
+                                 mode=args.mode, max_images=args.max_images,
+                                 **_explain_kwargs(args))
+    elif args.command == "glime":
+        exp = paddlex13.glime(args.image, model, args.prior, beta=args.beta,
+                              num_samples=args.num_samples, batch_size=args.batch_size,
+                              save_dir=args.save_dir, **_explain_kwargs(args))
     else:
-        if not args.dataset:
-            print("build-weights needs --dataset (or --inspect)", file=sys.stderr)
-            return 2
         from .api.weights import build_normlime_weights
 
         gw = build_normlime_weights(model, _dataset(args, model), save_path=args.out,
                                     mode=args.mode, max_images=args.max_images, seed=args.seed,
-                                    progress=True)
+                                    progress=args.progress)
         print(json.dumps({"weights_file": args.out, "mode": gw.mode,
                           "classes": list(gw.class_names)}))
         return 0
     print(json.dumps(_summary(exp)))
     return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    logger.setLevel(level)
+    try:
+        _check(args)
+        return _run(args)
+    except KeyboardInterrupt:
+        print("paddlex-interpret: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug or not user_error(exc):
+            raise
+        print("paddlex-interpret: error: %s" % exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

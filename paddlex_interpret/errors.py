@@ -1,9 +1,12 @@
 """Errors raised by paddlex_interpret, each naming the problem.
 
-All subclass a built-in exception (``ValueError``/``TypeError``) so generic handlers still work.
+All subclass a built-in exception (``ValueError``/``TypeError``) so generic handlers still work;
+:func:`user_error` tells a mistake in what the caller gave (the command line prints one line for
+those) from a failure of the program (a traceback).
 """
 
-__all__ = ["ImageReadError", "UnsupportedModelError", "NormLimeCacheError", "DatasetError"]
+__all__ = ["ImageReadError", "UnsupportedModelError", "NormLimeCacheError", "DatasetError",
+           "UsageError", "user_error"]
 
 
 class ImageReadError(ValueError):
@@ -20,3 +23,14 @@ class NormLimeCacheError(ValueError):
 
 class DatasetError(ValueError):
     """A dataset given for NormLIME is empty or does not match the model."""
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot be used (named in the message)."""
+
+
+def user_error(exc):
+    """Whether ``exc`` is about the caller's input (a bad path, number, image, model, dataset or
+    weights file), as opposed to a failure of the program."""
+    return isinstance(exc, (ValueError, UnsupportedModelError, FileNotFoundError,
+                            IsADirectoryError, NotADirectoryError, PermissionError))

@@ -170,15 +170,24 @@ def _fit_nearest(img, height, width):
     return img[rows][:, cols, :3]
 
 
+def _legend_bar(width, height=8, cmap="RdYlGn"):
+    """``(height, width, 3)`` uint8: the diverging colour map from -1 (left) to +1 (right)."""
+    import matplotlib
+
+    ramp = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, max(2, int(width))))[:, :3]
+    return np.repeat(_to_uint8(ramp)[None], int(height), axis=0)
+
+
 def render_panel(explanation, label, kind="lime", num_features=5, title=None, dpi=100,
                  panel_inches=2.4):
     """A compact 1 x 3 panel for VisualDL: the image, the ``num_features`` top superpixels of
-    ``kind`` (green positive, red negative, as in PaddleX 1.3), and the heat map of ``kind``;
-    ``title`` on top. For ``kind='normlime'`` the second panel shows NormLIME and the third the
-    combined weights. Returns ``(H, W, 3)`` uint8.
+    ``kind`` (green for the label, red against it, as in PaddleX 1.3), and the heat map of
+    ``kind`` with its colour bar (red: against, green: for); ``title`` on top. For
+    ``kind='normlime'`` the second panel shows NormLIME and the third the combined weights.
+    Returns ``(H, W, 3)`` uint8.
 
     The pictures are scaled (nearest neighbour) and pasted into the canvas; matplotlib only draws
-    the titles (no Axes: their ticks cost more than the rest of a checkpoint's rendering)."""
+    the texts (no Axes: their ticks cost more than the rest of a checkpoint's rendering)."""
     def top(which, title):
         # superpixels with (almost) no weight are not "top": keep those >= 5% of the largest
         w = np.abs(explanation.weights_for(label, which))
@@ -188,28 +197,40 @@ def render_panel(explanation, label, kind="lime", num_features=5, title=None, dp
     if kind == "normlime":
         panels = [(explanation.image, "image"), top("normlime", "NormLIME"),
                   top("combined", "LIME x NormLIME")]
+        legend = [None, "green: for, red: against", "green: for, red: against"]
     else:
         panels = [(explanation.image, "image"), top(kind, "LIME"),
                   (heatmap_overlay(explanation, label, kind=kind), "LIME weights")]
+        legend = [None, "green: for, red: against", "bar"]
     n = len(panels)
-    fig_w, fig_h = panel_inches * n, panel_inches + 0.55
+    foot = 0.3  # inches under the pictures for the legends
+    fig_w, fig_h = panel_inches * n, panel_inches + 0.55 + foot
     width, height = int(round(fig_w * dpi)), int(round(fig_h * dpi))
-    # the layout of subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.80, wspace=0.04)
+    foot_px = foot * dpi
     box_w = 0.98 * width / (n + 0.04 * (n - 1))
-    box_h = 0.79 * height
+    box_h = 0.79 * (height - foot_px)
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
     fig.patch.set_facecolor("white")
     canvas = FigureCanvasAgg(fig)
-    top_px = 0.0
     for i, (img, name) in enumerate(panels):
         pic = _fit_nearest(img, int(box_h), int(box_w))
         ph, pw = pic.shape[:2]
         x0 = 0.01 * width + i * box_w * 1.04 + (box_w - pw) / 2.0
-        y0 = 0.01 * height + (box_h - ph) / 2.0
+        y0 = foot_px + 0.01 * height + (box_h - ph) / 2.0
         fig.figimage(pic, xo=int(round(x0)), yo=int(round(y0)), origin="upper")
-        top_px = max(top_px, y0 + ph)
         fig.text((x0 + pw / 2.0) / width, (y0 + ph + 4) / height, name, fontsize=9,
                  ha="center", va="bottom")
+        if legend[i] == "bar":
+            bar_w = int(pw * 0.6)
+            bx = x0 + (pw - bar_w) / 2.0
+            fig.figimage(_legend_bar(bar_w), xo=int(round(bx)), yo=int(round(foot_px * 0.45)),
+                         origin="upper")
+            for frac, text, ha in ((0.0, "against", "right"), (1.0, "for", "left")):
+                fig.text((bx + frac * bar_w + (-3 if frac == 0 else 3)) / width,
+                         foot_px * 0.55 / height, text, fontsize=8, ha=ha, va="center")
+        elif legend[i]:
+            fig.text((x0 + pw / 2.0) / width, foot_px * 0.55 / height, legend[i], fontsize=8,
+                     ha="center", va="center")
     if title:
         fig.suptitle(title, fontsize=10)
     canvas.draw()

@@ -211,14 +211,16 @@ def probe_images(trained_classifier):
 
 @pytest.fixture
 def workers_not_ruled_out(monkeypatch):
-    """'auto' turns the workers off for a layer once they ran slower than the one predictor
-    (Paddle 3.x, where predictor.run() holds the GIL), for the process; an earlier test on the
-    shared model may have done so. A test using this fixture starts without that (restored
-    after it)."""
+    """'auto' measures once per layer and input size whether the workers can run at once (not on
+    Paddle 3.x, where predictor.run() holds the GIL, or on a loaded machine), for the process; an
+    earlier test on the shared model may have done so. A test using this fixture starts with that
+    not measured yet (restored after it)."""
     from paddlex_interpret.runtime import cache
 
     for st in cache.ENGINES.states("auto"):
         monkeypatch.setattr(st, "workers_slow", None)
+        monkeypatch.setattr(st, "workers_checked", False)
+        monkeypatch.setattr(st, "workers_busy", None)
 
 
 # ------------------------------------------------------------------------------ NormLIME weights

@@ -1,5 +1,6 @@
 """Adapters: each turns a model into a :class:`~paddlex_interpret.core.classifier.Classifier`
-(a PaddleX 2.x classifier, any ``paddle.nn.Layer``). :func:`classifier_for` picks one."""
+(a PaddleX 2.x classifier, any ``paddle.nn.Layer``, a deployed PaddleX model).
+:func:`classifier_for` picks one."""
 from ..core.classifier import Classifier, as_classifier
 from ..errors import UnsupportedModelError
 
@@ -8,15 +9,20 @@ __all__ = ["classifier_for"]
 
 def classifier_for(model, **options):
     """``(classifier, the PaddleX model or None)`` for a PaddleX classifier (wrapped in a
-    :class:`~paddlex_interpret.adapters.paddlex.PaddleXClassifier` with ``options``), a
+    :class:`~paddlex_interpret.adapters.paddlex.PaddleXClassifier` with ``options``), a deployed
+    one (a ``paddlex.deploy.Predictor`` or an exported inference-model directory:
+    :class:`~paddlex_interpret.adapters.deployed.DeployedClassifier`), a
     :class:`~paddlex_interpret.core.classifier.Classifier`, or a callable ``images ->
     probabilities``.
 
     Raises:
         UnsupportedModelError: anything else, or a PaddleX model that is not a usable classifier.
     """
+    from .deployed import DeployedClassifier, is_deployed_model
     from .paddlex import PaddleXClassifier, check_paddlex_classifier, is_paddlex_model
 
+    if is_deployed_model(model):
+        return DeployedClassifier(model), getattr(model, "_model", None)
     if is_paddlex_model(model):
         check_paddlex_classifier(model)
         return PaddleXClassifier(model, **options), model
@@ -24,5 +30,7 @@ def classifier_for(model, **options):
         return model, getattr(model, "model", None)
     if callable(model):
         return as_classifier(model), None
-    raise UnsupportedModelError("expected a PaddleX classifier or a callable images -> "
-                                "probabilities, got %s" % type(model).__name__)
+    raise UnsupportedModelError("expected a PaddleX classifier, a deployed one (a "
+                                "paddlex.deploy.Predictor or an exported inference-model "
+                                "directory) or a callable images -> probabilities, got %r"
+                                % (model,))

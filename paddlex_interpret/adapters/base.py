@@ -143,24 +143,37 @@ class PaddleClassifier(Classifier):
             out = None
         return compose_normalised(img_n, fill_n, segments, masks, out=out)
 
+    def prepare(self, image, batch_size):
+        """Decide how the coming explanation's batches run (backend and workers, fixed for it),
+        measuring on ``batch_size`` copies of ``image`` when the runner still has to (their
+        outputs are thrown away). Later explanations of inputs of this size follow the same
+        decision."""
+        one = np.ascontiguousarray(self.preprocess(np.asarray(image)[None]), dtype=np.float32)
+        shape = tuple(one.shape[1:])
+        runner = self.runner
+        probe = None
+        if not runner.decided(shape) or (self.parallel and self.fused):
+            probe = np.repeat(one, max(1, int(batch_size)), axis=0)
+        return runner.plan(shape, probe=probe, parallel=self.parallel if self.fused else 0)
+
     def predict_masks(self, image, fill_image, segments, masks, batch_size, on_batch=None,
                       overlap=None, parallel=None):
         """Probabilities ``(N, C)`` of the perturbed images of ``masks`` ``(N, d)``, computed
         ``batch_size`` at a time: the same numbers as calling the classifier on
         ``perturb(image, fill_image, segments, masks)`` batch by batch.
 
-        ``parallel`` (default: the classifier's): once the model runs on the CPU inference
-        engine, the batches go to its single-thread workers, each composing its next batch
-        directly into its predictor's input while the other computes. ``overlap`` (without
-        workers): compose the next batch in a thread while the model runs; default only on a
-        GPU (on CPU the model's math threads already use every core).
+        The path (backend, workers) is fixed before the first batch (:meth:`prepare`, measured
+        on the first batch's inputs when the runner still has to) and kept for all of them:
+        on the CPU engine, with ``parallel`` (default: the classifier's), the batches go to
+        its single-thread workers, each composing its next batch directly into its predictor's
+        input while the other computes. ``overlap`` (without workers): compose the next batch
+        in a thread while the model runs; default only on a GPU.
         """
         if overlap is None:
             overlap = str(self.device or current_device()).startswith("gpu")
         use_workers = self.parallel if parallel is None else check_parallel(parallel)
         image = np.asarray(image)
         slices = list(iter_batches(len(masks), int(batch_size)))
-        shape = (3,) + image.shape[:2] if self._lut is not None else None
 
         def compose(sl, out=None):
             return self.compose(image, fill_image, segments, masks[sl], out=out)
@@ -178,6 +191,11 @@ class PaddleClassifier(Classifier):
 
         forward, to_probs = counted(self._forward), counted(as_probabilities)
         with self.hold_weights():
-            results = scheduling.run_batches(self.runner, compose, forward, to_probs, slices,
-                                             shape, use_workers, overlap)
+            runner = self.runner
+            first = compose(slices[0])
+            shape = tuple(first.shape[1:])
+            plan = runner.plan(shape, probe=first, parallel=use_workers if self.fused else 0)
+            results = scheduling.run_batches(compose, forward, to_probs, slices, plan,
+                                             overlap=overlap and not plan.workers,
+                                             on_failure=runner.parallel_failed)
         return scheduling.gather(results, len(masks))

@@ -15,14 +15,10 @@ Example::
     probs = clf(image[None])               # (1, num_classes)
     clf.backend_info                       # {'backend': 'inference', 'reason': ..., ...}
 """
-import copy
-
-import numpy as np
-
-from ..core.images import to_rgb_uint8
 from ..errors import UnsupportedModelError
 from ..runtime.fingerprint import model_fingerprint
-from .base import PaddleClassifier, channel_lut
+from .base import PaddleClassifier
+from .transforms import TransformSplit
 
 __all__ = ["PaddleXClassifier", "check_paddlex_classifier", "is_paddlex_model"]
 
@@ -73,47 +69,20 @@ class PaddleXClassifier(PaddleClassifier):
         self.model = model
         self.label_names = list(model.labels) if getattr(model, "labels", None) else None
         self.num_classes = getattr(model, "num_classes", None)
-        ops = [op for op in transforms.transforms
-               if type(op).__name__ not in ("Decode", "ArrangeClassifier")]
-        split = next((i for i, op in enumerate(ops) if type(op).__name__ == "Normalize"), len(ops))
-        self.ops = ops
-        self.view_ops = [copy.deepcopy(op) for op in ops[:split]]
-        self.tail_ops = [copy.deepcopy(op) for op in ops[split:]]
-        self._lut = channel_lut(self._apply_tail) if self.tail_ops else None
+        self.transforms = TransformSplit(transforms)
+        self._lut = self.transforms.lut
 
     def _layer(self):
         return self.model.net
 
     def fingerprint(self):
-        return model_fingerprint(self.model.net, self.ops)
+        return model_fingerprint(self.model.net, self.transforms.ops)
 
     def view(self, image):
         """The image the model sees: path or array (RGB) -> uint8 HWC after the geometric steps
         of the test transforms."""
-        img = super().view(image)
-        sample = {"image": img, "im_shape": np.array(img.shape[:2], np.float32),
-                  "scale_factor": np.array([1.0, 1.0], np.float32)}
-        for op in self.view_ops:
-            sample = op(sample)
-        return to_rgb_uint8(np.rint(np.asarray(sample["image"], dtype=np.float64))
-                            if sample["image"].dtype != np.uint8 else sample["image"])
-
-    def _apply_tail(self, images):
-        """The transforms after the view, one image at a time (PaddleX's own ops)."""
-        out = []
-        for im in np.asarray(images):
-            sample = {"image": im}
-            for op in self.tail_ops:
-                sample = op(sample)
-            out.append(np.asarray(sample["image"], np.float32).transpose(2, 0, 1))
-        return np.stack(out)
+        return self.transforms.view(image)
 
     def preprocess(self, images):
         """``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float32 via the transforms after the view."""
-        images = np.asarray(images)
-        if self._lut is not None and images.dtype == np.uint8:
-            out = np.empty((images.shape[0], 3) + images.shape[1:3], dtype=np.float32)
-            for c in range(3):
-                np.take(self._lut[c], images[..., c], out=out[:, c])
-            return out
-        return self._apply_tail(images)
+        return self.transforms.preprocess(images)

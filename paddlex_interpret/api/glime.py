@@ -9,10 +9,11 @@ Example::
 import os
 
 from ..adapters import classifier_for
+from ..core.baseline import resolve_fill
 from ..core.lime import LimeExplainer
 from ..core.normlime import GlobalWeights, glime_prior
 from ..core.surrogate import EvidenceRidge, WeightedRidge
-from ..io import ensure_writable_dir
+from ..io import check_writable_dir
 from .output import image_name, save_explanation
 from .weights import resolve_codebook
 
@@ -22,7 +23,7 @@ __all__ = ["glime"]
 def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None, beta=10.0,
           num_samples=1000, batch_size=50, *, seed=0, labels=None, top_k=1, alpha=1.0, tau=1.0,
           prior_normalize="l1", prior_area_exponent=0.5, sampler="paired_kernel", surrogate=None,
-          segmenter="quickshift", segmenter_params=None, fill="black", kernel_width=0.25,
+          segmenter="quickshift", segmenter_params=None, fill="auto", kernel_width=0.25,
           segments=None, save_dir=None, progress=False):
     """GLIME: LIME with a global NormLIME prior, estimated with variance-reduced sampling.
 
@@ -76,6 +77,8 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
         unknown sampler, negative ``alpha``/``beta``. TypeError: a sampler that is not a
         :class:`~paddlex_interpret.core.sampling.Sampler`.
     """
+    if save_dir is not None:
+        check_writable_dir(save_dir)
     if isinstance(global_weights, (str, bytes, os.PathLike)):
         global_weights = GlobalWeights.load(os.fsdecode(global_weights))
     codebook = resolve_codebook(codebook) or global_weights.codebook
@@ -95,7 +98,8 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
         else:
             surrogate = WeightedRidge(alpha=alpha, beta=beta, tau=tau)
     explainer = LimeExplainer(classifier, sampler=sampler, segmenter=segmenter,
-                              segmenter_params=segmenter_params, fill=fill,
+                              segmenter_params=segmenter_params,
+                              fill=resolve_fill(fill, global_weights.info.get("mean_colour")),
                               kernel_width=kernel_width, surrogate=surrogate,
                               num_samples=num_samples, batch_size=batch_size, seed=seed,
                               progress=progress)
@@ -113,6 +117,5 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
     if isinstance(explainer.surrogate, EvidenceRidge):
         explanation.settings["beta"] = [float(b) for b in explainer.surrogate.last_beta]
     if save_dir is not None:
-        ensure_writable_dir(save_dir)
         save_explanation(explanation, save_dir, name, "glime_s%d" % num_samples, figure="lime")
     return explanation

@@ -11,11 +11,12 @@ Example::
 import logging
 import os
 
+from ..adapters import classifier_for
 from ..adapters.paddlex import PaddleXClassifier, check_paddlex_classifier
 from ..core.classifier import check_positive_int
 from ..core.images import check_image_path
 from ..core.lime import LimeExplainer
-from ..io import ensure_writable_dir
+from ..io import check_writable_dir
 from .output import image_name, save_explanation
 
 __all__ = ["lime", "prepare"]
@@ -25,32 +26,47 @@ logger = logging.getLogger("paddlex_interpret")
 
 def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     """Check the arguments every PaddleX 1.3 function shares (before anything runs) and return
-    ``(classifier, image name, num_samples, batch_size)``."""
-    check_paddlex_classifier(model)
+    ``(classifier, image name, num_samples, batch_size)``. ``model``: a PaddleX classifier or a
+    deployed one (:func:`~paddlex_interpret.adapters.classifier_for`)."""
+    from ..adapters.deployed import is_deployed_model
+
+    if not is_deployed_model(model):
+        check_paddlex_classifier(model)
     num_samples = check_positive_int(num_samples, "num_samples")
     if not (isinstance(batch_size, str) and batch_size == "auto"):
         batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(img_file, (str, bytes, os.PathLike)):
         img_file = check_image_path(img_file)
-    ensure_writable_dir(save_dir)
-    return PaddleXClassifier(model, backend=backend), image_name(img_file), num_samples, batch_size
+    check_writable_dir(save_dir)
+    if is_deployed_model(model):
+        classifier, _ = classifier_for(model)
+    else:
+        classifier = PaddleXClassifier(model, backend=backend)
+    return classifier, image_name(img_file), num_samples, batch_size
 
 
 def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, seed=0, top_k=1,
-         labels=None, segmenter="quickshift", segmenter_params=None, fill="black",
+         labels=None, segmenter="quickshift", segmenter_params=None, fill="auto",
          kernel_width=0.25, surrogate=None, save_png=True, progress=False, backend="auto",
          adaptive=None):
     """Explain ``model``'s prediction on ``img_file`` with LIME (PaddleX 1.3 semantics).
 
     Args:
         img_file: image path (any bit depth, grey/RGBA/palette) or an RGB array.
-        model: a PaddleX 2.x classifier (``paddlex.cls.*`` or ``paddlex.load_model``).
+        model: a PaddleX 2.x classifier (``paddlex.cls.*`` or ``paddlex.load_model``), or a
+            deployed one: a ``paddlex.deploy.Predictor`` or an exported inference-model
+            directory (its own transforms and class names are used).
         num_samples, batch_size: LIME samples and the model batch size (both >= 1;
             ``batch_size='auto'`` picks it from memory).
         save_dir: where ``<image name>/lime_s<N>-<k>.png`` (and ``.npz``) are written.
         seed: repeatable sampling and segmentation. top_k / labels: which classes to explain
             (``labels`` by id or class name).
-        segmenter, segmenter_params, fill, kernel_width, surrogate: see
+        fill: ``'auto'`` (default: per image, the candidate fill the model is least certain
+            about once everything is hidden, :mod:`~paddlex_interpret.core.baseline`;
+            ``settings['fill_chosen']`` and ``['fill_scores']`` say what was chosen and why),
+            ``'black'`` (PaddleX 1.3's output exactly), ``'grey'``, ``'median'``, ``'mean'``,
+            ``'blur'`` or a colour.
+        segmenter, segmenter_params, kernel_width, surrogate: see
             :class:`~paddlex_interpret.core.lime.LimeExplainer`.
         backend: ``'auto'``, ``'dygraph'`` or ``'inference'``
             (:mod:`~paddlex_interpret.runtime.policy`).
@@ -73,7 +89,6 @@ def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, see
                               progress=progress, adaptive=adaptive)
     image = classifier.view(img_file)
     explanation = explainer.explain(image, labels=labels, top_k=top_k)
-    explanation.settings["backend"] = classifier.backend_info.get("backend")
     logger.info("predicted %s with probability %.3f", explanation.label_name(
         explanation.predicted_label), explanation.predicted_probability)
     if save_png:

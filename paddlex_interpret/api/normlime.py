@@ -13,11 +13,13 @@ import os
 
 import numpy as np
 
+from ..core.baseline import resolve_fill
 from ..core.lime import LimeExplainer
 from ..core.normlime import combine, normlime_weights_for
 from .lime import prepare
 from .output import save_explanation
-from .weights import default_weights_path, load_or_build_normlime_weights, normalise_mode
+from .weights import normalise_mode
+from .weights_cache import default_weights_path, load_or_build_normlime_weights
 
 __all__ = ["normlime"]
 
@@ -26,20 +28,24 @@ logger = logging.getLogger("paddlex_interpret")
 
 def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, save_dir="./",
              normlime_weights_file=None, *, seed=0, mode="fast", max_images=None, codebook=None,
-             top_k=1, labels=None, segmenter="quickshift", segmenter_params=None, fill="black",
+             top_k=1, labels=None, segmenter="quickshift", segmenter_params=None, fill="auto",
              kernel_width=0.25, n_concepts=16, build_num_samples=1000, save_png=True,
              progress=False, backend=None):
     """Explain ``model``'s prediction on ``img_file`` with LIME and NormLIME (PaddleX 1.3
     semantics).
 
     The NormLIME weights are learned from ``dataset`` once and cached in ``normlime_weights_file``
-    (default ``save_dir/normlime_weights-<model>-<mode>.npz``); a cache built for another model,
-    classes, codebook or settings, or a corrupt one, is rebuilt with a warning.
+    (relative to ``save_dir``, as in PaddleX 1.3; default
+    ``save_dir/normlime_weights-<model>-<mode>.npz``). A file that fits the model and classes is
+    used whatever budget built it (e.g. a checkpoint's file written by the training hook); one
+    that does not is left as it is when it was named (an error says why) and rebuilt, logged,
+    when it is the default cache (:mod:`~paddlex_interpret.api.weights_cache`).
 
     Args:
         img_file, model, num_samples, batch_size, save_dir: as :func:`paddlex_interpret.lime`.
         dataset: required (a ``paddlex.datasets.ImageNet``, a folder or a list of images).
-        normlime_weights_file: the weights cache (computed when absent, loaded when present).
+        normlime_weights_file: the weights file (computed when absent, loaded when it fits;
+            relative paths are taken from ``save_dir``).
         mode, max_images, codebook, n_concepts, build_num_samples: how the weights are built
             (:func:`build_normlime_weights`; ``build_num_samples`` is LIME's budget per dataset
             image in aggregate mode).
@@ -66,15 +72,17 @@ def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, sav
                                                          batch_size, save_dir, **prepare_kw)
     build_batch_size = batch_size if isinstance(batch_size, (int, np.integer)) else 50
     mode_n, variant = normalise_mode(mode, "normlime")
-    path = (os.fspath(normlime_weights_file) if normlime_weights_file is not None
+    explicit = normlime_weights_file is not None
+    path = (os.path.join(os.fspath(save_dir), os.fspath(normlime_weights_file)) if explicit
             else default_weights_path(save_dir, model, mode if mode_n == "fast" else variant))
     gw = load_or_build_normlime_weights(
-        path, model, dataset, mode=mode_n, codebook=codebook, max_images=max_images, seed=seed,
+        path, model, dataset, keep_existing=explicit or None, mode=mode_n, codebook=codebook, max_images=max_images, seed=seed,
         num_samples=build_num_samples, batch_size=build_batch_size, progress=progress,
         variant=variant, n_concepts=n_concepts, segmenter=segmenter,
         segmenter_params=segmenter_params, fill=fill, kernel_width=kernel_width)
     explainer = LimeExplainer(classifier, segmenter=segmenter, segmenter_params=segmenter_params,
-                              fill=fill, kernel_width=kernel_width, num_samples=num_samples,
+                              fill=resolve_fill(fill, gw.info.get("mean_colour")),
+                              kernel_width=kernel_width, num_samples=num_samples,
                               batch_size=batch_size, seed=seed, progress=progress)
     image = classifier.view(img_file)
     explanation = explainer.explain(image, labels=labels, top_k=top_k)

@@ -4,9 +4,9 @@
   per-class concept weights (:class:`~paddlex_interpret.core.normlime.GlobalWeights`), ``fast``
   (PaddleX 1.3's logistic regression, about one forward pass per image) or ``aggregate`` (LIME on
   every image, the NormLIME paper).
-* :func:`load_or_build_normlime_weights` is the cache: a weights file carries a fingerprint of what
-  it was built from (class names, codebook, mode and settings, the model's fingerprint); a corrupt
-  or stale file is rebuilt with a warning, never silently used; writes are atomic.
+* every weights file carries a fingerprint of what it was built from (class names, codebook, mode
+  and settings, the model's fingerprint): :mod:`~paddlex_interpret.api.weights_cache` reads it
+  to decide whether a file fits a model.
 
 Example::
 
@@ -16,7 +16,6 @@ Example::
 """
 import logging
 import os
-import warnings
 
 import numpy as np
 
@@ -25,12 +24,11 @@ from ..core.classifier import check_positive_int
 from ..core.concepts import ConceptCodebook
 from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
                              build_global_weights_fast, select_stratified)
-from ..errors import DatasetError, NormLimeCacheError
+from ..errors import DatasetError
 from .datasets import resolve_dataset
 
-__all__ = ["build_normlime_weights", "load_or_build_normlime_weights", "expected_fingerprint",
-           "stamp", "build_settings", "normalise_mode", "resolve_codebook", "default_weights_path",
-           "DEFAULT_MAX_IMAGES"]
+__all__ = ["build_normlime_weights", "expected_fingerprint", "stamp", "build_settings",
+           "normalise_mode", "resolve_codebook", "names_and_classes", "DEFAULT_MAX_IMAGES"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -39,7 +37,8 @@ DEFAULT_MAX_IMAGES = {"fast": 1000, "aggregate": 100}
 _FINGERPRINT_VERSION = 2
 
 
-def _names_and_classes(classifier):
+def names_and_classes(classifier):
+    """``(class names or None, number of classes or None)`` of a classifier."""
     names = classifier.label_names
     names = [str(n) for n in names] if names else None
     n = classifier.num_classes
@@ -99,7 +98,7 @@ def resolve_codebook(codebook):
 def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_images=None,
                            codebook=None, seed=0, num_samples=1000, batch_size=50, progress=False,
                            *, variant="normlime", n_concepts=16, segmenter="quickshift",
-                           segmenter_params=None, grid=None, top_k=1, fill="black",
+                           segmenter_params=None, grid=None, top_k=1, fill="auto",
                            kernel_width=0.25, _expected=None):
     """Learn NormLIME's per-class concept weights from ``dataset`` and ``model``.
 
@@ -135,7 +134,7 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
     max_images = check_positive_int(DEFAULT_MAX_IMAGES[mode] if max_images is None else max_images,
                                     "max_images")
     classifier, _ = classifier_for(model)
-    names, num_classes = _names_and_classes(classifier)
+    names, num_classes = names_and_classes(classifier)
     items, labels, ds_names = resolve_dataset(dataset, names, num_classes)
     if names is None and ds_names is not None:
         names = ds_names
@@ -195,8 +194,8 @@ def _fit_codebook(chosen, segmenter, n_concepts, seed, load, progress):
 
 def stamp(gw, classifier, mode, settings, codebook, expected=None, class_names=None,
           num_classes=None):
-    """Give ``gw`` its build ``settings`` and the fingerprint :func:`load_or_build_normlime_weights`
-    checks (``expected``, or the one of ``classifier`` and ``settings``), naming the codebook it
+    """Give ``gw`` its build ``settings`` and the fingerprint the weights cache
+    (:mod:`~paddlex_interpret.api.weights_cache`) checks (``expected``, or the one of ``classifier`` and ``settings``), naming the codebook it
     was built on. Returns ``gw``."""
     gw.settings.update(settings)
     fp = dict(expected) if expected else expected_fingerprint(
@@ -207,63 +206,3 @@ def stamp(gw, classifier, mode, settings, codebook, expected=None, class_names=N
         "segmenter": settings["segmenter"]}
     gw.fingerprint = fp
     return gw
-
-
-def load_or_build_normlime_weights(path, model, dataset=None, mode="fast", codebook=None,
-                                   max_images=None, seed=0, num_samples=1000, batch_size=50,
-                                   progress=False, **kwargs):
-    """Load the weights at ``path`` if they were built for this model, classes, codebook, mode and
-    settings; otherwise (absent, corrupt or stale) build them from ``dataset`` and save them there
-    atomically. A corrupt or stale file is reported with ``warnings.warn`` before being rebuilt.
-
-    Other arguments as for :func:`build_normlime_weights`.
-    """
-    path = os.fspath(path)
-    mode_n, variant = normalise_mode(mode, kwargs.get("variant", "normlime"))
-    kwargs["variant"] = variant
-    max_images_n = DEFAULT_MAX_IMAGES[mode_n] if max_images is None else max_images
-    classifier, _ = classifier_for(model)
-    names, num_classes = _names_and_classes(classifier)
-    if dataset is not None:  # check it even when the cache is good: a wrong dataset is an error
-        resolve_dataset(dataset, names, num_classes)
-    codebook = resolve_codebook(codebook)
-    settings = build_settings(mode_n, variant, check_positive_int(max_images_n, "max_images"),
-                               seed, num_samples, kwargs.get("top_k", 1), kwargs.get("grid"),
-                               kwargs.get("fill", "black"), kwargs.get("kernel_width", 0.25),
-                               kwargs.get("segmenter", "quickshift"),
-                               kwargs.get("segmenter_params"))
-    expected = expected_fingerprint(classifier, names, num_classes, mode_n, settings, codebook,
-                                    kwargs.get("n_concepts", 16))
-    if os.path.exists(path):
-        try:
-            gw = GlobalWeights.load(path)
-        except (NormLimeCacheError, OSError) as exc:
-            warnings.warn("NormLIME weights file %r is unusable (%s); rebuilding it" % (path, exc),
-                          RuntimeWarning, stacklevel=2)
-        else:
-            stale = gw.mismatches(expected)
-            if gw.codebook is None:
-                stale.append("codebook")
-            if not stale:
-                logger.info("NormLIME weights loaded from %s", path)
-                return gw
-            warnings.warn("NormLIME weights file %r was built for a different %s; rebuilding it"
-                          % (path, ", ".join(stale)), RuntimeWarning, stacklevel=2)
-    if dataset is None:
-        raise DatasetError("no usable NormLIME weights at %r and no dataset to build them from"
-                           % path)
-    return build_normlime_weights(classifier, dataset, save_path=path, mode=mode_n,
-                                  max_images=max_images, codebook=codebook, seed=seed,
-                                  num_samples=num_samples, batch_size=batch_size,
-                                  progress=progress, _expected=expected, **kwargs)
-
-
-def default_weights_path(save_dir, model, mode="fast"):
-    """``save_dir/normlime_weights-<model class>-<mode>.npz``: the file :func:`normlime` uses when
-    ``normlime_weights_file`` is None (PaddleX 1.3 crashed there)."""
-    from ..adapters.paddlex import is_paddlex_model
-
-    name = type(model).__name__ if is_paddlex_model(model) else "model"
-    return os.path.join(os.fspath(save_dir), "normlime_weights-%s-%s.npz" % (name, mode))
-
-

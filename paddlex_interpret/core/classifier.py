@@ -10,6 +10,8 @@ have defaults a faster adapter overrides:
   adapters compose the normalised inputs directly and spread the batches over workers);
 * :meth:`~Classifier.hold_weights` -- a block in which the weights cannot change (default a
   no-op; the Paddle adapters verify their weights once inside it instead of at every call);
+* :meth:`~Classifier.prepare` -- called before an explanation's forward passes (default a no-op;
+  the Paddle adapters fix their backend and workers there, before the first batch);
 * :meth:`~Classifier.suggest_batch_size`, :meth:`~Classifier.view`,
   :meth:`~Classifier.fingerprint`, :attr:`~Classifier.backend_info`, ``label_names``,
   ``num_classes``.
@@ -121,6 +123,12 @@ class Classifier:
             if on_batch is not None:
                 on_batch(sl.stop - sl.start)
         return outputs
+
+    def prepare(self, image, batch_size):
+        """Called once before an explanation's forward passes on ``image``: a classifier that
+        chooses how to run (backend, workers) decides here, so that the choice is the same for
+        all of the explanation's batches. Default: nothing to decide."""
+        return None
 
     def hold_weights(self):
         """A block in which the weights do not change (one explanation, one NormLIME build)."""

@@ -76,7 +76,7 @@ def superpixel_descriptors(image, segments, descriptor=DEFAULT_DESCRIPTOR):
     """Raw (unstandardised) descriptors ``(n_segments, D)`` of the superpixels of ``image``.
 
     ``image`` is converted to uint8 RGB; ``segments`` is an ``(H, W)`` integer label map (relabelled
-    to ``0..n-1``). Vectorised with ``np.bincount``: about 1 ms for a 64x64 image.
+    to ``0..n-1``). Vectorised with ``np.bincount``.
     """
     if descriptor not in DESCRIPTORS:
         raise ValueError("unknown descriptor %r; choose one of %s"
@@ -272,6 +272,17 @@ class ConceptCodebook:
         out = np.zeros(self.n_concepts, dtype=bool)
         out[self.assign(image, segments)] = True
         return out
+
+    def concept_colours(self):
+        """``(n_concepts, 3)`` uint8 RGB: the mean colour (Lab, from the first three descriptor
+        features) of each concept's centre, e.g. for a swatch beside its id."""
+        import cv2
+
+        self._check_fitted()
+        centers = self.centers[:, :3] / self._group_weights()[:3] * self.scale[:3] + self.mean[:3]
+        lab = np.asarray(centers, np.float32).reshape(1, -1, 3)
+        rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).reshape(-1, 3)
+        return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
     def fingerprint(self):
         """A short hex digest of the centres, standardisation and settings: equal fingerprints mean

@@ -129,6 +129,15 @@ class GlobalWeights:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError("NormLIME weights file does not exist: %r" % path)
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic == b"\x93NUMPY":
+            raise NormLimeCacheError(
+                "%r is a PaddleX 1.3 NormLIME weights file (a pickled .npy of weights over its "
+                "downloaded ResNet50-stem concepts), which this package does not read: build "
+                "new weights with paddlex_interpret.build_normlime_weights(model, dataset, "
+                "save_path='normlime_weights.npz') or give normlime() a new "
+                "normlime_weights_file" % path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

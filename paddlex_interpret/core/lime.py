@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .baseline import AutoFill, resolve_fill
 from .classifier import as_classifier, as_probabilities, check_positive_int, resolve_labels
 from .explanation import Explanation
 from .images import to_rgb_uint8
@@ -77,8 +78,10 @@ class LimeExplainer:
             (B, C)`` probabilities or logits.
         segmenter: ``'quickshift'`` (PaddleX 1.3 settings), ``'slic'``, ``'felzenszwalb'`` or a callable.
         segmenter_params: overrides for the named segmenter.
-        fill: what hidden superpixels become: ``'black'`` (PaddleX 1.3), ``'median'``, ``'mean'``,
-            ``'blur'``, a colour or an image (:func:`~paddlex_interpret.core.perturbation.make_fill`).
+        fill: what hidden superpixels become: ``'auto'`` (chosen per image by measurement,
+            :mod:`~paddlex_interpret.core.baseline`; or an ``AutoFill`` with more candidates),
+            ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, a colour
+            or an image (:func:`~paddlex_interpret.core.perturbation.make_fill`).
         sampler: ``'bernoulli'`` (LIME's, default), ``'paired_kernel'`` (GLIME's) or a
             :class:`~paddlex_interpret.core.sampling.Sampler`.
         kernel_width: width of the exponential kernel on cosine distance (PaddleX 1.3: 0.25).
@@ -106,6 +109,7 @@ class LimeExplainer:
         self.seed = seed
         self.segmenter = make_segmenter(segmenter, seed=seed, **(segmenter_params or {}))
         self.fill = fill
+        self._fill = resolve_fill(fill)
         self.sampler = make_sampler(sampler)
         self.kernel_width = float(kernel_width)
         self.kernel = kernel
@@ -175,10 +179,18 @@ class LimeExplainer:
                 bar.close()
         return as_probabilities(out)
 
+    def fill_for(self, image, segments):
+        """``(fill image, settings)``: the image hidden superpixels take, and what was chosen
+        (for ``fill='auto'``: the candidate and every candidate's score)."""
+        if isinstance(self._fill, AutoFill):
+            choice = self._fill.choose(self.classifier, image, segments)
+            return choice.fill_image, choice.describe()
+        return make_fill(image, segments, self._fill), {}
+
     def sample(self, image, segments, num_samples, batch_size, seed):
         """Masks ``(N, d)`` and the classifier's probabilities ``(N, C)`` on the perturbed images."""
         masks = self.draw(int(segments.max()) + 1, num_samples, seed)
-        fill_image = make_fill(image, segments, self.fill)
+        fill_image, _ = self.fill_for(image, segments)
         return masks, self.predict_masks(image, fill_image, segments, masks, batch_size)
 
     def fit(self, masks, outputs, labels, prior=None, sample_weight=None):
@@ -187,8 +199,10 @@ class LimeExplainer:
         return self.surrogate.fit(masks, outputs[:, labels], weights, prior=prior)
 
     def settings(self, num_samples, batch_size, seed):
+        fill = self.fill if isinstance(self.fill, str) else (
+            "auto" if isinstance(self._fill, AutoFill) else "custom")
         s = {"method": "lime", "num_samples": num_samples, "batch_size": batch_size, "seed": seed,
-             "fill": self.fill if isinstance(self.fill, str) else "custom",
+             "fill": fill,
              "kernel": "exponential" if self.kernel is None else "custom",
              "kernel_width": self.kernel_width}
         s.update(self.segmenter.describe())
@@ -232,7 +246,8 @@ class LimeExplainer:
             if labels is not None and isinstance(n_classes, int):
                 select_labels(np.zeros(n_classes), labels, top_k)  # bad labels fail first
             masks = self.draw(int(segments.max()) + 1, num_samples, seed)
-            fill_image = make_fill(image, segments, self.fill)
+            self.classifier.prepare(image, batch_size)
+            fill_image, fill_info = self.fill_for(image, segments)
             if self.adaptive is None:
                 outputs = self.predict_masks(image, fill_image, segments, masks, batch_size)
                 probs = self._image_probabilities(image, masks, outputs)
@@ -254,6 +269,10 @@ class LimeExplainer:
         t3 = time.perf_counter()
         self.last_timings = {"segment": t1 - t0, "sample_and_predict": t2 - t1, "fit": t3 - t2}
         settings = self.settings(num_samples, batch_size, seed)
+        settings.update(fill_info)
+        backend = self.classifier.backend_info
+        if backend:
+            settings.update(backend=backend.get("backend"), path=backend.get("path"))
         if adaptive_info is not None:
             settings.update(adaptive_info)
         if prior is not None and self.surrogate.uses_prior:

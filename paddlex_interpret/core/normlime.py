@@ -150,6 +150,21 @@ def _label_names(classifier_fn, class_names, num_classes):
     return [str(i) for i in range(num_classes)]
 
 
+class MeanColour:
+    """The mean RGB colour of the images seen (each image weighs the same): the dataset colour
+    that ``fill='auto'`` may try (:mod:`~paddlex_interpret.core.baseline`)."""
+
+    def __init__(self):
+        self.total, self.count = np.zeros(3), 0
+
+    def add(self, image):
+        self.total += np.asarray(image, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+        self.count += 1
+
+    def value(self):
+        return [round(float(c), 2) for c in self.total / self.count] if self.count else None
+
+
 class _StreamingPredictor:
     """Collects images and runs the classifier a batch at a time (a batch holds images of one
     shape), so memory stays at one batch whatever the dataset size."""
@@ -157,8 +172,10 @@ class _StreamingPredictor:
     def __init__(self, classifier_fn, batch_size):
         self.classifier_fn, self.batch_size = as_classifier(classifier_fn), int(batch_size)
         self.pending, self.probs, self.seconds = [], [], 0.0
+        self.colour = MeanColour()
 
     def add(self, image):
+        self.colour.add(image)
         if self.pending and (image.shape != self.pending[0].shape
                              or len(self.pending) >= self.batch_size):
             self.flush()
@@ -272,7 +289,8 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     info = {"n_images": int(len(probs)), "n_selected": int(occurrences["n_selected"]),
             "n_skipped": len(occurrences["skipped"]), "skipped": occurrences["skipped"][:20],
             "seconds": seconds, "seconds_forward": t_forward,
-            "seconds_concepts": seconds - t_forward}
+            "seconds_concepts": seconds - t_forward, "mean_colour": predictor.colour.value(),
+            "concept_frequency": np.round(occurrences["X"].mean(axis=0), 4).tolist()}
     return GlobalWeights(weights, _label_names(classifier_fn, class_names, num_classes),
                          mode="fast", settings=settings,
                          counts=np.bincount(y, minlength=num_classes), info=info,
@@ -304,6 +322,8 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
     explained = None
     loader = _Loader(items, indices, load, progress, "NormLIME")
     n_used = 0
+    colour = MeanColour()
+    seen = np.zeros(K)
     classifier_fn = as_classifier(classifier_fn)
     with classifier_fn.hold_weights():  # weights verified once for the whole build
         for i, image in loader:
@@ -317,6 +337,7 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
                 counts_ck = np.zeros((nc, K))
                 explained = np.zeros(nc, dtype=np.int64)
             concepts = codebook.assign(exp.image, exp.segments)
+            seen[np.unique(concepts)] += 1
             for label, w in zip(exp.labels, exp.weights):
                 if variant == "normlime":
                     l1 = np.abs(w).sum()
@@ -327,6 +348,7 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
                 np.add.at(counts_ck[label], concepts, 1.0)
                 explained[label] += 1
             n_used += 1
+            colour.add(image)
     loader.report("NormLIME")
     if n_used == 0:
         raise ValueError("NormLIME: no readable image among %d (%d skipped)"
@@ -343,7 +365,8 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
                 "max_images": None if max_images is None else int(max_images), "seed": int(seed)}
     info = {"n_images": n_used, "n_selected": int(len(indices)), "n_skipped": len(loader.skipped),
             "skipped": loader.skipped[:20], "seconds": time.perf_counter() - t0,
-            "support": counts_ck.astype(np.int64).tolist()}
+            "support": counts_ck.astype(np.int64).tolist(), "mean_colour": colour.value(),
+            "concept_frequency": np.round(seen / max(n_used, 1), 4).tolist()}
     return GlobalWeights(weights, _label_names(classifier_fn, class_names, weights.shape[0]),
                          mode="aggregate", settings=settings, counts=explained, info=info,
                          codebook=codebook)

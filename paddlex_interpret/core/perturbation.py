@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["sample_masks", "make_fill", "perturb", "compose_normalised", "iter_batches", "FILLS",
            "COMPOSE_METHODS"]
 
-FILLS = ("black", "median", "mean", "blur")
+FILLS = ("black", "grey", "median", "mean", "blur")
 
 
 def sample_masks(num_samples, n_segments, rng):
@@ -36,7 +36,8 @@ def sample_masks(num_samples, n_segments, rng):
 def make_fill(image, segments, fill="black"):
     """The image hidden superpixels are replaced with.
 
-    ``fill`` is ``'black'`` (PaddleX 1.3), ``'median'`` (the image's per-channel median colour: a
+    ``fill`` is ``'black'`` (PaddleX 1.3), ``'grey'`` (mid-grey 128: what ImageNet-style
+    normalisations map to about 0), ``'median'`` (the image's per-channel median colour: a
     constant close to the background of most photos, so hidden regions look less out of
     distribution than black), ``'mean'`` (each superpixel's own mean colour), ``'blur'`` (a strong
     Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
@@ -45,6 +46,8 @@ def make_fill(image, segments, fill="black"):
     if isinstance(fill, str):
         if fill == "black":
             return np.zeros_like(image)
+        if fill == "grey":
+            return np.full_like(image, 128)
         if fill == "median":
             colour = np.median(image.reshape(-1, image.shape[2]), axis=0)
             return np.broadcast_to(np.rint(colour).astype(np.uint8), image.shape).copy()
@@ -60,7 +63,8 @@ def make_fill(image, segments, fill="black"):
 
             sigma = max(image.shape[:2]) / 16.0
             return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
-        raise ValueError("unknown fill %r; choose one of %s, a colour or an image" % (fill, FILLS))
+        raise ValueError("unknown fill %r; choose one of %s, 'auto', a colour or an image"
+                         % (fill, FILLS))
     arr = np.asarray(fill)
     if arr.shape == image.shape:
         return arr.astype(np.uint8)

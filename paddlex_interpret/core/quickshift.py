@@ -2,20 +2,20 @@
 
 PaddleX 1.3 segmented every image with ``skimage.segmentation.quickshift(image, sigma=1)``. Its
 Cython loop visits, for each pixel, every pixel of a 31x31 window twice (once for the density,
-once to find the nearest denser pixel), on one core: about 0.4 s at 224x224, a third of the whole
-forward-pass budget of a MobileNetV3 LIME run. This module computes the same thing on all cores,
-in a small C kernel (``_kernels.c``, built by ``pip install`` where a C compiler exists, loaded
-with ctypes by :mod:`~paddlex_interpret.core.native`; ~25 ms at 224x224 on 2 cores) or, without
-it, in whole-image numpy operations (~70-80 ms):
+once to find the nearest denser pixel), on one core: a large share of a fast model's LIME run.
+This module computes the same thing on all cores, in a small C kernel (``_kernels.c``, built by
+``pip install`` where a C compiler exists, loaded with ctypes by
+:mod:`~paddlex_interpret.core.native`) or, without it, in whole-image numpy operations
+(BENCHMARKS.md, "Quickshift: scikit-image vs ours"):
 
 - layout: each channel is one flat, contiguous array of rows padded on the right with ``pad``
   columns of a huge value, so a window offset ``(dr, dc)`` is one flat shift ``dr * (W + pad) + dc``
-  and every operation runs on contiguous memory (about 3x faster than 2-D slices); a partner that
+  and every operation runs on contiguous memory (much faster than 2-D slices); a partner that
   falls off the left or right edge lands in the padding, whose huge colour distance gives a zero
   density term, and whose density is ``-inf`` so it is never a parent;
 - density: ``d(p) = noise(p) + sum_q exp(-|x_p - x_q|^2 / (2 k^2))`` over the window; every pair
   ``(p, q)`` is evaluated once (the term is symmetric) and added to both pixels. The kernel does
-  it block by block (its data stay in cache) with a vectorised polynomial exp (~1 ulp);
+  it block by block (its data stay in cache) with a vectorised polynomial exp (within 2 ulp);
 - linking: each pixel's parent is the nearest denser pixel within ``max_dist`` (pixels beyond it
   can never be kept, since scikit-image drops parents further than ``max_dist``), ties going to
   the first in scikit-image's raster order: the smallest ``(distance, raster rank)``. Offsets are

@@ -120,7 +120,7 @@ class TracedProgram:
     headers of the file ``jit.save`` wrote and keeps them only when writing the layer's tensors
     (named as in the program, sorted) after them reproduces that file byte for byte;
     :meth:`write` then writes the kept program bytes and a params file of the layer's *current*
-    tensors (a few ms). Anything unexpected (other names, shapes or dtypes) raises, and the
+    tensors (a copy, no trace). Anything unexpected (other names, shapes or dtypes) raises, and the
     caller traces again.
     """
 

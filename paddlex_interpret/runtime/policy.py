@@ -1,16 +1,22 @@
-"""Which backend runs a layer: :class:`ModelRunner` and its ``'auto'`` policy.
+"""Which backend runs a layer, decided before the work: :class:`ModelRunner` and its ``'auto'``
+policy.
 
 ``backend='dygraph'`` runs the layer itself (all CPU cores, eval mode, no gradients);
 ``'inference'`` runs it on a Paddle Inference engine (:mod:`~paddlex_interpret.runtime.engine`)
 and falls back to dygraph, with the reason logged, when the export or the predictor fails;
-``'auto'`` measures and keeps the faster, per layer, input shape and device, for the process
+``'auto'`` measures both and keeps the faster, per layer, input shape and device, for the process
 (the measurements live in :data:`~paddlex_interpret.runtime.cache.ENGINES`).
 
-The ``'auto'`` rule: while the model is cheap in dygraph (a call predicted to take under
-``AUTO_EXPORT_SECONDS`` and less than ``AUTO_DYGRAPH_BUDGET`` seconds of dygraph so far) it stays
-in dygraph and nothing is exported. Otherwise the model is exported; the first inference call at
-a batch shape is a warm-up, the next one is timed and compared with dygraph's time per image, and
-the faster one is kept.
+The rule that keeps results repeatable: a path is chosen **before** a piece of work's first
+batch, on inputs whose outputs are thrown away, and never changes inside it. An explanation asks
+for a :class:`Plan` (:meth:`ModelRunner.plan`) before its batches; the first one that can be
+measured (a probe of at least :data:`AUTO_MIN_ROWS` images) decides dygraph or inference for
+the rest of the process, and, on a CPU engine with ``parallel='auto'``, whether the single-thread
+workers run at once there (they take turns where ``predictor.run()`` holds the GIL). Inference
+outputs do not depend on the batch size or on which predictor ran them (tested), so only the
+dygraph/inference choice can change the numbers; the engine is preferred unless dygraph measured
+clearly faster (:data:`AUTO_DYGRAPH_MARGIN`), so that the choice is the same from run to run.
+Calls smaller than a probe run in dygraph until the decision is made.
 
 Weights are verified (fingerprint recomputed) on every call that uses the inference engine,
 except inside :meth:`ModelRunner.hold_weights`, where they are verified once.
@@ -24,7 +30,10 @@ Example::
 """
 import contextlib
 import logging
+import threading
 import time
+from dataclasses import dataclass, field
+from typing import List
 
 import numpy as np
 
@@ -33,41 +42,63 @@ from .devices import current_device
 from .fingerprint import parameter_fingerprint
 from .modes import dygraph_threads, eval_mode
 
-__all__ = ["BACKENDS", "ModelRunner", "check_backend", "check_parallel", "AUTO_EXPORT_SECONDS",
-           "AUTO_DYGRAPH_BUDGET", "AUTO_WORKERS_SECONDS_PER_IMAGE", "AUTO_WORKERS_MIN_BUSY"]
+__all__ = ["BACKENDS", "ModelRunner", "Plan", "check_backend", "check_parallel",
+           "AUTO_MIN_ROWS", "AUTO_DYGRAPH_MARGIN", "AUTO_WORKERS_SECONDS_PER_IMAGE",
+           "AUTO_WORKERS_MIN_BUSY"]
 
 logger = logging.getLogger("paddlex_interpret")
 
 BACKENDS = ("auto", "dygraph", "inference")
 
-#: 'auto' exports the model once a single call is predicted to take this long in dygraph...
-AUTO_EXPORT_SECONDS = 0.25
-#: ... or once the dygraph time spent by this layer in the process exceeds this.
-AUTO_DYGRAPH_BUDGET = 3.0
-#: ``parallel='auto'`` uses the single-thread workers only for models whose engine has run a
-#: batch at most this fast per image: composing a batch costs about the same for any model, so
-#: the workers matter for fast models; for slow ones their second copy of the activations costs
-#: more than it saves (BENCHMARKS.md, "Speed vs the floor and the peers").
+#: ``'auto'`` decides on the first batch of at least this many images (a smaller one runs in
+#: dygraph meanwhile): one or two images time a backend badly.
+AUTO_MIN_ROWS = 8
+#: ``'auto'`` keeps dygraph only when it ran at least this many times faster per image than the
+#: engine on the probe; in between the engine is kept, so that timing noise does not flip the
+#: choice (and the numbers) from one process to the next.
+AUTO_DYGRAPH_MARGIN = 1.25
+#: ``parallel='auto'`` uses the single-thread workers only for models whose engine ran the probe
+#: at most this fast per image: composing a batch costs about the same for any model, so the
+#: workers matter for fast models; for slow ones their second copy of the activations costs more
+#: than it saves (BENCHMARKS.md, "Speed vs the floor and the peers").
 AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
-#: ``parallel='auto'`` stops using the workers (for the layer and input shape, for the process)
-#: when, once warm, their threads were busy (CPU time / wall time) less than this fraction of the
-#: time: they were taking turns, as Paddle 3.x's ``predictor.run()`` makes them do by holding the
-#: GIL (BENCHMARKS.md, "Where MobileNetV3_small's LIME time goes").
+#: ``parallel='auto'`` does not use the workers (for the layer and input shape, for the process)
+#: when, run at once on the probe, their threads were busy (CPU time / wall time) less than this
+#: fraction of the time: they were taking turns, as Paddle 3.x's ``predictor.run()`` makes them
+#: do by holding the GIL (BENCHMARKS.md, "Speed vs the floor and the peers").
 AUTO_WORKERS_MIN_BUSY = 0.7
 
 
 class _AutoState:
-    """What 'auto' learnt about one (layer, input shape, device) in this process."""
+    """What ``'auto'`` learnt about one (layer, input shape, device) in this process."""
 
     def __init__(self):
-        self.decision = None        # None (measuring), 'dygraph' or 'inference'
-        self.reason = "measuring"
+        self.decision = None        # None (not decided yet), 'dygraph' or 'inference'
+        self.reason = "not decided"
         self.dygraph_per_image = None
         self.inference_per_image = None
-        self.dygraph_seconds = 0.0
-        self.warm_shapes = set()    # batch shapes the engine has run once (warm-up)
-        self.probed_batch = False
-        self.workers_slow = None    # why 'auto' stopped using the workers, once it did
+        self.workers_checked = False
+        self.workers_busy = None
+        self.workers_slow = None    # why the workers are not used here, once measured
+
+
+@dataclass
+class Plan:
+    """How one piece of work runs: the ``backend`` (``'dygraph'`` or ``'inference'``), on the
+    CPU engine the single-thread ``workers`` (empty: the one predictor), and whether the engine
+    is on a GPU."""
+
+    backend: str
+    workers: List = field(default_factory=list)
+    gpu: bool = False
+
+    def describe(self):
+        if self.backend != "inference":
+            return self.backend
+        if self.workers:
+            return "inference: %d workers x %s threads" % (
+                len(self.workers), "/".join(str(w.num_threads) for w in self.workers))
+        return "inference: one predictor"
 
 
 def check_backend(backend):
@@ -92,21 +123,21 @@ class ModelRunner:
 
     Args:
         layer: a ``paddle.nn.Layer``; its first output is returned.
-        backend: ``'auto'`` (measure, keep the faster), ``'dygraph'`` or ``'inference'``
+        backend: ``'auto'`` (measure once, keep the faster), ``'dygraph'`` or ``'inference'``
             (Paddle Inference; falls back to dygraph with a logged warning if export fails).
         device: ``'cpu'`` / ``'gpu:0'``... (default ``paddle.get_device()``).
         num_threads: CPU threads for both backends (default ``os.cpu_count()``).
-        use_mkldnn, use_tensorrt: Paddle Inference options (see :class:`InferenceEngine`).
-        parallel: how LIME's batches run once the engine is in use (:meth:`workers`):
-            ``'auto'`` (default) on CPU with 2 or more threads, for a model whose engine has run
-            a batch at :data:`AUTO_WORKERS_SECONDS_PER_IMAGE` (5 ms) per image or faster, 2
-            predictors splitting the threads, each run from its own Python thread
-            (:meth:`InferenceEngine.workers`);
-            an int ``k >= 2``: ``k`` predictors; ``False`` / ``0`` / ``1``: the one predictor
-            with all threads. Never on a GPU.
+        use_mkldnn, use_tensorrt: Paddle Inference options (see
+            :class:`~paddlex_interpret.runtime.engine.InferenceEngine`).
+        parallel: how an explanation's batches run on the CPU engine (:meth:`plan`): ``'auto'``
+            (default): 2 single-thread predictors, each run from its own Python thread, for a
+            model of at most :data:`AUTO_WORKERS_SECONDS_PER_IMAGE` per image whose workers can
+            run at once; an int ``k >= 2``: ``k`` predictors; ``False`` / ``0`` / ``1``: the one
+            predictor with all threads. Never on a GPU.
 
     Attributes:
         info: ``{'backend': what ran last, 'reason': why, ...engine description}``.
+        last_plan: the last :meth:`plan` (None before).
     """
 
     def __init__(self, layer, backend="auto", device=None, num_threads=None, use_mkldnn=True,
@@ -114,7 +145,6 @@ class ModelRunner:
         check_backend(backend)
         self.parallel = check_parallel(parallel)
         self._parallel_failed = None
-        self._workers_off = None    # why 'auto' stopped using the workers (measured)
         self.layer = layer
         self.backend = backend
         self.device = device
@@ -123,6 +153,8 @@ class ModelRunner:
         if num_threads:
             self.engine_options["num_threads"] = int(num_threads)
         self.info = {"backend": None, "reason": "not run yet"}
+        self.last_plan = None
+        self._plan_shape = None
         self._hold = 0
         self._held_fingerprint = None
         self._failed = None   # reason the engine cannot be used for this layer
@@ -165,74 +197,146 @@ class ModelRunner:
         return ENGINES.state(self.layer, ("auto", shape, self.device or current_device()),
                              _AutoState)
 
-
     @property
     def parallel_failure(self):
         """Why the workers were turned off after a failure, or None."""
         return self._parallel_failed
 
     def engine(self, input_shape):
-        """The up-to-date :class:`InferenceEngine` for ``input_shape`` ``(C, H, W)``, or None
-        (reason in ``info``) when the layer cannot be exported."""
+        """The up-to-date :class:`~paddlex_interpret.runtime.engine.InferenceEngine` for
+        ``input_shape`` ``(C, H, W)``, or None (reason logged) when the layer cannot be
+        exported."""
         if self._failed is not None:
             return None
         try:
             return ENGINES.get_engine(self.layer, input_shape, fingerprint=self._fingerprint(),
-                              device=self.device, **self.engine_options)
+                                      device=self.device, **self.engine_options)
         except Exception as exc:
             self._failed = "export failed (%s: %s); using dygraph" % (type(exc).__name__, exc)
             logger.warning("paddle.inference backend unavailable for %s: %s",
                            type(self.layer).__name__, self._failed)
             return None
 
-    def workers(self, input_shape, parallel=None):
-        """The :class:`EngineWorker` s to run batches of ``input_shape`` ``(C, H, W)`` on, or
-        None: when ``parallel`` (default: the runner's) is off, the model runs in dygraph or on
-        a GPU, 'auto' has not decided for the inference engine yet, or the workers failed once
-        (logged). The weights are verified as for a call (held inside :meth:`hold_weights`)."""
+    # ------------------------------------------------------------------ the decision
+    def decided(self, input_shape):
+        """Whether work of ``input_shape`` has a fixed backend now (forced, failed, or measured
+        by ``'auto'``)."""
+        return (self.backend != "auto" or self._failed is not None
+                or self.auto_state(input_shape).decision is not None)
+
+    def backend_for(self, input_shape, probe=None):
+        """``'dygraph'`` or ``'inference'`` for work of ``input_shape``; with ``'auto'`` still
+        undecided, measured now on ``probe`` (a ``(B, C, H, W)`` batch whose outputs are thrown
+        away) when it has :data:`AUTO_MIN_ROWS` images or more, else None (not decided)."""
+        shape = tuple(int(s) for s in input_shape)
+        if self.backend == "dygraph":
+            return "dygraph"
+        if self._failed is not None:
+            return "dygraph"
+        if self.backend == "inference":
+            return "inference"  # the engine is built (or fails, logged) by its caller
+        st = self.auto_state(shape)
+        if st.decision is None and probe is not None and len(probe) >= AUTO_MIN_ROWS:
+            self._measure(st, shape, np.ascontiguousarray(probe, dtype=np.float32))
+        return st.decision
+
+    def _measure(self, st, shape, probe):
+        """Time dygraph (2 images, twice) and the engine (a warm-up, then the probe) and decide."""
+        small = probe[:2]
+        dygraph = []
+        for _ in range(2):
+            t = time.perf_counter()
+            self._dygraph(small)
+            dygraph.append((time.perf_counter() - t) / len(small))
+        st.dygraph_per_image = min(dygraph)
+        engine = self.engine(shape)
+        if engine is None:
+            st.decision, st.reason = "dygraph", self._failed
+            return
+        try:
+            engine(probe)
+            t = time.perf_counter()
+            engine(probe)
+            st.inference_per_image = (time.perf_counter() - t) / len(probe)
+        except Exception as exc:
+            self._failed = "inference failed (%s: %s); using dygraph" % (type(exc).__name__, exc)
+            logger.warning("paddle.inference backend failed for %s: %s",
+                           type(self.layer).__name__, self._failed)
+            st.decision, st.reason = "dygraph", self._failed
+            return
+        faster = st.inference_per_image <= AUTO_DYGRAPH_MARGIN * st.dygraph_per_image
+        st.decision = "inference" if faster else "dygraph"
+        st.reason = ("auto: inference %.1f img/s vs dygraph %.1f img/s"
+                     % (1.0 / max(st.inference_per_image, 1e-9),
+                        1.0 / max(st.dygraph_per_image, 1e-9)))
+        logger.info("backend for %s %s: %s (%s)", type(self.layer).__name__, shape,
+                    st.decision, st.reason)
+
+    def plan(self, input_shape, probe=None, parallel=None):
+        """The :class:`Plan` for an explanation's batches of ``input_shape``, decided now (see
+        the module docstring); ``probe`` is a batch whose outputs are thrown away, used when a
+        measurement is still needed."""
+        shape = tuple(int(s) for s in input_shape)
+        backend = self.backend_for(shape, probe) or "dygraph"
+        workers, gpu = [], False
+        if backend == "inference":
+            engine = self.engine(shape)
+            if engine is None:
+                backend = "dygraph"
+            else:
+                gpu = "gpu" in engine.options
+                workers = self._workers_for(shape, probe, parallel) or []
+                reason = "forced" if self.backend == "inference" else \
+                    self.auto_state(shape).reason
+                self.info = dict(engine.describe(), backend="inference", reason=reason)
+        plan = Plan(backend, workers, gpu)
+        self.last_plan, self._plan_shape = plan, shape
+        return plan
+
+    # ------------------------------------------------------------------ workers
+    def _workers_for(self, shape, probe, parallel):
+        from .workers import probe_busy
+
         parallel = self.parallel if parallel is None else check_parallel(parallel)
         count = 2 if parallel == "auto" else int(parallel)
-        if count < 2 or self._parallel_failed is not None or self.backend == "dygraph":
-            return None
-        shape = tuple(int(s) for s in input_shape)
-        if self.backend == "auto" and self.auto_state(shape).decision != "inference":
+        if count < 2 or self._parallel_failed is not None:
             return None
         engine = self.engine(shape)
         if engine is None or "gpu" in engine.options or engine.num_threads < 2:
             return None
-        if parallel == "auto" and (engine.seconds_per_image is None
-                                   or engine.seconds_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE):
-            return None  # not measured yet (the next batch runs on the engine) or a slow model
-        if parallel == "auto" and self.auto_state(shape).workers_slow is not None:
-            self._workers_off = self.auto_state(shape).workers_slow  # measured taking turns here
-            return None
+        st = self.auto_state(shape)
+        if parallel == "auto":
+            if st.inference_per_image is None and probe is not None:
+                engine(probe)
+                t = time.perf_counter()
+                engine(probe)
+                st.inference_per_image = (time.perf_counter() - t) / len(probe)
+            if st.inference_per_image is None \
+                    or st.inference_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE:
+                return None  # a slow model (or not measured yet): the one predictor
+            if st.workers_slow is not None:
+                return None
         try:
             workers = engine.workers(min(count, engine.num_threads))
         except Exception as exc:
             self.parallel_failed("workers not built (%s: %s)" % (type(exc).__name__, exc))
             return None
-        reason = self.info.get("reason") if self.info.get("backend") == "inference" else None
-        self.info = dict(engine.describe(), backend="inference",
-                         reason=reason or ("forced" if self.backend == "inference" else
-                                           self.auto_state(shape).reason),
-                         workers=len(workers), worker_threads=[w.num_threads for w in workers])
+        if parallel == "auto" and not st.workers_checked and probe is not None:
+            st.workers_checked = True
+            try:
+                st.workers_busy = probe_busy(workers, probe)
+            except Exception as exc:
+                self.parallel_failed("workers failed on the probe (%s: %s)"
+                                     % (type(exc).__name__, exc))
+                return None
+            if st.workers_busy < AUTO_WORKERS_MIN_BUSY:
+                st.workers_slow = ("the workers' threads were busy %.0f%% of the time run at once "
+                                   "(they take turns on this Paddle): using the one predictor"
+                                   % (100 * st.workers_busy))
+                logger.info("paddle.inference workers off for %s: %s",
+                            type(self.layer).__name__, st.workers_slow)
+                return None
         return workers
-
-    def workers_busy(self, input_shape, busy, parallel=None):
-        """Report how busy the warm workers' threads were (CPU time / wall time, mean over the
-        workers; their math runs in their own thread) for ``input_shape``. With
-        ``parallel='auto'``, under :data:`AUTO_WORKERS_MIN_BUSY` they were taking turns: the
-        workers are turned off for this layer and shape in the process (logged; the one
-        predictor takes over) and this returns True. An explicit ``parallel=k`` keeps them."""
-        parallel = self.parallel if parallel is None else check_parallel(parallel)
-        if parallel != "auto" or busy >= AUTO_WORKERS_MIN_BUSY:
-            return False
-        shape = tuple(int(s) for s in input_shape)
-        reason = ("the workers' threads were busy %.0f%% of the time (they take turns on this "
-                  "Paddle): using the one predictor" % (100 * busy))
-        self.auto_state(shape).workers_slow = self._workers_off = reason
-        logger.info("paddle.inference workers off for %s: %s", type(self.layer).__name__, reason)
-        return True
 
     def parallel_failed(self, reason):
         """Stop using workers for this runner (the one predictor takes over), logged."""
@@ -240,6 +344,7 @@ class ModelRunner:
         logger.warning("paddle.inference workers off for %s: %s", type(self.layer).__name__,
                        reason)
 
+    # ------------------------------------------------------------------ calls
     def _run_engine(self, engine, x):
         try:
             return engine(x)
@@ -252,89 +357,40 @@ class ModelRunner:
     def __call__(self, x):
         x = np.asarray(x, dtype=np.float32)
         shape = tuple(int(s) for s in x.shape[1:])
-        if self.backend == "dygraph":
-            self.info = {"backend": "dygraph", "reason": "forced"}
-            return self._dygraph(x)
-        if self.backend == "inference":
+        backend = self.backend_for(shape, probe=x)
+        if backend == "inference":
             engine = self.engine(shape)
             out = None if engine is None else self._run_engine(engine, x)
             if out is not None:
-                self.info = dict(engine.describe(), backend="inference", reason="forced")
+                reason = "forced" if self.backend == "inference" else self.auto_state(shape).reason
+                self.info = dict(engine.describe(), backend="inference", reason=reason)
                 return out
-            self.info = {"backend": "dygraph", "reason": self._failed}
-            return self._dygraph(x)
-        return self._auto(x, shape)
-
-    # ------------------------------------------------------------------ auto
-    def _auto(self, x, shape):
-        st = self.auto_state(shape)
-        if self._failed is not None and st.decision != "dygraph":
-            st.decision, st.reason = "dygraph", self._failed
-        if st.decision == "inference":
-            engine = self.engine(shape)
-            out = None if engine is None else self._run_engine(engine, x)
-            if out is not None:
-                self.info = dict(engine.describe(), backend="inference", reason=st.reason)
-                return out
-            st.decision, st.reason = "dygraph", self._failed
-        if st.decision == "dygraph":
-            self.info = {"backend": "dygraph", "reason": st.reason}
-            return self._dygraph(x)
-        # measuring: time dygraph on 1-2 images of the first calls
-        b = len(x)
-        probe = None
-        if st.dygraph_per_image is None or (b >= 2 and not st.probed_batch):
-            k = min(b, 2)
-            t = time.perf_counter()
-            probe = self._dygraph(x[:k])
-            dt = time.perf_counter() - t
-            st.dygraph_seconds += dt
-            per = dt / k
-            st.dygraph_per_image = per if st.dygraph_per_image is None else min(
-                st.dygraph_per_image, per)
-            st.probed_batch = st.probed_batch or k >= 2
-        predicted = b * st.dygraph_per_image
-        if predicted < AUTO_EXPORT_SECONDS and st.dygraph_seconds < AUTO_DYGRAPH_BUDGET:
-            self.info = {"backend": "dygraph", "reason": "cheap in dygraph (%.3fs/call)"
-                         % predicted}
-            if probe is not None and len(probe) == b:
-                return probe
-            t = time.perf_counter()
-            rest = self._dygraph(x if probe is None else x[len(probe):])
-            st.dygraph_seconds += time.perf_counter() - t
-            return rest if probe is None else np.concatenate([probe, rest])
-        engine = self.engine(shape)
-        if engine is None:
-            st.decision, st.reason = "dygraph", self._failed
-            self.info = {"backend": "dygraph", "reason": st.reason}
-            return self._dygraph(x)
-        t = time.perf_counter()
-        out = self._run_engine(engine, x)
-        dt = time.perf_counter() - t
-        if out is None:
-            st.decision, st.reason = "dygraph", self._failed
-            self.info = {"backend": "dygraph", "reason": st.reason}
-            return self._dygraph(x)
-        if b in st.warm_shapes:
-            st.inference_per_image = dt / b
-            faster = st.inference_per_image <= st.dygraph_per_image
-            st.decision = "inference" if faster else "dygraph"
-            st.reason = ("auto: inference %.1f img/s vs dygraph %.1f img/s"
-                         % (1.0 / max(st.inference_per_image, 1e-9),
-                            1.0 / max(st.dygraph_per_image, 1e-9)))
-            logger.info("backend for %s %s: %s", type(self.layer).__name__, shape, st.reason)
+            if self.backend == "auto":
+                st = self.auto_state(shape)
+                st.decision, st.reason = "dygraph", self._failed
+        if backend is None:
+            reason = "auto: undecided (fewer than %d images so far)" % AUTO_MIN_ROWS
+        elif self.backend == "dygraph":
+            reason = "forced"
+        elif self._failed is not None:
+            reason = self._failed
         else:
-            st.warm_shapes.add(b)
-        self.info = dict(engine.describe(), backend="inference", reason=st.reason)
-        return out
+            reason = self.auto_state(shape).reason
+        self.info = {"backend": "dygraph", "reason": reason}
+        return self._dygraph(x)
 
     def describe(self):
-        """What ran last and why (for explanation settings / logs); ``workers_off`` says why
-        'auto' does not use the workers any more, once it measured them taking turns."""
+        """What ran last and why (for explanation settings / logs), with ``path``: the last
+        plan's description, and ``workers_off`` when ``'auto'`` measured the workers taking
+        turns."""
         info = dict(self.info)
-        if self._workers_off is not None:
-            info["workers_off"] = self._workers_off
-            if info.get("backend") == "inference" and self.parallel == "auto":
-                info.pop("workers", None)
-                info.pop("worker_threads", None)
+        plan = self.last_plan
+        if plan is not None:
+            info["path"] = plan.describe()
+            if plan.workers:
+                info.update(backend="inference", workers=len(plan.workers),
+                            worker_threads=[w.num_threads for w in plan.workers])
+            slow = self.auto_state(self._plan_shape).workers_slow
+            if slow is not None and self.parallel == "auto":
+                info["workers_off"] = slow
         return info

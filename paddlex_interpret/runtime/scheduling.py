@@ -1,10 +1,10 @@
-"""How LIME's perturbed batches are spread over what runs the model.
+"""How an explanation's batches are spread over what runs the model, along a
+:class:`~paddlex_interpret.runtime.policy.Plan` fixed before the first batch.
 
-:func:`run_batches` takes the batches of one explanation and runs them
+:func:`run_batches` runs them
 
-* on the CPU engine's single-thread workers (:meth:`ModelRunner.workers
-  <paddlex_interpret.runtime.policy.ModelRunner.workers>`), one Python thread each, each composing
-  its next batch straight into its predictor's input while the others compute
+* on the CPU engine's single-thread workers (the plan's ``workers``), one Python thread each,
+  each composing its next batch straight into its predictor's input while the others compute
   (:func:`run_on_workers`);
 * else, on a GPU, composing the next batch in a thread while the model runs the current one
   (:func:`run_overlapped`);
@@ -14,21 +14,23 @@
 The batches are described by two functions the adapter gives: ``compose(rows, out=None)`` (the
 float32 model inputs of the mask rows ``rows``, written into ``out`` when it fits) and
 ``forward(batch)`` (probabilities); ``to_probs(raw)`` turns a worker's raw output into
-probabilities. Every path gives the same numbers for the same backend (tested).
+probabilities. The engine's outputs do not depend on the batch size or on which of its
+predictors ran them, so every path gives the same numbers (tested); the path changes inside an
+explanation only when a worker fails (logged), to the one predictor.
 
 Example::
 
-    outputs = run_batches(runner, compose, forward, to_probs, n_rows=1000, batch_size=50,
-                          input_shape=(3, 224, 224), parallel="auto", overlap=False)
+    plan = runner.plan((3, 224, 224), probe=first_batch)
+    results = run_batches(compose, forward, to_probs, slices, plan, overlap=False,
+                          on_failure=runner.parallel_failed)
 """
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 __all__ = ["run_batches", "run_on_workers", "run_overlapped", "gather", "engine_slices",
-           "split_tail", "CPU_ENGINE_MAX_BATCH", "RATED_BATCHES"]
+           "split_tail", "CPU_ENGINE_MAX_BATCH"]
 
 #: Batches larger than this run on the CPU engine's one predictor in parts of this many images
 #: (the workers and GPUs take the batch as it is): on Paddle 3.3 batches of 40-50 ran much slower
@@ -36,17 +38,13 @@ __all__ = ["run_batches", "run_on_workers", "run_overlapped", "gather", "engine_
 #: LIME time goes").
 CPU_ENGINE_MAX_BATCH = 32
 
-#: Timed batches (of a size the worker ran before) each worker runs before ``'auto'`` checks how
-#: busy their threads were (:func:`run_on_workers`).
-RATED_BATCHES = 2
 
-
-def engine_slices(sl, info):
+def engine_slices(sl, plan):
     """``sl`` cut into the fewest near-equal parts of at most :data:`CPU_ENGINE_MAX_BATCH` images
-    (50 -> 25 + 25) when ``info`` (a runner's) says the CPU inference engine runs with its one
-    predictor (the same numbers; only the forward batch is smaller); else ``[sl]``."""
+    (50 -> 25 + 25) when the ``plan`` runs the CPU engine's one predictor (the same numbers; only
+    the forward batch is smaller); else ``[sl]``."""
     n, step = sl.stop - sl.start, CPU_ENGINE_MAX_BATCH
-    if info.get("backend") != "inference" or "gpu" in info or not step or n <= step:
+    if plan.backend != "inference" or plan.gpu or not step or n <= step:
         return [sl]
     parts = -(-n // step)
     size, extra = divmod(n, parts)
@@ -75,63 +73,53 @@ def split_tail(slices, workers):
     return out
 
 
-def run_batches(runner, compose, forward, to_probs, slices, input_shape, parallel, overlap):
+def run_batches(compose, forward, to_probs, slices, plan, overlap=False, on_failure=None):
     """Probabilities of the mask rows covered by ``slices`` (consecutive, from 0), as
-    ``{start: (slice, probs)}``.
-
-    ``input_shape`` is the ``(C, H, W)`` of the composed inputs, or None when the adapter cannot
-    compose into a worker's buffer (then no workers). ``parallel`` is the runner's choice
-    (``'auto'``, an int, 0); ``overlap`` composes the next batch in a thread (GPU)."""
+    ``{start: (slice, probs)}``, run along ``plan``. ``overlap`` composes the next batch in a
+    thread (GPU); ``on_failure(reason)`` is told when a worker fails (the rest then runs on the
+    one predictor)."""
     results = {}
     pos = 0
+    if plan.workers and len(slices) >= 2:
+        pos = run_on_workers(plan.workers, compose, to_probs, slices, results,
+                             on_failure=on_failure)
+    if pos < len(slices) and overlap and len(slices) - pos >= 2:
+        run_overlapped(compose, forward, slices[pos:], results)
+        return results
     buf = None
-    while pos < len(slices):
-        workers = None
-        if parallel and input_shape is not None and len(slices) - pos >= 2:
-            workers = runner.workers(input_shape, parallel=parallel)
-        if workers:
-            pos = run_on_workers(runner, workers, compose, to_probs, slices, pos, results,
-                                 parallel=parallel)
-            continue
-        if overlap and len(slices) - pos >= 2:
-            run_overlapped(compose, forward, slices[pos:], results)
-            break
-        for sl in engine_slices(slices[pos], runner.info):
-            buf = compose(sl, out=buf)
-            results[sl.start] = (sl, forward(buf))
-        pos += 1
+    for sl in slices[pos:]:
+        for part in engine_slices(sl, plan):
+            buf = compose(part, out=buf)
+            results[part.start] = (part, forward(buf))
     return results
 
 
-def run_on_workers(runner, workers, compose, to_probs, slices, pos, results, parallel="auto"):
-    """Run ``slices[pos:]`` on ``workers``, one thread each (the calling thread is the first),
-    taking the next batch from a shared counter; the last round of batches is cut in halves
-    (:func:`split_tail`) so that the workers finish together. Once every worker has run
-    :data:`RATED_BATCHES` batches of a size it ran before (not warm-ups), how busy their threads
-    were goes to ``runner.workers_busy``, which may turn them off (``parallel='auto'``: they took
-    turns). Returns the index of the first slice not done: ``len(slices)``, or less when the
-    workers stopped (turned off, or one failed: logged, and the runner stops using them); the
-    caller finishes with the one predictor."""
-    todo = split_tail(slices[pos:], len(workers))
-    shared = _SharedBatches(runner, workers, compose, to_probs, todo, parallel)
-    threads = [threading.Thread(target=shared.work, args=(k, w), daemon=True)
-               for k, w in enumerate(workers) if k]
+def run_on_workers(workers, compose, to_probs, slices, results, on_failure=None):
+    """Run ``slices`` on ``workers``, one thread each (the calling thread is the first), taking
+    the next batch from a shared counter; the last round of batches is cut in halves
+    (:func:`split_tail`) so that the workers finish together. Returns the index of the first
+    slice not done: ``len(slices)``, or less when a worker failed (``on_failure`` is told; the
+    caller finishes with the one predictor)."""
+    todo = split_tail(slices, len(workers))
+    shared = _SharedBatches(compose, to_probs, todo)
+    threads = [threading.Thread(target=shared.work, args=(w,), daemon=True)
+               for w in workers[1:]]
     for t in threads:
         t.start()
     try:
-        shared.work(0, workers[0])
+        shared.work(workers[0])
     finally:
         for t in threads:
             t.join()
     for i, probs in shared.done.items():
         results[todo[i].start] = (todo[i], probs)
-    if shared.error is None and not shared.stop:
+    if shared.error is None:
         return len(slices)
-    if shared.error is not None:
-        if isinstance(shared.error, (KeyboardInterrupt, SystemExit)):
-            raise shared.error
-        runner.parallel_failed("%s: %s" % (type(shared.error).__name__, shared.error))
-    return _resume_at(slices, pos, {todo[i].start: todo[i].stop for i in shared.done}, results)
+    if isinstance(shared.error, (KeyboardInterrupt, SystemExit)):
+        raise shared.error
+    if on_failure is not None:
+        on_failure("%s: %s" % (type(shared.error).__name__, shared.error))
+    return _resume_at(slices, 0, {todo[i].start: todo[i].stop for i in shared.done}, results)
 
 
 def _resume_at(slices, pos, covered, results):
@@ -151,43 +139,28 @@ def _resume_at(slices, pos, covered, results):
 class _SharedBatches:
     """The batches of :func:`run_on_workers` and what the worker threads report back."""
 
-    def __init__(self, runner, workers, compose, to_probs, todo, parallel):
-        self.runner, self.compose, self.to_probs = runner, compose, to_probs
-        self.todo, self.parallel = todo, parallel
-        self.shape = tuple(workers[0].input_shape)
+    def __init__(self, compose, to_probs, todo):
+        self.compose, self.to_probs, self.todo = compose, to_probs, todo
         self.lock = threading.Lock()
-        self.next, self.error, self.stop, self.rated = 0, None, False, False
+        self.next, self.error = 0, None
         self.done = {}
-        # per worker: CPU seconds of its thread and wall seconds over its timed batches (not
-        # the first of each batch size: warm-ups), and how many
-        self.clocks = [[0.0, 0.0, 0] for _ in workers]
 
     def _take(self):
         with self.lock:
             i = self.next
-            if i >= len(self.todo) or self.error is not None or self.stop:
+            if i >= len(self.todo) or self.error is not None:
                 return None
             self.next = i + 1
             return i
 
-    def _busy_when_ready(self):
-        """The workers' mean CPU time / wall time (their math runs in their own thread), once,
-        when every worker has :data:`RATED_BATCHES` timed batches."""
-        if self.rated or any(c[2] < RATED_BATCHES for c in self.clocks):
-            return None
-        self.rated = True
-        return sum(c[0] / max(c[1], 1e-9) for c in self.clocks) / len(self.clocks)
-
-    def work(self, k, worker):
+    def work(self, worker):
         try:
-            seen = set()
             while True:
                 i = self._take()
                 if i is None:
                     return
                 sl = self.todo[i]
                 b = sl.stop - sl.start
-                t, cpu = time.perf_counter(), time.thread_time()
                 with worker.lock:  # the buffer is the worker's until its run is done
                     buf = worker.buffer(b)
                     x = self.compose(sl, out=buf)
@@ -196,18 +169,8 @@ class _SharedBatches:
                                          % (x.shape, buf.shape))
                     out = worker.run(b)
                 probs = self.to_probs(out)
-                cpu, t = time.thread_time() - cpu, time.perf_counter() - t
                 with self.lock:
                     self.done[i] = probs
-                    if b in seen:
-                        clock = self.clocks[k]
-                        clock[0], clock[1], clock[2] = clock[0] + cpu, clock[1] + t, clock[2] + 1
-                    seen.add(b)
-                    busy = self._busy_when_ready()
-                if busy is not None and self.runner.workers_busy(self.shape, busy,
-                                                                 parallel=self.parallel):
-                    with self.lock:
-                        self.stop = True
         except BaseException as exc:  # noqa: B902 - reported by the calling thread
             with self.lock:
                 if self.error is None:

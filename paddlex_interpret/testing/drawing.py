@@ -12,7 +12,7 @@ Example::
 """
 import numpy as np
 
-__all__ = ["COLOURS", "SHAPES", "draw_image", "watermark_box_for", "watermark_pattern",
+__all__ = ["COLOURS", "SHAPES", "NO_OBJECT", "draw_image", "watermark_box_for", "watermark_pattern",
            "stamp_watermark"]
 
 #: Named object colours (RGB). Any of these names can be used as a class.
@@ -26,6 +26,10 @@ COLOURS = {
     "orange": (245, 135, 20),
     "purple": (120, 40, 180),
 }
+
+#: The class name of images without an object (background and distractors only): a class that
+#: makes a model learn every colour class from its object, not as "none of the others".
+NO_OBJECT = "none"
 
 #: Object shapes drawn (chosen uniformly at random per image).
 SHAPES = ("circle", "square", "triangle")
@@ -69,7 +73,8 @@ def _shape_mask(shape, cx, cy, half, yy, xx):
 
 
 def draw_image(rng, image_size, colour, avoid_box=None):
-    """Return (rgb uint8 (H, W, 3), mask bool (H, W), info dict)."""
+    """Return (rgb uint8 (H, W, 3), mask bool (H, W), info dict); ``colour`` None draws no
+    object (the mask is empty)."""
     n = image_size
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) + 0.5
 
@@ -84,6 +89,10 @@ def draw_image(rng, image_size, colour, avoid_box=None):
         ax, ay = rng.uniform(0.04, 0.12, size=2) * n
         blob = ((xx - ex) / ax) ** 2 + ((yy - ey) / ay) ** 2 <= 1.0
         img[blob] += rng.uniform(-60.0, 60.0)
+
+    if colour is None:
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        return img, np.zeros((n, n), dtype=bool), {"shape": None, "bbox": None}
 
     # the object
     shape = SHAPES[int(rng.integers(len(SHAPES)))]

@@ -3,7 +3,9 @@
 Every image has a noisy, textured, low-saturation grey background (plus a few grey distractor blobs)
 and exactly one coloured object (circle, square or triangle, side ~20-35% of the image) fully inside
 the frame. The object's COLOUR decides the class; its shape, size and position are random. Because the
-object's pixels are known, explanation methods can be scored against a ground-truth mask.
+object's pixels are known, explanation methods can be scored against a ground-truth mask. A class
+named ``"none"`` (:data:`NO_OBJECT`) has images without an object: with it, a model cannot learn
+one colour class as "none of the other colours", so every class provably depends on its object.
 
 Optionally a "watermark" shortcut (a small black/white checker in the bottom-right corner) is stamped
 into the *training* images of one class only (and, with ``watermark_splits=("train", "val")``, into its
@@ -41,10 +43,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .drawing import (COLOURS, SHAPES, draw_image, stamp_watermark, watermark_box_for,
-                      watermark_pattern)
+from .drawing import (COLOURS, NO_OBJECT, SHAPES, draw_image, stamp_watermark,
+                      watermark_box_for, watermark_pattern)
 
-__all__ = ["COLOURS", "SHAPES", "ShapesDataset", "make_shapes_dataset", "watermark_box_for",
+__all__ = ["COLOURS", "SHAPES", "NO_OBJECT", "ShapesDataset", "make_shapes_dataset", "watermark_box_for",
            "watermark_pattern", "stamp_watermark"]
 
 _SPLITS = {"train": 0, "val": 1}
@@ -141,7 +143,8 @@ def make_shapes_dataset(root,
         root: output directory (created).
         num_train_per_class, num_val_per_class: images per class in each split.
         image_size: side of the square images in pixels (>= 16).
-        classes: colour names from :data:`COLOURS` (2 to 8 distinct); line order = label ids.
+        classes: colour names from :data:`COLOURS` or :data:`NO_OBJECT` (2 to 9 distinct);
+            line order = label ids.
         seed: generation seed. Each image is drawn from its own generator seeded by
             ``(seed, split, class, index)``, so output is byte-identical for the same arguments and
             earlier images do not change when the counts grow.
@@ -214,9 +217,10 @@ def make_shapes_dataset(root,
 def _checked(classes, image_size, watermark_class, watermark_fraction, watermark_splits):
     """``(classes, image_size, watermark_splits)`` normalised; ValueError naming a bad one."""
     classes = [str(c) for c in classes]
-    unknown = [c for c in classes if c not in COLOURS]
+    unknown = [c for c in classes if c not in COLOURS and c != NO_OBJECT]
     if unknown:
-        raise ValueError("unknown colour class(es) %s; choose from %s" % (unknown, sorted(COLOURS)))
+        raise ValueError("unknown colour class(es) %s; choose from %s or %r"
+                         % (unknown, sorted(COLOURS), NO_OBJECT))
     if len(set(classes)) != len(classes) or len(classes) < 2:
         raise ValueError("classes must be >= 2 distinct colour names, got %s" % classes)
     image_size = int(image_size)
@@ -243,7 +247,7 @@ def _remove_generated(root, classes):
             shutil.rmtree(p)
         elif osp.exists(p):
             os.remove(p)
-    for name in COLOURS:  # class folders of a previous generation
+    for name in list(COLOURS) + [NO_OBJECT]:  # class folders of a previous generation
         p = osp.join(root, name)
         if osp.isdir(p):
             shutil.rmtree(p)
@@ -271,7 +275,7 @@ def _write_class(root, cls, label, counts, wm_idx, wm_box, image_size, seed, ima
     for split, split_id in _SPLITS.items():
         for i in range(counts[split]):
             rng = np.random.default_rng([int(seed), split_id, label, i])
-            img, mask, info = draw_image(rng, image_size, COLOURS[cls], avoid_box=wm_box)
+            img, mask, info = draw_image(rng, image_size, COLOURS.get(cls), avoid_box=wm_box)
             rel = "%s/%s_%d.png" % (cls, split, i)
             has_wm = i in wm_idx[split]
             if has_wm:

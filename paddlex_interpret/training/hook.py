@@ -80,6 +80,9 @@ class ExplainHook:
         background: explain in a worker process from the checkpoint files (default), or in the
             training process (False).
         worker_threads: CPU threads of the worker (default all cores but one).
+        worker_device: the Paddle device of the worker process (default ``'cpu'``: on a GPU
+            the worker would open a second context on the card training uses, taking its
+            memory and time; give ``'gpu:1'`` to explain on another card).
         **options: ``probe_labels``, ``probe_names`` and the
             :class:`~paddlex_interpret.training.options.ExplainOptions` (``num_samples=300``,
             ``seed``, ``freq``, ``normlime``, ``max_images``, ``metrics``, ...).
@@ -90,12 +93,13 @@ class ExplainHook:
     """
 
     def __init__(self, probes, logdir=None, weights_builder=None, background=True,
-                 worker_threads=None, **options):
+                 worker_threads=None, worker_device="cpu", **options):
         self.session = ExplainSession(probes, weights_builder=weights_builder, **options)
         self.logdir = logdir
         self.weights_builder = weights_builder
         self.background = bool(background)
         self.worker_threads = worker_threads
+        self.worker_device = worker_device
         self._options = dict(options)
         self.model = None
         self._saved = {}
@@ -220,7 +224,7 @@ class ExplainHook:
             return None
         try:
             return CheckpointWorker(self.session.probes, self._options, builder,
-                                    num_threads=self.worker_threads)
+                                    num_threads=self.worker_threads, device=self.worker_device)
         except WorkerError as exc:
             logger.warning("explanations: %s; explaining in the training process", exc)
             return None

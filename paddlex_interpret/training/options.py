@@ -70,7 +70,7 @@ class ExplainOptions:
     top_k: int = 1
     segmenter: Any = "quickshift"
     segmenter_params: Optional[Dict[str, Any]] = None
-    fill: Any = "black"
+    fill: Any = "auto"
     kernel_width: float = 0.25
     num_features: int = 5
     normlime: bool = True

@@ -175,8 +175,9 @@ class ExplainSession:
                 self._stage(report, context, name, self.probe_stage.run, context, report, name,
                             probe, label, do_metrics, gw, codebook,
                             lambda stage, exc: self.log_error(report, context, stage, exc))
-        with contextlib.suppress(Exception):
-            report.backend = dict(context.classifier.backend_info)
+        if not report.backend:
+            with contextlib.suppress(Exception):
+                report.backend = dict(context.classifier.backend_info)
         self._release_engines(context)
         self._summarise(report)
         report.seconds = time.perf_counter() - t0

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import rendering
 from ..core import metrics
+from ..core.baseline import fill_value, resolve_fill
 from ..core.lime import LimeExplainer
 
 __all__ = ["NormLimeStage", "ProbeStage"]
@@ -64,14 +65,30 @@ class NormLimeStage:
 
 
 def top_concepts_text(gw, label_names=None, k=5):
-    """The ``k`` top concepts of every class as text."""
+    """The ``k`` top concepts of every class as markdown tables: concept id, weight, the mean
+    colour of the concept (hex) and the share of the eval images it occurs in."""
     names = list(gw.class_names or label_names or [])
-    lines = ["Top NormLIME concepts per class (concept id: weight)", ""]
+    colours = None
+    if gw.codebook is not None:
+        try:
+            colours = gw.codebook.concept_colours()
+        except Exception:  # an unusual descriptor: no swatch
+            colours = None
+    freq = gw.info.get("concept_frequency")
+    lines = ["Top NormLIME concepts per class (%s weights over %s eval images)"
+             % (gw.mode, gw.info.get("n_images", "?")), ""]
     for c in range(gw.num_classes):
         name = names[c] if c < len(names) else str(c)
-        items = ["c%d: %+.3f" % (int(t), float(gw.weights[c, int(t)]))
-                 for t in gw.top_concepts(c, k)]
-        lines.append("- %s: %s" % (name, ", ".join(items)))
+        count = int(gw.counts[c]) if c < len(gw.counts) else 0
+        lines += ["**%s** (%d image(s))" % (name, count), "",
+                  "| concept | weight | colour | in images |", "|---|---|---|---|"]
+        for t in gw.top_concepts(c, k):
+            t = int(t)
+            swatch = "#%02x%02x%02x" % tuple(int(v) for v in colours[t]) \
+                if colours is not None else "-"
+            share = "%.0f%%" % (100 * freq[t]) if freq is not None and t < len(freq) else "-"
+            lines.append("| c%d | %+.3f | %s | %s |" % (t, float(gw.weights[c, t]), swatch, share))
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -92,13 +109,17 @@ class ProbeStage:
         o = self.options
         classifier = context.classifier
         image = classifier.view(probe)
-        explainer = LimeExplainer(classifier, segmenter=self.segmenter, fill=o.fill,
+        colour = global_weights.info.get("mean_colour") if global_weights is not None else None
+        explainer = LimeExplainer(classifier, segmenter=self.segmenter,
+                                  fill=resolve_fill(o.fill, colour),
                                   kernel_width=o.kernel_width, num_samples=o.num_samples,
                                   batch_size=o.batch_size, seed=o.seed,
                                   label_names=context.label_names)
         labels = [true_label] if true_label is not None else None
         run = explainer.run(image, labels=labels, top_k=o.top_k)
         exp = run.explanation
+        if not report.backend:  # what ran LIME (the metrics' small batches may run otherwise)
+            report.backend = dict(classifier.backend_info)
         label = int(exp.labels[0])
         report.explanations[name] = exp
         prefix = "explain/%s/" % name
@@ -138,7 +159,7 @@ class ProbeStage:
     def _score(self, report, prefix, classifier, explainer, run, label):
         o = self.options
         exp = run.explanation
-        common = dict(fill=o.fill, batch_size=o.batch_size, num_steps=o.metric_steps)
+        common = dict(fill=fill_value(exp), batch_size=o.batch_size, num_steps=o.metric_steps)
         w = exp.weights_for(label)
         report.scalars[prefix + "deletion_auc"] = metrics.deletion_auc(
             classifier, exp.image, exp.segments, w, label, **common)

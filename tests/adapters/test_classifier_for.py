@@ -22,7 +22,7 @@ def test_classifiers_and_functions():
     fn = lambda b: np.zeros((len(b), 2))  # noqa: E731
     clf, pdx_model = classifier_for(fn)
     assert isinstance(clf, FunctionClassifier) and clf.fn is fn and pdx_model is None
-    with pytest.raises(UnsupportedModelError, match="PaddleX classifier or a callable"):
+    with pytest.raises(UnsupportedModelError, match="PaddleX classifier, a deployed one"):
         classifier_for(42)
 
     class Detector:  # a PaddleX model that is not a classifier

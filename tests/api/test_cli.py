@@ -25,3 +25,66 @@ def test_cli_lime_on_a_saved_model(trained_classifier, val_items, tmp_path):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert os.path.exists(summary["png"]) and summary["png"].endswith("lime_s40-0.png")
     assert summary["predicted"] in trained_classifier.model.labels
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "paddlex_interpret.cli"] + list(args),
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def test_user_errors_are_one_line_and_status_2(trained_classifier, val_items, tmp_path, pdx):
+    model_dir = trained_classifier.best_model_dir
+    import paddle
+
+    seg_dir = str(tmp_path / "segmenter")
+    seg = pdx.seg.BiSeNetV2(num_classes=2)
+    seg.optimizer = paddle.optimizer.SGD(learning_rate=0.1, parameters=seg.net.parameters())
+    seg.save_model(seg_dir)  # a saved model that is not a classifier
+    cases = [
+        (["lime", "--model", model_dir, "--image", str(tmp_path / "nope.png")], "does not exist"),
+        (["lime", "--model", model_dir, "--image", val_items[0][0], "--num-samples", "zero"],
+         "num-samples"),
+        (["lime", "--model", str(tmp_path), "--image", val_items[0][0]], "not a saved PaddleX"),
+        (["lime", "--model", seg_dir, "--image", val_items[0][0], "--num-samples", "10"],
+         "classifiers only"),
+        (["lime", "--model", model_dir, "--image", val_items[0][0], "--fill", "purple"],
+         "--fill"),
+        (["lime", "--model", model_dir, "--image", val_items[0][0], "--num-samples", "10",
+          "--labels", "violet"], "unknown class"),
+    ]
+    for args, says in cases:
+        out = run_cli(*args)
+        assert out.returncode == 2, (args, out.stderr[-2000:])
+        last = [l for l in out.stderr.strip().splitlines() if l.strip()][-1]
+        assert says in last, (args, out.stderr[-2000:])
+        assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    debug = run_cli("--debug", "lime", "--model", model_dir, "--image", val_items[0][0],
+                    "--num-samples", "10", "--labels", "violet")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_fill_labels_glime_and_version(trained_classifier, val_items, fast_weights, tmp_path):
+    import json
+
+    from paddlex_interpret import __version__
+
+    model_dir = trained_classifier.best_model_dir
+    out = run_cli("lime", "--model", model_dir, "--image", val_items[0][0], "--num-samples",
+                  "40", "--batch-size", "20", "--save-dir", str(tmp_path), "--fill", "median",
+                  "--labels", trained_classifier.labels[1], "--no-progress")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert os.path.exists(summary["png"]) and summary["fill"] == "median"
+    assert summary["explained"] == [trained_classifier.labels[1]]
+    assert "predicted" in out.stderr and "New Executor" not in out.stderr
+    assert "pkg_resources" not in out.stderr
+    prior = str(tmp_path / "prior.npz")
+    fast_weights.save(prior)
+    out = run_cli("glime", "--model", model_dir, "--image", val_items[1][0], "--prior", prior,
+                  "--num-samples", "40", "--save-dir", str(tmp_path), "--quiet")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert os.path.exists(summary["png"]) and "glime_s40" in summary["png"]
+    assert "INFO" not in out.stderr  # --quiet
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip().endswith(__version__)

@@ -35,16 +35,16 @@ def glime_image(ds, classifier):
 def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fast_weights,
                                                          glime_image, ds, tmp_path):
     g = glime_api.glime(glime_image, model, fast_weights, beta=0, sampler="bernoulli",
-                           num_samples=60, seed=7)
-    lime = LimeExplainer(classifier, num_samples=60, seed=7).explain(glime_image)
+                        num_samples=60, seed=7, fill="black")
+    lime = LimeExplainer(classifier, num_samples=60, seed=7, fill="black").explain(glime_image)
     np.testing.assert_array_equal(g.weights, lime.weights)
     np.testing.assert_array_equal(g.intercepts, lime.intercepts)
     np.testing.assert_array_equal(g.segments, lime.segments)
     path = ds.val_items()[4][0]
     api = paddlex_interpret.lime(path, model, num_samples=60, batch_size=50, seed=7,
-                                 save_dir=str(tmp_path), save_png=False)
+                                 save_dir=str(tmp_path), save_png=False, fill="grey")
     g2 = glime_api.glime(path, model, fast_weights, beta=0, sampler="lime", num_samples=60,
-                            seed=7)
+                         seed=7, fill="grey")
     np.testing.assert_array_equal(g2.weights, api.weights)
     assert g.extra["prior"].shape == g.weights.shape
     assert g.settings["sampler"] == "bernoulli" and g.settings["method"] == "lime"

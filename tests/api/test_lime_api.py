@@ -114,7 +114,7 @@ def test_bad_inputs_are_named(pdx, model, val_items, tmp_path):
     a_file.write_text("x")
     with pytest.raises(NotADirectoryError, match="save_dir"):
         pdx.interpret.lime(good, model, num_samples=10, save_dir=str(a_file))
-    with pytest.raises(PermissionError, match="not writable"):
+    with pytest.raises(NotADirectoryError, match="save_dir"):
         pdx.interpret.lime(good, model, num_samples=10, save_dir=str(a_file / "sub"))
 
 
@@ -156,3 +156,38 @@ def test_paddlex_api_backend_passthrough(trained, tmp_path):
     assert 60 % exp.settings["batch_size"] == 0  # divides num_samples: one batch shape
     with pytest.raises(ValueError, match="backend"):
         PaddleXClassifier(trained.model, backend="tensorrt")
+
+
+def test_labels_by_class_name_and_unknown_names(pdx, model, val_items, tmp_path):
+    exp = pdx.interpret.lime(val_items[0][0], model, num_samples=40, save_dir=str(tmp_path),
+                             save_png=False, labels=[model.labels[2], model.labels[0]])
+    assert exp.labels.tolist() == [2, 0]
+    with pytest.raises(ValueError, match="unknown class 'violet'.*%s" % model.labels[0]):
+        pdx.interpret.lime(val_items[0][0], model, num_samples=40, save_dir=str(tmp_path),
+                           labels=["violet"])
+
+
+def test_an_error_before_writing_leaves_no_new_directory(pdx, model, val_items, tmp_path):
+    save_dir = tmp_path / "not" / "yet"
+    with pytest.raises(ValueError):
+        pdx.interpret.lime(val_items[0][0], model, num_samples=40, save_dir=str(save_dir),
+                           labels=["violet"])
+    assert not (tmp_path / "not").exists()
+    with pytest.raises(ValueError):
+        pdx.interpret.lime(val_items[0][0], model, num_samples=0, save_dir=str(save_dir))
+    assert not (tmp_path / "not").exists()
+
+
+def test_the_default_fill_is_chosen_and_black_keeps_paddlex13(pdx, model, val_items, tmp_path):
+    auto = pdx.interpret.lime(val_items[0][0], model, num_samples=60, save_dir=str(tmp_path),
+                              save_png=False)
+    assert auto.settings["fill"] == "auto" and auto.settings["fill_chosen"] in \
+        auto.settings["fill_scores"]
+    black = pdx.interpret.lime(val_items[0][0], model, num_samples=60, save_dir=str(tmp_path),
+                               save_png=False, fill="black")
+    from paddlex_interpret.core.lime import LimeExplainer
+
+    core = LimeExplainer(PaddleXClassifier(model), num_samples=60, fill="black").explain(
+        PaddleXClassifier(model).view(val_items[0][0]))
+    np.testing.assert_array_equal(black.weights, core.weights)
+    assert "fill_chosen" not in black.settings

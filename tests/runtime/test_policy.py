@@ -63,48 +63,54 @@ def test_a_layer_that_cannot_be_exported_falls_back(caplog):
     assert probs.shape == (4, 2) and np.allclose(probs.sum(1), 1)
 
 
-def test_auto_keeps_a_cheap_model_in_dygraph_and_measures_an_expensive_one(trained,
-                                                                          probe_images,
-                                                                          monkeypatch):
+def test_auto_decides_once_on_a_probe_and_keeps_the_decision(trained, probe_images):
+    """Calls smaller than a probe run in dygraph, undecided and exporting nothing; the first call
+    of AUTO_MIN_ROWS images or more measures both backends (outputs thrown away) and decides for
+    the process; every later call, of any size, follows the decision."""
     import paddle
 
     tiny = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.AdaptiveAvgPool2D(1),
                                 paddle.nn.Flatten(), paddle.nn.Linear(4, 2))
     clf = LayerClassifier(tiny)  # backend='auto'
-    clf(np.zeros((8, 16, 16, 3), np.uint8))
+    small = np.zeros((policy.AUTO_MIN_ROWS - 1, 16, 16, 3), np.uint8)
+    clf(small)
     assert clf.backend_info["backend"] == "dygraph"
-    assert clf.backend_info["reason"].startswith("cheap in dygraph")
+    assert clf.backend_info["reason"].startswith("auto: undecided")
     assert not [c for c in cache.cache_info() if c[0] == "Sequential"]  # nothing exported
 
-    # Make every call "expensive": auto exports, warms up, times, and keeps the faster backend.
-    monkeypatch.setattr(policy, "AUTO_EXPORT_SECONDS", 0.0)
     model = fresh_model(trained, seed=3)
     auto = PaddleXClassifier(model)
-    for _ in range(3):
-        probs = auto(probe_images)
-    state = auto.runner.auto_state((3,) + probe_images.shape[1:3])
+    batch = np.concatenate([probe_images] * (1 + policy.AUTO_MIN_ROWS // len(probe_images)))
+    shape = (3,) + probe_images.shape[1:3]
+    state = auto.runner.auto_state(shape)
+    assert state.decision is None
+    probs = auto(batch)
     assert state.decision in ("inference", "dygraph")
     assert state.reason.startswith("auto: inference")
-    faster = "inference" if state.inference_per_image <= state.dygraph_per_image else "dygraph"
-    assert state.decision == faster
+    keep = state.inference_per_image <= policy.AUTO_DYGRAPH_MARGIN * state.dygraph_per_image
+    assert state.decision == ("inference" if keep else "dygraph")
     assert auto.backend_info["backend"] == state.decision
-    np.testing.assert_allclose(probs, PaddleXClassifier(model, backend="dygraph")(probe_images),
+    decided = (state.decision, state.inference_per_image)
+    again = auto(batch[:2])  # a small call follows the decision
+    assert auto.backend_info["backend"] == state.decision
+    assert (state.decision, state.inference_per_image) == decided  # not measured again
+    np.testing.assert_array_equal(auto(batch), probs)  # same call, same bits
+    np.testing.assert_array_equal(again, probs[:2])  # the engine's bits do not depend on batch
+    np.testing.assert_allclose(probs, PaddleXClassifier(model, backend="dygraph")(batch),
                                atol=1e-4)
 
 
 @pytest.mark.usefixtures("workers_not_ruled_out")
-def test_no_workers_in_dygraph_off_or_before_auto_decides(trained, image):
+def test_no_workers_in_dygraph_off_or_with_one_thread(trained, image):
     shape = (3,) + image.shape[:2]
-    assert PaddleXClassifier(trained.model, backend="dygraph").runner.workers(shape) is None
+    probe = np.repeat(PaddleXClassifier(trained.model).preprocess(image[None]), 20, axis=0)
+    plan = PaddleXClassifier(trained.model, backend="dygraph").runner.plan(shape, probe)
+    assert plan.backend == "dygraph" and plan.workers == []
     off = PaddleXClassifier(trained.model, backend="inference", parallel=False)
-    assert off.runner.workers(shape) is None
-    assert off.runner.workers(shape, parallel=0) is None
-    fresh = PaddleXClassifier(trained.model)  # 'auto', nothing measured yet in this runner
-    state = fresh.runner.auto_state(shape)
-    if state.decision != "inference":
-        assert fresh.runner.workers(shape) is None
+    assert off.runner.plan(shape, probe).workers == []
+    assert off.runner.plan(shape, probe, parallel=0).workers == []
     one_thread = PaddleXClassifier(trained.model, backend="inference", num_threads=1)
-    assert one_thread.runner.workers(shape) is None
+    assert one_thread.runner.plan(shape, probe).workers == []
 
 
 @pytest.mark.usefixtures("workers_not_ruled_out")
@@ -122,11 +128,11 @@ def test_parallel_option_is_validated():
 
 @pytest.mark.usefixtures("workers_not_ruled_out")
 @multi_core
-def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, monkeypatch,
-                                                               caplog):
-    """Once warm, how busy the workers' threads were is checked: 'auto' turns them off for the
-    layer (the one predictor finishes, same numbers) when they took turns; ``parallel=2`` keeps
-    them. Forced here by asking for more than 100% busy."""
+def test_auto_checks_the_workers_before_the_first_batch(trained, image, monkeypatch, caplog):
+    """Whether the workers can run at once is measured on a probe before an explanation's first
+    batch (warm-up + 2 runs each, outputs thrown away); when they take turns ('auto', forced here
+    by asking for more than 100% busy) no batch runs on them, in this explanation or later ones,
+    and the numbers are the one predictor's bit for bit. ``parallel=2`` keeps them."""
     shape = (3,) + image.shape[:2]
     seg = grid_of(image.shape, 5)
     masks = sample_masks(400, 25, np.random.default_rng(4))
@@ -135,8 +141,9 @@ def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, mo
         image, fill, seg, masks, 20)
     monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 1.5)
     forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
-    np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), ref, atol=1e-5)
+    np.testing.assert_array_equal(forced.predict_masks(image, fill, seg, masks, 20), ref)
     assert forced.backend_info.get("workers") == 2
+    assert forced.backend_info["path"].startswith("inference: 2 workers")
     auto = PaddleXClassifier(trained.model, backend="inference")
     runs = []
     real_run = engine.EngineWorker.run
@@ -144,30 +151,30 @@ def test_auto_turns_off_workers_slower_than_the_one_predictor(trained, image, mo
                         lambda self, b: runs.append(b) or real_run(self, b))
     with caplog.at_level(logging.INFO, logger="paddlex_interpret"):
         got = auto.predict_masks(image, fill, seg, masks, 20)
-    np.testing.assert_allclose(got, ref, atol=1e-5)
-    assert 6 <= len(runs) < 20  # warm-up + 2 timed batches per worker, then the one predictor
-    monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 0.0)
-    assert not auto.runner.workers_busy(shape, 0.5)  # busy enough: kept
+    np.testing.assert_array_equal(got, ref)
+    assert len(runs) == 6  # the probe only: a warm-up and 2 runs on each of the 2 workers
     assert "workers" not in auto.backend_info and "busy" in auto.backend_info["workers_off"]
+    assert auto.backend_info["path"] == "inference: one predictor"
     assert any("workers off" in r.getMessage() for r in caplog.records)
-    assert auto.runner.workers(shape) is None
-    assert PaddleXClassifier(trained.model, backend="inference").runner.workers(shape) is None
-    assert auto.runner.workers(shape, parallel=2) is not None  # asked for: any rate
+    auto.predict_masks(image, fill, seg, masks, 20)
+    assert len(runs) == 6  # measured once: the next explanation follows
+    assert PaddleXClassifier(trained.model, backend="inference").runner.plan(shape).workers == []
+    assert auto.runner.plan(shape, parallel=2).workers  # asked for: kept
 
 
 @pytest.mark.usefixtures("workers_not_ruled_out")
 @multi_core
 def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch):
     shape = (3,) + image.shape[:2]
+    monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 0.0)  # whatever this Paddle does
     clf = PaddleXClassifier(trained.model, backend="inference")
-    clf(np.stack([image] * 4))  # the engine has run a batch: its time per image is known
-    engine = clf.runner.engine(shape)
-    assert engine.seconds_per_image is not None
-    assert clf.runner.workers(shape) is not None  # a 64 px MobileNetV3_small is fast
-    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE",
-                        engine.seconds_per_image / 2)
-    assert clf.runner.workers(shape) is None  # 'auto': too slow a model
-    assert len(clf.runner.workers(shape, parallel=2)) == 2  # asked for: any model
+    plan = clf.prepare(image, 20)  # measures the engine and the workers on 20 copies
+    state = clf.runner.auto_state(shape)
+    assert state.inference_per_image is not None
+    assert plan.workers  # a 64 px MobileNetV3_small is fast
+    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE", state.inference_per_image / 2)
+    assert clf.runner.plan(shape).workers == []  # 'auto': too slow a model
+    assert len(clf.runner.plan(shape, parallel=2).workers) == 2  # asked for: any model
     seg = grid_of(image.shape, 4)
     masks = sample_masks(60, 16, np.random.default_rng(0))
     fill = make_fill(image, seg, "black")
@@ -175,5 +182,5 @@ def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch
     got = slow.predict_masks(image, fill, seg, masks, 20)
     assert "workers" not in slow.backend_info
     forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
-    np.testing.assert_allclose(forced.predict_masks(image, fill, seg, masks, 20), got, atol=1e-5)
+    np.testing.assert_array_equal(forced.predict_masks(image, fill, seg, masks, 20), got)
     assert forced.backend_info["workers"] == 2

@@ -40,15 +40,15 @@ def test_workers_give_the_one_predictor_probabilities_and_lime_weights(trained, 
     assert sum(info["worker_threads"]) == info["threads"] == (os.cpu_count() or 1)
     p_one = one.predict_masks(image, fill, seg, masks, 50)
     assert "workers" not in one.backend_info
-    np.testing.assert_allclose(p_par, p_one, atol=1e-5)
+    np.testing.assert_array_equal(p_par, p_one)  # the engine's outputs do not depend on the path
     # ... and the plain path: classifier on the perturbed uint8 images
     np.testing.assert_allclose(p_par, one(perturb(image, fill, seg, masks)), atol=1e-5)
     kwargs = dict(num_samples=200, batch_size=50, seed=0, segmenter="slic")
     a = LimeExplainer(par, **kwargs).explain(image)
     b = LimeExplainer(one, **kwargs).explain(image)
     np.testing.assert_array_equal(a.segments, b.segments)
-    np.testing.assert_allclose(a.weights, b.weights, atol=1e-5)
-    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+    np.testing.assert_array_equal(a.weights, b.weights)  # the engine's bits: any predictor
+    np.testing.assert_array_equal(a.probabilities, b.probabilities)
     assert par.backend_info.get("workers") == 2
     # the same run twice gives the same numbers (whichever worker takes which batch)
     np.testing.assert_array_equal(par.predict_masks(image, fill, seg, masks, 50), p_par)
@@ -59,7 +59,7 @@ def test_workers_give_the_one_predictor_probabilities_and_lime_weights(trained, 
 @pytest.mark.parametrize("fail_at", [3, 6])  # a full batch; a half of the last round
 def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkeypatch,
                                                            caplog, fail_at):
-    clf = PaddleXClassifier(trained.model, backend="inference")
+    clf = PaddleXClassifier(trained.model, backend="inference", parallel=2)  # no probe first
     seg = grid_of(image.shape, 5)
     masks = sample_masks(120, 25, np.random.default_rng(0))
     fill = make_fill(image, seg, "black")
@@ -78,10 +78,29 @@ def test_a_failing_worker_hands_over_to_the_one_predictor(trained, image, monkey
     monkeypatch.setattr(engine.EngineWorker, "run", flaky)
     with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
         got = clf.predict_masks(image, fill, seg, masks, 20)
-    np.testing.assert_allclose(got, ref, atol=1e-5)
+    np.testing.assert_array_equal(got, ref)
     assert "worker broke" in clf.runner.parallel_failure
     assert any("workers off" in r.getMessage() for r in caplog.records)
-    assert clf.runner.workers((3,) + image.shape[:2]) is None  # not tried again
+    assert clf.runner.plan((3,) + image.shape[:2]).workers == []  # not tried again
+
+
+@pytest.mark.usefixtures("workers_not_ruled_out")
+@multi_core
+def test_a_worker_failing_on_the_probe_leaves_the_work_to_the_one_predictor(trained, image,
+                                                                            monkeypatch):
+    seg = grid_of(image.shape, 5)
+    masks = sample_masks(120, 25, np.random.default_rng(0))
+    fill = make_fill(image, seg, "black")
+    ref = PaddleXClassifier(trained.model, backend="inference", parallel=False).predict_masks(
+        image, fill, seg, masks, 20)
+
+    def broken(self, batch):
+        raise RuntimeError("worker broke on the probe")
+
+    monkeypatch.setattr(engine.EngineWorker, "run", broken)
+    clf = PaddleXClassifier(trained.model, backend="inference")
+    np.testing.assert_array_equal(clf.predict_masks(image, fill, seg, masks, 20), ref)
+    assert "on the probe" in clf.runner.parallel_failure
 
 
 @pytest.mark.usefixtures("workers_not_ruled_out")
@@ -98,12 +117,13 @@ def test_the_one_cpu_predictor_runs_batches_in_parts_of_at_most_32(trained, imag
     monkeypatch.setattr(engine.InferenceEngine, "__call__",
                         lambda self, x: sizes.append(len(x)) or real_call(self, x))
     got = clf.predict_masks(image, fill, seg, masks, 50)
-    assert sizes[0] == 50 and sizes[1:] == [25] * 4  # the first, before the engine was chosen
-    np.testing.assert_allclose(got, clf(perturb(image, fill, seg, masks)), atol=1e-5)
-    cuts = scheduling.engine_slices(slice(10, 110), clf.runner.info)
+    assert sizes == [25] * 6  # the path is fixed before the first batch
+    np.testing.assert_array_equal(got, clf(perturb(image, fill, seg, masks)))
+    plan = clf.runner.last_plan
+    cuts = scheduling.engine_slices(slice(10, 110), plan)
     assert [(c.start, c.stop) for c in cuts] == [(10, 35), (35, 60), (60, 85), (85, 110)]
     monkeypatch.setattr(scheduling, "CPU_ENGINE_MAX_BATCH", 0)  # off
-    assert scheduling.engine_slices(slice(0, 50), clf.runner.info) == [slice(0, 50)]
+    assert scheduling.engine_slices(slice(0, 50), plan) == [slice(0, 50)]
 
 
 @pytest.mark.usefixtures("workers_not_ruled_out")

@@ -1,0 +1,158 @@
+"""A deployed PaddleX classifier as a :class:`~paddlex_interpret.core.classifier.Classifier`:
+a ``paddlex.deploy.Predictor`` or an exported inference-model directory
+(``paddlex --export_inference`` / ``model.export_inference_model``: ``model.pdmodel`` or
+``model.json``, ``model.pdiparams``, ``model.yml``), explained without its training code.
+
+The test transforms and class names come from the directory's ``model.yml`` (through PaddleX's
+own ``load_model(..., with_net=False)``); the forward passes run on a Paddle Inference predictor
+of the shipped program (the ``Predictor``'s own, or one built here with oneDNN and all cores).
+LIME's perturbed batches are composed as normalised inputs directly, as for a live model.
+
+Example::
+
+    import paddlex as pdx
+    exp = pdx.interpret.lime("val/0001.png", "output/inference_model", save_dir="explain")
+    exp = pdx.interpret.lime("val/0001.png", pdx.deploy.Predictor("output/inference_model"))
+"""
+import os
+import threading
+import zlib
+
+import numpy as np
+
+from ..core.classifier import Classifier, as_probabilities
+from ..core.perturbation import compose_normalised, iter_batches
+from ..errors import UnsupportedModelError
+from ..runtime.fingerprint import transforms_fingerprint
+from .transforms import TransformSplit
+
+__all__ = ["DeployedClassifier", "is_deployed_model", "program_files"]
+
+
+def program_files(model_dir):
+    """``(program file, params file)`` of an exported inference model, or None."""
+    params = os.path.join(model_dir, "model.pdiparams")
+    for name in ("model.pdmodel", "model.json"):
+        program = os.path.join(model_dir, name)
+        if os.path.exists(program) and os.path.exists(params):
+            return program, params
+    return None
+
+
+def is_deployed_model(obj):
+    """A ``paddlex.deploy.Predictor``, or the path of an exported inference-model directory."""
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        path = os.fsdecode(obj)
+        return os.path.isdir(path) and program_files(path) is not None and \
+            os.path.exists(os.path.join(path, "model.yml"))
+    return hasattr(obj, "predictor") and hasattr(obj, "model_dir") and hasattr(obj, "_model")
+
+
+def _build_predictor(program, params, num_threads):
+    import paddle.inference as pi
+
+    config = pi.Config(program, params)
+    config.disable_gpu()
+    config.set_cpu_math_library_num_threads(int(num_threads or os.cpu_count() or 1))
+    (getattr(config, "enable_onednn", None) or config.enable_mkldnn)()
+    config.switch_ir_optim(True)
+    if hasattr(config, "switch_use_feed_fetch_ops"):
+        config.switch_use_feed_fetch_ops(False)
+    if hasattr(config, "disable_glog_info"):
+        config.disable_glog_info()
+    return pi.create_predictor(config)
+
+
+class DeployedClassifier(Classifier):
+    """``images -> probabilities`` of a deployed PaddleX classifier (see the module docstring).
+
+    Args:
+        model: a ``paddlex.deploy.Predictor`` or an exported inference-model directory.
+        num_threads: CPU threads of the predictor built for a directory (default all cores).
+        batch_size: the batch size suggested to LIME (default 50).
+    """
+
+    def __init__(self, model, num_threads=None, batch_size=None):
+        from ..compat import ensure_paddlex
+
+        if isinstance(model, (str, bytes, os.PathLike)):
+            model_dir = os.fsdecode(model)
+            files = program_files(model_dir)
+            if files is None or not os.path.exists(os.path.join(model_dir, "model.yml")):
+                raise UnsupportedModelError(
+                    "%r is not an exported PaddleX inference model (it needs model.pdmodel or "
+                    "model.json, model.pdiparams and model.yml)" % model_dir)
+            pdx_model = ensure_paddlex().load_model(model_dir, with_net=False)
+            predictor = _build_predictor(*files, num_threads)
+        else:
+            model_dir, pdx_model, predictor = model.model_dir, model._model, model.predictor
+            files = program_files(model_dir)
+        if getattr(pdx_model, "model_type", None) != "classifier":
+            raise UnsupportedModelError("LIME/NormLIME explain image classifiers only; %r is a "
+                                        "%s model" % (model_dir, getattr(pdx_model, "model_type",
+                                                                          "unknown")))
+        self.model_dir, self.model, self.predictor = model_dir, pdx_model, predictor
+        self.label_names = list(pdx_model.labels) if getattr(pdx_model, "labels", None) else None
+        self.num_classes = len(self.label_names) if self.label_names else None
+        self.transforms = TransformSplit(pdx_model.test_transforms)
+        self.batch_size = batch_size
+        self._files = files
+        self._input = predictor.get_input_handle(predictor.get_input_names()[0])
+        self._output = predictor.get_output_handle(predictor.get_output_names()[0])
+        self._lock = threading.Lock()
+
+    def view(self, image):
+        return self.transforms.view(image)
+
+    def preprocess(self, images):
+        return self.transforms.preprocess(images)
+
+    def _run(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            self._input.reshape(list(x.shape))
+            self._input.copy_from_cpu(x)
+            self.predictor.run()
+            return self._output.copy_to_cpu()
+
+    def __call__(self, images):
+        return self._run(self.preprocess(images))
+
+    def predict_masks(self, image, fill_image, segments, masks, batch_size, on_batch=None):
+        """LIME's batches composed directly as normalised inputs (the same numbers as
+        normalising the perturbed uint8 images), run one after the other."""
+        lut = self.transforms.lut
+        if lut is None:
+            return super().predict_masks(image, fill_image, segments, masks, batch_size,
+                                         on_batch)
+        img_n = np.stack([lut[c][image[..., c]] for c in range(3)])
+        fill_n = np.stack([lut[c][fill_image[..., c]] for c in range(3)])
+        outputs = None
+        buf = None
+        for sl in iter_batches(len(masks), int(batch_size)):
+            if buf is None or len(buf) != sl.stop - sl.start:
+                buf = np.empty((sl.stop - sl.start,) + img_n.shape, dtype=np.float32)
+            probs = as_probabilities(self._run(compose_normalised(img_n, fill_n, segments,
+                                                                  masks[sl], out=buf)))
+            if outputs is None:
+                outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
+            outputs[sl] = probs
+            if on_batch is not None:
+                on_batch(sl.stop - sl.start)
+        return outputs
+
+    def suggest_batch_size(self, image):
+        return int(self.batch_size or 50)
+
+    def fingerprint(self):
+        """The shipped weights (a CRC of the params file) and the test transforms."""
+        crc = 0
+        if self._files is not None:
+            with open(self._files[1], "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    crc = zlib.crc32(chunk, crc)
+        return "%08x-%s" % (crc & 0xFFFFFFFF, transforms_fingerprint(self.transforms.ops))
+
+    @property
+    def backend_info(self):
+        return {"backend": "inference", "reason": "deployed model", "path": "deployed predictor"}

@@ -1,0 +1,121 @@
+"""``fill='auto'``: the replacement for hidden superpixels, chosen per image by measuring what the
+model makes of it.
+
+LIME's weights say how the model's output changes when a superpixel is replaced by the *fill*,
+so the fill defines "absent". A fill that the model reads as evidence (black read as a dark
+class, the per-superpixel mean that keeps an object's colour, a blur that keeps its shape) makes
+the weights measure the difference between two kinds of evidence instead of evidence against
+none: the deciding object can even get a negative weight. The rule here: of the candidate fills,
+take the one whose fully hidden image (every superpixel replaced) leaves the model **least
+certain of anything**: the highest entropy of its predicted distribution, normalised by
+``log(num_classes)`` (1 = uniform). One batch of ``len(candidates)`` forward passes per image;
+no randomness, so it is the same for the same image and model; ties go to the earlier candidate.
+Measurements: BENCHMARKS.md, "The fill: chosen by measurement".
+
+Candidates: ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, and named
+colours given by the caller (e.g. ``{'dataset': mean RGB of the dataset}``, which the training
+hook and NormLIME know).
+
+Example::
+
+    >>> import numpy as np
+    >>> from paddlex_interpret.core.baseline import AutoFill
+    >>> def model(images):  # p(bright) = mean brightness: certain on black, unsure on grey
+    ...     m = images.mean(axis=(1, 2, 3)) / 255.0
+    ...     return np.stack([1 - m, m], axis=1)
+    >>> img = np.full((8, 8, 3), 200, np.uint8); seg = np.zeros((8, 8), np.int32)
+    >>> AutoFill(candidates=("black", "grey")).choose(model, img, seg).name
+    'grey'
+"""
+from dataclasses import dataclass, field
+from typing import Dict
+
+import numpy as np
+
+from .classifier import as_classifier
+from .perturbation import make_fill
+
+__all__ = ["AutoFill", "FillChoice", "CANDIDATES", "resolve_fill", "fill_value"]
+
+#: The fills ``'auto'`` tries, in the order ties are broken.
+CANDIDATES = ("black", "grey", "median", "mean", "blur")
+
+
+@dataclass
+class FillChoice:
+    """The fill chosen for one image: its ``name``, the ``fill_image`` and every candidate's
+    normalised entropy (``scores``)."""
+
+    name: str
+    fill_image: np.ndarray
+    scores: Dict[str, float] = field(default_factory=dict)
+    value: object = None  # the name of a named fill, or the RGB of a colour candidate
+
+    def describe(self):
+        return {"fill": "auto", "fill_chosen": self.name,
+                "fill_value": self.value if self.value is not None else self.name,
+                "fill_scores": {k: round(float(v), 4) for k, v in self.scores.items()},
+                "fill_criterion": "max normalised entropy of the prediction on the fully hidden "
+                                  "image"}
+
+
+def _normalised_entropy(probs):
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
+    n = p.shape[1]
+    return -(p * np.log(p)).sum(axis=1) / np.log(n) if n > 1 else np.zeros(len(p))
+
+
+class AutoFill:
+    """Chooses the fill per image (see the module docstring).
+
+    Args:
+        candidates: names of :func:`~paddlex_interpret.core.perturbation.make_fill`'s fills.
+        colours: further candidates, ``{name: RGB}`` (e.g. the dataset's mean colour).
+    """
+
+    def __init__(self, candidates=CANDIDATES, colours=None):
+        self.candidates = tuple(candidates)
+        self.colours = {str(k): tuple(int(round(float(c))) for c in v)
+                        for k, v in (colours or {}).items()}
+        if not self.candidates and not self.colours:
+            raise ValueError("AutoFill needs at least one candidate fill")
+
+    def fills(self, image, segments):
+        """``{name: fill image}`` of every candidate for ``image``."""
+        out = {name: make_fill(image, segments, name) for name in self.candidates}
+        for name, colour in self.colours.items():
+            out[name] = make_fill(image, segments, np.asarray(colour, dtype=np.uint8))
+        return out
+
+    def choose(self, classifier, image, segments):
+        """The :class:`FillChoice` for ``image`` and its superpixels, from one batch."""
+        fills = self.fills(image, segments)
+        names = list(fills)
+        clf = as_classifier(classifier)
+        with clf.hold_weights():
+            probs = clf.predict(np.stack([fills[n] for n in names]))
+        scores = _normalised_entropy(probs)
+        best = int(np.argmax(scores))  # first of equals: the candidates' order
+        name = names[best]
+        value = list(self.colours[name]) if name in self.colours else name
+        return FillChoice(name, fills[name], dict(zip(names, scores.tolist())), value)
+
+    def describe(self):
+        return {"fill": "auto", "fill_candidates": list(self.candidates) + list(self.colours)}
+
+
+def resolve_fill(fill, dataset_colour=None):
+    """``'auto'`` -> :class:`AutoFill` (with the candidate ``'dataset'`` when the dataset's mean
+    RGB ``dataset_colour`` is known); an :class:`AutoFill` as is; anything else (a name of
+    :func:`~paddlex_interpret.core.perturbation.make_fill`, a colour, an image) unchanged."""
+    if isinstance(fill, str) and fill == "auto":
+        return AutoFill(colours=None if dataset_colour is None else {"dataset": dataset_colour})
+    return fill
+
+
+def fill_value(explanation, default="black"):
+    """The fill an explanation was computed with, usable by
+    :func:`~paddlex_interpret.core.perturbation.make_fill` (e.g. for its metrics): the chosen one
+    for ``fill='auto'``."""
+    s = explanation.settings
+    return s.get("fill_value", s.get("fill", default)) if s.get("fill") != "custom" else default
