@@ -98,7 +98,7 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
                 for s in seeds:
                     w, dt, st = ours(clf, view, segs[i], label, fill, n, s)
                     ws.append(w)
-                    runs[("ours_" + fill, i, n, s)] = w
+                    runs[("ours_" + fill, i, n, s)] = (w, dt)
                     scores.setdefault(("ours_" + fill, n), []).append(
                         auc_pair(clf, view, segs[i], w, label))
                     secs.setdefault(("ours_" + fill, n), []).append(dt)
@@ -112,14 +112,14 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
                                   [t for t, _ in PEERS])
         for (tool, i, n, s), (w, dt) in sorted(got.items()):
             name, view, label, _ = case["images"][i]
-            runs[(tool, i, n, s)] = w
+            runs[(tool, i, n, s)] = (w, dt)
             scores.setdefault((tool, n), []).append(auc_pair(clf, view, segs[i], w, label))
             secs.setdefault((tool, n), []).append(dt)
         for tool, _ in PEERS:
             for n in ns:
                 for i in range(len(items)):
                     stab.setdefault((tool, n), []).append(
-                        stability([runs[(tool, i, n, s)] for s in seeds], k))
+                        stability([runs[(tool, i, n, s)][0] for s in seeds], k))
     return {"scores": scores, "stability": stab, "seconds": secs, "chosen": chosen,
             "runs": runs, "segments": segs, "versions": versions}
 
@@ -217,7 +217,7 @@ def time_to_stable(case, run_peers, workdir, grid, seeds, k, reference_n, thresh
                 for s in seeds:
                     key = ("ours_auto", i, n, s) if m == "lime" else None
                     if key in known:
-                        w, dt = known[key], None
+                        w, dt = known[key]
                     else:
                         w, dt, _ = ours(clf, view, segs[i], label, "auto", n, s, **kw)
                     ws.append(w)

@@ -115,10 +115,11 @@ def test_glime_is_more_stable_than_lime_at_equal_n_and_as_faithful(model, classi
             on_object[name] += int(mask[seg == top].mean() > 0.5)
     mean = {m: {key: np.mean([st[key] for st in stab[m]]) for key in ("jaccard", "spearman")}
             for m in stab}
-    # measured (Paddle 2.6.2): Jaccard 0.82 vs 0.74, Spearman 0.80 vs 0.63; top-1 on the object 9 vs 9
     assert mean["glime"]["jaccard"] > mean["lime"]["jaccard"] + 0.03, mean
     assert mean["glime"]["spearman"] > mean["lime"]["spearman"] + 0.05, mean
-    assert on_object["glime"] >= on_object["lime"] - 1 and on_object["glime"] >= 7, on_object
+    # on the object as often as LIME, and at least in the 6 red and blue images: this model reads
+    # green as "neither red nor blue", not from its object (tests/api/test_fill_auto.py)
+    assert on_object["glime"] >= on_object["lime"] - 1 and on_object["glime"] >= 6, on_object
 
 
 def test_glime_prior_as_a_penalty_is_honoured(model, avg_weights, glime_image):
