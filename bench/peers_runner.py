@@ -133,35 +133,6 @@ def run_interpretdl(model, task, image, segments, glime=False):
     return wall, pairs, segs
 
 
-def inference_classifier_fn(prefix):
-    """The same exported model through Paddle Inference + oneDNN (for the ``lime_inference``
-    row: how much of lime's time is its own loop once the model is fast)."""
-    import paddle.inference as pi
-
-    program = prefix + (".pdmodel" if os.path.exists(prefix + ".pdmodel") else ".json")
-    config = pi.Config(program, prefix + ".pdiparams")
-    config.disable_gpu()
-    config.enable_mkldnn()
-    config.set_cpu_math_library_num_threads(os.cpu_count() or 1)
-    config.switch_ir_optim(True)
-    config.disable_glog_info()
-    predictor = pi.create_predictor(config)
-    inp = predictor.get_input_handle(predictor.get_input_names()[0])
-    out = predictor.get_output_handle(predictor.get_output_names()[0])
-
-    def fn(images):
-        x = np.ascontiguousarray(
-            (np.asarray(images, np.float32).transpose(0, 3, 1, 2) / 255.0 - MEAN) / STD)
-        inp.reshape(list(x.shape))
-        inp.copy_from_cpu(x)
-        predictor.run()
-        z = out.copy_to_cpu()
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    return fn
-
-
 class InferenceModel:
     """The exported model through Paddle Inference + oneDNN, called like the ``paddle.nn.Layer``
     InterpretDL expects (a tensor in, a tensor of logits out): the ``*_inference`` rows, where
@@ -195,6 +166,21 @@ class InferenceModel:
         self.inp.copy_from_cpu(x)
         self.predictor.run()
         return paddle.to_tensor(self.out.copy_to_cpu())
+
+
+def inference_classifier_fn(prefix):
+    """lime's classifier function over :class:`InferenceModel` (ImageNet normalisation, softmax)
+    for the ``lime_inference`` rows: how much of lime's time is its own loop once the model is
+    fast."""
+    model = InferenceModel(prefix)
+
+    def fn(images):
+        x = (np.asarray(images, np.float32).transpose(0, 3, 1, 2) / 255.0 - MEAN) / STD
+        z = model(x).numpy()
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    return fn
 
 
 def run_lime(model, task, image, segments, fn=None):

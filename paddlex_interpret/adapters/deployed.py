@@ -20,8 +20,8 @@ import zlib
 
 import numpy as np
 
-from ..core.classifier import Classifier, as_probabilities
-from ..core.perturbation import compose_normalised, iter_batches
+from ..core.classifier import Classifier, as_probabilities, run_in_batches
+from ..core.perturbation import compose_normalised
 from ..errors import UnsupportedModelError
 from ..runtime.fingerprint import transforms_fingerprint
 from .transforms import TransformSplit
@@ -127,19 +127,12 @@ class DeployedClassifier(Classifier):
                                          on_batch)
         img_n = np.stack([lut[c][image[..., c]] for c in range(3)])
         fill_n = np.stack([lut[c][fill_image[..., c]] for c in range(3)])
-        outputs = None
-        buf = None
-        for sl in iter_batches(len(masks), int(batch_size)):
-            if buf is None or len(buf) != sl.stop - sl.start:
-                buf = np.empty((sl.stop - sl.start,) + img_n.shape, dtype=np.float32)
-            probs = as_probabilities(self._run(compose_normalised(img_n, fill_n, segments,
-                                                                  masks[sl], out=buf)))
-            if outputs is None:
-                outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
-            outputs[sl] = probs
-            if on_batch is not None:
-                on_batch(sl.stop - sl.start)
-        return outputs
+
+        def batch(sl):
+            x = compose_normalised(img_n, fill_n, segments, masks[sl])
+            return as_probabilities(self._run(x))
+
+        return run_in_batches(batch, len(masks), batch_size, on_batch)
 
     def suggest_batch_size(self, image):
         return int(self.batch_size or 50)

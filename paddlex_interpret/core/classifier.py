@@ -34,7 +34,7 @@ from .images import load_image, to_rgb_uint8
 from .perturbation import iter_batches, perturb
 
 __all__ = ["Classifier", "FunctionClassifier", "as_classifier", "as_probabilities",
-           "check_positive_int", "resolve_labels"]
+           "check_positive_int", "resolve_labels", "run_in_batches"]
 
 
 def check_positive_int(value, name):
@@ -86,6 +86,20 @@ def resolve_labels(labels, label_names=None):
     return np.asarray(out, dtype=np.int64)
 
 
+def run_in_batches(batch, n_rows, batch_size, on_batch=None):
+    """``(n_rows, C)`` float64: ``batch(rows)`` (a slice of rows -> probabilities) run
+    ``batch_size`` rows at a time; ``on_batch(n)`` after each."""
+    outputs = None
+    for sl in iter_batches(int(n_rows), int(batch_size)):
+        probs = batch(sl)
+        if outputs is None:
+            outputs = np.empty((int(n_rows), probs.shape[1]), dtype=np.float64)
+        outputs[sl] = probs
+        if on_batch is not None:
+            on_batch(sl.stop - sl.start)
+    return outputs
+
+
 class Classifier:
     """``(B, H, W, 3) uint8 RGB -> (B, C)`` outputs (logits or probabilities) of one model, and
     what the core may ask of it. Subclasses give :meth:`__call__`; see the module docstring."""
@@ -112,17 +126,13 @@ class Classifier:
         """Probabilities ``(len(masks), C)`` of the perturbed images of ``masks`` (kept
         superpixels from ``image``, the rest from ``fill_image``), ``batch_size`` at a time.
         ``on_batch(n)`` is called after every ``n`` rows done (progress)."""
-        outputs = None
-        buffer = None
-        for sl in iter_batches(len(masks), int(batch_size)):
-            buffer = perturb(image, fill_image, segments, masks[sl], out=buffer)
-            probs = self.predict(buffer)
-            if outputs is None:
-                outputs = np.empty((len(masks), probs.shape[1]), dtype=np.float64)
-            outputs[sl] = probs
-            if on_batch is not None:
-                on_batch(sl.stop - sl.start)
-        return outputs
+        buffer = [None]
+
+        def batch(sl):
+            buffer[0] = perturb(image, fill_image, segments, masks[sl], out=buffer[0])
+            return self.predict(buffer[0])
+
+        return run_in_batches(batch, len(masks), batch_size, on_batch)
 
     def prepare(self, image, batch_size):
         """Called once before an explanation's forward passes on ``image``: a classifier that

@@ -212,10 +212,14 @@ class ModelRunner:
             return ENGINES.get_engine(self.layer, input_shape, fingerprint=self._fingerprint(),
                                       device=self.device, **self.engine_options)
         except Exception as exc:
-            self._failed = "export failed (%s: %s); using dygraph" % (type(exc).__name__, exc)
-            logger.warning("paddle.inference backend unavailable for %s: %s",
-                           type(self.layer).__name__, self._failed)
-            return None
+            return self._fail("export", exc)
+
+    def _fail(self, what, exc):
+        """The engine cannot be used for this layer any more: say why (logged); returns None."""
+        self._failed = "%s failed (%s: %s); using dygraph" % (what, type(exc).__name__, exc)
+        logger.warning("paddle.inference backend unusable for %s: %s", type(self.layer).__name__,
+                       self._failed)
+        return None
 
     # ------------------------------------------------------------------ the decision
     def decided(self, input_shape):
@@ -250,20 +254,14 @@ class ModelRunner:
             dygraph.append((time.perf_counter() - t) / len(small))
         st.dygraph_per_image = min(dygraph)
         engine = self.engine(shape)
-        if engine is None:
+        if engine is None or self._run_engine(engine, probe) is None:  # the warm-up
             st.decision, st.reason = "dygraph", self._failed
             return
-        try:
-            engine(probe)
-            t = time.perf_counter()
-            engine(probe)
-            st.inference_per_image = (time.perf_counter() - t) / len(probe)
-        except Exception as exc:
-            self._failed = "inference failed (%s: %s); using dygraph" % (type(exc).__name__, exc)
-            logger.warning("paddle.inference backend failed for %s: %s",
-                           type(self.layer).__name__, self._failed)
+        t = time.perf_counter()
+        if self._run_engine(engine, probe) is None:
             st.decision, st.reason = "dygraph", self._failed
             return
+        st.inference_per_image = (time.perf_counter() - t) / len(probe)
         faster = st.inference_per_image <= AUTO_DYGRAPH_MARGIN * st.dygraph_per_image
         st.decision = "inference" if faster else "dygraph"
         st.reason = ("auto: inference %.1f img/s vs dygraph %.1f img/s"
@@ -349,10 +347,7 @@ class ModelRunner:
         try:
             return engine(x)
         except Exception as exc:
-            self._failed = "inference failed (%s: %s); using dygraph" % (type(exc).__name__, exc)
-            logger.warning("paddle.inference backend failed for %s: %s",
-                           type(self.layer).__name__, self._failed)
-            return None
+            return self._fail("inference", exc)
 
     def __call__(self, x):
         x = np.asarray(x, dtype=np.float32)

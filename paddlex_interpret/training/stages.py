@@ -11,6 +11,7 @@ Both write into a :class:`~paddlex_interpret.training.report.CheckpointReport`; 
 each inside its own guard.
 """
 import os
+import re
 
 import numpy as np
 
@@ -60,36 +61,39 @@ class NormLimeStage:
                  for c in range(W.shape[0])]))
         self.previous = W.copy()
         self.global_weights = gw
-        report.texts["normlime/top_concepts"] = top_concepts_text(gw, context.label_names)
+        report.texts.update(top_concepts_texts(gw, context.label_names))
         return gw
 
 
-def top_concepts_text(gw, label_names=None, k=5):
-    """The ``k`` top concepts of every class as markdown tables: concept id, weight, the mean
-    colour of the concept (hex) and the share of the eval images it occurs in."""
+def top_concepts_texts(gw, label_names=None, k=5):
+    """``{'normlime/top_concepts/<class>': text}``: per class (one VisualDL text card each, which
+    keeps them readable) its ``k`` top concepts: id, weight, the mean colour of the concept (hex)
+    and the share of the eval images it occurs in."""
     names = list(gw.class_names or label_names or [])
     colours = None
     if gw.codebook is not None:
         try:
             colours = gw.codebook.concept_colours()
-        except Exception:  # an unusual descriptor: no swatch
+        except Exception:  # an unusual descriptor: no colour
             colours = None
     freq = gw.info.get("concept_frequency")
-    lines = ["Top NormLIME concepts per class (%s weights over %s eval images)"
-             % (gw.mode, gw.info.get("n_images", "?")), ""]
+    out = {}
     for c in range(gw.num_classes):
         name = names[c] if c < len(names) else str(c)
         count = int(gw.counts[c]) if c < len(gw.counts) else 0
-        lines += ["**%s** (%d image(s))" % (name, count), "",
-                  "| concept | weight | colour | in images |", "|---|---|---|---|"]
+        items = []
         for t in gw.top_concepts(c, k):
             t = int(t)
-            swatch = "#%02x%02x%02x" % tuple(int(v) for v in colours[t]) \
-                if colours is not None else "-"
-            share = "%.0f%%" % (100 * freq[t]) if freq is not None and t < len(freq) else "-"
-            lines.append("| c%d | %+.3f | %s | %s |" % (t, float(gw.weights[c, t]), swatch, share))
-        lines.append("")
-    return "\n".join(lines)
+            parts = ["c%d %+.3f" % (t, float(gw.weights[c, t]))]
+            if colours is not None:
+                parts.append("colour #%02x%02x%02x" % tuple(int(v) for v in colours[t]))
+            if freq is not None and t < len(freq):
+                parts.append("in %.0f%% of images" % (100 * freq[t]))
+            items.append(" ".join(parts))
+        tag = "normlime/top_concepts/" + re.sub(r"[^A-Za-z0-9_.\-]+", "_", name)
+        out[tag] = "%s (%s weights, %d of %s eval images): %s" % (
+            name, gw.mode, count, gw.info.get("n_images", "?"), " | ".join(items))
+    return out
 
 
 class ProbeStage:

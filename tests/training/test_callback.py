@@ -117,9 +117,11 @@ def test_images_scalars_and_texts_per_epoch(with_callback, data):
             assert steps(reader, "scalar", "explain/probe_%d/%s" % (i, name)) == per_epoch
     assert steps(reader, "scalar", "normlime/drift") == per_epoch[1:]
     assert [r.value for r in reader.get_data("scalar", "explain/num_errors")] == [0.0] * EPOCHS
-    top = reader.get_data("text", "normlime/top_concepts")
-    assert [int(t.id) for t in top] == per_epoch
-    assert all(n in top[-1].text.encoded_text_string for n in data["ds"].labels)
+    for name in data["ds"].labels:  # one card per class
+        top = reader.get_data("text", "normlime/top_concepts/%s" % name)
+        assert [int(t.id) for t in top] == per_epoch
+        body = top[-1].text.encoded_text_string
+        assert body.startswith(name) and " c" in body and "colour #" in body
     history = with_callback["cb"].history
     assert history[0].explanations == {} and history[0].images == {}  # bounded memory
     assert history[-1].explanations["probe_0"].labels.tolist() == \

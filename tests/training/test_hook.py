@@ -69,10 +69,11 @@ def test_scalars_and_texts_per_checkpoint(hooked, tiny_shapes):
     # drift needs a previous checkpoint
     assert steps(reader, "scalar", "normlime/drift") == per_epoch[1:]
     assert [r.value for r in reader.get_data("scalar", "explain/num_errors")] == [0.0] * EPOCHS
-    texts = reader.get_data("text", "normlime/top_concepts")
-    assert [int(t.id) for t in texts] == per_epoch
-    body = texts[-1].text.encoded_text_string
-    assert all(name in body for name in tiny_shapes.labels)
+    for name in tiny_shapes.labels:  # one card per class
+        texts = reader.get_data("text", "normlime/top_concepts/%s" % name)
+        assert [int(t.id) for t in texts] == per_epoch
+        body = texts[-1].text.encoded_text_string
+        assert body.startswith(name) and "colour #" in body and "of images" in body
     assert "explain/errors" not in reader.get_tags().get("text", [])
     # the same numbers are in the Python-side history
     assert [r.epoch for r in hooked["hook"].history] == per_epoch
