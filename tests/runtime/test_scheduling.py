@@ -15,7 +15,7 @@ from helpers import grid_of, multi_core
 from paddlex_interpret import PaddleXClassifier
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.perturbation import iter_batches, make_fill, perturb, sample_masks
-from paddlex_interpret.runtime import engine, scheduling
+from paddlex_interpret.runtime import engine, policy, scheduling
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,7 @@ def test_a_worker_failing_on_the_probe_leaves_the_work_to_the_one_predictor(trai
         raise RuntimeError("worker broke on the probe")
 
     monkeypatch.setattr(engine.EngineWorker, "run", broken)
+    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE", 1.0)  # whatever the load
     clf = PaddleXClassifier(trained.model, backend="inference")
     np.testing.assert_array_equal(clf.predict_masks(image, fill, seg, masks, 20), ref)
     assert "on the probe" in clf.runner.parallel_failure
