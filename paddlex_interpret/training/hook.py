@@ -30,8 +30,11 @@ directory. With ``use_vdl=False`` the hook still logs to ``save_dir/vdl_log/expl
 ``logdir`` is given, so explanations are never silently lost.
 
 Multi-card (``paddle.distributed.launch``): PaddleX calls ``save_model`` on rank 0 only, so the
-whole checkpoint work (NormLIME weights included) runs on rank 0 alone, and the session checks the
-rank again before writing anything. The other ranks wait at the next collective.
+checkpoint work runs on rank 0 alone, in its worker process (started without the launcher's
+environment: it is not a rank), and the other ranks do not wait for it; the session checks the
+rank again before writing anything. Ranks other than 0 train with ``use_vdl=False`` (see
+:func:`~paddlex_interpret.runtime.distributed.quiet_other_ranks`). With ``background=False`` the other ranks wait for rank 0 at the
+next collective.
 
 Example::
 
@@ -54,6 +57,7 @@ import re
 import time
 
 from ..api.datasets import resolve_dataset
+from ..runtime.distributed import quiet_other_ranks
 from ..runtime.modes import get_rank
 from .report import WEIGHTS_FILENAME, CheckpointContext
 from .session import ExplainSession
@@ -195,6 +199,7 @@ class ExplainHook:
             self.session.sink.log_files[os.path.abspath(logdir)] = \
                 "vdlrecords.%010d.log" % time.time()
             self._worker = self._start_worker()
+        args, kwargs = quiet_other_ranks(params, args, kwargs)
         finished = False
         try:
             result = original_train(*args, **kwargs)

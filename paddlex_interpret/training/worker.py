@@ -32,6 +32,8 @@ import socket
 import subprocess
 import sys
 
+from ..runtime.distributed import single_process_env
+
 __all__ = ["CheckpointWorker", "WorkerError", "background_supported", "default_worker_threads"]
 
 logger = logging.getLogger("paddlex_interpret")
@@ -53,7 +55,7 @@ def default_worker_threads():
 
 
 def _child_env(num_threads):
-    env = dict(os.environ)
+    env = single_process_env()  # a rank's helper, not a rank
     # the parent's import path (paddlex_interpret may be found through a path entry, not a site)
     paths = [p for p in sys.path if p]
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

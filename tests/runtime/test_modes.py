@@ -11,3 +11,4 @@ def test_dygraph_threads_can_be_raised_at_run_time():
     with modes.dygraph_threads(2):
         assert modes.current_threads() == 2
     assert modes.current_threads() == before
+

@@ -1,0 +1,98 @@
+"""The hook under Paddle's own launcher: ``python -m paddle.distributed.launch --nproc_per_node 2``
+runs ``examples/train_multicard.py`` (a tiny PaddleX classifier, data parallel over two CPU
+processes, gloo), as multi-card PaddleX users run their training."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from helpers import read_run, steps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(ROOT, "examples", "train_multicard.py")
+
+#: a training script that is the example with a weights builder failing at the first checkpoint
+FAILING_SCRIPT = r'''
+import sys
+sys.path.insert(0, %(examples)r)
+import train_multicard as example
+from paddlex_interpret.hooks import ExplainHook
+
+
+def failing_builder(context):
+    if context.epoch == 1:
+        raise RuntimeError("builder broke at epoch 1")
+    return None
+
+
+def make_hook(args, probes):
+    return ExplainHook(probes, num_samples=args.num_samples, max_images=args.max_images,
+                       seed=args.seed, background=False, metrics=False,
+                       weights_builder=failing_builder)
+
+
+example.main(hook_factory=make_hook)
+'''
+
+
+def launch(tmp_path, script, *args, timeout=420):
+    """Run ``script`` on two CPU ranks with the launcher; ``(ranks' summaries, logs)``."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("CUDA_VISIBLE_DEVICES", None)  # an empty value leaves the launcher no device list
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+           "--log_dir", str(tmp_path / "log"), script, "--out", str(out)] + list(args)
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout)
+    logs = {os.path.basename(p): open(p, errors="replace").read()
+            for p in glob.glob(str(tmp_path / "log" / "workerlog.*"))}
+    assert proc.returncode == 0, (proc.stdout.decode("utf8", "replace")[-2000:]
+                                  + "\n".join(v[-3000:] for v in logs.values()))
+    ranks = [json.loads((out / ("rank%d.json" % r)).read_text()) for r in (0, 1)]
+    return out, ranks, logs
+
+
+def record_files(run_dir):
+    return [f for f in os.listdir(run_dir) if "vdlrecords" in f]
+
+
+def test_the_hook_under_the_launcher(tmp_path):
+    out, ranks, _ = launch(tmp_path, EXAMPLE, "--epochs", "2")
+    # both ranks trained to the same weights; only rank 0 explained, in its worker process
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    assert ranks[0]["epochs"] == [1, 2] and ranks[0]["errors"] == 0
+    assert ranks[1]["epochs"] == []
+    # PaddleX's multi-card evaluation ran (its all_reduce, fixed in compat) and gave a number
+    assert 0.0 <= ranks[0]["accuracy"] <= 1.0
+    train = out / "train"
+    for epoch in (1, 2):
+        assert os.path.isfile(str(train / ("epoch_%d" % epoch) / "normlime_weights.npz"))
+    assert not os.path.exists(str(train / "best_model" / "normlime_weights.npz"))
+    # one record file of PaddleX's (rank 1 trains with use_vdl=False) and one of ours
+    assert len(record_files(str(train / "vdl_log"))) == 1
+    assert len(record_files(str(train / "vdl_log" / "explain"))) == 1
+    curves = read_run(str(train / "vdl_log"))
+    assert any("Eval" in tag for tag in curves.get_tags().get("scalar", []))
+    explain = read_run(str(train / "vdl_log" / "explain"))
+    assert steps(explain, "image", "explain/probe_0/lime") == [1, 2]
+    weights = np.load(str(train / "epoch_2" / "normlime_weights.npz"), allow_pickle=False)
+    assert np.isfinite(weights["weights"]).all()
+
+
+def test_a_failure_inside_the_hook_on_rank_zero_does_not_hang_the_others(tmp_path):
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_SCRIPT % {"examples": os.path.dirname(EXAMPLE)})
+    out, ranks, logs = launch(tmp_path, str(script), "--epochs", "2")
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # both finished training, in step
+    assert ranks[0]["epochs"] == [1, 2] and ranks[1]["epochs"] == []
+    assert ranks[0]["errors"] == 1
+    text = "\n".join(logs.values())
+    assert text.count("builder broke at epoch 1") >= 1
+    # said once: in rank 0's log (with its traceback), not by rank 1
+    assert "builder broke" not in logs.get("workerlog.1", "")
+    explain = read_run(str(out / "train" / "vdl_log" / "explain"))
+    assert steps(explain, "image", "explain/probe_0/lime") == [1, 2]
