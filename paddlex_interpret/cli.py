@@ -10,6 +10,7 @@ Examples::
     paddlex-interpret lime --model output/best_model --image val/0001.png --num-samples 1000
     paddlex-interpret lime --model output/best_model --image val/0001.png --labels cat dog --fill grey
     paddlex-interpret build-weights --model output/best_model --dataset data/ --out nl.npz
+    paddlex-interpret build-weights --model output/best_model --dataset data/ --out nl.npz --nproc 4
     paddlex-interpret normlime --model output/best_model --image val/0001.png --dataset data/
     paddlex-interpret glime --model output/best_model --image val/0001.png --prior prior.npz
 """
@@ -139,6 +140,9 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="selection and codebook seed")
     p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
     p.add_argument("--inspect", action="store_true", help="print the top concepts of --out")
+    p.add_argument("--nproc", type=_positive, default=1,
+                   help="processes sharing the images (paddle.distributed.spawn; one card each "
+                        "on GPUs); the weights are those of one process")
     _progress_args(p)
     _verbosity_args(p, default=argparse.SUPPRESS)
     _dataset_args(p, required=False)
@@ -215,6 +219,9 @@ def _quiet_imports():
     import warnings
 
     os.environ.setdefault("GLOG_minloglevel", "2")
+    # the same for processes this one starts (build-weights --nproc)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:pkg_resources is deprecated:UserWarning,"
+                                            "ignore:Setuptools is replacing distutils:UserWarning")
     for pattern in (".*pkg_resources is deprecated.*", ".*distutils.*",
                     ".*Setuptools is replacing.*"):
         warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
@@ -288,9 +295,10 @@ def _run(args):
     else:
         from .api.weights import build_normlime_weights
 
-        gw = build_normlime_weights(model, _dataset(args, model), save_path=args.out,
+        gw = build_normlime_weights(args.model if args.nproc > 1 else model,
+                                    _dataset(args, model), save_path=args.out,
                                     mode=args.mode, max_images=args.max_images, seed=args.seed,
-                                    progress=args.progress)
+                                    progress=args.progress, nproc=args.nproc)
         print(json.dumps({"weights_file": args.out, "mode": gw.mode,
                           "classes": list(gw.class_names)}))
         return 0

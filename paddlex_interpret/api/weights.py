@@ -24,11 +24,13 @@ from ..core.classifier import check_positive_int
 from ..core.concepts import ConceptCodebook
 from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
                              build_global_weights_fast, select_stratified)
+from ..core.sharding import LOCAL, Collective
 from ..errors import DatasetError
 from .datasets import resolve_dataset
 
 __all__ = ["build_normlime_weights", "expected_fingerprint", "stamp", "build_settings",
-           "normalise_mode", "resolve_codebook", "names_and_classes", "DEFAULT_MAX_IMAGES"]
+           "normalise_mode", "resolve_codebook", "resolve_collective", "names_and_classes",
+           "DEFAULT_MAX_IMAGES"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -99,7 +101,7 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
                            codebook=None, seed=0, num_samples=1000, batch_size=50, progress=False,
                            *, variant="normlime", n_concepts=16, segmenter="quickshift",
                            segmenter_params=None, grid=None, top_k=1, fill="auto",
-                           kernel_width=0.25, _expected=None):
+                           kernel_width=0.25, collective=None, nproc=None, _expected=None):
     """Learn NormLIME's per-class concept weights from ``dataset`` and ``model``.
 
     Args:
@@ -119,7 +121,14 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
         num_samples, batch_size: LIME samples per image (aggregate) and the model batch size.
         segmenter, segmenter_params: superpixels for the codebook and the explanations;
             ``grid=n`` makes fast mode use PaddleX 1.3's n x n grid for the occurrence vectors.
-        progress: tqdm progress bars.
+        progress: tqdm progress bars (on rank 0 only in a job).
+        collective: ``'job'`` (the running ``paddle.distributed`` job: call this on every rank)
+            or a :class:`~paddlex_interpret.core.sharding.Collective`: every rank works on its
+            share of the images and gets the weights one process would build; rank 0 alone
+            writes ``save_path``.
+        nproc: build with this many processes on this machine
+            (:func:`~paddlex_interpret.api.weights_parallel.build_in_processes`; ``model`` and
+            ``dataset`` must then be paths or picklable).
 
     Returns:
         :class:`GlobalWeights` (``.codebook`` set, ``.fingerprint`` filled).
@@ -128,6 +137,16 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
         DatasetError: empty dataset, classes or labels that do not match the model, or no
             readable image in it.
     """
+    if nproc is not None and check_positive_int(nproc, "nproc") > 1:
+        from .weights_parallel import build_in_processes
+
+        return build_in_processes(
+            build_normlime_weights, int(nproc), model, dataset, save_path=save_path, mode=mode,
+            max_images=max_images, codebook=codebook, seed=seed, num_samples=num_samples, batch_size=batch_size,
+            progress=progress, variant=variant, n_concepts=n_concepts, segmenter=segmenter,
+            segmenter_params=segmenter_params, grid=grid, top_k=top_k, fill=fill,
+            kernel_width=kernel_width)
+    collective = resolve_collective(collective)
     mode, variant = normalise_mode(mode, variant)
     batch_size = check_positive_int(batch_size, "batch_size")
     num_samples = check_positive_int(num_samples, "num_samples")
@@ -151,9 +170,9 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
     chosen = [items[i] for i in indices]
     chosen_labels = None if labels is None else [labels[i] for i in indices]
     if codebook is None:
-        codebook = _fit_codebook(chosen, seg_spec, n_concepts, seed, load, progress)
+        codebook = _fit_codebook(chosen, seg_spec, n_concepts, seed, load, progress, collective)
     common = dict(labels=chosen_labels, seed=seed, num_classes=num_classes, class_names=names,
-                  load=load, progress=progress, segmenter=seg_spec)
+                  load=load, progress=progress, segmenter=seg_spec, collective=collective)
     try:
         if mode == "fast":
             gw = build_global_weights_fast(classifier, chosen, codebook, grid=grid,
@@ -170,6 +189,12 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
     gw.info["dataset_size"] = len(items)
     stamp(gw, classifier, mode, settings, codebook, expected=_expected,
           class_names=names, num_classes=num_classes)
+    if collective.rank == 0:  # one report and one writer in a job
+        _report_and_save(gw, save_path)
+    return gw
+
+
+def _report_and_save(gw, save_path):
     if gw.info.get("n_skipped"):
         logger.warning("NormLIME weights built on %d image(s); %d unreadable image(s) skipped",
                        gw.info["n_images"], gw.info["n_skipped"])
@@ -179,13 +204,27 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
         os.makedirs(parent, exist_ok=True)
         gw.save(save_path)
         logger.info("NormLIME weights saved in %s", save_path)
-    return gw
 
 
-def _fit_codebook(chosen, segmenter, n_concepts, seed, load, progress):
+def resolve_collective(collective):
+    """The :class:`~paddlex_interpret.core.sharding.Collective` a build runs with: ``None`` one
+    process, ``'job'`` the running ``paddle.distributed`` job, or the one given."""
+    if collective is None:
+        return LOCAL
+    if isinstance(collective, str) and collective == "job":
+        from ..adapters.collective import job_collective
+
+        return job_collective()
+    if isinstance(collective, Collective):
+        return collective
+    raise TypeError("collective must be None, 'job' or a Collective, got %r" % (collective,))
+
+
+def _fit_codebook(chosen, segmenter, n_concepts, seed, load, progress, collective):
     try:
         return ConceptCodebook().fit(chosen, segmenter=segmenter, n_concepts=n_concepts,
-                                     seed=seed, load=load, progress=progress)
+                                     seed=seed, load=load, progress=progress,
+                                     collective=collective)
     except ValueError as exc:
         if "no readable image" in str(exc):
             raise DatasetError("NormLIME: %s" % exc) from exc

@@ -44,6 +44,7 @@ from ..errors import NormLimeCacheError
 from ..io import atomic_write
 from .images import load_image, to_rgb_uint8
 from .segmentation import make_segmenter, relabel
+from .sharding import gather_in_order, is_local, positions
 
 __all__ = ["DESCRIPTORS", "DEFAULT_DESCRIPTOR", "superpixel_descriptors", "ConceptCodebook",
            "load_item", "describe_item"]
@@ -128,6 +129,39 @@ def describe_item(item, limit=120):
     return ("array%s" % (tuple(shape),)) if shape is not None else type(item).__name__
 
 
+def _describe_share(images, seg_fn, descriptor, load, progress, collective):
+    """``(descriptors per readable image, skip reasons)`` of all ``images``, in image order; in
+    a job every rank describes its positions and the lists are gathered."""
+    total = len(images) if hasattr(images, "__len__") else None
+    step = 1
+    if is_local(collective):
+        items = enumerate(images)
+    else:  # rank 0's bar counts the whole list, as if every rank went at its pace
+        images = list(images)
+        items = [(int(p), images[int(p)]) for p in positions(len(images), collective)]
+        total, step = len(images), int(collective.world)
+        progress = progress and collective.rank == 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="concepts", unit="img", total=total)
+    records, skipped = [], []
+    for p, item in items:
+        if bar is not None:
+            bar.update(step if total is None else min(step, total - bar.n))
+        try:
+            image = load_item(item, load)
+        except Exception as exc:  # a bad file in a dataset: skip it, count it, go on
+            skipped.append((p, "%s: %s" % (describe_item(item), exc)))
+            continue
+        records.append((p, superpixel_descriptors(image, seg_fn(image), descriptor)))
+    if bar is not None:
+        bar.close()
+    descs = [d for _, d in gather_in_order(collective, records)]
+    return descs, [m for _, m in gather_in_order(collective, skipped)]
+
+
 class ConceptCodebook:
     """KMeans concepts over superpixel descriptors.
 
@@ -191,7 +225,8 @@ class ConceptCodebook:
 
     # ------------------------------------------------------------------ fit
     def fit(self, images, segmenter="quickshift", n_concepts=16, seed=0, max_superpixels=20000,
-            descriptor=DEFAULT_DESCRIPTOR, segmenter_params=None, load=None, progress=False):
+            descriptor=DEFAULT_DESCRIPTOR, segmenter_params=None, load=None, progress=False,
+            collective=None):
         """Fit the concepts on the superpixels of ``images``; returns ``self``.
 
         Args:
@@ -206,9 +241,10 @@ class ConceptCodebook:
             descriptor: one of :data:`DESCRIPTORS`.
             load: optional ``item -> image`` reader (e.g. ``PaddleXClassifier.view``).
             progress: tqdm progress bar.
+            collective: a :class:`~paddlex_interpret.core.sharding.Collective`: every rank
+                describes its share of ``images``, rank 0 fits on all of them (in order: the
+                codebook one process would fit) and every rank gets its codebook.
         """
-        from sklearn.cluster import KMeans
-
         if descriptor not in DESCRIPTORS:
             raise ValueError("unknown descriptor %r; choose one of %s"
                              % (descriptor, sorted(DESCRIPTORS)))
@@ -217,26 +253,28 @@ class ConceptCodebook:
             raise ValueError("n_concepts must be >= 2, got %r" % n_concepts)
         t0 = time.perf_counter()
         seg_fn = make_segmenter(segmenter, seed=seed, **(segmenter_params or {}))
-        iterator = images
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(images, desc="concepts", unit="img")
-        descs, skipped, n_images = [], [], 0
-        for item in iterator:
-            try:
-                image = load_item(item, load)
-            except Exception as exc:  # a bad file in a dataset: skip it, count it, go on
-                skipped.append("%s: %s" % (describe_item(item), exc))
-                continue
-            descs.append(superpixel_descriptors(image, seg_fn(image), descriptor))
-            n_images += 1
+        descs, skipped = _describe_share(images, seg_fn, descriptor, load, progress, collective)
         if skipped:
             logger.warning("concept codebook: skipped %d unreadable image(s), e.g. %s",
                            len(skipped), skipped[0])
         if not descs:
             raise ValueError("no readable image to fit the concept codebook on (%d skipped)"
                              % len(skipped))
+        if is_local(collective) or collective.rank == 0:
+            self._fit_descriptors(descs, seg_fn, descriptor, n_concepts, seed, max_superpixels)
+            self.fit_info.update(n_skipped=len(skipped), skipped=skipped[:20],
+                                 seconds=time.perf_counter() - t0)
+        if not is_local(collective):
+            fitted = collective.broadcast(self.to_arrays() if collective.rank == 0 else None)
+            other = ConceptCodebook.from_arrays(fitted)
+            self.centers, self.mean, self.scale = other.centers, other.mean, other.scale
+            self.settings, self.fit_info = other.settings, other.fit_info
+        return self
+
+    def _fit_descriptors(self, descs, seg_fn, descriptor, n_concepts, seed, max_superpixels):
+        """KMeans on the standardised descriptors of every image (a list, in image order)."""
+        from sklearn.cluster import KMeans
+
         X = np.concatenate(descs, axis=0)
         n_total = len(X)
         rng = np.random.default_rng(seed)
@@ -254,10 +292,8 @@ class ConceptCodebook:
         k = min(n_concepts, len(np.unique(np.round(Z, 9), axis=0)))
         km = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(Z)
         self.centers = km.cluster_centers_.astype(np.float64)
-        self.fit_info = {"n_images": n_images, "n_skipped": len(skipped), "skipped": skipped[:20],
-                         "n_superpixels": int(n_total), "n_clustered": int(len(X)),
-                         "n_concepts": int(k), "seconds": time.perf_counter() - t0}
-        return self
+        self.fit_info = {"n_images": len(descs), "n_superpixels": int(n_total),
+                         "n_clustered": int(len(X)), "n_concepts": int(k)}
 
     # ------------------------------------------------------------------ use
     def assign(self, image, segments):

@@ -5,6 +5,7 @@ processes it starts, and what it passes to PaddleX's ``train``.
   worker), without the launcher's variables.
 * :func:`quiet_other_ranks`: PaddleX ``train`` arguments with ``use_vdl=False`` on ranks other
   than 0.
+* :func:`world_size`: the number of ranks of the running job.
 
 Example::
 
@@ -16,7 +17,7 @@ import os
 
 from .modes import get_rank
 
-__all__ = ["LAUNCHER_VARIABLES", "single_process_env", "quiet_other_ranks"]
+__all__ = ["LAUNCHER_VARIABLES", "single_process_env", "quiet_other_ranks", "world_size"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -53,3 +54,14 @@ def quiet_other_ranks(sig_params, args, kwargs):
     if at < len(args):
         return args[:at] + (False,) + args[at + 1:], kwargs
     return args, dict(kwargs, use_vdl=False)
+
+
+def world_size():
+    """The number of ranks of the running ``paddle.distributed`` job (1 outside one)."""
+    try:
+        import paddle.distributed as dist
+
+        return int(dist.get_world_size())
+    except Exception:  # no paddle, or not a job
+        return 1
+

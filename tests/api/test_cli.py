@@ -88,3 +88,23 @@ def test_fill_labels_glime_and_version(trained_classifier, val_items, fast_weigh
     assert "INFO" not in out.stderr  # --quiet
     version = run_cli("--version")
     assert version.returncode == 0 and version.stdout.strip().endswith(__version__)
+
+
+def test_build_weights_with_two_processes_writes_the_weights_of_one(trained_classifier, tmp_path):
+    import json
+
+    import numpy as np
+
+    from paddlex_interpret.core.global_weights import GlobalWeights
+
+    common = ["build-weights", "--model", trained_classifier.best_model_dir, "--dataset",
+              trained_classifier.dataset.root, "--max-images", "20", "--seed", "1"]
+    files = {}
+    for n in (1, 2):
+        files[n] = str(tmp_path / ("nl%d.npz" % n))
+        out = run_cli(*(common + ["--out", files[n], "--nproc", str(n)]), timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads(out.stdout.strip().splitlines()[-1])["weights_file"] == files[n]
+    one, two = GlobalWeights.load(files[1]), GlobalWeights.load(files[2])
+    assert two.info["ranks"] == 2
+    assert np.array_equal(one.weights, two.weights) and one.fingerprint == two.fingerprint

@@ -1,0 +1,108 @@
+"""NormLIME weights built by several processes of this machine: ``build_normlime_weights(...,
+nproc=N)`` and ``paddlex-interpret build-weights --nproc N``, for datasets one process would take
+hours on.
+
+The ranks are started with ``paddle.distributed.spawn``, not the launcher: the build is a function
+call, and spawn starts the ranks from it, returns when they end, keeps their output on this
+terminal (rank 0's progress bar over the whole dataset) and raises a rank's exception here;
+``paddle.distributed.launch`` needs a script, restarts failed ranks and writes each rank's output
+into log files. As with any ``multiprocessing`` spawn, a script calling this must do so under
+``if __name__ == "__main__":``. Inside a job started by the launcher, call
+``build_normlime_weights(..., collective='job')`` on every rank instead.
+
+Every rank loads the model from its directory and runs Paddle Inference on its share of the
+images (on the CPU with ``cores // N`` threads and gloo; on GPUs on its own card), whose outputs
+depend neither on the batch split nor on the threads: the weights are the bits of a one-process
+build with ``backend='inference'``. Rank 0 writes the file.
+
+Example::
+
+    if __name__ == "__main__":
+        gw = build_normlime_weights("output/best_model", "data/val_list.txt", nproc=4,
+                                    save_path="nl.npz")
+"""
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+
+from ..errors import UsageError
+
+__all__ = ["build_in_processes", "rank_classifier"]
+
+logger = logging.getLogger("paddlex_interpret")
+
+_WEIGHTS_NAME = "normlime_weights.npz"
+
+
+def _check_inputs(model, dataset):
+    if not isinstance(model, (str, os.PathLike)) or not os.path.isdir(os.fspath(model)):
+        raise UsageError("nproc needs the model as a directory (a saved PaddleX model or an "
+                         "exported inference model), got %r" % (type(model).__name__,))
+    try:
+        pickle.dumps(dataset)
+    except Exception as exc:
+        raise UsageError("nproc needs a dataset that can be sent to other processes (a path, "
+                         "a list of paths or a paddlex.datasets.ImageNet): %s" % exc) from None
+
+
+def rank_classifier(model_dir, num_threads=None):
+    """The classifier a rank of a parallel build explains with: the model of ``model_dir`` on
+    Paddle Inference (one predictor of ``num_threads`` threads)."""
+    from ..adapters import classifier_for
+    from ..adapters.deployed import is_deployed_model
+    from ..adapters.paddlex import PaddleXClassifier
+    from ..compat import ensure_paddlex
+
+    if is_deployed_model(model_dir):
+        return classifier_for(model_dir)[0]
+    model = ensure_paddlex().load_model(model_dir)
+    return PaddleXClassifier(model, backend="inference", num_threads=num_threads, parallel=False)
+
+
+def _rank_main(build, model_dir, dataset, out_path, kwargs, num_threads):
+    """One rank: its share of ``build`` (``build_normlime_weights``; rank 0 writes ``out_path``)."""
+    import paddle
+
+    from ..adapters.collective import PaddleCollective
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    if not paddle.is_compiled_with_cuda():
+        paddle.set_device("cpu")
+    collective = PaddleCollective()
+    classifier = rank_classifier(model_dir, num_threads)
+    build(classifier, dataset, save_path=out_path, collective=collective, **kwargs)
+
+
+def build_in_processes(build, nproc, model, dataset, save_path=None, **kwargs):
+    """``build(model, dataset, ...)`` (``build_normlime_weights``, handed in: it calls this) with
+    ``nproc`` processes (see the module docstring); returns the
+    :class:`~paddlex_interpret.core.global_weights.GlobalWeights` rank 0 wrote to
+    ``save_path`` (or to a temporary file, removed after)."""
+    import paddle
+    import paddle.distributed as dist
+
+    from ..core.global_weights import GlobalWeights
+
+    _check_inputs(model, dataset)
+    nproc = int(nproc)
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    tmp = None
+    if save_path is None:
+        tmp = tempfile.mkdtemp(prefix="pxi-weights-")
+        out_path = os.path.join(tmp, _WEIGHTS_NAME)
+    else:
+        out_path = os.path.abspath(os.fspath(save_path))
+    options = {} if paddle.is_compiled_with_cuda() else {"backend": "gloo"}
+    logger.info("NormLIME weights: %d processes (paddle.distributed.spawn, %s), %d thread(s) "
+                "each", nproc, options.get("backend", "one card each"), threads)
+    try:
+        dist.spawn(_rank_main, args=(build, os.fspath(model), dataset, out_path, kwargs,
+                                     threads),
+                   nprocs=nproc, **options)
+        gw = GlobalWeights.load(out_path)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return gw

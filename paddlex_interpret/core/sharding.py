@@ -1,0 +1,73 @@
+"""Work split over the ranks of a job: the collective a build is given, which positions a rank
+takes, and the gather that puts the ranks' per-image records back in one order.
+
+A :class:`Collective` is what a builder needs of ``paddle.distributed`` (the runtime's
+``PaddleCollective`` is one; :data:`LOCAL` is the one-process job): ``rank``, ``world``,
+``all_gather(obj)`` (every rank's object, in rank order, on every rank) and
+``broadcast(obj, src)``. Rank ``r`` takes positions ``r, r + world, ...`` of a list (strided, so
+that a class-stratified list gives every rank a share of every class). Every per-image record
+carries its position; :func:`gather_in_order` returns the records of all ranks in position order,
+so that a fold over them (a sum, a fit) adds in the same order as one process would: the same
+bits.
+
+Example::
+
+    from paddlex_interpret.core.sharding import LOCAL, gather_in_order, positions
+    mine = positions(len(items), collective)               # this rank's share
+    records = [(p, work(items[p])) for p in mine]
+    ordered = gather_in_order(collective, records)         # [(p, record), ...] of every rank
+"""
+import numpy as np
+
+__all__ = ["Collective", "LOCAL", "positions", "gather_in_order", "gather_list", "is_local"]
+
+
+class Collective:
+    """One process (rank 0 of 1); subclasses talk to the other ranks of a job."""
+
+    rank = 0
+    world = 1
+
+    def all_gather(self, obj):
+        """Every rank's ``obj``, in rank order, on every rank."""
+        return [obj]
+
+    def broadcast(self, obj, src=0):
+        """Rank ``src``'s ``obj`` on every rank."""
+        return obj
+
+    def __repr__(self):
+        return "%s(rank=%d, world=%d)" % (type(self).__name__, self.rank, self.world)
+
+
+#: the collective of a one-process build
+LOCAL = Collective()
+
+
+def is_local(collective):
+    """True when ``collective`` is None or a one-process job."""
+    return collective is None or int(collective.world) == 1
+
+
+def positions(n, collective=None):
+    """The positions ``0 <= p < n`` this rank works on (all of them in a one-process job)."""
+    if is_local(collective):
+        return np.arange(int(n), dtype=np.int64)
+    return np.arange(int(collective.rank), int(n), int(collective.world), dtype=np.int64)
+
+
+def gather_in_order(collective, records):
+    """``records`` (``[(position, record), ...]`` of this rank) of every rank, merged in position
+    order, on every rank. Positions must be distinct across ranks."""
+    if is_local(collective):
+        return sorted(records, key=lambda r: r[0])
+    merged = [r for part in collective.all_gather(list(records)) for r in part]
+    merged.sort(key=lambda r: r[0])
+    return merged
+
+
+def gather_list(collective, values):
+    """The concatenation of every rank's list ``values``, in rank order, on every rank."""
+    if is_local(collective):
+        return list(values)
+    return [v for part in collective.all_gather(list(values)) for v in part]
