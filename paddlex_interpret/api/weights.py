@@ -142,8 +142,8 @@ def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_imag
 
         return build_in_processes(
             build_normlime_weights, int(nproc), model, dataset, save_path=save_path, mode=mode,
-            max_images=max_images, codebook=codebook, seed=seed, num_samples=num_samples, batch_size=batch_size,
-            progress=progress, variant=variant, n_concepts=n_concepts, segmenter=segmenter,
+            max_images=max_images, codebook=codebook, seed=seed, num_samples=num_samples,
+            batch_size=batch_size, progress=progress, variant=variant, n_concepts=n_concepts, segmenter=segmenter,
             segmenter_params=segmenter_params, grid=grid, top_k=top_k, fill=fill,
             kernel_width=kernel_width)
     collective = resolve_collective(collective)
