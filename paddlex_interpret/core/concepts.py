@@ -42,9 +42,9 @@ import numpy as np
 
 from ..errors import NormLimeCacheError
 from ..io import atomic_write
-from .images import load_image, to_rgb_uint8
+from .images import describe_item, load_item, to_rgb_uint8
 from .segmentation import make_segmenter, relabel
-from .sharding import gather_in_order, is_local, positions
+from .sharding import checked, gather_in_order, is_local, positions
 
 __all__ = ["DESCRIPTORS", "DEFAULT_DESCRIPTOR", "superpixel_descriptors", "ConceptCodebook",
            "load_item", "describe_item"]
@@ -111,24 +111,6 @@ def superpixel_descriptors(image, segments, descriptor=DEFAULT_DESCRIPTOR):
     return np.concatenate(parts, axis=1)
 
 
-def load_item(item, load=None):
-    """An image from a dataset item: ``load(item)`` if given, else a path is read and an array
-    converted (uint8 RGB). Raises whatever the reader raises for a bad item."""
-    if load is not None:
-        return to_rgb_uint8(load(item))
-    if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__"):
-        return load_image(os.fsdecode(item) if isinstance(item, bytes) else item)
-    return to_rgb_uint8(item)
-
-
-def describe_item(item, limit=120):
-    """A short printable name for a dataset item (path or array), for skip reports."""
-    if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__"):
-        return os.fsdecode(os.fspath(item) if not isinstance(item, bytes) else item)[:limit]
-    shape = getattr(item, "shape", None)
-    return ("array%s" % (tuple(shape),)) if shape is not None else type(item).__name__
-
-
 def _describe_share(images, seg_fn, descriptor, load, progress, collective):
     """``(descriptors per readable image, skip reasons)`` of all ``images``, in image order; in
     a job every rank describes its positions and the lists are gathered."""
@@ -147,17 +129,23 @@ def _describe_share(images, seg_fn, descriptor, load, progress, collective):
 
         bar = tqdm(desc="concepts", unit="img", total=total)
     records, skipped = [], []
-    for p, item in items:
+
+    def work():
+        for p, item in items:
+            if bar is not None:
+                bar.update(step if total is None else min(step, total - bar.n))
+            try:
+                image = load_item(item, load)
+            except Exception as exc:  # a bad file in a dataset: skip it, count it, go on
+                skipped.append((p, "%s: %s" % (describe_item(item), exc)))
+                continue
+            records.append((p, superpixel_descriptors(image, seg_fn(image), descriptor)))
+
+    try:
+        checked(collective, work)
+    finally:
         if bar is not None:
-            bar.update(step if total is None else min(step, total - bar.n))
-        try:
-            image = load_item(item, load)
-        except Exception as exc:  # a bad file in a dataset: skip it, count it, go on
-            skipped.append((p, "%s: %s" % (describe_item(item), exc)))
-            continue
-        records.append((p, superpixel_descriptors(image, seg_fn(image), descriptor)))
-    if bar is not None:
-        bar.close()
+            bar.close()
     descs = [d for _, d in gather_in_order(collective, records)]
     return descs, [m for _, m in gather_in_order(collective, skipped)]
 
@@ -260,10 +248,14 @@ class ConceptCodebook:
         if not descs:
             raise ValueError("no readable image to fit the concept codebook on (%d skipped)"
                              % len(skipped))
-        if is_local(collective) or collective.rank == 0:
-            self._fit_descriptors(descs, seg_fn, descriptor, n_concepts, seed, max_superpixels)
-            self.fit_info.update(n_skipped=len(skipped), skipped=skipped[:20],
-                                 seconds=time.perf_counter() - t0)
+        def fit():  # on rank 0 only; the other ranks wait for its codebook
+            if is_local(collective) or collective.rank == 0:
+                self._fit_descriptors(descs, seg_fn, descriptor, n_concepts, seed,
+                                      max_superpixels)
+                self.fit_info.update(n_skipped=len(skipped), skipped=skipped[:20],
+                                     seconds=time.perf_counter() - t0)
+
+        checked(collective, fit)
         if not is_local(collective):
             fitted = collective.broadcast(self.to_arrays() if collective.rank == 0 else None)
             other = ConceptCodebook.from_arrays(fitted)

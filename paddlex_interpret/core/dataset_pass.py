@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .classifier import as_classifier
-from .concepts import describe_item, load_item
+from .images import describe_item, load_item
 from .sharding import is_local, positions
 
 __all__ = ["select_stratified", "ShareLoader", "report_skipped", "image_colour", "mean_colour",

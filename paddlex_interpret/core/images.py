@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ImageReadError
 
-__all__ = ["to_rgb_uint8", "load_image", "check_image_path"]
+__all__ = ["to_rgb_uint8", "load_image", "check_image_path", "load_item", "describe_item"]
 
 
 def _to_uint8(a):
@@ -94,3 +94,21 @@ def load_image(path):
             return to_rgb_uint8(np.asarray(im))
     except Exception as exc:
         raise ImageReadError("cannot read image file %r: %s" % (path, exc)) from exc
+
+
+def load_item(item, load=None):
+    """An image from a dataset item: ``load(item)`` if given, else a path is read and an array
+    converted (uint8 RGB). Raises whatever the reader raises for a bad item."""
+    if load is not None:
+        return to_rgb_uint8(load(item))
+    if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__"):
+        return load_image(os.fsdecode(item) if isinstance(item, bytes) else item)
+    return to_rgb_uint8(item)
+
+
+def describe_item(item, limit=120):
+    """A short printable name for a dataset item (path or array), for skip reports."""
+    if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__"):
+        return os.fsdecode(os.fspath(item) if not isinstance(item, bytes) else item)[:limit]
+    shape = getattr(item, "shape", None)
+    return ("array%s" % (tuple(shape),)) if shape is not None else type(item).__name__

@@ -45,13 +45,13 @@ import warnings
 
 import numpy as np
 
-from .concepts import load_item
+from .images import load_item
 from .dataset_pass import (ShareLoader, StreamingPredictor, as_items, label_names, mean_colour,
                            report_skipped, select_stratified)
 from .global_weights import GlobalWeights, combine, glime_prior, normlime_weights_for
 from .normlime_aggregate import VARIANTS, build_global_weights_aggregate
 from .segmentation import make_segmenter
-from .sharding import gather_in_order, is_local
+from .sharding import checked, gather_in_order, is_local
 
 __all__ = ["GlobalWeights", "select_stratified", "grid_segments", "concept_occurrences",
            "build_global_weights_fast", "build_global_weights_aggregate", "normlime_weights_for",
@@ -162,17 +162,22 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     """
     t0 = time.perf_counter()
     predictor = StreamingPredictor(classifier_fn, batch_size)
-    with predictor.classifier_fn.hold_weights():  # weights verified once for the whole build
-        if occurrences is None:
-            occurrences = concept_occurrences(images, codebook, segmenter=segmenter, grid=grid,
-                                              labels=labels, max_images=max_images, seed=seed,
-                                              load=load, progress=progress,
-                                              on_image=predictor.add, collective=collective)
-        else:  # the occurrences were computed before (e.g. at an earlier checkpoint)
-            items = as_items(images)
-            for i in occurrences["indices"]:
-                predictor.add(load_item(items[int(i)], load))
-        probs = predictor.result()
+
+    def work():  # this rank's share: segmentation, occurrences, forward passes
+        occ = occurrences
+        with predictor.classifier_fn.hold_weights():  # weights verified once for the build
+            if occ is None:
+                occ = concept_occurrences(images, codebook, segmenter=segmenter, grid=grid,
+                                          labels=labels, max_images=max_images, seed=seed,
+                                          load=load, progress=progress, on_image=predictor.add,
+                                          collective=collective)
+            else:  # the occurrences were computed before (e.g. at an earlier checkpoint)
+                items = as_items(images)
+                for i in occ["indices"]:
+                    predictor.add(load_item(items[int(i)], load))
+            return occ, predictor.result()
+
+    occurrences, probs = checked(collective, work)
     mine = [(int(p), (x, int(np.argmax(row)), colour, row.shape[0])) for p, x, row, colour
             in zip(occurrences["positions"], occurrences["X"], probs, predictor.colours)]
     rows = [r for _, r in gather_in_order(collective, mine)]

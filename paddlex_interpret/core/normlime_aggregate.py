@@ -18,7 +18,7 @@ from .dataset_pass import (ShareLoader, as_items, image_colour, label_names, mea
                            report_skipped, select_stratified)
 from .global_weights import GlobalWeights
 from .lime import LimeExplainer
-from .sharding import gather_in_order, is_local
+from .sharding import checked, gather_in_order, is_local
 
 __all__ = ["VARIANTS", "build_global_weights_aggregate"]
 
@@ -51,15 +51,20 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
     loader = ShareLoader(items, indices, load, progress, "NormLIME", collective)
     classifier_fn = as_classifier(classifier_fn)
     mine = []
-    with classifier_fn.hold_weights():  # weights verified once for the whole build
-        for p, i, image in loader:
-            explainer = LimeExplainer(classifier_fn, segmenter=seg_spec, fill=fill,
-                                      kernel_width=kernel_width, num_samples=num_samples,
-                                      batch_size=batch_size, seed=seed + i)
-            exp = explainer.explain(image, top_k=top_k)
-            mine.append((p, (len(exp.probabilities), codebook.assign(exp.image, exp.segments),
-                             [int(label) for label in exp.labels],
-                             [np.asarray(w) for w in exp.weights], image_colour(image))))
+
+    def work():  # this rank's share: a LIME per image
+        with classifier_fn.hold_weights():  # weights verified once for the whole build
+            for p, i, image in loader:
+                explainer = LimeExplainer(classifier_fn, segmenter=seg_spec, fill=fill,
+                                          kernel_width=kernel_width, num_samples=num_samples,
+                                          batch_size=batch_size, seed=seed + i)
+                exp = explainer.explain(image, top_k=top_k)
+                mine.append((p, (len(exp.probabilities),
+                                 codebook.assign(exp.image, exp.segments),
+                                 [int(label) for label in exp.labels],
+                                 [np.asarray(w) for w in exp.weights], image_colour(image))))
+
+    checked(collective, work)
     rows = [r for _, r in gather_in_order(collective, mine)]
     skipped = [m for _, m in gather_in_order(collective, loader.skipped)]
     report_skipped(skipped, len(indices), "NormLIME", collective)

@@ -8,7 +8,8 @@ A :class:`Collective` is what a builder needs of ``paddle.distributed`` (the run
 that a class-stratified list gives every rank a share of every class). Every per-image record
 carries its position; :func:`gather_in_order` returns the records of all ranks in position order,
 so that a fold over them (a sum, a fit) adds in the same order as one process would: the same
-bits.
+bits. A rank's local work runs inside :func:`checked`: when any rank fails, every rank raises
+:class:`RankError` at that same point, so that none is left waiting at a later collective.
 
 Example::
 
@@ -19,7 +20,8 @@ Example::
 """
 import numpy as np
 
-__all__ = ["Collective", "LOCAL", "positions", "gather_in_order", "gather_list", "is_local"]
+__all__ = ["Collective", "LOCAL", "RankError", "positions", "checked", "gather_in_order",
+           "gather_list", "is_local"]
 
 
 class Collective:
@@ -47,6 +49,34 @@ LOCAL = Collective()
 def is_local(collective):
     """True when ``collective`` is None or a one-process job."""
     return collective is None or int(collective.world) == 1
+
+
+class RankError(RuntimeError):
+    """A rank of the job failed in a step of a shared build; every rank raises it there.
+
+    Attributes:
+        failures: ``[(rank, "ExceptionType: message"), ...]``.
+    """
+
+    def __init__(self, failures):
+        self.failures = list(failures)
+        super().__init__("; ".join("rank %d: %s" % f for f in self.failures))
+
+
+def checked(collective, work):
+    """``work()`` on this rank, then (in a job) every rank learns whether any rank failed: all
+    return its result, or all raise :class:`RankError`. In one process ``work``'s exception
+    propagates as it is."""
+    if is_local(collective):
+        return work()
+    try:
+        out, err = work(), None
+    except Exception as exc:  # said to every rank below, then raised on all of them
+        out, err = None, "%s: %s" % (type(exc).__name__, exc)
+    failures = [(r, e) for r, e in enumerate(collective.all_gather(err)) if e]
+    if failures:
+        raise RankError(failures)
+    return out
 
 
 def positions(n, collective=None):

@@ -5,7 +5,8 @@ processes it starts, and what it passes to PaddleX's ``train``.
   worker), without the launcher's variables.
 * :func:`quiet_other_ranks`: PaddleX ``train`` arguments with ``use_vdl=False`` on ranks other
   than 0.
-* :func:`world_size`: the number of ranks of the running job.
+* :func:`world_size`: the number of ranks of the running job; :func:`cpu_share`: the CPU
+  threads one rank of those on this machine may use.
 
 Example::
 
@@ -17,7 +18,8 @@ import os
 
 from .modes import get_rank
 
-__all__ = ["LAUNCHER_VARIABLES", "single_process_env", "quiet_other_ranks", "world_size"]
+__all__ = ["LAUNCHER_VARIABLES", "single_process_env", "quiet_other_ranks", "world_size",
+           "cpu_share"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -65,3 +67,14 @@ def world_size():
     except Exception:  # no paddle, or not a job
         return 1
 
+
+
+def cpu_share():
+    """CPU threads for one rank: the cores divided among the ranks on this machine (the
+    launcher's ``PADDLE_LOCAL_SIZE``, else the job's size), at least one."""
+    local = os.environ.get("PADDLE_LOCAL_SIZE") or os.environ.get("PADDLE_TRAINERS_NUM")
+    try:
+        local = max(1, int(local)) if local else world_size()
+    except ValueError:
+        local = world_size()
+    return max(1, (os.cpu_count() or 1) // local)

@@ -25,6 +25,7 @@ from ..api.weights import DEFAULT_MAX_IMAGES, build_settings, stamp
 from ..core import normlime as nl
 from ..core.concepts import ConceptCodebook
 from ..core.segmentation import MemoSegmenter, make_segmenter
+from ..core.sharding import checked
 
 __all__ = ["WeightsBuilder", "NormLimeBuilder", "as_weights_builder"]
 
@@ -63,23 +64,43 @@ def as_weights_builder(builder):
     return _FunctionBuilder(builder)
 
 
+class _ViewCache:
+    """``item -> image`` through the classifier's view, each item read once per run (the view
+    is the model's geometric transforms, the same at every checkpoint)."""
+
+    def __init__(self):
+        self.view, self.items, self._images = None, [], {}
+
+    def __call__(self, item):
+        key = id(item)  # the items stay in ``self.items``: their ids are stable
+        image = self._images.get(key)
+        if image is None:
+            image = self._images[key] = self.view(item)
+        return image
+
+
 class NormLimeBuilder(WeightsBuilder):
     """The default NormLIME weights builder of a session (see the module docstring).
 
     Args:
         options: the session's :class:`~paddlex_interpret.training.options.ExplainOptions`.
+        collective: a :class:`~paddlex_interpret.core.sharding.Collective` whose ranks all call
+            the builder at the same checkpoints, each on its share of the images (default one
+            process); every rank gets the weights.
     """
 
     needs_dataset = True
 
-    def __init__(self, options):
+    def __init__(self, options, collective=None):
         self.options = options
+        self.collective = collective
         self.reset()
 
     def reset(self):
         """Forget the run's images, codebook and occurrences (a new training run)."""
-        self.images = None
+        self.items = None
         self.labels = None
+        self.view = _ViewCache()
         self.codebook = self.options.codebook
         self.occurrences = None
         self.segmenter = MemoSegmenter(make_segmenter(self.options.segmenter,
@@ -87,51 +108,44 @@ class NormLimeBuilder(WeightsBuilder):
                                                       **self.options.segmenter_params))
 
     def _load(self, context):
-        """The run's chosen images, read once through the classifier's view."""
+        """The run's chosen items, read (once, and on a rank its share only) through the
+        classifier's view when a stage needs them; unreadable ones are skipped there."""
         o = self.options
         items, labels, _ = resolve_dataset(context.dataset)
         idx = nl.select_stratified(len(items), labels, o.max_images, o.seed)
-        images, used, skipped = [], [], []
-        for i in idx:
-            item = items[int(i)]
-            try:
-                images.append(context.classifier.view(item))
-                used.append(int(i))
-            except Exception as exc:  # a bad file: skip it, never crash training
-                skipped.append("%s: %s" % (item if isinstance(item, str) else "item %d" % i, exc))
-        if skipped:
-            logger.warning("NormLIME: skipped %d unreadable image(s), e.g. %s", len(skipped),
-                           skipped[0])
-        if not images:
-            raise ValueError("NormLIME: none of the %d chosen images could be read" % len(idx))
-        self.images = images
-        self.labels = None if labels is None else [labels[i] for i in used]
+        self.view.items = self.items = [items[int(i)] for i in idx]
+        self.labels = None if labels is None else [labels[int(i)] for i in idx]
 
     def __call__(self, context):
         if context.dataset is None:
             logger.info("explanations: no dataset for NormLIME (give an eval dataset); skipped")
             return None
-        o = self.options
-        if self.images is None:
+        o, c = self.options, self.collective
+        if self.items is None:
             self._load(context)
+        self.view.view = context.classifier.view
         if self.codebook is None:
-            codebook = ConceptCodebook().fit(self.images, segmenter=self.segmenter,
-                                             n_concepts=o.n_concepts, seed=o.seed)
+            codebook = ConceptCodebook().fit(self.items, segmenter=self.segmenter,
+                                             n_concepts=o.n_concepts, seed=o.seed,
+                                             load=self.view, collective=c)
             # record the real segmenter (not the memo) so that the codebook can be rebuilt
             codebook.settings.update(self.segmenter.describe())
             self.codebook = codebook
         kwargs = dict(o.normlime_kwargs)
-        common = dict(seed=o.seed, batch_size=o.batch_size, class_names=context.label_names)
+        common = dict(seed=o.seed, batch_size=o.batch_size, class_names=context.label_names,
+                      load=self.view, collective=c)
         if o.normlime_mode == "aggregate":
             kwargs.setdefault("num_samples", o.num_samples)
-            gw = nl.build_global_weights_aggregate(context.classifier, self.images,
+            gw = nl.build_global_weights_aggregate(context.classifier, self.items,
                                                    self.codebook, fill=o.fill, **common, **kwargs)
         else:
             if self.occurrences is None:
-                self.occurrences = nl.concept_occurrences(
-                    self.images, self.codebook, segmenter=kwargs.pop("segmenter", None)
-                    or self.segmenter, grid=kwargs.pop("grid", None), seed=o.seed)
-            gw = nl.build_global_weights_fast(context.classifier, self.images, self.codebook,
+                segmenter = kwargs.pop("segmenter", None) or self.segmenter
+                grid = kwargs.pop("grid", None)
+                self.occurrences = checked(c, lambda: nl.concept_occurrences(
+                    self.items, self.codebook, segmenter=segmenter, grid=grid, seed=o.seed,
+                    load=self.view, collective=c))
+            gw = nl.build_global_weights_fast(context.classifier, self.items, self.codebook,
                                               occurrences=self.occurrences, **common, **kwargs)
         self._fingerprint(gw, context, kwargs)
         return gw

@@ -2,9 +2,10 @@
 
 PaddleX 2.1's ``train_loop`` has no callbacks; at every ``save_interval_epochs`` and at the last
 epoch it evaluates, saves ``best_model`` and then calls ``self.save_model(save_dir/epoch_N)`` (on
-rank 0 only). :class:`ExplainHook` wraps two methods of one model *instance*:
+rank 0 only). :class:`ExplainHook` wraps methods of one model *instance*:
 
 * ``train``: to learn ``num_epochs``, ``eval_dataset``, ``save_dir`` and ``use_vdl`` of the run;
+* ``evaluate``: in multi-card runs only (below);
 * ``save_model``: after a ``save_dir/epoch_N`` checkpoint has been written, the hook runs the
   shared :class:`~paddlex_interpret.training.session.ExplainSession`: NormLIME weights on the eval
   set (written to ``save_dir/epoch_N/normlime_weights.npz``), LIME and NormLIME-filtered LIME of
@@ -29,12 +30,13 @@ accuracy (run ``.``) and the explanations (run ``explain``) in one board. ``logd
 directory. With ``use_vdl=False`` the hook still logs to ``save_dir/vdl_log/explain`` unless
 ``logdir`` is given, so explanations are never silently lost.
 
-Multi-card (``paddle.distributed.launch``): PaddleX calls ``save_model`` on rank 0 only, so the
-checkpoint work runs on rank 0 alone, in its worker process (started without the launcher's
-environment: it is not a rank), and the other ranks do not wait for it; the session checks the
-rank again before writing anything. Ranks other than 0 train with ``use_vdl=False`` (see
-:func:`~paddlex_interpret.runtime.distributed.quiet_other_ranks`). With ``background=False`` the other ranks wait for rank 0 at the
-next collective.
+Multi-card (``paddle.distributed.launch``): the hook also wraps ``evaluate``, which PaddleX calls
+on every rank at a checkpoint: there every rank builds its share of the NormLIME weights
+(:mod:`~paddlex_interpret.training.ranks`). PaddleX then calls ``save_model`` on rank 0 only, and
+rank 0's worker process (started without the launcher's environment: it is not a rank) explains
+the probes with those weights while every rank trains on; the session checks the rank again
+before writing anything. Ranks other than 0 train with ``use_vdl=False``
+(:func:`~paddlex_interpret.runtime.distributed.quiet_other_ranks`).
 
 Example::
 
@@ -52,13 +54,12 @@ import functools
 import inspect
 import logging
 import os
-import pickle
 import re
 import time
 
-from ..api.datasets import resolve_dataset
-from ..runtime.distributed import quiet_other_ranks
+from ..runtime.distributed import quiet_other_ranks, world_size
 from ..runtime.modes import get_rank
+from .hook_worker import WorkerSide
 from .report import WEIGHTS_FILENAME, CheckpointContext
 from .session import ExplainSession
 
@@ -70,9 +71,10 @@ logger = logging.getLogger("paddlex_interpret")
 EXPLAIN_SUBDIR = "explain"
 
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+_WRAPPED = ("train", "save_model", "evaluate")
 
 
-class ExplainHook:
+class ExplainHook(WorkerSide):
     """Explain probe images at every checkpoint of ``model.train(...)`` and log to VisualDL.
 
     Args:
@@ -87,6 +89,9 @@ class ExplainHook:
         worker_device: the Paddle device of the worker process (default ``'cpu'``: on a GPU
             the worker would open a second context on the card training uses, taking its
             memory and time; give ``'gpu:1'`` to explain on another card).
+        shared_normlime: in a multi-card run (without ``weights_builder``), every rank builds
+            its share of a checkpoint's NormLIME weights
+            (:class:`~paddlex_interpret.training.ranks.SharedNormLime`); False: rank 0 alone.
         **options: ``probe_labels``, ``probe_names`` and the
             :class:`~paddlex_interpret.training.options.ExplainOptions` (``num_samples=300``,
             ``seed``, ``freq``, ``normlime``, ``max_images``, ``metrics``, ...).
@@ -97,13 +102,15 @@ class ExplainHook:
     """
 
     def __init__(self, probes, logdir=None, weights_builder=None, background=True,
-                 worker_threads=None, worker_device="cpu", **options):
+                 worker_threads=None, worker_device="cpu", shared_normlime=True, **options):
         self.session = ExplainSession(probes, weights_builder=weights_builder, **options)
         self.logdir = logdir
         self.weights_builder = weights_builder
         self.background = bool(background)
         self.worker_threads = worker_threads
         self.worker_device = worker_device
+        self.shared_normlime = bool(shared_normlime)
+        self._shared = None
         self._options = dict(options)
         self.model = None
         self._saved = {}
@@ -126,14 +133,14 @@ class ExplainHook:
             raise UnsupportedModelError(
                 "ExplainHook needs a paddlex.cv.models classifier (paddlex.cls.* or "
                 "paddlex.load_model), got %s" % type(model).__name__)
-        for name in ("train", "save_model"):
+        for name in _WRAPPED:
             if getattr(getattr(model, name, None), "_explain_hook", None) is not None:
                 raise RuntimeError("%s.%s is already wrapped by another ExplainHook"
                                    % (type(model).__name__, name))
-        self._saved = {name: (name in vars(model), vars(model).get(name))
-                       for name in ("train", "save_model")}
+        self._saved = {name: (name in vars(model), vars(model).get(name)) for name in _WRAPPED}
         original_train = model.train
         original_save = model.save_model
+        original_evaluate = model.evaluate
         hook = self
 
         @functools.wraps(original_train)
@@ -144,10 +151,15 @@ class ExplainHook:
         def save_model(*args, **kwargs):
             return hook._save_model(original_save, *args, **kwargs)
 
-        train._explain_hook = self
-        save_model._explain_hook = self
-        model.train = train
-        model.save_model = save_model
+        @functools.wraps(original_evaluate)
+        def evaluate(*args, **kwargs):
+            result = original_evaluate(*args, **kwargs)
+            hook._after_evaluate()
+            return result
+
+        for fn in (train, save_model, evaluate):
+            fn._explain_hook = self
+        model.train, model.save_model, model.evaluate = train, save_model, evaluate
         self.model = model
         return self
 
@@ -200,6 +212,7 @@ class ExplainHook:
                 "vdlrecords.%010d.log" % time.time()
             self._worker = self._start_worker()
         args, kwargs = quiet_other_ranks(params, args, kwargs)
+        self._shared = self._shared_builds()
         finished = False
         try:
             result = original_train(*args, **kwargs)
@@ -207,89 +220,8 @@ class ExplainHook:
             return result
         finally:
             self._finish_worker(wait=finished)
-            self._run = None
+            self._run = self._shared = None
             self.session.flush()
-
-    # ------------------------------------------------------------------ the worker process
-    def _start_worker(self):
-        """A :class:`~paddlex_interpret.worker.CheckpointWorker` for this run, or None (then
-        checkpoints are explained in the training process) when it cannot run here."""
-        from .worker import CheckpointWorker, WorkerError, background_supported
-
-        if not background_supported():
-            logger.info("explanations: no worker process on this system; explaining in the "
-                        "training process")
-            return None
-        builder = self.weights_builder
-        try:
-            pickle.dumps((self.session.probes, self._options, builder))
-        except Exception as exc:
-            logger.info("explanations: the probes, options or weights_builder cannot be sent to "
-                        "a worker process (%s); explaining in the training process", exc)
-            return None
-        try:
-            return CheckpointWorker(self.session.probes, self._options, builder,
-                                    num_threads=self.worker_threads, device=self.worker_device)
-        except WorkerError as exc:
-            logger.warning("explanations: %s; explaining in the training process", exc)
-            return None
-
-    def _collect(self):
-        """Wait for the worker's pending checkpoints and take in their reports."""
-        worker = self._worker
-        session = self.session
-        while worker is not None and worker.pending:
-            reply = worker.result()
-            if reply.get("log_file") and self._run is not None:
-                session.sink.log_files[os.path.dirname(reply["log_file"])] = \
-                    os.path.basename(reply["log_file"])
-            if reply.get("peak_rss_mib"):
-                self.worker_peak_rss_mib = max(self.worker_peak_rss_mib or 0.0,
-                                               float(reply["peak_rss_mib"]))
-            if reply.get("error"):
-                logger.error("explanations (worker): %s", reply["error"])
-            report = reply.get("report")
-            if report is not None:
-                for error in report.errors:  # already in VisualDL; into this process's log too
-                    logger.error("explanations (worker): %s", error)
-                for old in session.history:
-                    old.images, old.explanations = {}, {}
-                session.history.append(report)
-
-    def _worker_failed(self, exc, epoch, logdir):
-        """The worker died: say so (log and VisualDL text) and explain in-process from now on."""
-        if self._worker is not None:
-            self._worker.terminate()
-        self._worker = None
-        try:
-            raise exc
-        except Exception as err:  # so that the traceback is logged with it
-            self.session.log_error(None, CheckpointContext(epoch=epoch, classifier=None,
-                                                           logdir=logdir), "worker", err)
-        logger.error("explanations: the remaining checkpoints are explained in the training "
-                     "process")
-
-    def _finish_worker(self, wait=True):
-        worker = self._worker
-        if worker is None:
-            return
-        t0 = time.perf_counter()
-        from .worker import WorkerError
-
-        try:
-            if wait:
-                self._collect()
-        except WorkerError as exc:
-            run = self._run or {}
-            self._worker_failed(exc, 0, run.get("logdir"))
-        finally:
-            if self._worker is not None:
-                state = self._worker.close() if wait else self._worker.terminate()
-                if state:
-                    self.session.codebook = state.get("codebook") or self.session.codebook
-                    self.session.global_weights = state.get("global_weights")
-            self._worker = None
-            self.blocked_seconds += time.perf_counter() - t0
 
     def _save_model(self, original_save, *args, **kwargs):
         result = original_save(*args, **kwargs)
@@ -313,42 +245,45 @@ class ExplainHook:
         epoch = int(match.group(1))
         num_epochs = run.get("num_epochs")
         is_last = num_epochs is not None and epoch >= int(num_epochs)
+        decided, fields = self._shared.take(epoch) if self._shared else (None, {})
         if self._worker is not None:
-            self._dispatch(epoch, save_dir, is_last, run)
+            self._dispatch(epoch, save_dir, is_last, run, decided, fields)
             return
-        self._explain_here(epoch, save_dir, is_last, run)
+        self._explain_here(epoch, save_dir, is_last, run, decided=decided, fields=fields)
 
-    def _dispatch(self, epoch, save_dir, is_last, run):
-        """Hand the checkpoint directory to the worker (after its previous checkpoint is done,
-        so that it never falls more than one checkpoint behind)."""
-        from .worker import WorkerError
+    # ------------------------------------------------------------------ every rank (multi-card)
+    def _shared_builds(self):
+        """A :class:`~paddlex_interpret.training.ranks.SharedNormLime` for this run when it
+        has more than one rank (and NormLIME is the default builder's), else None."""
+        if (not self.shared_normlime or self.weights_builder is not None
+                or not self.session.options.normlime or world_size() < 2):
+            return None
+        from .ranks import SharedNormLime
 
-        session = self.session
+        return SharedNormLime(self.session)
+
+    def _after_evaluate(self):
+        """Every rank, after PaddleX's evaluation at a checkpoint: the shared NormLIME build."""
+        shared, run = self._shared, self._run
+        if shared is None or run is None:
+            return
         t0 = time.perf_counter()
         try:
-            if get_rank() != 0 or not session.should_run(is_last):
-                return
-            try:
-                self._collect()
-                dataset = run["eval_dataset"]
-                items, labels, _ = (resolve_dataset(dataset) if dataset is not None
-                                    else (None, None, None))
-                model = self.model
-                self._worker.submit({
-                    "epoch": epoch, "checkpoint_dir": save_dir, "is_last": is_last,
-                    "logdir": os.path.abspath(run["logdir"]), "items": items, "labels": labels,
-                    "label_names": list(model.labels) if getattr(model, "labels", None) else None,
-                    "log_files": dict(session.sink.log_files)})
-            except WorkerError as exc:
-                self._worker_failed(exc, epoch, run["logdir"])
-                self._explain_here(epoch, save_dir, is_last, run, counted=True)
+            epoch = int(getattr(self.model, "completed_epochs", 0))
+            num_epochs = run.get("num_epochs")
+            shared.at_evaluation(self.model, epoch,
+                                 num_epochs is not None and epoch >= int(num_epochs),
+                                 run["eval_dataset"])
+        except Exception:  # never raise into training
+            logger.exception("explanations: the ranks' NormLIME build failed")
         finally:
             spent = time.perf_counter() - t0
             self.blocked_seconds += spent
-            session.schedule.add(spent)
+            self.session.schedule.add(spent)
 
-    def _explain_here(self, epoch, save_dir, is_last, run, counted=False):
-        """Explain the checkpoint in the training process, from the live model."""
+    def _explain_here(self, epoch, save_dir, is_last, run, decided=None, fields=None):
+        """Explain the checkpoint in the training process, from the live model (``decided``:
+        whether it is explained was decided already, by the schedule)."""
         from ..adapters.paddlex import PaddleXClassifier
 
         model = self.model
@@ -365,8 +300,10 @@ class ExplainHook:
         context = CheckpointContext(
             epoch=epoch, classifier=classifier, layer=model.net, checkpoint_dir=save_dir,
             dataset=run["eval_dataset"], logdir=run["logdir"], is_last=is_last,
-            label_names=classifier.label_names)
-        if counted:  # the frequency was checked already
+            label_names=classifier.label_names, **(fields or {}))
+        if decided is not None:
+            if not decided:
+                return
             try:
                 self.session.explain_checkpoint(context)
             except Exception as exc:
@@ -377,11 +314,6 @@ class ExplainHook:
             self.blocked_seconds += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ conveniences
-    @property
-    def worker_pid(self):
-        """The pid of the worker process explaining this run's checkpoints, or None."""
-        return self._worker.pid if self._worker is not None else None
-
     @property
     def history(self):
         return self.session.history

@@ -33,6 +33,10 @@ class CheckpointContext:
         logdir: VisualDL directory for this run (None: the session's).
         is_last: the final checkpoint of the run (always explained, whatever ``freq``).
         label_names: class names.
+        shared_weights: the ranks of a job built this checkpoint's NormLIME weights together:
+            ``global_weights`` holds them, or ``shared_error`` says why that build failed; the
+            session saves and uses them instead of building.
+        global_weights, shared_error: see ``shared_weights``.
     """
 
     epoch: int
@@ -44,6 +48,9 @@ class CheckpointContext:
     logdir: Optional[str] = None
     is_last: bool = False
     label_names: Optional[List[str]] = None
+    shared_weights: bool = False
+    global_weights: Any = None
+    shared_error: Optional[str] = None
 
     def weights_file(self):
         """Where this checkpoint's NormLIME weights go, or None."""

@@ -159,8 +159,11 @@ class ExplainSession:
         o = self.options
         report = CheckpointReport(epoch=int(context.epoch), pid=os.getpid())
         run_index = self.schedule.next_index()
-        do_normlime = (o.normlime and run_index % o.normlime_freq == 0
-                       and (context.dataset is not None or not self.builder.needs_dataset))
+        if context.shared_weights:  # built by the ranks when due (normlime_freq)
+            do_normlime = context.global_weights is not None or bool(context.shared_error)
+        else:
+            do_normlime = (o.normlime and run_index % o.normlime_freq == 0
+                           and (context.dataset is not None or not self.builder.needs_dataset))
         do_metrics = o.metrics and run_index % o.metrics_freq == 0
         with preserve_training_state(context.layer), context.classifier.hold_weights():
             if do_normlime:

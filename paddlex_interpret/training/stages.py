@@ -43,7 +43,9 @@ class NormLimeStage:
         self.builder.reset()
 
     def run(self, context, report):
-        gw = self.builder(context)
+        if context.shared_weights and context.shared_error:
+            raise RuntimeError("NormLIME weights built by the ranks: %s" % context.shared_error)
+        gw = context.global_weights if context.shared_weights else self.builder(context)
         if gw is None:
             return None
         path = context.weights_file() if self.options.save_weights else None

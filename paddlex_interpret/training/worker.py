@@ -257,6 +257,9 @@ def _run_job(state, job):
     items, labels = job.get("items"), job.get("labels")
     if items is not None:
         context.dataset = list(zip(items, labels)) if labels else list(items)
+    context.shared_weights = bool(job.get("shared_weights"))  # built by the training ranks
+    context.global_weights, context.shared_error = job.get("global_weights"), job.get(
+        "shared_error")
     context.classifier = state.classifier
     context.layer = model.net
     context.label_names = job.get("label_names") or state.classifier.label_names

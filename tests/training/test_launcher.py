@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 
+from paddlex_interpret.core.global_weights import GlobalWeights
+
 from helpers import read_run, steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,8 +81,34 @@ def test_the_hook_under_the_launcher(tmp_path):
     assert any("Eval" in tag for tag in curves.get_tags().get("scalar", []))
     explain = read_run(str(train / "vdl_log" / "explain"))
     assert steps(explain, "image", "explain/probe_0/lime") == [1, 2]
-    weights = np.load(str(train / "epoch_2" / "normlime_weights.npz"), allow_pickle=False)
-    assert np.isfinite(weights["weights"]).all()
+    # every rank built its share of each checkpoint's weights: the bits of one process
+    shared = GlobalWeights.load(str(train / "epoch_2" / "normlime_weights.npz"))
+    assert shared.info["ranks"] == 2
+    one = one_process_weights(out, train / "epoch_2")
+    assert np.array_equal(shared.weights, one.weights)
+    assert shared.codebook.fingerprint() == one.codebook.fingerprint()
+    assert shared.info["n_images"] == one.info["n_images"] == 12
+
+
+def one_process_weights(out, checkpoint):
+    """The checkpoint's NormLIME weights built here, in one process, as the hook's session
+    would (the example's options, the default builder, Paddle Inference)."""
+    import paddlex as pdx
+
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+    from paddlex_interpret.training.builders import NormLimeBuilder
+    from paddlex_interpret.training.options import ExplainOptions
+    from paddlex_interpret.training.report import CheckpointContext
+
+    model = pdx.load_model(str(checkpoint))
+    data = out / "data"
+    T = pdx.transforms
+    val = pdx.datasets.ImageNet(str(data), str(data / "val_list.txt"), str(data / "labels.txt"),
+                                T.Compose([T.Resize(32), T.Normalize()]))
+    clf = PaddleXClassifier(model, backend="inference", parallel=False, num_threads=1)
+    builder = NormLimeBuilder(ExplainOptions(num_samples=100, max_images=12, seed=0))
+    return builder(CheckpointContext(epoch=2, classifier=clf, dataset=val,
+                                     label_names=clf.label_names))
 
 
 def test_a_failure_inside_the_hook_on_rank_zero_does_not_hang_the_others(tmp_path):
@@ -96,3 +124,42 @@ def test_a_failure_inside_the_hook_on_rank_zero_does_not_hang_the_others(tmp_pat
     assert "builder broke" not in logs.get("workerlog.1", "")
     explain = read_run(str(out / "train" / "vdl_log" / "explain"))
     assert steps(explain, "image", "explain/probe_0/lime") == [1, 2]
+
+
+#: the example, with rank 1 failing in its share of the NormLIME build at the first checkpoint
+RANK_FAILING_SCRIPT = r'''
+import sys
+sys.path.insert(0, %(examples)r)
+import paddle.distributed as dist
+import train_multicard as example
+from paddlex_interpret.core import concepts
+
+original = concepts.superpixel_descriptors
+calls = []
+
+
+def failing(*args, **kwargs):
+    calls.append(1)
+    if dist.get_rank() == 1 and len(calls) == 1:
+        raise RuntimeError("rank 1 broke its share")
+    return original(*args, **kwargs)
+
+
+concepts.superpixel_descriptors = failing
+example.main()
+'''
+
+
+def test_a_rank_failing_in_the_shared_build_stops_no_one(tmp_path):
+    script = tmp_path / "rank_failing.py"
+    script.write_text(RANK_FAILING_SCRIPT % {"examples": os.path.dirname(EXAMPLE)})
+    out, ranks, logs = launch(tmp_path, str(script), "--epochs", "2")
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    assert ranks[0]["epochs"] == [1, 2] and ranks[0]["errors"] == 1
+    train = out / "train"
+    # epoch 1: no weights (said in VisualDL, with the rank and its error); epoch 2 built again
+    assert not (train / "epoch_1" / "normlime_weights.npz").exists()
+    assert GlobalWeights.load(str(train / "epoch_2" / "normlime_weights.npz")).info["ranks"] == 2
+    explain = read_run(str(train / "vdl_log" / "explain"))
+    errors = [r.text.encoded_text_string for r in explain.get_data("text", "explain/errors")]
+    assert len(errors) == 1 and "rank 1: RuntimeError: rank 1 broke its share" in errors[0]
