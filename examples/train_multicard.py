@@ -19,10 +19,12 @@ Each rank writes ``<out>/rank<N>.json`` (its world size, the epochs it explained
 its final weights: the ranks of one run must agree).
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import time
 import warnings
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ INFO lines are not the example's
@@ -57,10 +59,14 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--per-class", type=int, default=32, help="training images per class")
+    ap.add_argument("--val-per-class", type=int, default=None,
+                    help="validation images per class (default a quarter of --per-class)")
     ap.add_argument("--num-samples", type=int, default=100, help="LIME samples per probe")
     ap.add_argument("--max-images", type=int, default=12, help="NormLIME images per checkpoint")
     ap.add_argument("--foreground", action="store_true",
                     help="explain in rank 0's training process, not in a worker process")
+    ap.add_argument("--no-explain", action="store_true",
+                    help="train without the hook (to compare the cost)")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
 
@@ -82,14 +88,12 @@ def main(argv=None, hook_factory=make_hook):
     rank, world = dist.get_rank(), dist.get_world_size()
     out = os.path.abspath(args.out)
     data_root = os.path.join(out, "data")
+    sizes = dict(num_train_per_class=args.per_class, image_size=args.image_size, seed=args.seed,
+                 num_val_per_class=args.val_per_class or max(4, args.per_class // 4))
     if rank == 0:  # one writer; the others wait at the barrier
-        make_shapes_dataset(data_root, num_train_per_class=args.per_class,
-                            num_val_per_class=max(4, args.per_class // 4),
-                            image_size=args.image_size, seed=args.seed, overwrite=True)
+        make_shapes_dataset(data_root, overwrite=True, **sizes)
     dist.barrier()
-    ds = make_shapes_dataset(data_root, num_train_per_class=args.per_class,
-                             num_val_per_class=max(4, args.per_class // 4),
-                             image_size=args.image_size, seed=args.seed)
+    ds = make_shapes_dataset(data_root, **sizes)
     np.random.seed(args.seed)
     paddle.seed(args.seed)
     T = pdx.transforms
@@ -101,14 +105,18 @@ def main(argv=None, hook_factory=make_hook):
     val = pdx.datasets.ImageNet(ds.root, ds.val_list, ds.labels_file, eval_tf, num_workers=0)
     probes = [path for path, _, _ in ds.val_items()[:2]]
     model = pdx.cls.MobileNetV3_small(num_classes=len(ds.labels))
-    hook = hook_factory(args, probes)
-    with hook.attach(model):
+    hook = None if args.no_explain else hook_factory(args, probes)
+    t0 = time.perf_counter()
+    with hook.attach(model) if hook else contextlib.nullcontext():
         model.train(num_epochs=args.epochs, train_dataset=train, train_batch_size=8,
                     eval_dataset=val, save_interval_epochs=1, log_interval_steps=5,
                     save_dir=os.path.join(out, "train"), pretrain_weights=None,
                     learning_rate=0.02, use_vdl=True)
-    summary = {"rank": rank, "world": world, "epochs": [r.epoch for r in hook.history],
-               "errors": sum(len(r.errors) for r in hook.history),
+    history = hook.history if hook else []
+    summary = {"rank": rank, "world": world, "epochs": [r.epoch for r in history],
+               "errors": sum(len(r.errors) for r in history),
+               "train_seconds": time.perf_counter() - t0,
+               "blocked_seconds": hook.blocked_seconds if hook else 0.0,
                "accuracy": float((getattr(model, "eval_metrics", None) or {}).get("acc1", "nan")),  # rank 0 only
                "weights": weights_digest(model)}
     with open(os.path.join(out, "rank%d.json" % rank), "w") as f:
