@@ -17,8 +17,9 @@ explained epoch are written next to Paddle's checkpoints as
 ``<save_dir>/<epoch>.normlime_weights.npz`` (``<epoch>`` 0-based, like Paddle's
 ``<epoch>.pdparams``).
 
-Multi-card: every rank runs the callback, only rank 0 explains and writes (NormLIME on rank 0
-alone); the others go on to the next collective.
+Multi-card: every rank runs the callback; every rank builds its share of the NormLIME weights
+(:mod:`~paddlex_interpret.training.ranks`, unless ``shared_normlime=False``), then rank 0 alone
+explains the probes and writes; the others go on to the next collective.
 
 Example::
 
@@ -35,10 +36,13 @@ Example::
 """
 import logging
 import os
+import time
 
 import numpy as np
 import paddle
 
+from ..runtime.distributed import cpu_share, world_size
+from ..runtime.modes import get_rank
 from .report import CheckpointContext
 from .session import ExplainSession
 
@@ -98,6 +102,8 @@ class ExplainCallback(paddle.callbacks.Callback):
             function ``f(context) -> GlobalWeights`` replacing the default builder.
         backend, parallel: how the network runs (see
             :class:`~paddlex_interpret.adapters.base.PaddleClassifier`).
+        shared_normlime: in a multi-card ``fit`` (without ``weights_builder``), every rank
+            builds its share of the NormLIME weights; False: rank 0 alone.
         **options: ``probe_labels``, ``probe_names`` and the
             :class:`~paddlex_interpret.training.options.ExplainOptions` (``num_samples``,
             ``seed``, ``freq``, ``normlime``, ``max_images``, ``metrics``...).
@@ -105,7 +111,8 @@ class ExplainCallback(paddle.callbacks.Callback):
 
     def __init__(self, probes, preprocess=None, probe_size=None, logdir=DEFAULT_LOGDIR,
                  save_dir=None, trigger="epoch_end", normlime_data=None, label_names=None,
-                 weights_builder=None, backend="auto", parallel="auto", **options):
+                 weights_builder=None, backend="auto", parallel="auto", shared_normlime=True,
+                 **options):
         super().__init__()
         from ..runtime.policy import check_backend, check_parallel
 
@@ -136,6 +143,8 @@ class ExplainCallback(paddle.callbacks.Callback):
         self._in_fit = False
         self._epoch = None
         self._epochs = None
+        self._share = shared_normlime and weights_builder is None
+        self._shared = None
 
     # ------------------------------------------------------------------ paddle hooks
     def on_train_begin(self, logs=None):
@@ -143,6 +152,11 @@ class ExplainCallback(paddle.callbacks.Callback):
         self._epoch = None
         self._epochs = (self.params or {}).get("epochs")
         self.session.reset_run()
+        self._shared = None
+        if self._share and self.session.options.normlime and world_size() > 1:
+            from .ranks import SharedNormLime
+
+            self._shared = SharedNormLime(self.session)
 
     def on_train_end(self, logs=None):
         self._in_fit = False
@@ -182,7 +196,36 @@ class ExplainCallback(paddle.callbacks.Callback):
         except Exception:  # never raise into fit
             logger.exception("explanations: could not prepare the checkpoint at epoch %s", epoch)
             return None
-        return self.session.on_checkpoint(context)
+        if self._shared is None:
+            return self.session.on_checkpoint(context)
+        return self._shared_checkpoint(context, network)
+
+    def _shared_checkpoint(self, context, network):
+        """Every rank builds its share of the weights, then rank 0 explains with them."""
+        def make():
+            from ..adapters.layer import LayerClassifier
+
+            return LayerClassifier(network, preprocess=self.preprocess,
+                                   label_names=self.label_names, input_size=self.probe_size,
+                                   backend="inference", parallel=False, num_threads=cpu_share())
+
+        t0 = time.perf_counter()
+        try:
+            self._shared.at_checkpoint(make, network, context.epoch, context.is_last,
+                                       self.dataset)
+            if get_rank() != 0:
+                return None
+            decided, fields = self._shared.take(context.epoch)
+            if not decided:
+                return None
+            for name, value in fields.items():
+                setattr(context, name, value)
+            return self.session.explain_checkpoint(context)
+        except Exception as exc:  # the guard of last resort: training must go on
+            self.session.log_error(None, context, "checkpoint", exc)
+            return None
+        finally:
+            self.session.schedule.add(time.perf_counter() - t0)
 
     def close(self):
         """Flush and close the VisualDL writer."""

@@ -1,7 +1,8 @@
 """NormLIME weights at a checkpoint built by every rank of a multi-card run.
 
 PaddleX's ``train_loop`` evaluates on every rank at a checkpoint, then saves it on rank 0 only.
-:class:`SharedNormLime` runs right after that evaluation (the hook wraps ``evaluate``): rank 0
+:class:`SharedNormLime` runs right after that evaluation (the hook wraps ``evaluate``; the
+``paddle.Model.fit`` callback runs on every rank and calls it at its checkpoints): rank 0
 decides whether the checkpoint is explained (the session's schedule) and whether NormLIME is due
 (``normlime_freq``), and tells the others; then every rank builds its share of the weights (a
 :class:`~paddlex_interpret.training.builders.NormLimeBuilder` over the job's collective: its
@@ -52,7 +53,16 @@ class SharedNormLime:
         self.seconds = 0.0
 
     def at_evaluation(self, model, epoch, is_last, dataset):
-        """On every rank, after the checkpoint's evaluation: decide together, build together."""
+        """On every rank, after a PaddleX model's evaluation at a checkpoint."""
+        from ..adapters.paddlex import PaddleXClassifier
+
+        self.at_checkpoint(lambda: PaddleXClassifier(model, backend="inference", parallel=False,
+                                                     num_threads=cpu_share()),
+                           model.net, epoch, is_last, dataset)
+
+    def at_checkpoint(self, make_classifier, layer, epoch, is_last, dataset):
+        """On every rank at a checkpoint: decide together, build together (``make_classifier()``:
+        this rank's classifier of the current weights, on Paddle Inference)."""
         o, rank0 = self.session.options, self.collective.rank == 0
         go = due = False
         if rank0:
@@ -64,28 +74,26 @@ class SharedNormLime:
             self.decided[epoch] = go
         if due:
             t0 = time.perf_counter()
-            fields = self._build(model, epoch, dataset)
+            fields = self._build(make_classifier, layer, epoch, dataset)
             if rank0:
                 self.built[epoch] = fields
                 self.seconds += time.perf_counter() - t0
 
-    def _build(self, model, epoch, dataset):
+    def _build(self, make_classifier, layer, epoch, dataset):
         """This rank's share; ``{"global_weights"| "shared_error": ...}`` for the session."""
-        from ..adapters.paddlex import PaddleXClassifier
         from ..core.sharding import checked
 
         try:
-            classifier = checked(self.collective, lambda: PaddleXClassifier(
-                model, backend="inference", parallel=False, num_threads=cpu_share()))
-            context = CheckpointContext(epoch=epoch, classifier=classifier, layer=model.net,
+            classifier = checked(self.collective, make_classifier)
+            context = CheckpointContext(epoch=epoch, classifier=classifier, layer=layer,
                                         dataset=dataset, label_names=classifier.label_names)
             try:
-                with preserve_training_state(model.net), classifier.hold_weights():
+                with preserve_training_state(layer), classifier.hold_weights():
                     return {"global_weights": self.builder(context)}
             finally:
                 from ..runtime.cache import release_engines
 
-                release_engines(model.net)
+                release_engines(layer)
         except Exception as exc:  # every rank gets here together; the explaining process says it
             logger.debug("NormLIME on rank %d failed at epoch %d", self.collective.rank, epoch,
                          exc_info=True)

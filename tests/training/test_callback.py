@@ -271,8 +271,9 @@ if __name__ == "__main__":
 
 
 def test_two_process_cpu_run_only_rank_zero_explains(tmp_path):
-    """A real 2-process data-parallel ``fit`` on CPU (gloo): both ranks run the callback, only
-    rank 0 explains, builds NormLIME and writes (one VisualDL file, one weights file per epoch)."""
+    """A real 2-process data-parallel ``fit`` on CPU (gloo): both ranks run the callback and
+    build their share of the NormLIME weights, only rank 0 explains and writes (one VisualDL
+    file, one weights file per epoch)."""
     import json
     import subprocess
     import sys
@@ -295,3 +296,6 @@ def test_two_process_cpu_run_only_rank_zero_explains(tmp_path):
                                                        "1.normlime_weights.npz"]
     reader = read_run(str(out / "vdl" / "explain"))
     assert steps(reader, "image", "explain/probe_0/lime") == [1, 2]
+    # both ranks built their share of every epoch's weights
+    shared = GlobalWeights.load(str(out / "weights" / "1.normlime_weights.npz"))
+    assert shared.info["ranks"] == 2 and shared.info["n_images"] == 6
