@@ -13,7 +13,8 @@ The hook does not import paddle itself, so it costs nothing until something asks
 It is installed by ``import paddlex_interpret`` and, for scripts that ``import paddlex`` first, at
 interpreter start-up by the ``paddlex_interpret-compat.pth`` file that ``pip install`` puts into
 site-packages. :func:`patch_paddlex` fixes PaddleX's multi-card evaluation, which divides the
-return value of ``paddle.distributed.all_reduce`` (an in-place op returning a task since Paddle 2.6).
+return value of ``paddle.distributed.all_reduce`` (an in-place op returning a task since Paddle 2.6),
+and lets ``paddlex.deploy.Predictor`` open the ``model.json`` program Paddle 3 exports.
 
 Example::
 
@@ -24,6 +25,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 
 __all__ = ["install_fluid_alias", "enable_paddlex_plugin", "patch_paddlex", "ensure_paddlex",
@@ -168,10 +170,40 @@ def _all_reduce_returning_tensor(all_reduce):
     return wrapped
 
 
+def _config_reading_pir_programs(config_class):
+    class PirConfig(config_class):
+        def enable_memory_optim(self, *args, **kwargs):
+            # Paddle 3's memory_optimize_pass is not registered for PIR programs: creating the
+            # predictor would fail with "Not find ... memory_optimize_pass".
+            pass
+
+    def config(*args):
+        prog_file = args[0] if args else None
+        # Paddle 3 exports ``model.json`` (PIR) where PaddleX 2.1's Predictor asks for model.pdmodel.
+        if (isinstance(prog_file, str) and prog_file.endswith(".pdmodel")
+                and not os.path.exists(prog_file)
+                and os.path.exists(prog_file[:-len(".pdmodel")] + ".json")):
+            return PirConfig(prog_file[:-len(".pdmodel")] + ".json", *args[1:])
+        return config_class(*args)
+    config._paddlex_interpret_patched = True
+    return config
+
+
+def _patch_deploy():
+    """Let ``paddlex.deploy.Predictor`` open the models Paddle 3 exports (idempotent)."""
+    from paddlex import deploy
+
+    if not getattr(deploy.Config, "_paddlex_interpret_patched", False):
+        deploy.Config = _config_reading_pir_programs(deploy.Config)
+
+
 def patch_paddlex():
-    """Patch PaddleX 2.1 classifier evaluation for multi-card runs on Paddle >= 2.6 (idempotent)."""
+    """Patch PaddleX 2.1 for current Paddle: multi-card classifier evaluation on Paddle >= 2.6,
+    and deployed Paddle 3 models in ``paddlex.deploy.Predictor`` (idempotent)."""
     import paddle
     from paddlex.cv.models import classifier
+
+    _patch_deploy()
 
     dist = getattr(classifier.paddle, "distributed")
     if getattr(dist.all_reduce, "_paddlex_interpret_patched", False):

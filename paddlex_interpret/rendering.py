@@ -127,6 +127,24 @@ def lime_figure(explanation, label=None):
     return fig
 
 
+def saliency_figure(explanation, label=None):
+    """A gradient method's figure, 1 x 3: the image, its map over the image, and the superpixels
+    holding half of the map's positive mass (``label`` defaults to ``labels[0]``)."""
+    label = int(explanation.labels[0] if label is None else label)
+    name = explanation.label_name(label)
+    method = explanation.settings.get("method", "saliency")
+    fig, axes = _new_figure(1, 3)
+    axes[0, 0].imshow(explanation.image)
+    axes[0, 0].set_title("label %s, proba: %.3f" % (name, float(
+        explanation.probabilities[label])))
+    axes[0, 1].imshow(heatmap_overlay(explanation, label, kind="map"))
+    axes[0, 1].set_title("%s, label %s" % (method, name))
+    n = explanation.num_features_for_mass(label, 0.5)
+    axes[0, 2].imshow(overlay(explanation, label, n))
+    axes[0, 2].set_title("first %d superpixels" % n)
+    return fig
+
+
 def normlime_figure(explanation, label=None):
     """PaddleX 1.3's NormLIME figure: a 4 x 5 grid of 5-inch panels.
 

@@ -73,6 +73,10 @@ class PaddleClassifier(Classifier):
     def _layer(self):
         raise NotImplementedError
 
+    def network(self):
+        """The ``paddle.nn.Layer`` that runs (the gradient methods differentiate it)."""
+        return self._layer()
+
     def preprocess(self, images):
         raise NotImplementedError
 

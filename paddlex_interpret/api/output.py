@@ -33,15 +33,16 @@ def image_name(img_file):
 
 
 def save_explanation(explanation, save_dir, name, stem, figure="lime"):
-    """Render ``explanation`` (``figure``: ``'lime'`` or ``'normlime'``, PaddleX 1.3's figures)
+    """Render ``explanation`` (``figure``: ``'lime'`` or ``'normlime'``, PaddleX 1.3's figures, or
+    ``'saliency'`` for a gradient method's map)
     into ``save_dir/<name>/<stem>-<k>.png`` and save its ``.npz`` beside it; sets
     ``explanation.png_path`` / ``npz_path`` and returns the PNG path."""
     from .. import rendering
 
     out_dir = ensure_writable_dir(os.path.join(save_dir, name))
     png = next_free_path(out_dir, stem)
-    fig = rendering.lime_figure(explanation) if figure == "lime" else \
-        rendering.normlime_figure(explanation)
+    fig = {"lime": rendering.lime_figure, "normlime": rendering.normlime_figure,
+           "saliency": rendering.saliency_figure}[figure](explanation)
     rendering.save_figure(fig, png)
     explanation.png_path = png
     explanation.npz_path = explanation.save(png[:-4] + ".npz")

@@ -4,7 +4,8 @@ paddlex_interpret``, ``paddlex.interpret`` *is* this module.
 The functions keep PaddleX 1.3's signatures and semantics, take a few keyword-only extras (seed,
 top_k, labels, segmenter, fill...) and return the result object instead of ``None``. No logic
 lives here: :mod:`~paddlex_interpret.api.lime`, :mod:`~paddlex_interpret.api.normlime` and
-:mod:`~paddlex_interpret.api.glime` hold it.
+:mod:`~paddlex_interpret.api.glime` hold it; the gradient methods (``gradcam``, ``smoothgrad``,
+``integrated_gradients``, :mod:`~paddlex_interpret.api.saliency`) sit beside them.
 
 Example::
 
@@ -17,5 +18,6 @@ Example::
 from .glime import glime
 from .lime import lime
 from .normlime import normlime
+from .saliency import gradcam, integrated_gradients, smoothgrad
 
-__all__ = ["lime", "normlime", "glime"]
+__all__ = ["lime", "normlime", "glime", "gradcam", "smoothgrad", "integrated_gradients"]

@@ -163,6 +163,7 @@ class Explanation:
                   if isinstance(v, np.ndarray)}
         for k, v in self.extra.items():
             arrays["extra__" + k] = v
+        arrays.update(self._more_arrays())
         meta = {"label_names": self.label_names, "settings": self.settings,
                 "format": "paddlex_interpret.Explanation/1"}
         arrays["meta_json"] = np.frombuffer(json.dumps(meta, default=str).encode("utf8"),
@@ -173,6 +174,10 @@ class Explanation:
         with atomic_write(path, "wb") as f:
             np.savez_compressed(f, **arrays)
         return path
+
+    def _more_arrays(self):
+        """Arrays a subclass saves besides the base ones (read back by its ``load``)."""
+        return {}
 
     @classmethod
     def load(cls, path):
