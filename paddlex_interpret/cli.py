@@ -1,4 +1,5 @@
-"""Command line: ``paddlex-interpret lime|normlime|glime|build-weights ...``.
+"""Command line: ``paddlex-interpret lime|normlime|glime|gradcam|smoothgrad|integrated-gradients|
+build-weights ...``.
 
 Arguments are checked before the model is loaded; a user error (a missing image, a bad number, a
 directory that is not a saved model, a detector model...) prints one line and exits with status 2
@@ -8,11 +9,12 @@ saved, the backend chosen) are shown; ``--quiet`` keeps warnings only, ``--verbo
 Examples::
 
     paddlex-interpret lime --model output/best_model --image val/0001.png --num-samples 1000
-    paddlex-interpret lime --model output/best_model --image val/0001.png --labels cat dog --fill grey
+    paddlex-interpret lime --model output/best_model --image val/0001.png --labels cat --fill grey
     paddlex-interpret build-weights --model output/best_model --dataset data/ --out nl.npz
     paddlex-interpret build-weights --model output/best_model --dataset data/ --out nl.npz --nproc 4
     paddlex-interpret normlime --model output/best_model --image val/0001.png --dataset data/
     paddlex-interpret glime --model output/best_model --image val/0001.png --prior prior.npz
+    paddlex-interpret gradcam --model output/best_model --image val/0001.png
 """
 import argparse
 import json
@@ -75,6 +77,36 @@ def _explain_args(p, with_dataset=False):
         _dataset_args(p, required=True)
 
 
+#: sub-command -> what it computes (paddlex_interpret.api.saliency)
+GRADIENT_COMMANDS = {"gradcam": "Grad-CAM", "smoothgrad": "SmoothGrad",
+                     "integrated-gradients": "Integrated Gradients"}
+
+
+def _gradient_args(p, name):
+    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
+    p.add_argument("--image", required=True, help="the image to explain")
+    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
+    p.add_argument("--seed", type=int, default=0, help="noise and segmentation seed")
+    p.add_argument("--top-k", type=_positive, default=1,
+                   help="explain the k most probable classes (unless --labels)")
+    p.add_argument("--labels", nargs="+", default=None,
+                   help="classes to explain, by name or id (default: the top-k predicted)")
+    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
+                   help="superpixels for the per-superpixel scores")
+    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    if name == "gradcam":
+        p.add_argument("--target-layer", default=None,
+                       help="sub-layer name (default: the last convolution keeping 7 cells a "
+                            "side)")
+    elif name == "smoothgrad":
+        p.add_argument("--n-samples", type=_positive, default=25, help="noisy copies")
+        p.add_argument("--noise", type=_positive_float, default=0.15,
+                       help="noise level, a share of the input's range")
+    else:
+        p.add_argument("--steps", type=_positive, default=32, help="steps of the path integral")
+    _verbosity_args(p, default=argparse.SUPPRESS)
+
+
 def _verbosity_args(p, default):
     """--quiet / --verbose / --debug, before or after the sub-command (``default`` is
     ``argparse.SUPPRESS`` on a sub-command, so that it does not undo the main one's)."""
@@ -133,6 +165,10 @@ def build_parser():
     p.add_argument("--prior", required=True, help="a NormLIME weights file (the prior)")
     p.add_argument("--beta", default="10",
                    help="the prior's strength (a number >= 0, or 'auto': chosen per image)")
+    for name, what in GRADIENT_COMMANDS.items():
+        p = sub.add_parser(name, help="%s of one image (dygraph, gradients)" % what,
+                           formatter_class=fmt)
+        _gradient_args(p, name)
     p = sub.add_parser("build-weights", help="build (or --inspect) a NormLIME weights file",
                        formatter_class=fmt)
     p.add_argument("--model", help="a saved PaddleX model directory (to build)")
@@ -208,7 +244,7 @@ def _check(args):
                 raise UsageError("--out %r does not exist (nothing to inspect)" % args.out)
         elif not args.model or not args.dataset:
             raise UsageError("build-weights needs --model and --dataset (or --inspect)")
-    if args.progress is None:
+    if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
 
 
@@ -267,6 +303,17 @@ def _explain_kwargs(args):
                 progress=args.progress)
 
 
+def _gradients(args, model):
+    from .api import saliency
+
+    extra = {"gradcam": lambda: dict(target_layer=args.target_layer),
+             "smoothgrad": lambda: dict(n_samples=args.n_samples, noise=args.noise),
+             "integrated-gradients": lambda: dict(steps=args.steps)}[args.command]()
+    fn = getattr(saliency, args.command.replace("-", "_"))
+    return fn(args.image, model, args.save_dir, labels=args.labels, top_k=args.top_k,
+              segmenter=args.segmenter, seed=args.seed, **extra)
+
+
 def _run(args):
     from .api import paddlex13
 
@@ -288,6 +335,8 @@ def _run(args):
                                  args.batch_size, args.save_dir, args.weights_file,
                                  mode=args.mode, max_images=args.max_images,
                                  **_explain_kwargs(args))
+    elif args.command in GRADIENT_COMMANDS:
+        exp = _gradients(args, model)
     elif args.command == "glime":
         exp = paddlex13.glime(args.image, model, args.prior, beta=args.beta,
                               num_samples=args.num_samples, batch_size=args.batch_size,

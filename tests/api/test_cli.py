@@ -108,3 +108,33 @@ def test_build_weights_with_two_processes_writes_the_weights_of_one(trained_clas
     one, two = GlobalWeights.load(files[1]), GlobalWeights.load(files[2])
     assert two.info["ranks"] == 2
     assert np.array_equal(one.weights, two.weights) and one.fingerprint == two.fingerprint
+
+
+def test_gradient_commands_write_what_the_library_does(trained_classifier, val_items, pdx,
+                                                       tmp_path):
+    import json
+
+    import numpy as np
+
+    from paddlex_interpret.core.saliency import SaliencyExplanation
+
+    model_dir = trained_classifier.best_model_dir
+    image = val_items[2][0]
+    label = trained_classifier.labels[val_items[2][1]]
+    out = run_cli("gradcam", "--model", model_dir, "--image", image, "--labels", label,
+                  "--save-dir", str(tmp_path), "--segmenter", "slic")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["png"].endswith("gradcam-0.png") and os.path.exists(summary["png"])
+    assert summary["explained"] == [label]
+    saved = SaliencyExplanation.load(summary["npz"])
+    model = pdx.load_model(model_dir)
+    here = pdx.interpret.gradcam(image, model, labels=[label], segmenter="slic")
+    np.testing.assert_allclose(saved.maps, here.maps, rtol=1e-5, atol=1e-7)
+    out = run_cli("integrated-gradients", "--model", model_dir, "--image", image, "--steps",
+                  "0")
+    assert out.returncode == 2 and "steps" in out.stderr.strip().splitlines()[-1]
+    out = run_cli("smoothgrad", "--model", model_dir, "--image", image, "--n-samples", "3",
+                  "--save-dir", str(tmp_path), "--quiet")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "smoothgrad-0.png" in json.loads(out.stdout.strip().splitlines()[-1])["png"]
