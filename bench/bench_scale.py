@@ -142,7 +142,8 @@ def main():
         "Paddle and loading the model). Efficiency is the speed-up over 2." % (
             len(items), AGGREGATE_SAMPLES),
         markdown_table(["mode", "images", "1 process (s)", "2 processes, wall (s)",
-                        "in the ranks (s)", "start-up (s)", "speed-up", "efficiency", "weights vs 1 process"],
+                        "in the ranks (s)", "start-up (s)", "speed-up", "efficiency",
+                        "weights vs 1 process"],
                        offline)]
     if hook:
         body += [

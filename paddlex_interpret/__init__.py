@@ -28,6 +28,8 @@ _LAZY = {
     "gradcam": ("paddlex_interpret.api.saliency", "gradcam"),
     "smoothgrad": ("paddlex_interpret.api.saliency", "smoothgrad"),
     "integrated_gradients": ("paddlex_interpret.api.saliency", "integrated_gradients"),
+    "input_x_gradient": ("paddlex_interpret.api.saliency", "input_x_gradient"),
+    "audit": ("paddlex_interpret.api.audit", "audit"),
     "SaliencyExplanation": ("paddlex_interpret.core.saliency", "SaliencyExplanation"),
     "build_normlime_weights": ("paddlex_interpret.api.weights", "build_normlime_weights"),
     "load_or_build_normlime_weights": ("paddlex_interpret.api.weights_cache",

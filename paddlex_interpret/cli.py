@@ -1,5 +1,5 @@
 """Command line: ``paddlex-interpret lime|normlime|glime|gradcam|smoothgrad|integrated-gradients|
-build-weights ...``.
+audit|build-weights ...``.
 
 Arguments are checked before the model is loaded; a user error (a missing image, a bad number, a
 directory that is not a saved model, a detector model...) prints one line and exits with status 2
@@ -15,6 +15,7 @@ Examples::
     paddlex-interpret normlime --model output/best_model --image val/0001.png --dataset data/
     paddlex-interpret glime --model output/best_model --image val/0001.png --prior prior.npz
     paddlex-interpret gradcam --model output/best_model --image val/0001.png
+    paddlex-interpret audit --model output/best_model --dataset data/ --save-dir audit
 """
 import argparse
 import json
@@ -22,120 +23,13 @@ import logging
 import os
 import sys
 
+from .cli_args import (FILLS, GRADIENT_COMMANDS, audit_args, dataset_args, explain_args,
+                       gradient_args, positive, progress_args, verbosity_args)
 from .errors import UsageError, user_error
 
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("paddlex_interpret")
-
-FILLS = ("auto", "black", "grey", "median", "mean", "blur")
-SEGMENTERS = ("quickshift", "slic", "felzenszwalb", "quickshift_skimage")
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1, got %d" % value)
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0, got %s" % text)
-    return value
-
-
-def _explain_args(p, with_dataset=False):
-    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
-    p.add_argument("--image", required=True, help="the image to explain")
-    p.add_argument("--num-samples", type=_positive, default=3000, help="LIME samples")
-    p.add_argument("--batch-size", type=_positive, default=50, help="model batch size")
-    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
-    p.add_argument("--seed", type=int, default=0, help="sampling and segmentation seed")
-    p.add_argument("--top-k", type=_positive, default=1,
-                   help="explain the k most probable classes (unless --labels)")
-    p.add_argument("--labels", nargs="+", default=None,
-                   help="classes to explain, by name or id (default: the top-k predicted)")
-    p.add_argument("--fill", default="auto",
-                   help="what hidden superpixels become: %s, or a colour 'R,G,B' ('black' is "
-                        "PaddleX 1.3's; 'auto' chooses per image)" % ", ".join(FILLS))
-    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
-                   help="superpixels (quickshift: PaddleX 1.3's settings)")
-    p.add_argument("--kernel-width", type=_positive_float, default=0.25,
-                   help="LIME's kernel width on the cosine distance")
-    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
-    _progress_args(p)
-    _verbosity_args(p, default=argparse.SUPPRESS)
-    if with_dataset:
-        _dataset_args(p, required=True)
-
-
-#: sub-command -> what it computes (paddlex_interpret.api.saliency)
-GRADIENT_COMMANDS = {"gradcam": "Grad-CAM", "smoothgrad": "SmoothGrad",
-                     "integrated-gradients": "Integrated Gradients"}
-
-
-def _gradient_args(p, name):
-    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
-    p.add_argument("--image", required=True, help="the image to explain")
-    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
-    p.add_argument("--seed", type=int, default=0, help="noise and segmentation seed")
-    p.add_argument("--top-k", type=_positive, default=1,
-                   help="explain the k most probable classes (unless --labels)")
-    p.add_argument("--labels", nargs="+", default=None,
-                   help="classes to explain, by name or id (default: the top-k predicted)")
-    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
-                   help="superpixels for the per-superpixel scores")
-    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
-    if name == "gradcam":
-        p.add_argument("--target-layer", default=None,
-                       help="sub-layer name (default: the last convolution keeping 7 cells a "
-                            "side)")
-    elif name == "smoothgrad":
-        p.add_argument("--n-samples", type=_positive, default=25, help="noisy copies")
-        p.add_argument("--noise", type=_positive_float, default=0.15,
-                       help="noise level, a share of the input's range")
-    else:
-        p.add_argument("--steps", type=_positive, default=32, help="steps of the path integral")
-    _verbosity_args(p, default=argparse.SUPPRESS)
-
-
-def _verbosity_args(p, default):
-    """--quiet / --verbose / --debug, before or after the sub-command (``default`` is
-    ``argparse.SUPPRESS`` on a sub-command, so that it does not undo the main one's)."""
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--quiet", action="store_true", default=default,
-                   help="warnings and errors only")
-    g.add_argument("--verbose", action="store_true", default=default, help="debug messages too")
-    p.add_argument("--debug", action="store_true", default=default,
-                   help="show tracebacks of errors")
-
-
-def _progress_args(p):
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="progress bars (default: on when stderr is a terminal)")
-    g.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bars")
-
-
-def _dataset_args(p, required):
-    p.add_argument("--dataset", required=required,
-                   help="dataset root (PaddleX ImageNet layout) or a folder of images")
-    p.add_argument("--file-list", default="val_list.txt", help="relative to --dataset")
-    p.add_argument("--label-list", default="labels.txt", help="relative to --dataset")
-    p.add_argument("--mode", choices=("fast", "aggregate"), default="fast",
-                   help="NormLIME weights: fast (PaddleX 1.3) or aggregate (LIME per image)")
-    p.add_argument("--max-images", type=_positive, default=None,
-                   help="images the weights are built on (default 1000 fast, 100 aggregate)")
-
 
 class _Parser(argparse.ArgumentParser):
     """A parser whose usage errors are one line (and status 2), as every user error here."""
@@ -151,24 +45,27 @@ def build_parser():
     parser = _Parser(prog="paddlex-interpret", formatter_class=fmt,
                      description="Explain PaddleX image classifiers.")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
-    _verbosity_args(parser, default=False)
+    verbosity_args(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("lime", help="LIME explanation of one image", formatter_class=fmt)
-    _explain_args(p)
+    explain_args(p)
     p = sub.add_parser("normlime", help="NormLIME explanation of one image",
                        formatter_class=fmt)
-    _explain_args(p, with_dataset=True)
+    explain_args(p, with_dataset=True)
     p.add_argument("--weights-file", default=None,
                    help="NormLIME weights file (relative to --save-dir; built when absent)")
     p = sub.add_parser("glime", help="GLIME: LIME with a NormLIME prior", formatter_class=fmt)
-    _explain_args(p)
+    explain_args(p)
     p.add_argument("--prior", required=True, help="a NormLIME weights file (the prior)")
     p.add_argument("--beta", default="10",
                    help="the prior's strength (a number >= 0, or 'auto': chosen per image)")
     for name, what in GRADIENT_COMMANDS.items():
         p = sub.add_parser(name, help="%s of one image (dygraph, gradients)" % what,
                            formatter_class=fmt)
-        _gradient_args(p, name)
+        gradient_args(p, name)
+    p = sub.add_parser("audit", help="shortcut audit: a class atlas of gradient maps over a "
+                       "dataset", formatter_class=fmt)
+    audit_args(p)
     p = sub.add_parser("build-weights", help="build (or --inspect) a NormLIME weights file",
                        formatter_class=fmt)
     p.add_argument("--model", help="a saved PaddleX model directory (to build)")
@@ -176,12 +73,12 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="selection and codebook seed")
     p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
     p.add_argument("--inspect", action="store_true", help="print the top concepts of --out")
-    p.add_argument("--nproc", type=_positive, default=1,
+    p.add_argument("--nproc", type=positive, default=1,
                    help="processes sharing the images (paddle.distributed.spawn; one card each "
                         "on GPUs); the weights are those of one process")
-    _progress_args(p)
-    _verbosity_args(p, default=argparse.SUPPRESS)
-    _dataset_args(p, required=False)
+    progress_args(p)
+    verbosity_args(p, default=argparse.SUPPRESS)
+    dataset_args(p, required=False)
     return parser
 
 
@@ -314,6 +211,35 @@ def _gradients(args, model):
               segmenter=args.segmenter, seed=args.seed, **extra)
 
 
+def _audit(args, model):
+    from .api.audit import audit
+
+    result = audit(model, _dataset(args, model), max_images=args.max_images, seed=args.seed)
+    pictures = {}
+    if args.save_dir:
+        from . import rendering
+        from .io import atomic_write, check_writable_dir
+
+        check_writable_dir(args.save_dir)
+        import cv2
+
+        for c, n in enumerate(result.atlas.counts):
+            if n:
+                path = os.path.join(args.save_dir, "atlas_%s.png" % result.atlas.name(c))
+                img = rendering.atlas_image(result.mean_images[c], result.atlas.maps[c],
+                                            result.atlas.hot(c))
+                with atomic_write(path, "wb") as f:
+                    f.write(cv2.imencode(".png", img[:, :, ::-1])[1].tobytes())
+                pictures[result.atlas.name(c)] = path
+    print(json.dumps({
+        "suspects": [{k: s[k] for k in ("name", "place", "region", "concentration",
+                                         "specificity", "images")} for s in result.suspects],
+        "classes": {k: {"concentration": round(c, 3), "specificity": round(p, 3), "images": n}
+                    for k, (c, p, n) in result.atlas.scores().items()},
+        "images": result.settings["images"], "atlas_images": pictures}))
+    return 1 if args.fail_on_alarm and result.suspects else 0
+
+
 def _run(args):
     from .api import paddlex13
 
@@ -335,6 +261,8 @@ def _run(args):
                                  args.batch_size, args.save_dir, args.weights_file,
                                  mode=args.mode, max_images=args.max_images,
                                  **_explain_kwargs(args))
+    elif args.command == "audit":
+        return _audit(args, model)
     elif args.command in GRADIENT_COMMANDS:
         exp = _gradients(args, model)
     elif args.command == "glime":

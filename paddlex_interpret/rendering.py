@@ -29,7 +29,7 @@ from skimage.segmentation import mark_boundaries
 from .io import atomic_write
 
 __all__ = ["FRACTIONS", "overlay", "heatmap_overlay", "segmentation_image", "lime_figure",
-           "normlime_figure", "render_panel", "save_figure", "figure_to_array"]
+           "normlime_figure", "render_panel", "save_figure", "figure_to_array", "atlas_image"]
 
 #: Positive-weight fractions of PaddleX 1.3's figures (one column each).
 FRACTIONS = (0.6, 0.7, 0.75, 0.8, 0.85)
@@ -186,6 +186,22 @@ def _fit_nearest(img, height, width):
     rows = np.minimum((np.arange(oh) + 0.5) * h / oh, h - 1).astype(np.intp)
     cols = np.minimum((np.arange(ow) + 0.5) * w / ow, w - 1).astype(np.intp)
     return img[rows][:, cols, :3]
+
+
+def atlas_image(mean_image, mass, hot, size=256, alpha=0.55, cmap="inferno"):
+    """A class atlas as a picture: the class's mean image blended with its explanation mass
+    (``(H, W)``, scaled to its peak, through ``cmap``) and the hot region (``(H, W)`` bool)
+    outlined in cyan, scaled (nearest) to ``size`` pixels a side. ``(size, size, 3)`` uint8.
+    """
+    import matplotlib
+
+    mass = np.asarray(mass, np.float64)
+    peak = mass.max()
+    colours = matplotlib.colormaps[cmap](mass / peak if peak > 0 else mass)[..., :3]
+    image = np.asarray(mean_image, np.float64) / 255.0
+    blended = _fit_nearest(_to_uint8((1.0 - alpha) * image + alpha * colours), size, size)
+    region = _fit_nearest(np.asarray(hot, np.uint8)[..., None].repeat(3, 2), size, size)[..., 0]
+    return _to_uint8(mark_boundaries(blended, region.astype(np.int32), color=(0, 1, 1)))
 
 
 def _legend_bar(width, height=8, cmap="RdYlGn"):

@@ -20,6 +20,10 @@ Fixtures (names are stable, others rely on them):
   with an :class:`~paddlex_interpret.training.hook.ExplainHook` on ``probes`` (``{"model",
   "hook", "save_dir", "seconds"}``; its checkpoint directories are read, never written, by the
   tests that share it).
+* ``watermarked`` -- ``(TrainedClassifier, hook, warnings)``: the demo's watermark data (blue
+  images carry a corner checker, training and validation) trained by ``ALARM_RECIPE`` (6 epochs)
+  with an ExplainHook attached (the class atlas on), and the warnings the training process
+  logged (the shortcut alarm's).
 * ``workers_not_ruled_out`` -- (function scope, not autouse) clears what ``'auto'`` measured
   about the inference workers of every layer for one test.
 
@@ -34,6 +38,7 @@ not about the session's fixtures live in ``tests/helpers.py`` (``from helpers im
 Paddle and PaddleX are imported lazily (inside the fixtures/helpers), always after
 ``paddlex_interpret`` (its import shim makes PaddleX 2.1 work on Paddle 2.6).
 """
+import logging
 import os
 import random
 import sys
@@ -61,6 +66,10 @@ SHAPES_KWARGS = dict(num_train_per_class=80, num_val_per_class=20, image_size=64
 TRAIN_SETTINGS = dict(model_name="MobileNetV3_small", num_epochs=4, train_batch_size=16,
                       learning_rate=0.05, lr_decay_epochs=(3,), lr_decay_gamma=0.1,
                       warmup_steps=0, flip=False, seed=0)
+
+#: the shortcut alarm's recipe: 2 more epochs, so that a model that reads its shortcut does so at
+#: 2 checkpoints in a row (with 4 epochs, only at the last one; bench/bench_alarm.py)
+ALARM_RECIPE = dict(TRAIN_SETTINGS, num_epochs=6, lr_decay_epochs=(4,))
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -130,22 +139,31 @@ class TrainedClassifier:
 
 def train_classifier(ds, save_dir, model_name="MobileNetV3_small", num_epochs=4,
                      train_batch_size=16, learning_rate=0.05, lr_decay_epochs=(3,),
-                     lr_decay_gamma=0.1, warmup_steps=0, flip=False, seed=0, **model_kwargs):
+                     lr_decay_gamma=0.1, warmup_steps=0, flip=False, seed=0, hook=None,
+                     save_interval_epochs=None, **model_kwargs):
     """Train a PaddleX classifier from scratch on a ShapesDataset (CPU, seeded); returns a
-    :class:`TrainedClassifier`. Evaluates and saves once, after the last epoch."""
+    :class:`TrainedClassifier`. Evaluates and saves once, after the last epoch (every
+    ``save_interval_epochs`` epochs if given; with ``hook`` attached and VisualDL on)."""
+    import contextlib
+
     import paddle
     import paddlex as pdx
+
+    from helpers import closing_log_writers
 
     paddle.set_device("cpu")
     seed_everything(seed)
     train, val = make_paddlex_datasets(ds, flip=flip)
     model = getattr(pdx.cls, model_name)(num_classes=len(ds.labels), **model_kwargs)
     tic = time.time()
-    model.train(num_epochs=num_epochs, train_dataset=train, train_batch_size=train_batch_size,
-                eval_dataset=val, save_interval_epochs=num_epochs, log_interval_steps=10 ** 6,
-                save_dir=str(save_dir), pretrain_weights=None, learning_rate=learning_rate,
-                warmup_steps=warmup_steps, lr_decay_epochs=tuple(lr_decay_epochs),
-                lr_decay_gamma=lr_decay_gamma, use_vdl=False)
+    with closing_log_writers(), (hook.attach(model) if hook else contextlib.nullcontext()):
+        model.train(num_epochs=num_epochs, train_dataset=train,
+                    train_batch_size=train_batch_size, eval_dataset=val,
+                    save_interval_epochs=save_interval_epochs or num_epochs,
+                    log_interval_steps=10 ** 6, save_dir=str(save_dir), pretrain_weights=None,
+                    learning_rate=learning_rate, warmup_steps=warmup_steps,
+                    lr_decay_epochs=tuple(lr_decay_epochs), lr_decay_gamma=lr_decay_gamma,
+                    use_vdl=hook is not None)
     seconds = time.time() - tic
     settings = dict(model_name=model_name, num_epochs=num_epochs,
                     train_batch_size=train_batch_size, learning_rate=learning_rate,
@@ -229,6 +247,38 @@ def train_dataset(pdx, trained_classifier):
     """The training split of ``trained_classifier`` read with the model's test transforms."""
     ds, model = trained_classifier.dataset, trained_classifier.model
     return pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, model.test_transforms)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="session")
+def watermarked(tmp_path_factory):
+    """The demo's data (every blue image, training and validation, carries the corner
+    watermark) and a MobileNetV3_small trained on it by ALARM_RECIPE with an ExplainHook
+    attached (a checkpoint per epoch, the class atlas on, NormLIME and metrics off):
+    ``(TrainedClassifier, hook, warnings logged in the training process)``."""
+    from paddlex_interpret.hooks import ExplainHook
+
+    ds = make_shapes_dataset(str(tmp_path_factory.mktemp("watermarked")),
+                             **dict(SHAPES_KWARGS, watermark_class="blue",
+                                    watermark_splits=("train", "val")))
+    hook = ExplainHook([ds.val_items()[0][0]], num_samples=60, normlime=False, metrics=False)
+    records = _Records()
+    logger = logging.getLogger("paddlex_interpret")
+    logger.addHandler(records)
+    try:
+        trained = train_classifier(ds, tmp_path_factory.mktemp("watermarked_model"), hook=hook,
+                                   save_interval_epochs=1, **ALARM_RECIPE)
+    finally:
+        logger.removeHandler(records)
+    return trained, hook, records.messages
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,11 @@ def read_run(run_dir):
     return LogReader(file_path=os.path.join(run_dir, files[-1]))
 
 
+def probe_images(reader):
+    """The image tags of the probes' explanations (not the class atlas's) in a VisualDL log."""
+    return {t for t in reader.get_tags().get("image", []) if not t.startswith("atlas/")}
+
+
 def steps(reader, component, tag):
     return [int(r.id) for r in reader.get_data(component, tag)]
 

@@ -5,7 +5,8 @@ The functions keep PaddleX 1.3's signatures and semantics, take a few keyword-on
 top_k, labels, segmenter, fill...) and return the result object instead of ``None``. No logic
 lives here: :mod:`~paddlex_interpret.api.lime`, :mod:`~paddlex_interpret.api.normlime` and
 :mod:`~paddlex_interpret.api.glime` hold it; the gradient methods (``gradcam``, ``smoothgrad``,
-``integrated_gradients``, :mod:`~paddlex_interpret.api.saliency`) sit beside them.
+``integrated_gradients``, ``input_x_gradient``, :mod:`~paddlex_interpret.api.saliency`) and the
+shortcut ``audit`` (:mod:`~paddlex_interpret.api.audit`) sit beside them.
 
 Example::
 
@@ -18,6 +19,8 @@ Example::
 from .glime import glime
 from .lime import lime
 from .normlime import normlime
-from .saliency import gradcam, integrated_gradients, smoothgrad
+from .audit import audit
+from .saliency import gradcam, input_x_gradient, integrated_gradients, smoothgrad
 
-__all__ = ["lime", "normlime", "glime", "gradcam", "smoothgrad", "integrated_gradients"]
+__all__ = ["lime", "normlime", "glime", "gradcam", "smoothgrad", "integrated_gradients",
+           "input_x_gradient", "audit"]

@@ -27,7 +27,8 @@ from ..core.segmentation import make_segmenter
 from ..io import check_writable_dir
 from .output import image_name, save_explanation
 
-__all__ = ["gradcam", "smoothgrad", "integrated_gradients", "explain_gradients"]
+__all__ = ["gradcam", "smoothgrad", "integrated_gradients", "input_x_gradient",
+           "explain_gradients"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -66,6 +67,9 @@ def explain_gradients(image, model, method, labels=None, top_k=1, segmenter="qui
         maps = [saliency.smoothgrad(runner.input_gradients, x[0], label, n_samples, noise, seed,
                                     batch_size) for label in chosen]
         settings.update(n_samples=int(n_samples), noise=float(noise))
+    elif method == "input_x_gradient":
+        maps = [saliency.input_x_gradient(runner.input_gradients, x[0], label)
+                for label in chosen]
     else:
         maps = [saliency.integrated_gradients(runner.input_gradients, x[0], label, baseline,
                                               steps, batch_size) for label in chosen]
@@ -125,3 +129,12 @@ def integrated_gradients(img_file, model, save_dir=None, *, labels=None, top_k=1
                              top_k=top_k, segmenter=segmenter, segmenter_params=segmenter_params,
                              seed=seed, save_dir=save_dir, steps=steps, baseline=baseline,
                              batch_size=batch_size)
+
+
+def input_x_gradient(img_file, model, save_dir=None, *, labels=None, top_k=1,
+                     segmenter="quickshift", segmenter_params=None, seed=0):
+    """Input x gradient: one backward pass, a map at the input's resolution (the class atlas's
+    default). Arguments as for :func:`gradcam`."""
+    return explain_gradients(img_file, model, "input_x_gradient", labels=labels, top_k=top_k,
+                             segmenter=segmenter, segmenter_params=segmenter_params, seed=seed,
+                             save_dir=save_dir)

@@ -1,5 +1,6 @@
-"""Gradient explanations (Grad-CAM, SmoothGrad, Integrated Gradients), the pure part: the maths on
-numpy arrays, and their result as an :class:`~paddlex_interpret.core.explanation.Explanation`.
+"""Gradient explanations (Grad-CAM, SmoothGrad, Integrated Gradients, input x gradient), the pure
+part: the maths on numpy arrays, and their result as an
+:class:`~paddlex_interpret.core.explanation.Explanation`.
 
 A gradient method gives a heat map per explained label, in image coordinates.
 :class:`SaliencyExplanation` keeps those maps (``maps``, ``(L, H, W)``) and, as its superpixel
@@ -28,10 +29,10 @@ import numpy as np
 
 from .explanation import Explanation
 
-__all__ = ["SaliencyExplanation", "segment_means", "gradcam_map", "smoothgrad",
-           "integrated_gradients", "METHODS"]
+__all__ = ["SaliencyExplanation", "segment_means", "gradcam_map", "resize", "smoothgrad",
+           "integrated_gradients", "input_x_gradient", "METHODS"]
 
-METHODS = ("gradcam", "smoothgrad", "integrated_gradients")
+METHODS = ("gradcam", "smoothgrad", "integrated_gradients", "input_x_gradient")
 
 
 def segment_means(maps, segments):
@@ -44,7 +45,8 @@ def segment_means(maps, segments):
                      / counts for m in maps])
 
 
-def _resize(m, size):
+def resize(m, size):
+    """``m`` (``(h, w)``) resized bilinearly to ``size`` ``(H, W)``, float32."""
     import cv2
 
     h, w = int(size[0]), int(size[1])
@@ -60,7 +62,7 @@ def gradcam_map(activations, gradients, size):
         raise ValueError("Grad-CAM needs (K, h, w) activations and gradients of one shape, got "
                          "%s and %s" % (a.shape, g.shape))
     cam = np.maximum(np.tensordot(g.mean(axis=(1, 2)), a, axes=1), 0.0)
-    return _resize(cam, size).astype(np.float64)
+    return resize(cam, size).astype(np.float64)
 
 
 def _batched(gradient_fn, inputs, label, batch_size):
@@ -90,6 +92,15 @@ def integrated_gradients(gradient_fn, x, label, baseline=None, steps=32, batch_s
     path = base[None] + alphas[:, None, None, None] * (x - base)[None]
     grads = _batched(gradient_fn, path, label, int(batch_size))
     return ((x - base) * grads.mean(axis=0)).sum(axis=0).astype(np.float64)
+
+
+def input_x_gradient(gradient_fn, x, label):
+    """Input x gradient (Shrikumar et al. 2016; captum's ``InputXGradient``): ``x * d score / d x``
+    of ``x`` (``(C, H, W)``), summed over channels: ``(H, W)``, signed. One backward pass, at the
+    input's resolution (Grad-CAM's map is the target layer's, 8 x 8 at 64 px)."""
+    x = np.asarray(x, np.float32)
+    grad = np.asarray(gradient_fn(x[None], label))[0]
+    return (x * grad).sum(axis=0).astype(np.float64)
 
 
 class SaliencyExplanation(Explanation):

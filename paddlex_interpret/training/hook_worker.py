@@ -70,6 +70,8 @@ class WorkerSide:
             if report is not None:
                 for error in report.errors:  # already in VisualDL; into this process's log too
                     logger.error("explanations (worker): %s", error)
+                for alarm in report.alarms:
+                    logger.warning("explanations (worker): %s", alarm)
                 for old in session.history:
                     old.images, old.explanations = {}, {}
                 session.history.append(report)

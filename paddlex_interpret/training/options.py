@@ -13,6 +13,7 @@ Example::
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional
 
+from ..core.atlas import ALARM_CONCENTRATION, ALARM_SPECIFICITY
 from ..core.classifier import check_positive_int
 
 __all__ = ["ExplainOptions"]
@@ -49,6 +50,16 @@ class ExplainOptions:
             calls); ``'reseed'``: run LIME again with ``seed + 1`` (doubles the cost); False: off.
         metric_steps: points on the deletion/insertion curves (``None``: one per superpixel).
 
+    The class atlas and the shortcut alarm
+    (:mod:`~paddlex_interpret.training.atlas_stage`):
+        atlas: a gradient map of the eval images at every explained checkpoint, one atlas per
+            predicted class, and the alarm (needs a Paddle network and an eval dataset).
+        atlas_method: the maps (``'input_x_gradient'``, ``'gradcam'``,
+            ``'integrated_gradients'``: :data:`~paddlex_interpret.api.audit.ATLAS_METHODS`).
+        atlas_max_images: eval images (stratified, seeded) of the atlas.
+        alarm_concentration, alarm_specificity: the alarm's thresholds.
+        alarm_patience: checkpoints in a row a class must pass them before the alarm fires.
+
     When:
         freq: explain at every ``freq``-th checkpoint (and always at the last one).
         normlime_freq, metrics_freq: rebuild weights / compute metrics at every N-th explained
@@ -83,6 +94,12 @@ class ExplainOptions:
     metrics: bool = True
     stability: Any = "split"
     metric_steps: Optional[int] = 20
+    atlas: bool = True
+    atlas_method: str = "input_x_gradient"
+    atlas_max_images: Optional[int] = 60
+    alarm_concentration: float = ALARM_CONCENTRATION
+    alarm_specificity: float = ALARM_SPECIFICITY
+    alarm_patience: int = 2
     freq: int = 1
     normlime_freq: int = 1
     metrics_freq: int = 1
@@ -92,7 +109,7 @@ class ExplainOptions:
 
     def __post_init__(self):
         for name in ("num_samples", "batch_size", "top_k", "num_features", "freq",
-                     "normlime_freq", "metrics_freq"):
+                     "normlime_freq", "metrics_freq", "alarm_patience"):
             setattr(self, name, check_positive_int(getattr(self, name), name))
         self.seed = int(self.seed)
         self.kernel_width = float(self.kernel_width)
@@ -102,8 +119,14 @@ class ExplainOptions:
         if self.normlime_mode not in ("fast", "aggregate"):
             raise ValueError("normlime_mode must be 'fast' or 'aggregate', got %r"
                              % (self.normlime_mode,))
-        if self.max_images is not None:
-            self.max_images = check_positive_int(self.max_images, "max_images")
+        for name in ("max_images", "atlas_max_images"):
+            if getattr(self, name) is not None:
+                setattr(self, name, check_positive_int(getattr(self, name), name))
+        if self.atlas_method not in ("input_x_gradient", "gradcam", "integrated_gradients"):
+            raise ValueError("atlas_method must be 'input_x_gradient', 'gradcam' or "
+                             "'integrated_gradients', got %r" % (self.atlas_method,))
+        self.alarm_concentration = float(self.alarm_concentration)
+        self.alarm_specificity = float(self.alarm_specificity)
         if self.stability is True:
             self.stability = "split"
         if self.stability not in ("split", "reseed", False, None):

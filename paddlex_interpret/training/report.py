@@ -70,7 +70,8 @@ class CheckpointReport:
     ``backend`` is the classifier's ``backend_info`` after the checkpoint (which backend ran, and
     for Paddle Inference whether the program was traced or only new weights were written, with
     the seconds of that export and of the predictor build). ``pid`` is the process that explained
-    it (the hook's worker process, or the training process)."""
+    it (the hook's worker process, or the training process). ``alarms``: the shortcut alarms that
+fired at this checkpoint (also in ``texts``)."""
 
     epoch: int
     scalars: Dict[str, float] = field(default_factory=dict)
@@ -83,3 +84,4 @@ class CheckpointReport:
     timings: Dict[str, float] = field(default_factory=dict)
     backend: Dict[str, Any] = field(default_factory=dict)
     pid: int = 0
+    alarms: List[str] = field(default_factory=list)

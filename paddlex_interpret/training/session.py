@@ -6,8 +6,9 @@ them, log everything to VisualDL.
 :class:`~paddlex_interpret.training.callback.ExplainCallback` (``paddle.Model.fit``) decide that
 and hand it a :class:`~paddlex_interpret.training.report.CheckpointContext`. One call of
 :meth:`ExplainSession.on_checkpoint` does, on rank 0 only and when the schedule says so, the
-:mod:`~paddlex_interpret.training.stages` (NormLIME weights every ``normlime_freq``-th time, every
-probe) and writes the :class:`~paddlex_interpret.training.report.CheckpointReport` to the
+:mod:`~paddlex_interpret.training.stages` (NormLIME weights every ``normlime_freq``-th time, the
+class atlas and shortcut alarm of :mod:`~paddlex_interpret.training.atlas_stage`, every probe) and
+writes the :class:`~paddlex_interpret.training.report.CheckpointReport` to the
 :class:`~paddlex_interpret.training.sink.VisualDLSink`.
 
 Never hurts training: every stage (and every probe) runs in its own guard; an exception is logged
@@ -38,6 +39,7 @@ import numpy as np
 
 from ..core.segmentation import MemoSegmenter, make_segmenter
 from ..runtime.modes import get_rank, preserve_training_state
+from .atlas_stage import AtlasStage
 from .builders import NormLimeBuilder, as_weights_builder
 from .options import ExplainOptions
 from .report import CheckpointReport
@@ -109,6 +111,7 @@ class ExplainSession:
         self.normlime_stage = NormLimeStage(o, self.builder)
         segmenter = MemoSegmenter(make_segmenter(o.segmenter, seed=o.seed, **o.segmenter_params))
         self.probe_stage = ProbeStage(o, segmenter)
+        self.atlas_stage = AtlasStage(o)
         self.history = []
         self.reset_run()
 
@@ -118,6 +121,7 @@ class ExplainSession:
         integrations call it when a new training run starts."""
         self.schedule.start()
         self.normlime_stage.reset()
+        self.atlas_stage.reset()
         self.codebook = self.options.codebook
         self.global_weights = None
 
@@ -172,6 +176,8 @@ class ExplainSession:
                 if gw is not None:
                     self.global_weights = gw
                     self.codebook = gw.codebook or self.codebook
+            if o.atlas and context.dataset is not None:
+                self._stage(report, context, "atlas", self.atlas_stage.run, context, report)
             gw = self.global_weights if o.normlime else None
             codebook = (gw.codebook or self.codebook) if gw is not None else None
             for name, probe, label in zip(self.probe_names, self.probes, self.probe_labels):

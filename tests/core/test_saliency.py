@@ -50,3 +50,21 @@ def test_a_saliency_explanation_is_an_explanation_that_round_trips(tmp_path):
     assert back.settings["method"] == "gradcam"
     whole = saliency.SaliencyExplanation(e.image, None, e.probabilities, [1], maps)
     assert whole.n_segments == 1
+
+
+def test_input_x_gradient_is_the_input_times_its_gradient():
+    from paddlex_interpret.core.saliency import input_x_gradient
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    w = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    calls = []
+
+    def linear_gradient(batch, label):  # score = sum(w * x): its gradient is w
+        calls.append(batch.shape)
+        return np.broadcast_to(w, batch.shape)
+
+    m = input_x_gradient(linear_gradient, x, 0)
+    np.testing.assert_allclose(m, (x * w).sum(0), rtol=1e-6)
+    assert calls == [(1, 3, 4, 5)]  # one backward pass
+    assert m.sum() == pytest.approx(float((w * x).sum()), rel=1e-5)  # = f(x) - f(0)

@@ -1,0 +1,162 @@
+"""The shortcut alarm measured: tiny PaddleX classifiers trained on generated shapes, clean and with
+a shortcut stamped into every image of one class (training and validation), audited at every
+checkpoint (Grad-CAM over the validation images, paddlex_interpret.api.audit). Per class and
+checkpoint: concentration and specificity (paddlex_interpret.core.atlas); the alarm fires for a
+class that passes both thresholds at two checkpoints in a row. Writes the section "The shortcut
+alarm" of BENCHMARKS.md.
+
+    .venv/bin/python bench/bench_alarm.py                  # ~25 min on 2 cores
+    .venv/bin/python bench/bench_alarm.py --clean-seeds 0 1 --shortcut-seeds 0
+
+Shortcuts: ``watermark`` (the demo's: a 6 px black/white checker in the bottom-right corner of
+every blue image) and ``patch`` (an 8 px magenta square in the top-left corner of every red
+image). The models: MobileNetV3_small, tests/conftest.py's recipe with 6 epochs (``ALARM_RECIPE``;
+64 px, 80 training and 20 validation images per class), a checkpoint per epoch.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+
+import paddlex_interpret  # noqa: E402,F401
+import paddlex as pdx  # noqa: E402
+
+from bench.report import markdown_table, write_section  # noqa: E402
+from conftest import ALARM_RECIPE, SHAPES_KWARGS, train_classifier  # noqa: E402
+from paddlex_interpret.api.audit import audit  # noqa: E402
+from paddlex_interpret.core import atlas as A  # noqa: E402
+from paddlex_interpret.core.images import load_image  # noqa: E402
+from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+
+SECTION = "The shortcut alarm"
+PATCH = (0, 0, 8, 8)  # x0, y0, x1, y1
+SHORTCUT_CLASS = {"watermark": "blue", "patch": "red"}
+
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def make_data(root, kind, seed):
+    kw = dict(SHAPES_KWARGS, seed=seed)
+    if kind == "watermark":
+        kw.update(watermark_class="blue", watermark_splits=("train", "val"))
+    ds = make_shapes_dataset(root, **kw)
+    if kind == "patch":
+        import cv2
+
+        label = ds.labels.index("red")
+        for split in ("train", "val"):
+            for path, y, _ in (ds.train_items() if split == "train" else ds.val_items()):
+                if int(y) == label:
+                    img = load_image(path)
+                    x0, y0, x1, y1 = PATCH
+                    img[y0:y1, x0:x1] = (255, 0, 255)
+                    cv2.imwrite(path, img[:, :, ::-1])
+    return ds
+
+
+def train(ds, save_dir, seed):
+    settings = dict(ALARM_RECIPE, seed=seed)
+    train_classifier(ds, save_dir, save_interval_epochs=1, **settings)
+    return [os.path.join(save_dir, "epoch_%d" % e)
+            for e in range(1, settings["num_epochs"] + 1)]
+
+
+def one_run(tmp, kind, seed):
+    """Per checkpoint ``{class name: [concentration, specificity, images]}``."""
+    root = os.path.join(tmp, "%s%d" % (kind, seed))
+    ds = make_data(os.path.join(root, "data"), kind, seed)
+    out = []
+    for ckpt in train(ds, os.path.join(root, "model"), seed):
+        model = pdx.load_model(ckpt)
+        result = audit(model, [p for p, _, _ in ds.val_items()], max_images=None, seed=0)
+        out.append({k: list(v) for k, v in result.atlas.scores().items()})
+    log("  %s seed %d: %s" % (kind, seed, out[-1]))
+    return out
+
+
+def fires(checkpoints, conc, spec, patience=2):
+    """The classes the alarm fires for over a run's checkpoints (thresholds given)."""
+    alarm = A.ShortcutAlarm(patience)
+    fired = set()
+    for scores in checkpoints:
+        found = [{"class": name, "name": name} for name, (c, s, _) in scores.items()
+                 if c >= conc and s >= spec]
+        fired |= {f["name"] for f in alarm.update(found)}
+    return fired
+
+
+def report(runs, conc, spec):
+    rows, false_alarms, clean_runs = [], 0, 0
+    for (kind, seed), checkpoints in sorted(runs.items()):
+        fired = fires(checkpoints, conc, spec)
+        target = SHORTCUT_CLASS.get(kind)
+        last = checkpoints[-1]
+        cells = ", ".join("%s %.1f / %.2f" % (n, c, s) for n, (c, s, _) in sorted(last.items()))
+        if kind == "clean":
+            clean_runs += 1
+            false_alarms += bool(fired)
+            verdict = "silent" if not fired else "**false alarm: %s**" % sorted(fired)
+        else:
+            verdict = ("fires for %s only" % target if fired == {target}
+                       else "**fires for %s (shortcut in %s)**" % (sorted(fired), target))
+        rows.append([kind, seed, cells, " -> ".join(
+            "%.1f" % max([c for c, _, _ in ck.values()] or [0]) for ck in checkpoints), verdict])
+    return rows, false_alarms, clean_runs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clean-seeds", type=int, nargs="+", default=list(range(10)))
+    ap.add_argument("--shortcut-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--cache", default=None, help="read/write the per-run scores here (JSON)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    runs = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as f:
+            runs = {tuple(json.loads(k)): v for k, v in json.load(f).items()}
+    plan = ([("clean", s) for s in args.clean_seeds]
+            + [(k, s) for k in ("watermark", "patch") for s in args.shortcut_seeds])
+    with tempfile.TemporaryDirectory(prefix="pxi-alarm-") as tmp:
+        for kind, seed in plan:
+            if (kind, seed) not in runs:
+                runs[(kind, seed)] = one_run(tmp, kind, seed)
+                if args.cache:
+                    with open(args.cache, "w") as f:
+                        json.dump({json.dumps(k): v for k, v in runs.items()}, f)
+    runs = {k: v for k, v in runs.items() if k in plan}
+    conc, spec = A.ALARM_CONCENTRATION, A.ALARM_SPECIFICITY
+    rows, false_alarms, clean_runs = report(runs, conc, spec)
+    shortcut = [c for (kind, _), cks in runs.items() if kind != "clean"
+                for c, _, _ in [cks[-1].get(SHORTCUT_CLASS[kind], (np.nan, 0, 0))]]
+    clean = [c for (kind, _), cks in runs.items() if kind == "clean"
+             for ck in cks[1:] for c, _, _ in ck.values()]
+    text = "\n\n".join([
+        "Thresholds (paddlex_interpret.core.atlas): concentration >= %.1f and specificity >= "
+        "%.2f at 2 checkpoints in a row. Per run: the last checkpoint's concentration / "
+        "specificity per predicted class, the highest concentration per checkpoint, and the "
+        "alarm's verdict over the run." % (conc, spec),
+        markdown_table(["data", "seed", "last checkpoint: class concentration / specificity",
+                        "max concentration per checkpoint", "alarm"], rows),
+        "False alarms: %d of %d clean runs. Concentration of the shortcut class at the last "
+        "checkpoint: %s; of every class of the clean runs from checkpoint 2 on: max %.2f, "
+        "median %.2f." % (false_alarms, clean_runs, ", ".join("%.1f" % c for c in shortcut),
+                          max(clean or [np.nan]), float(np.median(clean)) if clean else np.nan),
+    ])
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, text, "python bench/bench_alarm.py")
+
+
+if __name__ == "__main__":
+    main()

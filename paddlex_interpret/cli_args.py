@@ -1,0 +1,130 @@
+"""The command line's arguments: types that name a bad value, and the option groups the
+sub-commands share (:mod:`paddlex_interpret.cli` builds the parser and runs the commands)."""
+import argparse
+
+__all__ = ["FILLS", "SEGMENTERS", "GRADIENT_COMMANDS", "positive", "positive_float",
+           "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
+           "dataset_args"]
+
+FILLS = ("auto", "black", "grey", "median", "mean", "blur")
+SEGMENTERS = ("quickshift", "slic", "felzenszwalb", "quickshift_skimage")
+
+
+def positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1, got %d" % value)
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0, got %s" % text)
+    return value
+
+
+def explain_args(p, with_dataset=False):
+    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
+    p.add_argument("--image", required=True, help="the image to explain")
+    p.add_argument("--num-samples", type=positive, default=3000, help="LIME samples")
+    p.add_argument("--batch-size", type=positive, default=50, help="model batch size")
+    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
+    p.add_argument("--seed", type=int, default=0, help="sampling and segmentation seed")
+    p.add_argument("--top-k", type=positive, default=1,
+                   help="explain the k most probable classes (unless --labels)")
+    p.add_argument("--labels", nargs="+", default=None,
+                   help="classes to explain, by name or id (default: the top-k predicted)")
+    p.add_argument("--fill", default="auto",
+                   help="what hidden superpixels become: %s, or a colour 'R,G,B' ('black' is "
+                        "PaddleX 1.3's; 'auto' chooses per image)" % ", ".join(FILLS))
+    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
+                   help="superpixels (quickshift: PaddleX 1.3's settings)")
+    p.add_argument("--kernel-width", type=positive_float, default=0.25,
+                   help="LIME's kernel width on the cosine distance")
+    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    progress_args(p)
+    verbosity_args(p, default=argparse.SUPPRESS)
+    if with_dataset:
+        dataset_args(p, required=True)
+
+
+#: sub-command -> what it computes (paddlex_interpret.api.saliency)
+GRADIENT_COMMANDS = {"gradcam": "Grad-CAM", "smoothgrad": "SmoothGrad",
+                     "integrated-gradients": "Integrated Gradients"}
+
+
+def gradient_args(p, name):
+    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
+    p.add_argument("--image", required=True, help="the image to explain")
+    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
+    p.add_argument("--seed", type=int, default=0, help="noise and segmentation seed")
+    p.add_argument("--top-k", type=positive, default=1,
+                   help="explain the k most probable classes (unless --labels)")
+    p.add_argument("--labels", nargs="+", default=None,
+                   help="classes to explain, by name or id (default: the top-k predicted)")
+    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
+                   help="superpixels for the per-superpixel scores")
+    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    if name == "gradcam":
+        p.add_argument("--target-layer", default=None,
+                       help="sub-layer name (default: the last convolution keeping 7 cells a "
+                            "side)")
+    elif name == "smoothgrad":
+        p.add_argument("--n-samples", type=positive, default=25, help="noisy copies")
+        p.add_argument("--noise", type=positive_float, default=0.15,
+                       help="noise level, a share of the input's range")
+    else:
+        p.add_argument("--steps", type=positive, default=32, help="steps of the path integral")
+    verbosity_args(p, default=argparse.SUPPRESS)
+
+
+def verbosity_args(p, default):
+    """--quiet / --verbose / --debug, before or after the sub-command (``default`` is
+    ``argparse.SUPPRESS`` on a sub-command, so that it does not undo the main one's)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true", default=default,
+                   help="warnings and errors only")
+    g.add_argument("--verbose", action="store_true", default=default, help="debug messages too")
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="show tracebacks of errors")
+
+
+def progress_args(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bars (default: on when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars")
+
+
+def dataset_args(p, required, weights=True):
+    p.add_argument("--dataset", required=required,
+                   help="dataset root (PaddleX ImageNet layout) or a folder of images")
+    p.add_argument("--file-list", default="val_list.txt", help="relative to --dataset")
+    p.add_argument("--label-list", default="labels.txt", help="relative to --dataset")
+    if not weights:
+        return
+    p.add_argument("--mode", choices=("fast", "aggregate"), default="fast",
+                   help="NormLIME weights: fast (PaddleX 1.3) or aggregate (LIME per image)")
+    p.add_argument("--max-images", type=positive, default=None,
+                   help="images the weights are built on (default 1000 fast, 100 aggregate)")
+
+
+def audit_args(p):
+    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
+    p.add_argument("--max-images", type=positive, default=200,
+                   help="images of --dataset (stratified by label when it has labels)")
+    p.add_argument("--seed", type=int, default=0, help="selection and baseline seed")
+    p.add_argument("--save-dir", default=None, help="write atlas_<class>.png there")
+    p.add_argument("--fail-on-alarm", action="store_true",
+                   help="exit with status 1 when a class is a shortcut suspect")
+    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    verbosity_args(p, default=argparse.SUPPRESS)
+    dataset_args(p, required=True, weights=False)
