@@ -6,8 +6,9 @@ A gradient map (``atlas_method``, input x gradient by default:
 (:mod:`paddlex_interpret.core.atlas`). Logged per class: the atlas image (``atlas/<class>``: its
 mean image under its explanation mass, the hot region outlined), its concentration and specificity (``atlas/<class>/concentration``,
 ``.../specificity``) and ``alarm/<class>`` (1 while the alarm is on). When a class has passed
-both thresholds at ``alarm_patience`` checkpoints in a row, a text ``alarm/<class>`` names the
-class, the region, the checkpoint and the evidence, and the ``paddlex_interpret`` logger warns.
+both thresholds at ``alarm_patience`` checkpoints in a row, a text ``alarm/<class>/evidence``
+names the class, the region, the checkpoint and the evidence, and the ``paddlex_interpret`` logger
+warns. (A text may not share its tag with a scalar: VisualDL's reader mixes the two up.)
 """
 import logging
 
@@ -77,7 +78,7 @@ class AtlasStage:
             report.scalars["atlas/skipped"] = float(len(skipped))
         for s in fired:
             message = alarm_message(s, report.epoch)
-            report.texts["alarm/%s" % s["name"]] = message
+            report.texts["alarm/%s/evidence" % s["name"]] = message
             report.alarms.append(message)
             logger.warning(message)
         return atlas

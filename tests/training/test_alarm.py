@@ -20,11 +20,12 @@ def test_the_alarm_fires_once_for_the_watermarked_class(watermarked):
     assert any("shortcut alarm" in m and "'blue'" in m for m in messages), messages
     reader = read_run(os.path.join(trained.save_dir, "vdl_log", "explain"))
     texts = reader.get_tags()["text"]
-    assert [t for t in texts if t.startswith("alarm/")] == ["alarm/blue"]
-    assert steps(reader, "text", "alarm/blue") == [epoch]
-    on = [r.value for r in reader.get_data("scalar", "alarm/blue")]
-    assert on[-1] == 1.0 and sum(on) == len(on) - steps(reader, "scalar", "alarm/blue").index(
-        epoch)
+    assert [t for t in texts if t.startswith("alarm/")] == ["alarm/blue/evidence"]
+    assert steps(reader, "text", "alarm/blue/evidence") == [epoch]
+    assert "bottom-right" in reader.get_data("text", "alarm/blue/evidence")[0].text \
+        .encoded_text_string
+    on = {int(r.id): r.value for r in reader.get_data("scalar", "alarm/blue")}
+    assert on == {e: float(e >= epoch) for e in on}, on  # on from the alarm's checkpoint
     for name in ("red", "green"):
         assert all(r.value == 0.0 for r in reader.get_data("scalar", "alarm/%s" % name))
     conc = reader.get_data("scalar", "atlas/blue/concentration")
@@ -44,8 +45,8 @@ def test_an_atlas_image_per_class_and_checkpoint(watermarked):
     cyan = (img[..., 0] < 60) & (img[..., 1] > 200) & (img[..., 2] > 200)
     ys, xs = np.nonzero(cyan)
     assert len(ys) and ys.mean() > 160 and xs.mean() > 160
-    assert [r.value for r in reader.get_data("scalar", "atlas/images")] == [60.0] * len(
-        reader.get_data("scalar", "atlas/images"))
+    counts = [r.value for r in reader.get_data("scalar", "atlas/images")]
+    assert len(counts) == 6 and all(58 <= c <= 60 for c in counts), counts  # 60 eval images
 
 
 def test_the_tiny_clean_training_raises_no_alarm(hooked):
