@@ -33,11 +33,14 @@ from conftest import ALARM_RECIPE, SHAPES_KWARGS, train_classifier  # noqa: E402
 from paddlex_interpret.api.audit import audit  # noqa: E402
 from paddlex_interpret.core import atlas as A  # noqa: E402
 from paddlex_interpret.core.images import load_image  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark  # noqa
 
 SECTION = "The shortcut alarm"
 PATCH = (0, 0, 8, 8)  # x0, y0, x1, y1
 SHORTCUT_CLASS = {"watermark": "blue", "patch": "red"}
+#: a model relies on its shortcut when stamping it turns at least this share of the other
+#: classes' images into the shortcut's class
+RELIED = 0.25
 
 
 
@@ -45,23 +48,38 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def stamp(kind, img, ds):
+    """``img`` (uint8 RGB) with the shortcut of ``kind`` stamped on."""
+    if kind == "watermark":
+        return stamp_watermark(img, ds.watermark_box)
+    x0, y0, x1, y1 = PATCH
+    img[y0:y1, x0:x1] = (255, 0, 255)
+    return img
+
+
 def make_data(root, kind, seed):
+    import cv2
+
     kw = dict(SHAPES_KWARGS, seed=seed)
     if kind == "watermark":
         kw.update(watermark_class="blue", watermark_splits=("train", "val"))
     ds = make_shapes_dataset(root, **kw)
     if kind == "patch":
-        import cv2
-
         label = ds.labels.index("red")
-        for split in ("train", "val"):
-            for path, y, _ in (ds.train_items() if split == "train" else ds.val_items()):
-                if int(y) == label:
-                    img = load_image(path)
-                    x0, y0, x1, y1 = PATCH
-                    img[y0:y1, x0:x1] = (255, 0, 255)
-                    cv2.imwrite(path, img[:, :, ::-1])
+        for path, y, _ in ds.train_items() + ds.val_items():
+            if int(y) == label:
+                cv2.imwrite(path, stamp(kind, load_image(path), ds)[:, :, ::-1])
     return ds
+
+
+def reliance(model, ds, kind):
+    """Share of the other classes' val images the shortcut alone turns into its class: does the
+    model read it (an alarm is owed), or only the object (silence is right)?"""
+    target = SHORTCUT_CLASS[kind]
+    others = [p for p, y, _ in ds.val_items() if ds.labels[int(y)] != target]
+    turned = sum(model.predict(np.ascontiguousarray(stamp(kind, load_image(p), ds)[:, :, ::-1]),
+                               topk=1)[0]["category"] == target for p in others)
+    return turned / len(others)
 
 
 def train(ds, save_dir, seed):
@@ -72,7 +90,8 @@ def train(ds, save_dir, seed):
 
 
 def one_run(tmp, kind, seed):
-    """Per checkpoint ``{class name: [concentration, specificity, images]}``."""
+    """``{"checkpoints": per checkpoint {class name: [concentration, specificity, images]},
+    "reliance": the last model's on the shortcut (None for clean data)}``."""
     root = os.path.join(tmp, "%s%d" % (kind, seed))
     ds = make_data(os.path.join(root, "data"), kind, seed)
     out = []
@@ -80,8 +99,9 @@ def one_run(tmp, kind, seed):
         model = pdx.load_model(ckpt)
         result = audit(model, [p for p, _, _ in ds.val_items()], max_images=None, seed=0)
         out.append({k: list(v) for k, v in result.atlas.scores().items()})
-    log("  %s seed %d: %s" % (kind, seed, out[-1]))
-    return out
+    rel = None if kind == "clean" else reliance(model, ds, kind)
+    log("  %s seed %d: %s, reliance %s" % (kind, seed, out[-1], rel))
+    return {"checkpoints": out, "reliance": rel}
 
 
 def fires(checkpoints, conc, spec, patience=2):
@@ -97,7 +117,8 @@ def fires(checkpoints, conc, spec, patience=2):
 
 def report(runs, conc, spec):
     rows, false_alarms, clean_runs = [], 0, 0
-    for (kind, seed), checkpoints in sorted(runs.items()):
+    for (kind, seed), run in sorted(runs.items()):
+        checkpoints, rel = run["checkpoints"], run["reliance"]
         fired = fires(checkpoints, conc, spec)
         target = SHORTCUT_CLASS.get(kind)
         last = checkpoints[-1]
@@ -106,12 +127,25 @@ def report(runs, conc, spec):
             clean_runs += 1
             false_alarms += bool(fired)
             verdict = "silent" if not fired else "**false alarm: %s**" % sorted(fired)
+        elif fired == {target}:
+            verdict = "fires for %s only" % target
+        elif not fired and rel < RELIED:
+            verdict = "silent: this model does not read the shortcut"
         else:
-            verdict = ("fires for %s only" % target if fired == {target}
-                       else "**fires for %s (shortcut in %s)**" % (sorted(fired), target))
-        rows.append([kind, seed, cells, " -> ".join(
-            "%.1f" % max([c for c, _, _ in ck.values()] or [0]) for ck in checkpoints), verdict])
+            verdict = "**fires for %s (shortcut in %s)**" % (sorted(fired), target)
+        rows.append([kind, seed, "-" if rel is None else "%.0f%%" % (100 * rel), cells,
+                     " -> ".join("%.1f" % max([c for c, _, _ in ck.values()] or [0])
+                                 for ck in checkpoints), verdict])
     return rows, false_alarms, clean_runs
+
+
+def hits(runs, conc, spec):
+    """``(hits, relied runs, silent, other shortcut runs)``."""
+    relied = [(k, r) for k, r in runs.items() if k[0] != "clean" and r["reliance"] >= RELIED]
+    other = [(k, r) for k, r in runs.items() if k[0] != "clean" and r["reliance"] < RELIED]
+    return (sum(fires(r["checkpoints"], conc, spec) == {SHORTCUT_CLASS[k[0]]} for k, r in relied),
+            len(relied), sum(not fires(r["checkpoints"], conc, spec) for _, r in other),
+            len(other))
 
 
 def main():
@@ -125,6 +159,11 @@ def main():
     if args.cache and os.path.exists(args.cache):
         with open(args.cache) as f:
             runs = {tuple(json.loads(k)): v for k, v in json.load(f).items()}
+        runs = {k: v for k, v in runs.items()  # a shortcut run needs its reliance
+                if isinstance(v, dict) and (k[0] == "clean" or v["reliance"] is not None)
+                or (isinstance(v, list) and k[0] == "clean")}
+        runs = {k: v if isinstance(v, dict) else {"checkpoints": v, "reliance": None}
+                for k, v in runs.items()}
     plan = ([("clean", s) for s in args.clean_seeds]
             + [(k, s) for k in ("watermark", "patch") for s in args.shortcut_seeds])
     with tempfile.TemporaryDirectory(prefix="pxi-alarm-") as tmp:
@@ -137,17 +176,23 @@ def main():
     runs = {k: v for k, v in runs.items() if k in plan}
     conc, spec = A.ALARM_CONCENTRATION, A.ALARM_SPECIFICITY
     rows, false_alarms, clean_runs = report(runs, conc, spec)
-    shortcut = [c for (kind, _), cks in runs.items() if kind != "clean"
-                for c, _, _ in [cks[-1].get(SHORTCUT_CLASS[kind], (np.nan, 0, 0))]]
-    clean = [c for (kind, _), cks in runs.items() if kind == "clean"
-             for ck in cks[1:] for c, _, _ in ck.values()]
+    shortcut = [c for (kind, _), r in runs.items() if kind != "clean"
+                for c, _, _ in [r["checkpoints"][-1].get(SHORTCUT_CLASS[kind], (np.nan, 0, 0))]]
+    clean = [c for (kind, _), r in runs.items() if kind == "clean"
+             for ck in r["checkpoints"][1:] for c, _, _ in ck.values()]
     text = "\n\n".join([
         "Thresholds (paddlex_interpret.core.atlas): concentration >= %.1f and specificity >= "
-        "%.2f at 2 checkpoints in a row. Per run: the last checkpoint's concentration / "
+        "%.2f at 2 checkpoints in a row. Per run: how much the final model relies on the "
+        "shortcut (the share of the other classes' val images that stamping it turns into its "
+        "class; %.0f%% or more counts as relying on it), the last checkpoint's concentration / "
         "specificity per predicted class, the highest concentration per checkpoint, and the "
-        "alarm's verdict over the run." % (conc, spec),
-        markdown_table(["data", "seed", "last checkpoint: class concentration / specificity",
+        "alarm's verdict over the run." % (conc, spec, 100 * RELIED),
+        markdown_table(["data", "seed", "reliance on the shortcut",
+                        "last checkpoint: class concentration / specificity",
                         "max concentration per checkpoint", "alarm"], rows),
+        "Hits: the alarm fired for the shortcut's class (and no other) in %d of the %d shortcut "
+        "runs whose model relies on its shortcut; it fired for none in %d of the %d whose "
+        "model does not." % hits(runs, conc, spec),
         "False alarms: %d of %d clean runs. Concentration of the shortcut class at the last "
         "checkpoint: %s; of every class of the clean runs from checkpoint 2 on: max %.2f, "
         "median %.2f." % (false_alarms, clean_runs, ", ".join("%.1f" % c for c in shortcut),

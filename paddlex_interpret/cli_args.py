@@ -30,17 +30,22 @@ def positive_float(text):
     return value
 
 
-def explain_args(p, with_dataset=False):
+def _image_args(p, seed_help):
+    """What every explanation of one image takes: the model, the image, where, which classes."""
     p.add_argument("--model", required=True, help="a saved PaddleX model directory")
     p.add_argument("--image", required=True, help="the image to explain")
-    p.add_argument("--num-samples", type=positive, default=3000, help="LIME samples")
-    p.add_argument("--batch-size", type=positive, default=50, help="model batch size")
     p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
-    p.add_argument("--seed", type=int, default=0, help="sampling and segmentation seed")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
     p.add_argument("--top-k", type=positive, default=1,
                    help="explain the k most probable classes (unless --labels)")
     p.add_argument("--labels", nargs="+", default=None,
                    help="classes to explain, by name or id (default: the top-k predicted)")
+
+
+def explain_args(p, with_dataset=False):
+    _image_args(p, "sampling and segmentation seed")
+    p.add_argument("--num-samples", type=positive, default=3000, help="LIME samples")
+    p.add_argument("--batch-size", type=positive, default=50, help="model batch size")
     p.add_argument("--fill", default="auto",
                    help="what hidden superpixels become: %s, or a colour 'R,G,B' ('black' is "
                         "PaddleX 1.3's; 'auto' chooses per image)" % ", ".join(FILLS))
@@ -61,14 +66,7 @@ GRADIENT_COMMANDS = {"gradcam": "Grad-CAM", "smoothgrad": "SmoothGrad",
 
 
 def gradient_args(p, name):
-    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
-    p.add_argument("--image", required=True, help="the image to explain")
-    p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
-    p.add_argument("--seed", type=int, default=0, help="noise and segmentation seed")
-    p.add_argument("--top-k", type=positive, default=1,
-                   help="explain the k most probable classes (unless --labels)")
-    p.add_argument("--labels", nargs="+", default=None,
-                   help="classes to explain, by name or id (default: the top-k predicted)")
+    _image_args(p, "noise and segmentation seed")
     p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
                    help="superpixels for the per-superpixel scores")
     p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")

@@ -63,7 +63,7 @@ def _map(runner, x, label, size, method):
 
 def _maps(classifier, runner, items, method):
     """The map of the predicted class, the prediction and the view, per loadable item."""
-    maps, predicted, views, skipped, size = [], [], [], [], None
+    maps, predicted, views, skipped, size, n_out = [], [], [], [], None, None
     for item in items:
         try:
             view = classifier.view(load_item(item))
@@ -71,22 +71,26 @@ def _maps(classifier, runner, items, method):
             skipped.append("%s (%s)" % (describe_item(item), exc))
             continue
         size = size or view.shape[:2]
-        label = int(np.argmax(classifier.predict(view[None])[0]))
+        probabilities = classifier.predict(view[None])[0]
+        n_out = len(probabilities)
+        label = int(np.argmax(probabilities))
         maps.append(_map(runner, runner.inputs(view[None]), label, size, method))
         predicted.append(label)
         views.append(view if view.shape[:2] == size else None)
-    return maps, predicted, views, skipped
+    return maps, predicted, views, skipped, n_out
 
 
-def dataset_atlas(classifier, items, n_classes, method=ATLAS_METHODS[0], seed=0,
+def dataset_atlas(classifier, items, n_classes=None, method=ATLAS_METHODS[0], seed=0,
                   target_layer=None, label_names=None):
-    """``(ClassAtlas, mean images, skipped items)`` of ``method``'s maps over ``items``."""
+    """``(ClassAtlas, mean images, skipped items)`` of ``method``'s maps over ``items``
+    (``n_classes``: default the model's outputs)."""
     if method not in ATLAS_METHODS:
         raise ValueError("the atlas method must be one of %s, got %r" % (ATLAS_METHODS, method))
     runner = GradientRunner(classifier, target_layer=target_layer)
-    maps, predicted, views, skipped = _maps(classifier, runner, items, method)
+    maps, predicted, views, skipped, n_out = _maps(classifier, runner, items, method)
     if not maps:
         raise ValueError("no image of the dataset could be read: %s" % skipped[:3])
+    n_classes = n_out if n_classes is None else int(n_classes)
     result = atlas_mod.class_atlas(maps, predicted, n_classes, seed=seed,
                                    label_names=label_names)
     h, w = maps[0].shape
@@ -119,8 +123,8 @@ def audit(model, dataset, max_images=120, seed=0, method=ATLAS_METHODS[0], targe
     names = classifier.label_names
     items, labels, _ = resolve_dataset(dataset, class_names=names)
     chosen = select_stratified(len(items), labels, max_images, seed)
-    n_classes = len(names) if names else int(classifier.num_classes)
-    result, means, skipped = dataset_atlas(classifier, [items[i] for i in chosen], n_classes,
+    result, means, skipped = dataset_atlas(classifier, [items[i] for i in chosen],
+                                           len(names) if names else None,
                                            method=method, seed=seed, target_layer=target_layer,
                                            label_names=names)
     if skipped:

@@ -51,15 +51,24 @@ class AtlasStage:
     def reset(self):
         self.alarm.reset()
 
+    @staticmethod
+    def supports(classifier):
+        """The atlas needs gradients: a Paddle network (PaddleX classifier, Layer, not a deployed
+        predictor or a plain function)."""
+        from ..adapters.base import PaddleClassifier
+
+        return isinstance(classifier, PaddleClassifier)
+
     def run(self, context, report):
         o = self.options
         names = context.label_names or context.classifier.label_names
         items, labels, _ = resolve_dataset(context.dataset, class_names=names)
         chosen = select_stratified(len(items), labels, o.atlas_max_images, o.seed)
-        n_classes = len(names) if names else int(context.classifier.num_classes)
         atlas, means, skipped = dataset_atlas(context.classifier, [items[i] for i in chosen],
-                                              n_classes, method=o.atlas_method, seed=o.seed,
+                                              len(names) if names else None,
+                                              method=o.atlas_method, seed=o.seed,
                                               label_names=names)
+        n_classes = len(atlas.counts)
         found = atlas_mod.suspects(atlas, o.alarm_concentration, o.alarm_specificity)
         fired = self.alarm.update(found)
         on = {s["class"] for s in found if self.alarm.streak[s["class"]] >= o.alarm_patience}

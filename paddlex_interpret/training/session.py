@@ -112,6 +112,7 @@ class ExplainSession:
         segmenter = MemoSegmenter(make_segmenter(o.segmenter, seed=o.seed, **o.segmenter_params))
         self.probe_stage = ProbeStage(o, segmenter)
         self.atlas_stage = AtlasStage(o)
+        self._said_no_atlas = False
         self.history = []
         self.reset_run()
 
@@ -176,7 +177,7 @@ class ExplainSession:
                 if gw is not None:
                     self.global_weights = gw
                     self.codebook = gw.codebook or self.codebook
-            if o.atlas and context.dataset is not None:
+            if o.atlas and context.dataset is not None and self._atlas_supported(context):
                 self._stage(report, context, "atlas", self.atlas_stage.run, context, report)
             gw = self.global_weights if o.normlime else None
             codebook = (gw.codebook or self.codebook) if gw is not None else None
@@ -202,6 +203,15 @@ class ExplainSession:
         logger.info("explanations for epoch %d: %d probe(s), %d error(s), %.1f s",
                     report.epoch, len(self.probes), len(report.errors), report.seconds)
         return report
+
+    def _atlas_supported(self, context):
+        if self.atlas_stage.supports(context.classifier):
+            return True
+        if not self._said_no_atlas:
+            self._said_no_atlas = True
+            logger.info("explanations: no class atlas for a %s (it needs a Paddle network's "
+                        "gradients)", type(context.classifier).__name__)
+        return False
 
     @staticmethod
     def _release_engines(context):
