@@ -193,6 +193,10 @@ def main():
         "Hits: the alarm fired for the shortcut's class (and no other) in %d of the %d shortcut "
         "runs whose model relies on its shortcut; it fired for none in %d of the %d whose "
         "model does not." % hits(runs, conc, spec),
+        "How the thresholds were chosen: on the first run of each kind (seed 0), between the "
+        "clean classes (concentration at most 2.5, specificity at most 0.85) and the shortcut "
+        "classes of the models that read them (concentration 8 and more, specificity 0.99), "
+        "near the geometric middle of the concentrations; the other runs were not seen.",
         "False alarms: %d of %d clean runs. Concentration of the shortcut class at the last "
         "checkpoint: %s; of every class of the clean runs from checkpoint 2 on: max %.2f, "
         "median %.2f." % (false_alarms, clean_runs, ", ".join("%.1f" % c for c in shortcut),

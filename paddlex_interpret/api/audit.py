@@ -4,9 +4,8 @@ stratified, seeded share of the images, grouped by the predicted class into a cl
 their own (a watermark, a patch, a border).
 
 The default map is input x gradient: one forward and one backward pass per image, in dygraph, at
-the input's resolution. Grad-CAM's map is the target layer's (8 x 8 at 64 px) and missed the
-demo's watermark that input x gradient and Integrated Gradients find (BENCHMARKS.md, "The
-shortcut alarm"). The maps are aligned in the model's view (its test transforms' geometry),
+the input's resolution; Grad-CAM's map is the target layer's (8 x 8 at 64 px), too coarse for a
+6 px watermark. The maps are aligned in the model's view (its test transforms' geometry),
 resized to the first image's size when views differ.
 
 Example::
