@@ -68,7 +68,7 @@ def checkpoint_seconds(model, eval_set, probes, options, epoch=1):
 
 
 def _breakdown(report):
-    """'normlime / probes / predictor' seconds of one checkpoint report."""
+    """'normlime / atlas / probes / predictor' seconds of one checkpoint report."""
     t = report.timings
     probes = sum(v for k, v in t.items() if k.startswith("probe"))
     b = report.backend or {}
@@ -77,7 +77,8 @@ def _breakdown(report):
                                  b.get("build_seconds", 0.0))
     else:
         pred = str(b.get("backend"))
-    return "%.2f / %.2f / %s" % (t.get("normlime", 0.0), probes, pred)
+    return "%.2f / %.2f / %.2f / %s" % (t.get("normlime", 0.0), t.get("atlas", 0.0), probes,
+                                         pred)
 
 
 def main():
@@ -138,7 +139,7 @@ def main():
                      "<br>".join("%d: %s" % (r.epoch, _breakdown(r)) for r in slow.history)])
     table1 = markdown_table(["run", "epochs", "wall per run (s)", "fastest (s)", "ratio",
                              "training held up (s)", "explaining s per checkpoint",
-                             "epoch: NormLIME / probes / predictor (s)"], rows)
+                             "epoch: NormLIME / class atlas / probes / predictor (s)"], rows)
 
     scale_rows = []
     base = dict(DEMO_HOOK)
@@ -151,6 +152,7 @@ def main():
             ("N=600 samples", probes, {"num_samples": 600}),
             ("60 eval images", probes, {"max_images": 60}),
             ("no metrics / no NormLIME", probes, {"metrics": False, "normlime": False}),
+            ("no class atlas", probes, {"atlas": False}),
         ]
     for name, pr, opt in variants:
         first, later = checkpoint_seconds(model, eval_set, pr, dict(base, **opt))
@@ -170,7 +172,9 @@ def main():
             "hook (handing over checkpoints, waiting for the previous one, the final join).\n\n"
             % repeats + table1 +
             "\n\nPer checkpoint (fastest hooked run): the NormLIME weights on the eval images, "
-            "the probes (LIME, NormLIME filter, metrics, panels), and the Paddle Inference "
+            "the class atlas (an input x gradient map of each eval image, in dygraph, and the "
+            "shortcut alarm), the probes (LIME, NormLIME filter, metrics, panels), and the "
+            "Paddle Inference "
             "predictor for that checkpoint's weights: `traced` = the network was converted and "
             "saved with `paddle.jit.save` (once per run), `params` = the traced program was "
             "reused and only the new weights were written (export + predictor build seconds, "
