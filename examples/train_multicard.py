@@ -92,7 +92,8 @@ def main(argv=None, hook_factory=make_hook):
                  num_val_per_class=args.val_per_class or max(4, args.per_class // 4))
     if rank == 0:  # one writer; the others wait at the barrier
         make_shapes_dataset(data_root, overwrite=True, **sizes)
-    dist.barrier()
+    if world > 1:  # a job of one process has no group to wait in
+        dist.barrier()
     ds = make_shapes_dataset(data_root, **sizes)
     np.random.seed(args.seed)
     paddle.seed(args.seed)
