@@ -22,8 +22,8 @@ Fixtures (names are stable, others rely on them):
   tests that share it).
 * ``watermarked`` -- ``(TrainedClassifier, hook, warnings)``: the demo's watermark data (blue
   images carry a corner checker, training and validation) trained by ``ALARM_RECIPE`` (6 epochs)
-  with an ExplainHook attached (the class atlas on), and the warnings the training process
-  logged (the shortcut alarm's).
+  with an ExplainHook attached (the class atlas and NormLIME on), and the warnings the training
+  process logged (the shortcut alarm's).
 * ``workers_not_ruled_out`` -- (function scope, not autouse) clears what ``'auto'`` measured
   about the inference workers of every layer for one test.
 
@@ -262,14 +262,15 @@ class _Records(logging.Handler):
 def watermarked(tmp_path_factory):
     """The demo's data (every blue image, training and validation, carries the corner
     watermark) and a MobileNetV3_small trained on it by ALARM_RECIPE with an ExplainHook
-    attached (a checkpoint per epoch, the class atlas on, NormLIME and metrics off):
+    attached (a checkpoint per epoch, the class atlas on, NormLIME on 30 images, no metrics):
     ``(TrainedClassifier, hook, warnings logged in the training process)``."""
     from paddlex_interpret.hooks import ExplainHook
 
     ds = make_shapes_dataset(str(tmp_path_factory.mktemp("watermarked")),
                              **dict(SHAPES_KWARGS, watermark_class="blue",
                                     watermark_splits=("train", "val")))
-    hook = ExplainHook([ds.val_items()[0][0]], num_samples=60, normlime=False, metrics=False)
+    hook = ExplainHook([ds.val_items()[0][0]], num_samples=60, metrics=False, max_images=30,
+                       n_concepts=8)
     records = _Records()
     logger = logging.getLogger("paddlex_interpret")
     logger.addHandler(records)

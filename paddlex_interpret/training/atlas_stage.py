@@ -25,19 +25,40 @@ __all__ = ["AtlasStage", "alarm_message"]
 logger = logging.getLogger("paddlex_interpret")
 
 
+def concept_in_region(atlas, mean_image, c, global_weights, codebook, segmenter):
+    """``(concept id, its NormLIME weight for class c, its rank among the class's concepts)``
+    of the superpixel of class ``c``'s mean image that covers most of its hot region."""
+    segments = segmenter(mean_image)
+    concepts = codebook.assign(mean_image, segments)
+    overlap = np.bincount(segments[atlas.hot(c)], minlength=int(segments.max()) + 1)
+    k = int(concepts[int(np.argmax(overlap))])
+    row = np.asarray(global_weights.weights[c], np.float64)
+    return k, float(row[k]), int(np.sum(row > row[k])) + 1
+
+
 def alarm_message(suspect, epoch):
     """One line a user reads: which class, where, since when, on what evidence."""
     x0, y0, x1, y1 = suspect["region"]
+    concept = ""
+    if suspect.get("concept") is not None:
+        k, w, rank = suspect["concept"]
+        concept = (" NormLIME: the region is concept #%d, weight %.3f for this class (its "
+                   "%s strongest concept)." % (k, w, _ordinal(rank)))
     return ("shortcut alarm at epoch %d: the explanations of class %r sit in the %s of the image "
             "(pixels x %d-%d, y %d-%d of the model's view) for %d checkpoints in a row: "
             "concentration %.1f (that region is %.1fx sharper than the class's images give "
             "with their positions shuffled), specificity %.2f (its share of the region's "
             "explanation mass against the other classes), over %d eval images. See the "
             "atlas/%s image; a model that reads a watermark, a patch or a border there "
-            "scores well on data that carries it and fails on data that does not."
+            "scores well on data that carries it and fails on data that does not.%s"
             % (epoch, suspect["name"], suspect["place"], x0, x1, y0, y1,
                suspect["checkpoints"], suspect["concentration"], suspect["concentration"],
-               suspect["specificity"], suspect["images"], suspect["name"]))
+               suspect["specificity"], suspect["images"], suspect["name"], concept))
+
+
+def _ordinal(n):
+    return "%d%s" % (n, "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(
+        n % 10, "th"))
 
 
 class AtlasStage:
@@ -59,7 +80,9 @@ class AtlasStage:
 
         return isinstance(classifier, PaddleClassifier)
 
-    def run(self, context, report):
+    def run(self, context, report, global_weights=None, codebook=None, segmenter=None):
+        """Atlas, scores and alarm of this checkpoint; with NormLIME weights, their codebook and
+        a segmenter, an alarm also names the concept in the region."""
         o = self.options
         names = context.label_names or context.classifier.label_names
         items, labels, _ = resolve_dataset(context.dataset, class_names=names)
@@ -86,6 +109,12 @@ class AtlasStage:
         if skipped:
             report.scalars["atlas/skipped"] = float(len(skipped))
         for s in fired:
+            if global_weights is not None and codebook is not None and segmenter is not None:
+                try:
+                    s["concept"] = concept_in_region(atlas, means[s["class"]], s["class"],
+                                                     global_weights, codebook, segmenter)
+                except Exception as exc:  # the alarm goes out without the concept
+                    logger.debug("alarm: no NormLIME concept for %r: %s", s["name"], exc)
             message = alarm_message(s, report.epoch)
             report.texts["alarm/%s/evidence" % s["name"]] = message
             report.alarms.append(message)

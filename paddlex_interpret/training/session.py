@@ -177,10 +177,11 @@ class ExplainSession:
                 if gw is not None:
                     self.global_weights = gw
                     self.codebook = gw.codebook or self.codebook
-            if o.atlas and context.dataset is not None and self._atlas_supported(context):
-                self._stage(report, context, "atlas", self.atlas_stage.run, context, report)
             gw = self.global_weights if o.normlime else None
             codebook = (gw.codebook or self.codebook) if gw is not None else None
+            if o.atlas and context.dataset is not None and self._atlas_supported(context):
+                self._stage(report, context, "atlas", self.atlas_stage.run, context, report, gw,
+                            codebook, self.probe_stage.segmenter)
             for name, probe, label in zip(self.probe_names, self.probes, self.probe_labels):
                 self._stage(report, context, name, self.probe_stage.run, context, report, name,
                             probe, label, do_metrics, gw, codebook,

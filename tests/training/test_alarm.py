@@ -16,6 +16,7 @@ def test_the_alarm_fires_once_for_the_watermarked_class(watermarked):
     assert len(alarms) == 1, alarms
     epoch, text = alarms[0]
     assert epoch >= 2 and "'blue'" in text and "bottom-right" in text, text
+    assert "NormLIME: the region is concept #" in text, text  # the concept that lives there
     # said in the training process too (the worker explained the checkpoint)
     assert any("shortcut alarm" in m and "'blue'" in m for m in messages), messages
     reader = read_run(os.path.join(trained.save_dir, "vdl_log", "explain"))
