@@ -22,6 +22,7 @@ Example::
 import ctypes
 import glob
 import importlib.machinery
+import logging
 import os
 import warnings
 
@@ -68,8 +69,11 @@ def load(paths=None):
             continue
         abi.restype = ctypes.c_int
         if abi() != ABI:
-            warnings.warn("%s is a stale build (ABI %d, expected %d): numpy runs instead until "
-                          "it is rebuilt (pip install .)" % (path, abi(), ABI), RuntimeWarning)
+            message = ("%s is a stale build (ABI %d, expected %d): numpy runs instead until it "
+                       "is rebuilt (pip install .)" % (path, abi(), ABI))
+            # the logger too: import paddlex switches Python warnings off
+            logging.getLogger("paddlex_interpret").warning("%s", message)
+            warnings.warn(message, RuntimeWarning)
             continue
         fns = {}
         try:

@@ -56,14 +56,16 @@ def test_environment_variables_turn_the_kernels_off(monkeypatch):
     assert native.load() is None
 
 
-def test_a_stale_kernel_build_is_not_called(monkeypatch):
+def test_a_stale_kernel_build_is_not_called(monkeypatch, caplog):
     """A library built from another version of the C file (other signatures) must be refused, not
-    called with the wrong arguments."""
+    called with the wrong arguments, and the user told through the package logger."""
     if not native.available():
         pytest.skip("the compiled kernels are not built")
     monkeypatch.setattr(native, "ABI", -1)
-    with pytest.warns(RuntimeWarning, match="stale build"):
+    with pytest.warns(RuntimeWarning, match="stale build"), \
+            caplog.at_level("WARNING", logger="paddlex_interpret"):
         assert native.load() is None
+    assert "stale build" in caplog.text
 
 
 def test_the_portable_build_gives_the_same_labels_and_inputs(tmp_path, monkeypatch):
