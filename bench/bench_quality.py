@@ -231,11 +231,15 @@ def main():
                     help="our LIME vs GLIME on 40 more images x 5 seeds (see scale())")
     ap.add_argument("--tune", action="store_true",
                     help="evaluate GLIME settings on other test images (see the docstring)")
+    ap.add_argument("--tune-fill", action="store_true",
+                    help="the fill rule on images the other sections do not use")
     ap.add_argument("--only", choices=("peers", "defaults"), default=None,
                     help="run only the black-fill peer comparison or only the defaults part")
     ap.add_argument("--defaults-ns", type=int, nargs="+", default=[500, 1000])
     ap.add_argument("--stable-grid", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000])
     ap.add_argument("--reference-n", type=int, default=8000)
+    ap.add_argument("--stable-paired-max", type=int, default=None,
+                    help="the largest N of the paired sampler in the time to a stable explanation")
     ap.add_argument("--no-real", action="store_true", help="skip the EfficientNet-Lite0 model")
     args = ap.parse_args()
     paddle.set_device("cpu")
@@ -263,6 +267,8 @@ def main():
         return tune(model, clf, root, args)
     if args.scale:
         return scale(model, clf, root, args)
+    if args.tune_fill:
+        return tune_fill_part(args, clf, root, t0)
     if args.only != "peers":
         defaults_part(args, model, clf, root, data_name, info, t0)
     if args.only == "defaults":
@@ -413,6 +419,21 @@ def defaults_part(args, model, clf, root, data_name, info, t0):
         print("\n## %s\n\n%s" % (title, body), flush=True)
         if not args.no_write:
             write_section(title, body, cmd)
+
+
+def tune_fill_part(args, clf, root, t0):
+    """The fill rule on other images (bench/quality_fill_rule.py) into its section."""
+    from bench import quality_fill_rule as QF
+
+    workdir = tempfile.mkdtemp(prefix="pxi_bench_fill_")
+    cases = {"shapes": shapes_case(workdir)}
+    if not args.no_real:
+        cases["real"] = real_case(workdir)
+    for title, body in QF.tune_fill(clf, root, cases, markdown_table).items():
+        body += "\n\nTotal bench time %.0f s." % (time.time() - t0)
+        print("\n## %s\n\n%s" % (title, body), flush=True)
+        if not args.no_write:
+            write_section(title, body, "python bench/bench_quality.py --tune-fill")
 
 
 def _exported(net, shape, workdir, key):

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from ..adapters import classifier_for
+from ..core.baseline import RULE_VERSION
 from ..core.classifier import check_positive_int
 from ..core.concepts import ConceptCodebook
 from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
@@ -69,6 +70,8 @@ def build_settings(mode, variant, max_images, seed, num_samples, top_k, grid, fi
     else:
         s.update(variant=variant, num_samples=int(num_samples), top_k=int(top_k),
                  fill=fill if isinstance(fill, str) else "custom", kernel_width=float(kernel_width))
+        if fill == "auto":
+            s["fill_rule"] = RULE_VERSION
     return s
 
 

@@ -1,16 +1,27 @@
-"""``fill='auto'``: the replacement for hidden superpixels, chosen per image by measuring what the
-model makes of it.
+"""``fill='auto'``: the replacement for hidden superpixels, chosen by measuring what the model
+makes of it, per model and, where the model needs it, per image.
 
 LIME's weights say how the model's output changes when a superpixel is replaced by the *fill*,
 so the fill defines "absent". A fill that the model reads as evidence (black read as a dark
 class, the per-superpixel mean that keeps an object's colour, a blur that keeps its shape) makes
 the weights measure the difference between two kinds of evidence instead of evidence against
-none: the deciding object can even get a negative weight. The rule here: of the candidate fills,
-take the one whose fully hidden image (every superpixel replaced) leaves the model **least
-certain of anything**: the highest entropy of its predicted distribution, normalised by
-``log(num_classes)`` (1 = uniform). One batch of ``len(candidates)`` forward passes per image;
-no randomness, so it is the same for the same image and model; ties go to the earlier candidate.
-Measurements: BENCHMARKS.md, "The fill: chosen by measurement".
+none: the deciding object can even get a negative weight. The score of a candidate is how
+uncertain the model is on the fully hidden image (every superpixel replaced): the entropy of its
+predicted distribution, normalised by ``log(num_classes)`` (1 = uniform). The rule:
+
+1. **A blank first.** Blanks (black, grey, a given colour such as the dataset's mean) carry
+   nothing of the image, so their score is the model's, the same for every image. The blank with
+   the highest score is taken if the model is not sure of a class on it (score at least
+   ``neutral``, 0.1 by default: a 10-class model at about 96% on one class, a 3-class one at 99%).
+   The image-derived fills are not preferred to it even when their score is higher: their
+   uncertainty can be that of a blurred or flattened object, not of no object.
+2. **Else, per image, every candidate.** Where the model reads every blank as one class (a blank
+   is evidence to it), the candidate with the highest score on this image, the image-derived
+   ``'median'``, ``'mean'`` and ``'blur'`` included.
+
+One batch of ``len(candidates)`` forward passes per image; no randomness, so it is the same for
+the same image and model; ties go to the earlier candidate. Measurements: BENCHMARKS.md, "The
+fill: chosen by measurement".
 
 Candidates: ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, and named
 colours given by the caller (e.g. ``{'dataset': mean RGB of the dataset}``, which the training
@@ -26,6 +37,8 @@ Example::
     >>> img = np.full((8, 8, 3), 200, np.uint8); seg = np.zeros((8, 8), np.int32)
     >>> AutoFill(candidates=("black", "grey")).choose(model, img, seg).name
     'grey'
+    >>> AutoFill(candidates=("black", "grey")).choose(model, img, seg).stage
+    'blank'
 """
 from dataclasses import dataclass, field
 from typing import Dict
@@ -35,28 +48,41 @@ import numpy as np
 from .classifier import as_classifier
 from .perturbation import make_fill
 
-__all__ = ["AutoFill", "FillChoice", "CANDIDATES", "resolve_fill", "fill_value"]
+__all__ = ["AutoFill", "FillChoice", "CANDIDATES", "BLANKS", "NEUTRAL", "RULE_VERSION",
+           "resolve_fill", "fill_value"]
 
 #: The fills ``'auto'`` tries, in the order ties are broken.
 CANDIDATES = ("black", "grey", "median", "mean", "blur")
+#: The named candidates that carry nothing of the image (colours given by the caller are blanks
+#: too).
+BLANKS = ("black", "grey")
+#: The least normalised entropy at which the model is "not sure of a class" on a blank.
+NEUTRAL = 0.1
+#: Which rule ``'auto'`` follows; a weights file built with another one is not reused.
+RULE_VERSION = 2
 
 
 @dataclass
 class FillChoice:
-    """The fill chosen for one image: its ``name``, the ``fill_image`` and every candidate's
-    normalised entropy (``scores``)."""
+    """The fill chosen for one image: its ``name``, the ``fill_image``, every candidate's
+    normalised entropy (``scores``) and the ``stage`` of the rule that decided: ``'blank'`` (the
+    model is not sure of a class on the chosen blank) or ``'image'`` (every blank is evidence to
+    the model, so every candidate competed on this image)."""
 
     name: str
     fill_image: np.ndarray
     scores: Dict[str, float] = field(default_factory=dict)
     value: object = None  # the name of a named fill, or the RGB of a colour candidate
+    stage: str = "image"
 
     def describe(self):
         return {"fill": "auto", "fill_chosen": self.name,
                 "fill_value": self.value if self.value is not None else self.name,
                 "fill_scores": {k: round(float(v), 4) for k, v in self.scores.items()},
-                "fill_criterion": "max normalised entropy of the prediction on the fully hidden "
-                                  "image"}
+                "fill_stage": self.stage,
+                "fill_criterion": "the blank with the highest normalised entropy of the "
+                                  "prediction on the fully hidden image if it is at least "
+                                  "%g, else the candidate with the highest" % NEUTRAL}
 
 
 def _normalised_entropy(probs):
@@ -70,11 +96,13 @@ class AutoFill:
 
     Args:
         candidates: names of :func:`~paddlex_interpret.core.perturbation.make_fill`'s fills.
-        colours: further candidates, ``{name: RGB}`` (e.g. the dataset's mean colour).
+        colours: further candidates, ``{name: RGB}`` (e.g. the dataset's mean colour): blanks.
+        neutral: the least normalised entropy on a blank for the rule's first stage.
     """
 
-    def __init__(self, candidates=CANDIDATES, colours=None):
+    def __init__(self, candidates=CANDIDATES, colours=None, neutral=NEUTRAL):
         self.candidates = tuple(candidates)
+        self.neutral = float(neutral)
         self.colours = {str(k): tuple(int(round(float(c))) for c in v)
                         for k, v in (colours or {}).items()}
         if not self.candidates and not self.colours:
@@ -94,14 +122,23 @@ class AutoFill:
         clf = as_classifier(classifier)
         with clf.hold_weights():
             probs = clf.predict(np.stack([fills[n] for n in names]))
-        scores = _normalised_entropy(probs)
-        best = int(np.argmax(scores))  # first of equals: the candidates' order
-        name = names[best]
+        scores = dict(zip(names, _normalised_entropy(probs).tolist()))
+        name, stage = self._decide(names, scores)
         value = list(self.colours[name]) if name in self.colours else name
-        return FillChoice(name, fills[name], dict(zip(names, scores.tolist())), value)
+        return FillChoice(name, fills[name], scores, value, stage)
+
+    def _decide(self, names, scores):
+        """``(name, stage)`` by the module's rule; ``max`` keeps the first of equals."""
+        blanks = [n for n in names if n in BLANKS or n in self.colours]
+        if blanks:
+            blank = max(blanks, key=lambda n: scores[n])
+            if scores[blank] >= self.neutral:
+                return blank, "blank"
+        return max(names, key=lambda n: scores[n]), "image"
 
     def describe(self):
-        return {"fill": "auto", "fill_candidates": list(self.candidates) + list(self.colours)}
+        return {"fill": "auto", "fill_candidates": list(self.candidates) + list(self.colours),
+                "fill_neutral": self.neutral}
 
 
 def resolve_fill(fill, dataset_colour=None):

@@ -238,3 +238,14 @@ def test_a_weights_build_verifies_the_weights_once(model, ds, monkeypatch):
     assert len(calls) == 1
     nl.build_global_weights_fast(clf, items, cb, batch_size=2)
     assert len(calls) == 2
+
+
+def test_the_auto_fill_rule_is_part_of_an_aggregate_build_s_settings():
+    from paddlex_interpret.core.baseline import RULE_VERSION
+
+    auto = weights_api.build_settings("aggregate", "normlime", 10, 0, 100, 1, None, "auto", 0.25,
+                                      "quickshift", None)
+    black = weights_api.build_settings("aggregate", "normlime", 10, 0, 100, 1, None, "black",
+                                       0.25, "quickshift", None)
+    assert auto["fill_rule"] == RULE_VERSION  # a file built under another rule is not reused
+    assert "fill_rule" not in black and black["fill"] == "black"

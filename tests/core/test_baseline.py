@@ -1,7 +1,8 @@
-"""paddlex_interpret.core.baseline: ``fill='auto'`` takes, per image, the candidate fill whose
-fully hidden image leaves the model least certain; it is recorded in the settings; and on a
-model that reads its objects' colour it gives explanations that point at the object where black
-does not."""
+"""paddlex_interpret.core.baseline: ``fill='auto'`` takes the blank the model is least sure
+about when the model is not sure of a class on it, else, per image, the candidate whose fully
+hidden image leaves the model least certain; it is recorded in the settings; and on a model that
+reads its objects' colour it gives explanations that point at the object where black does
+not."""
 import numpy as np
 import pytest
 
@@ -77,3 +78,58 @@ def test_auto_is_the_same_for_the_same_image():
     a = AutoFill().choose(DarkIsBlue(), img, seg)
     b = AutoFill().choose(DarkIsBlue(), img.copy(), seg.copy())
     assert a.name == b.name and a.scores == b.scores
+
+
+class ContrastReader(Classifier):
+    """Three classes: bright, dark, and "textured" (pixel spread). A grey image is bright or dark
+    to it about equally and not textured: not sure of a class (entropy about 0.8)."""
+
+    num_classes = 3
+
+    def __call__(self, images):
+        x = images.astype(np.float64) / 255.0
+        m = x.mean(axis=(1, 2, 3))
+        return np.stack([4 * m, 4 * (1 - m), 16 * x.std(axis=(1, 2, 3))], axis=1)
+
+
+class BlankIsClassZero(Classifier):
+    """Any flat image is class 0 for sure; texture pulls it towards class 1."""
+
+    num_classes = 2
+
+    def __call__(self, images):
+        x = images.astype(np.float64) / 255.0
+        s = x.std(axis=(1, 2, 3))
+        return np.stack([10 * (1 - 8 * s), np.zeros_like(s)], axis=1)
+
+
+def stripes():
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[:, ::2] = 255  # mean 0.5, spread: a blur keeps some of it
+    seg = (np.arange(32)[:, None] // 8) * 4 + np.arange(32)[None, :] // 8
+    return img, seg
+
+
+def test_a_blank_the_model_is_not_sure_about_beats_an_image_derived_fill_it_is_less_sure_about():
+    img, seg = stripes()
+    choice = AutoFill().choose(ContrastReader(), img, seg)
+    best_any = max(choice.scores, key=choice.scores.get)
+    assert best_any not in ("black", "grey"), choice.scores  # an image-derived fill scores more
+    assert choice.scores["grey"] >= 0.1
+    assert (choice.name, choice.stage) == ("grey", "blank")
+    assert choice.describe()["fill_stage"] == "blank"
+
+
+def test_where_every_blank_is_evidence_every_candidate_competes_on_the_image():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    seg = (np.arange(32)[:, None] // 8) * 4 + np.arange(32)[None, :] // 8
+    choice = AutoFill().choose(BlankIsClassZero(), img, seg)
+    assert max(choice.scores["black"], choice.scores["grey"]) < 0.1
+    assert choice.stage == "image"
+    assert choice.name == max(choice.scores, key=choice.scores.get)
+    assert choice.name not in ("black", "grey", "median")  # flat fills: sure of class 0
+    # a stricter threshold sends a model that is fairly sure on grey to the same contest
+    img2, seg2 = stripes()
+    strict = AutoFill(neutral=0.99).choose(ContrastReader(), img2, seg2)
+    assert strict.stage == "image" and strict.name == max(strict.scores, key=strict.scores.get)
