@@ -32,6 +32,8 @@ from paddlex_interpret import LimeExplainer  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from paddlex_interpret.testing.reliance import (object_reliance, peak_on_object,  # noqa: E402
+                                               top_on_object)
 
 SECTION = "Gradient methods"
 METHODS = (("gradcam", "Grad-CAM", {}),
@@ -45,17 +47,6 @@ METHODS = (("gradcam", "Grad-CAM", {}),
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def relied_on(clf, ds, items):
-    drops = {}
-    for path, label, _ in items:
-        view = clf.view(path)
-        hidden = view.copy()
-        hidden[ds.mask_for(path)] = 128
-        p = clf.predict(np.stack([view, hidden]))[:, label]
-        drops.setdefault(int(label), []).append(p[0] - p[1])
-    return {c: float(np.mean(d)) for c, d in drops.items()}
 
 
 def one_image(model, lime_clf, segmenter, path, label, mask):
@@ -74,12 +65,11 @@ def one_image(model, lime_clf, segmenter, path, label, mask):
             exp = getattr(pdx.interpret, key)(path, model, labels=[label], segmenter=None, **kw)
             t = time.perf_counter() - t
             heat = exp.heatmap(label)
-            peak = bool(mask[np.unravel_index(np.argmax(heat), heat.shape)])
+            peak = peak_on_object(heat, mask)
             counts = np.maximum(np.bincount(seg.ravel(), minlength=seg.max() + 1), 1)
             weights = np.bincount(seg.ravel(), weights=exp.heatmap(label, normalize=False).ravel(),
                                   minlength=seg.max() + 1) / counts
-        top = int(np.argmax(weights))
-        out[key] = (peak, bool(mask[seg == top].mean() > 0.5), t)
+        out[key] = (peak, top_on_object(weights, seg, mask), t)
     return out
 
 
@@ -90,7 +80,8 @@ def one_seed(seed, tmp):
     model = trained.model
     clf = PaddleXClassifier(model, backend="dygraph")
     items = ds.val_items()
-    reliance = relied_on(clf, ds, items)
+    reliance = object_reliance(clf, [(clf.view(p), label, ds.mask_for(p))
+                                     for p, label, _ in items])
     segmenter = make_segmenter("quickshift", seed=0)
     lime_clf = PaddleXClassifier(model)
     got = {}

@@ -24,6 +24,7 @@ import numpy as np
 
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.lime import LimeExplainer
+from paddlex_interpret.testing.reliance import object_reliance, top_on_object
 
 GREY = (127, 127, 127)
 FIXED_FILLS = ("black", "grey", "median", "mean", "blur")
@@ -91,20 +92,31 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
     secs = {}     # (tool, n) -> list of seconds
     chosen = {}   # image name -> fills auto chose over its runs
     runs = {}
+    stages = {}   # stage of the rule -> count
+    checked = []  # auto's run recomputed with the fill it chose: the same bits
     for i, (name, view, label, _) in enumerate(case["images"]):
         for n in ns:
             for fill in ("auto",) + FIXED_FILLS:
                 ws = []
                 for s in seeds:
-                    w, dt, st = ours(clf, view, segs[i], label, fill, n, s)
+                    picked = chosen.get((name, n, s))
+                    if picked == fill and checked:
+                        w, dt = runs[("ours_auto", i, n, s)]  # same seed, same fill: same bits
+                    else:
+                        w, dt, st = ours(clf, view, segs[i], label, fill, n, s)
+                        if picked == fill:
+                            checked.append(bool(np.array_equal(w, runs[("ours_auto", i, n, s)][0])))
                     ws.append(w)
                     runs[("ours_" + fill, i, n, s)] = (w, dt)
                     scores.setdefault(("ours_" + fill, n), []).append(
                         auc_pair(clf, view, segs[i], w, label))
                     secs.setdefault(("ours_" + fill, n), []).append(dt)
                     if fill == "auto":
-                        chosen.setdefault(name, []).append(st.get("fill_chosen"))
+                        chosen[(name, n, s)] = st.get("fill_chosen")
+                        stages[st.get("fill_stage")] = stages.get(st.get("fill_stage"), 0) + 1
                 stab.setdefault(("ours_" + fill, n), []).append(stability(ws, k))
+    if checked and not all(checked):
+        raise SystemExit("fill='auto' differs from the fill it chose, same seed: %s" % checked)
         print("  %s: %s done" % (case["key"], name), flush=True)
     versions = None
     if peers:
@@ -121,7 +133,7 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
                     stab.setdefault((tool, n), []).append(
                         stability([runs[(tool, i, n, s)][0] for s in seeds], k))
     return {"scores": scores, "stability": stab, "seconds": secs, "chosen": chosen,
-            "runs": runs, "segments": segs, "versions": versions}
+            "stages": stages, "runs": runs, "segments": segs, "versions": versions}
 
 
 def mean_se(values):
@@ -176,32 +188,27 @@ def pointing_game(case, n, seed=0, fills=("auto",) + FIXED_FILLS):
         cls = case["class_names"][label]
         for f in fills:
             w, _, _ = ours(clf, view, seg, label, f, n, seed)
-            top = int(np.argmax(w))
-            hit = int(mask[seg == top].mean() > 0.5)
+            hit = int(top_on_object(w, seg, mask))
             h, m = out[f].get(cls, (0, 0))
             out[f][cls] = (h + hit, m + 1)
     return out
 
 
-def object_reliance(case, fill="grey"):
-    """``{class name: mean drop of p(label) when the object alone is hidden with ``fill``}``: the
+def case_reliance(case):
+    """``{class name: mean drop of p(label) when the object alone is greyed out}``: the
     classes whose decision provably rests on their object."""
-    from paddlex_interpret.core.perturbation import make_fill
-
-    clf = case["classifier"]
-    drops = {}
-    for name, view, label, mask in case.get("pointing_images", case["images"]):
-        hidden = np.where(mask[..., None], make_fill(view, None, fill), view)
-        p = clf.predict(np.stack([view, hidden]))
-        drops.setdefault(case["class_names"][label], []).append(p[0, label] - p[1, label])
-    return {c: float(np.mean(v)) for c, v in drops.items()}
+    drops = object_reliance(case["classifier"], [
+        (view, label, mask) for _, view, label, mask in case.get("pointing_images",
+                                                                 case["images"])])
+    return {case["class_names"][c]: d for c, d in drops.items()}
 
 
 def time_to_stable(case, run_peers, workdir, grid, seeds, k, reference_n, threshold=0.9,
-                   cap=None, known=None, peers_grid=None):
+                   cap=None, known=None, peers_grid=None, paired_max=None):
     """Per method: for each N of ``grid``, the seed-to-seed top-``k`` Jaccard and the top-``k``
     Jaccard with ours at ``reference_n`` (seed 0), and the smallest N reaching ``threshold``
-    across seeds (with its seconds). ``known``: runs of :func:`defaults_vs_peers` to reuse."""
+    across seeds (with its seconds). ``known``: runs of :func:`defaults_vs_peers` to reuse
+    (ours and the peers'); ``paired_max``: the largest N of the paired sampler."""
     clf = case["classifier"]
     items, segs = case_inputs(case, workdir)
     known = known or {}
@@ -213,6 +220,8 @@ def time_to_stable(case, run_peers, workdir, grid, seeds, k, reference_n, thresh
         refs.append(ref)
         for m, kw in methods.items():
             for n in grid:
+                if m == "paired" and paired_max and n > paired_max:
+                    continue
                 ws, ts = [], []
                 for s in seeds:
                     key = ("ours_auto", i, n, s) if m == "lime" else None
@@ -246,8 +255,12 @@ def time_to_stable(case, run_peers, workdir, grid, seeds, k, reference_n, thresh
                                                  for w in ws]))})
     peer = {}
     if run_peers is not None and peers_grid:
-        got, _ = peer_runs(run_peers, case["prefix"], workdir, items, peers_grid, seeds,
-                           ["interpretdl_lime_inference"])
+        tool = "interpretdl_lime_inference"
+        got = {key: v for key, v in known.items() if key[0] == tool}
+        if not all((tool, i, n, s) in got for i in range(len(items)) for n in peers_grid
+                   for s in seeds):
+            got, _ = peer_runs(run_peers, case["prefix"], workdir, items, peers_grid, seeds,
+                               [tool])
         for n in peers_grid:
             st = [stability([got[("interpretdl_lime_inference", i, n, s)][0] for s in seeds], k)
                   for i in range(len(items))]
@@ -256,11 +269,10 @@ def time_to_stable(case, run_peers, workdir, grid, seeds, k, reference_n, thresh
 
 
 # ----------------------------------------------------------------------------- the report
-def _fill_counts(chosen):
+def _counts(values):
     counts = {}
-    for fills in chosen.values():
-        for f in fills:
-            counts[f] = counts.get(f, 0) + 1
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
     return ", ".join("%s %d" % kv for kv in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
@@ -281,12 +293,13 @@ def report(cases, run_peers, workdir, args, markdown_table):
             case["title"], case["about"], markdown_table(header, table_rows(res, args.defaults_ns,
                                                                              names)),
             "\n".join("- " + v for v in verdicts(res, args.defaults_ns))))
-        fills.append("- %s: `auto` chose %s (over %d explanations)." % (
-            case["title"], _fill_counts(res["chosen"]),
-            sum(len(v) for v in res["chosen"].values())))
+        fills.append("- %s: `auto` chose %s (over %d explanations); the rule's stage: %s." % (
+            case["title"], _counts(res["chosen"].values()), len(res["chosen"]),
+            _counts([{"blank": "a blank", "image": "per image"}.get(k, k)
+                     for k, c in res["stages"].items() for _ in range(c)])))
         if case.get("masks"):
             pg = pointing_game(case, args.defaults_ns[0])
-            reliance = object_reliance(case)
+            reliance = case_reliance(case)
             classes = list(pg["auto"])
             fills.append(markdown_table(
                 ["fill"] + ["%s: top superpixel on the object" % c for c in classes],
@@ -297,7 +310,8 @@ def report(cases, run_peers, workdir, args, markdown_table):
         if case.get("stable"):
             st = time_to_stable(case, None if args.no_peers else run_peers, workdir,
                                 args.stable_grid, args.seeds, args.k, args.reference_n,
-                                known=res["runs"], peers_grid=args.defaults_ns)
+                                known=res["runs"], peers_grid=args.defaults_ns,
+                                paired_max=args.stable_paired_max)
             stable.append(stable_table(case, st, args, markdown_table))
     bodies = {
         "Explanations with the defaults vs the peers": "\n\n".join(main) + "\n\n" + (
@@ -314,11 +328,18 @@ def report(cases, run_peers, workdir, args, markdown_table):
             + ("\n\nPeers: %s." % ", ".join("%s %s" % kv for kv in versions.items())
                if versions else "")),
         "The fill: chosen by measurement": (
-            "`fill='auto'` (paddlex_interpret.core.baseline): per image, of the candidates "
-            "black, grey, the image's median colour, each superpixel's mean, a blur (and the "
-            "dataset's mean colour where a dataset is known), the one whose fully hidden image "
-            "leaves the model least certain of anything (highest entropy of its prediction); "
-            "one batch of 5-6 forward passes.\n\n" + "\n\n".join(fills)),
+            "`fill='auto'` (paddlex_interpret.core.baseline). The score of a candidate is the "
+            "normalised entropy of the model's prediction on the fully hidden image (how far "
+            "the model is from being sure of a class when everything is hidden). Candidates: "
+            "the blanks black and grey (and the dataset's mean colour where a dataset is "
+            "known), and the image-derived fills: the image's median colour, each "
+            "superpixel's mean, a blur. The rule: the blank with the highest score if it is "
+            "at least 0.1 (the model is not sure of a class on it: a blank's score is the "
+            "same for every image, so this is a choice per model); else, per image, the "
+            "candidate with the highest score. One batch of 5-6 forward passes per image.\n\n"
+            "The threshold and the blank-first order were set on other images than these: "
+            "see \"The fill rule, set on other images\" (bench/tune_fill.py).\n\n"
+            + "\n\n".join(fills)),
     }
     if stable:
         bodies["Time to a stable explanation"] = "\n\n".join(stable)
@@ -331,6 +352,8 @@ def stable_table(case, st, args, markdown_table):
                      ("paired", "ours, paired sampler (GLIME's, no prior)")):
         reached = None
         for n in args.stable_grid:
+            if (m, n) not in st["table"]:
+                continue
             e = st["table"][(m, n)]
             stab = float(np.mean(e["stab"]))
             if reached is None and stab >= 0.9:
@@ -348,14 +371,23 @@ def stable_table(case, st, args, markdown_table):
     first = {}
     for m in ("lime", "paired"):
         for n in args.stable_grid:
-            if float(np.mean(st["table"][(m, n)]["stab"])) >= 0.9:
+            if (m, n) in st["table"] and float(np.mean(st["table"][(m, n)]["stab"])) >= 0.9:
                 first[m] = n
                 break
+    agree = {}
+    for m in ("lime", "paired"):
+        for n in args.stable_grid:
+            if (m, n) in st["table"] and float(np.mean(st["table"][(m, n)]["agree"])) >= 0.9:
+                agree[m] = "%d (%.1f s)" % (n, float(np.mean(st["table"][(m, n)]["secs"])))
+                break
     peer_first = next((n for n, s in sorted(st["peer"].items()) if s >= 0.9), None)
-    text = ("**%s**: top-%d Jaccard across seeds %s and with ours at N=%d (seed 0), per N; "
-            "the first N at which the seeds agree at Jaccard >= 0.9: ours LIME %s, paired "
-            "sampler %s, InterpretDL %s (within the N it was run at)."
-            % (case["title"], args.k, args.seeds, args.reference_n, first.get("lime", "none"),
+    text = ("**%s**: top-%d Jaccard across seeds %s and with ours at N=%d (seed 0, the "
+            "converged explanation), per N. The first N whose explanations agree with the "
+            "converged one at Jaccard >= 0.9: ours LIME %s, paired sampler %s. The first N at "
+            "which the seeds agree with each other at Jaccard >= 0.9: ours LIME %s, paired "
+            "sampler %s, InterpretDL %s (none: not within the N it was run at)."
+            % (case["title"], args.k, args.seeds, args.reference_n, agree.get("lime", "none"),
+               agree.get("paired", "none"), first.get("lime", "none"),
                first.get("paired", "none"), peer_first or "none"))
     return text + "\n\n" + markdown_table(
         ["method", "N", "top-%d Jaccard across seeds" % args.k,

@@ -4,12 +4,11 @@ class's probability away), LIME's top superpixel lies on the object in at least 
 held-out images; PaddleX 1.3's black fill, which this model reads as evidence for blue, fails on
 the blue images. A class the model does not read from its object (here green: "neither red nor
 blue" is what it learnt) is told apart by the same measurement, not by the fill."""
-import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from paddlex_interpret import PaddleXClassifier
-from paddlex_interpret.core.perturbation import make_fill
+from paddlex_interpret.testing.reliance import object_reliance, top_on_object
 
 
 @pytest.fixture(scope="module")
@@ -17,22 +16,19 @@ def per_class(trained_classifier):
     """``{class id: [(view, mask), ...12]}`` and the object reliance of each class."""
     clf = PaddleXClassifier(trained_classifier.model)
     ds = trained_classifier.dataset
-    out, reliance = {}, {}
+    out, views = {}, []
     for path, label, _ in ds.val_items():
         label = int(label)
         if len(out.setdefault(label, [])) >= 12:
             continue
-        view, mask = clf.view(path), ds.mask_for(path)
+        mask = ds.mask_for(path)
         out[label].append((path, mask))
-        hidden = np.where(mask[..., None], make_fill(view, None, "grey"), view)
-        p = clf.predict(np.stack([view, hidden]))
-        reliance.setdefault(label, []).append(p[0, label] - p[1, label])
-    return out, {c: float(np.mean(v)) for c, v in reliance.items()}
+        views.append((clf.view(path), label, mask))
+    return out, object_reliance(clf, views)
 
 
 def on_object(exp, mask):
-    top = int(np.argmax(exp.weights[0]))
-    return bool(mask[exp.segments == top].mean() > 0.5)
+    return top_on_object(exp.weights[0], exp.segments, mask)
 
 
 def test_auto_points_at_the_object_of_every_class_the_model_reads_from_it(

@@ -4,20 +4,15 @@ import os
 import numpy as np
 
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+from paddlex_interpret.testing.reliance import object_reliance, peak_on_object, relied_classes
 
 
 def relied_on(trained, items):
     """The classes whose probability falls by more than 0.3 when their object is greyed out:
     the ones the model provably decides on the object."""
     clf = PaddleXClassifier(trained.model, backend="dygraph")
-    drops = {}
-    for path, label, _ in items:
-        view = clf.view(path)
-        hidden = view.copy()
-        hidden[trained.dataset.mask_for(path)] = 128
-        p = clf.predict(np.stack([view, hidden]))[:, label]
-        drops.setdefault(label, []).append(p[0] - p[1])
-    return [c for c, d in drops.items() if np.mean(d) > 0.3]
+    return relied_classes(object_reliance(clf, [
+        (clf.view(path), label, trained.dataset.mask_for(path)) for path, label, _ in items]))
 
 
 def pointing(trained, pdx, method, **kwargs):
@@ -31,9 +26,8 @@ def pointing(trained, pdx, method, **kwargs):
         if label in classes:
             heat = getattr(pdx.interpret, method)(path, trained.model, labels=[label],
                                                   segmenter=None, **kwargs).heatmap(label)
-            peak = np.unravel_index(np.argmax(heat), heat.shape)
             hits, total = got.get(label, (0, 0))
-            got[label] = (hits + bool(trained.dataset.mask_for(path)[peak]), total + 1)
+            got[label] = (hits + peak_on_object(heat, trained.dataset.mask_for(path)), total + 1)
     return got
 
 
