@@ -186,6 +186,17 @@ class ShortcutAlarm:
     def reset(self):
         self.streak, self.fired = {}, set()
 
+    def state(self):
+        """The streaks and the classes that fired, as plain data (to carry them to another
+        process)."""
+        return {"streak": {int(c): int(n) for c, n in self.streak.items()},
+                "fired": sorted(int(c) for c in self.fired)}
+
+    def restore(self, state):
+        """Go on from :meth:`state`'s data."""
+        self.streak = {int(c): int(n) for c, n in state.get("streak", {}).items()}
+        self.fired = {int(c) for c in state.get("fired", ())}
+
     def update(self, found):
         now = {s["class"]: s for s in found}
         self.streak = {c: self.streak.get(c, 0) + 1 for c in now}

@@ -94,6 +94,7 @@ class AtlasStage:
         n_classes = len(atlas.counts)
         found = atlas_mod.suspects(atlas, o.alarm_concentration, o.alarm_specificity)
         fired = self.alarm.update(found)
+        report.alarm_state = self.alarm.state()
         on = {s["class"] for s in found if self.alarm.streak[s["class"]] >= o.alarm_patience}
         for c in range(n_classes):
             if not np.isfinite(atlas.concentration[c]):

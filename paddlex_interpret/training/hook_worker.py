@@ -88,6 +88,9 @@ class WorkerSide:
                                                            logdir=logdir), "worker", err)
         logger.error("explanations: the remaining checkpoints are explained in the training "
                      "process")
+        states = [r.alarm_state for r in self.session.history if r.alarm_state]
+        if states:  # the alarm's streaks go on from the worker's last report
+            self.session.atlas_stage.alarm.restore(states[-1])
 
     def _finish_worker(self, wait=True):
         worker = self._worker

@@ -71,7 +71,9 @@ class CheckpointReport:
     for Paddle Inference whether the program was traced or only new weights were written, with
     the seconds of that export and of the predictor build). ``pid`` is the process that explained
     it (the hook's worker process, or the training process). ``alarms``: the shortcut alarms that
-fired at this checkpoint (also in ``texts``)."""
+fired at this checkpoint (also in ``texts``); ``alarm_state``: the alarm's streaks after it
+(:meth:`~paddlex_interpret.core.atlas.ShortcutAlarm.state`), so that the training process goes
+on from them if the worker process dies."""
 
     epoch: int
     scalars: Dict[str, float] = field(default_factory=dict)
@@ -85,3 +87,4 @@ fired at this checkpoint (also in ``texts``)."""
     backend: Dict[str, Any] = field(default_factory=dict)
     pid: int = 0
     alarms: List[str] = field(default_factory=list)
+    alarm_state: Dict[str, Any] = field(default_factory=dict)

@@ -1,5 +1,7 @@
 """paddlex_interpret.core.atlas: the class atlas, its concentration and specificity, the suspects
 and the alarm's patience, on maps drawn with a known answer."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,15 @@ def test_the_alarm_waits_for_its_patience_and_fires_once():
     assert alarm.update([]) == []       # off
     assert alarm.update([s]) == []      # a new streak starts
     assert len(alarm.update([s])) == 1
+
+
+def test_the_alarm_goes_on_from_its_state_in_another_process():
+    alarm = ShortcutAlarm(patience=3)
+    s = {"class": 2, "name": "blue"}
+    alarm.update([s])
+    alarm.update([s])
+    other = ShortcutAlarm(patience=3)
+    other.restore(pickle.loads(pickle.dumps(alarm.state())))
+    assert other.state() == {"streak": {2: 2}, "fired": []}
+    assert [f["checkpoints"] for f in other.update([s])] == [3]
+    assert other.update([s]) == [] and other.state()["fired"] == [2]
