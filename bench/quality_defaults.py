@@ -90,7 +90,7 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
     scores = {}   # (tool, n) -> list of (deletion, insertion) over images x seeds
     stab = {}     # (tool, n) -> list of per-image stability
     secs = {}     # (tool, n) -> list of seconds
-    chosen = {}   # image name -> fills auto chose over its runs
+    chosen = {}   # (image index, n, seed) -> the fill auto chose
     runs = {}
     stages = {}   # stage of the rule -> count
     checked = []  # auto's run recomputed with the fill it chose: the same bits
@@ -99,7 +99,7 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
             for fill in ("auto",) + FIXED_FILLS:
                 ws = []
                 for s in seeds:
-                    picked = chosen.get((name, n, s))
+                    picked = chosen.get((i, n, s))
                     if picked == fill and checked:
                         w, dt = runs[("ours_auto", i, n, s)]  # same seed, same fill: same bits
                     else:
@@ -112,12 +112,12 @@ def defaults_vs_peers(case, run_peers, workdir, ns, seeds, k, peers=True):
                         auc_pair(clf, view, segs[i], w, label))
                     secs.setdefault(("ours_" + fill, n), []).append(dt)
                     if fill == "auto":
-                        chosen[(name, n, s)] = st.get("fill_chosen")
+                        chosen[(i, n, s)] = st.get("fill_chosen")
                         stages[st.get("fill_stage")] = stages.get(st.get("fill_stage"), 0) + 1
                 stab.setdefault(("ours_" + fill, n), []).append(stability(ws, k))
+        print("  %s: %s done" % (case["key"], name), flush=True)
     if checked and not all(checked):
         raise SystemExit("fill='auto' differs from the fill it chose, same seed: %s" % checked)
-        print("  %s: %s done" % (case["key"], name), flush=True)
     versions = None
     if peers:
         got, versions = peer_runs(run_peers, case["prefix"], workdir, items, ns, seeds,
@@ -338,7 +338,8 @@ def report(cases, run_peers, workdir, args, markdown_table):
             "same for every image, so this is a choice per model); else, per image, the "
             "candidate with the highest score. One batch of 5-6 forward passes per image.\n\n"
             "The threshold and the blank-first order were set on other images than these: "
-            "see \"The fill rule, set on other images\" (bench/tune_fill.py).\n\n"
+            "see \"The fill rule, set on other images\" (`python bench/bench_quality.py "
+            "--tune-fill`).\n\n"
             + "\n\n".join(fills)),
     }
     if stable:

@@ -21,7 +21,8 @@ predicted distribution, normalised by ``log(num_classes)`` (1 = uniform). The ru
 
 One batch of ``len(candidates)`` forward passes per image; no randomness, so it is the same for
 the same image and model; ties go to the earlier candidate. Measurements: BENCHMARKS.md, "The
-fill: chosen by measurement".
+fill rule, set on other images" (how the rule and its threshold were chosen) and "The fill:
+chosen by measurement".
 
 Candidates: ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, and named
 colours given by the caller (e.g. ``{'dataset': mean RGB of the dataset}``, which the training
