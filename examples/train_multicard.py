@@ -63,6 +63,8 @@ def parse_args(argv=None):
                     help="validation images per class (default a quarter of --per-class)")
     ap.add_argument("--num-samples", type=int, default=100, help="LIME samples per probe")
     ap.add_argument("--max-images", type=int, default=12, help="NormLIME images per checkpoint")
+    ap.add_argument("--normlime-mode", choices=("fast", "aggregate"), default="fast",
+                    help="NormLIME weights from predicted labels (fast) or from LIMEs (aggregate)")
     ap.add_argument("--foreground", action="store_true",
                     help="explain in rank 0's training process, not in a worker process")
     ap.add_argument("--no-explain", action="store_true",
@@ -73,7 +75,8 @@ def parse_args(argv=None):
 
 def make_hook(args, probes):
     return ExplainHook(probes, num_samples=args.num_samples, max_images=args.max_images,
-                       seed=args.seed, background=not args.foreground, metrics=False)
+                       seed=args.seed, background=not args.foreground, metrics=False,
+                       normlime_mode=args.normlime_mode)
 
 
 def main(argv=None, hook_factory=make_hook):

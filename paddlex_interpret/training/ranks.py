@@ -7,7 +7,9 @@ decides whether the checkpoint is explained (the session's schedule) and whether
 (``normlime_freq``), and tells the others; then every rank builds its share of the weights (a
 :class:`~paddlex_interpret.training.builders.NormLimeBuilder` over the job's collective: its
 images' segmentation, concepts and forward passes, or their LIMEs) on Paddle Inference on its own
-device, with its share of the CPU threads. Rank 0 keeps the weights for the save that follows,
+device, with its share of the CPU threads, and with rank 0's full state (:func:`rank0_state`:
+PaddleX has no SyncBatchNorm, so the ranks' BatchNorm statistics differ while their parameters
+agree; the checkpoint is rank 0's model, so every share is built on it). Rank 0 keeps the weights for the save that follows,
 where its worker (or rank 0 itself) saves them and explains the probes with them. A failure on
 any rank is raised on every rank at the same collective and reported once, by the process that
 explains the checkpoint; training goes on.
@@ -18,18 +20,42 @@ Example (what :class:`~paddlex_interpret.training.hook.ExplainHook` does)::
     shared.at_evaluation(model, epoch=2, is_last=False, dataset=eval_dataset)   # every rank
     decided, fields = shared.take(2)                                            # rank 0
 """
+import contextlib
 import logging
 import time
 
 from ..adapters.collective import PaddleCollective
+from ..core.sharding import is_local
 from ..runtime.distributed import cpu_share
 from ..runtime.modes import preserve_training_state
 from .builders import NormLimeBuilder
 from .report import CheckpointContext
 
-__all__ = ["SharedNormLime"]
+__all__ = ["SharedNormLime", "rank0_state"]
 
 logger = logging.getLogger("paddlex_interpret")
+
+
+@contextlib.contextmanager
+def rank0_state(layer, collective):
+    """Inside the block, ``layer`` on every rank holds rank 0's full state (parameters and
+    buffers, broadcast from rank 0): the model rank 0 saves at this checkpoint. Each rank's own
+    state is back after the block, so its training is untouched. In one process: nothing."""
+    if layer is None or is_local(collective):
+        yield
+        return
+    state = layer.state_dict()
+    rank0 = collective.rank == 0
+    theirs = collective.broadcast({k: v.numpy() for k, v in state.items()} if rank0 else None)
+    if rank0:
+        yield
+        return
+    own = {k: v.numpy().copy() for k, v in state.items()}
+    layer.set_state_dict(theirs)
+    try:
+        yield
+    finally:
+        layer.set_state_dict(own)
 
 
 class SharedNormLime:
@@ -81,23 +107,28 @@ class SharedNormLime:
 
     def _build(self, make_classifier, layer, epoch, dataset):
         """This rank's share; ``{"global_weights"| "shared_error": ...}`` for the session."""
-        from ..core.sharding import checked
-
         try:
-            classifier = checked(self.collective, make_classifier)
-            context = CheckpointContext(epoch=epoch, classifier=classifier, layer=layer,
-                                        dataset=dataset, label_names=classifier.label_names)
-            try:
-                with preserve_training_state(layer), classifier.hold_weights():
-                    return {"global_weights": self.builder(context)}
-            finally:
-                from ..runtime.cache import release_engines
-
-                release_engines(layer)
+            with rank0_state(layer, self.collective):
+                return self._build_on(make_classifier, layer, epoch, dataset)
         except Exception as exc:  # every rank gets here together; the explaining process says it
             logger.debug("NormLIME on rank %d failed at epoch %d", self.collective.rank, epoch,
                          exc_info=True)
             return {"shared_error": "%s: %s" % (type(exc).__name__, exc)}
+
+    def _build_on(self, make_classifier, layer, epoch, dataset):
+        """This rank's share, built on the layer as it is now (rank 0's state)."""
+        from ..core.sharding import checked
+
+        classifier = checked(self.collective, make_classifier)
+        context = CheckpointContext(epoch=epoch, classifier=classifier, layer=layer,
+                                    dataset=dataset, label_names=classifier.label_names)
+        try:
+            with preserve_training_state(layer), classifier.hold_weights():
+                return {"global_weights": self.builder(context)}
+        finally:
+            from ..runtime.cache import release_engines
+
+            release_engines(layer)
 
     def take(self, epoch):
         """Rank 0, at the checkpoint's save: ``(explained, context fields)``; ``(None, {})``
