@@ -25,11 +25,10 @@ import json
 import logging
 import os
 import time
-import warnings
 
-os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ INFO lines are not the example's
-for _pattern in (".*pkg_resources is deprecated.*", ".*distutils.*", ".*Setuptools is replacing.*"):
-    warnings.filterwarnings("ignore", message=_pattern)
+from paddlex_interpret.compat import quiet_import_noise  # noqa: E402
+
+quiet_import_noise()  # Paddle's C++ INFO lines and its dependencies' import warnings
 
 import numpy as np  # noqa: E402
 

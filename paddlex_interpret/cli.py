@@ -23,9 +23,9 @@ import logging
 import os
 import sys
 
-from .cli_args import (FILLS, GRADIENT_COMMANDS, audit_args, dataset_args, explain_args,
-                       gradient_args, positive, progress_args, verbosity_args)
-from .errors import UsageError, user_error
+from .cli_args import (FILLS, GRADIENT_COMMANDS, HelpFormatter, audit_args, dataset_args,
+                       explain_args, gradient_args, positive, progress_args, verbosity_args)
+from .errors import UnsupportedModelError, UsageError, user_error
 
 __all__ = ["main", "build_parser"]
 
@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     from . import __version__
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     parser = _Parser(prog="paddlex-interpret", formatter_class=fmt,
                      description="Explain PaddleX image classifiers.")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
@@ -84,10 +84,14 @@ def build_parser():
 
 # ------------------------------------------------------------------------------- checks
 def _check_model_dir(path):
-    if not os.path.isdir(path):
-        raise UsageError("--model %r is not a directory (give a saved PaddleX model)" % path)
-    if not os.path.exists(os.path.join(path, "model.yml")):
-        raise UsageError("--model %r is not a saved PaddleX model (no model.yml in it)" % path)
+    """The model directory ``--model`` names (see ``adapters.model_dir``), or a UsageError
+    saying what is missing there."""
+    from .adapters.model_dir import find_model_dir
+
+    try:
+        return find_model_dir(path)
+    except (OSError, UnsupportedModelError) as exc:
+        raise UsageError("--model: %s" % exc) from None
 
 
 def _fill(text):
@@ -118,7 +122,7 @@ def _check(args):
         if not os.path.exists(args.image):
             raise UsageError("--image %r does not exist" % args.image)
     if getattr(args, "model", None):
-        _check_model_dir(args.model)
+        args.model = _check_model_dir(args.model)
     if getattr(args, "fill", None) is not None:
         args.fill = _fill(args.fill)
     if getattr(args, "labels", None) is not None:
@@ -141,24 +145,22 @@ def _check(args):
                 raise UsageError("--out %r does not exist (nothing to inspect)" % args.out)
         elif not args.model or not args.dataset:
             raise UsageError("build-weights needs --model and --dataset (or --inspect)")
+    if args.command == "audit" and args.save_dir:  # before the audit's work, not after it
+        from .io import check_writable_dir
+
+        check_writable_dir(args.save_dir, "--save-dir")
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
 
 
 # ------------------------------------------------------------------------------- running
 def _quiet_imports():
-    """Silence what is not the user's business in a command-line run: Paddle's C++ INFO lines
-    and the pkg_resources / distutils deprecation warnings its dependencies print on import."""
-    import warnings
+    """Silence what is not the user's business in a command-line run (Paddle's C++ INFO lines,
+    the deprecation warnings its dependencies print on import), here and in the processes this
+    one starts (build-weights --nproc)."""
+    from .compat import quiet_import_noise
 
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    # the same for processes this one starts (build-weights --nproc)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore:pkg_resources is deprecated:UserWarning,"
-                                            "ignore:Setuptools is replacing distutils:UserWarning")
-    for pattern in (".*pkg_resources is deprecated.*", ".*distutils.*",
-                    ".*Setuptools is replacing.*"):
-        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
-        warnings.filterwarnings("ignore", message=pattern, category=DeprecationWarning)
+    quiet_import_noise()
 
 
 def _load(args):
@@ -218,9 +220,9 @@ def _audit(args, model):
     pictures = {}
     if args.save_dir:
         from . import rendering
-        from .io import atomic_write, check_writable_dir
+        from .io import atomic_write, ensure_writable_dir
 
-        check_writable_dir(args.save_dir)
+        ensure_writable_dir(args.save_dir, "--save-dir")
         import cv2
 
         for c, n in enumerate(result.atlas.counts):

@@ -2,12 +2,25 @@
 sub-commands share (:mod:`paddlex_interpret.cli` builds the parser and runs the commands)."""
 import argparse
 
-__all__ = ["FILLS", "SEGMENTERS", "GRADIENT_COMMANDS", "positive", "positive_float",
+__all__ = ["FILLS", "SEGMENTERS", "GRADIENT_COMMANDS", "HelpFormatter", "positive", "positive_float",
            "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
            "dataset_args"]
 
 FILLS = ("auto", "black", "grey", "median", "mean", "blur")
 SEGMENTERS = ("quickshift", "slic", "felzenszwalb", "quickshift_skimage")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows an option's default once: not for flags, not for ``None``, not when the
+    help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is argparse.SUPPRESS
+                or isinstance(default, bool) or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
 
 
 def positive(text):
@@ -32,7 +45,8 @@ def positive_float(text):
 
 def _image_args(p, seed_help):
     """What every explanation of one image takes: the model, the image, where, which classes."""
-    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
+    p.add_argument("--model", required=True,
+                   help="a PaddleX model directory (saved by training, or exported)")
     p.add_argument("--image", required=True, help="the image to explain")
     p.add_argument("--save-dir", default="./", help="where <image name>/*.png and .npz go")
     p.add_argument("--seed", type=int, default=0, help=seed_help)
@@ -116,7 +130,8 @@ def dataset_args(p, required, weights=True):
 
 
 def audit_args(p):
-    p.add_argument("--model", required=True, help="a saved PaddleX model directory")
+    p.add_argument("--model", required=True,
+                   help="a PaddleX model directory (saved by training, or exported)")
     p.add_argument("--max-images", type=positive, default=200,
                    help="images of --dataset (stratified by label when it has labels)")
     p.add_argument("--seed", type=int, default=0, help="selection and baseline seed")

@@ -29,7 +29,28 @@ import os
 import sys
 
 __all__ = ["install_fluid_alias", "enable_paddlex_plugin", "patch_paddlex", "ensure_paddlex",
-           "FLUID_RENAMES"]
+           "quiet_import_noise", "FLUID_RENAMES", "IMPORT_NOISE"]
+
+#: what PaddleX's dependencies print when imported (paddleslim imports pkg_resources; setuptools'
+#: distutils hack), which no user can act on
+IMPORT_NOISE = ("pkg_resources is deprecated", "Setuptools is replacing distutils")
+
+
+def quiet_import_noise(environ=None):
+    """For the package's own programs (the CLI, the examples, the hook's worker process): silence
+    :data:`IMPORT_NOISE` in this process, and in ``environ`` (default ``os.environ``, which the
+    processes this one starts inherit) through ``PYTHONWARNINGS``; Paddle's C++ INFO lines too
+    (``GLOG_minloglevel=2``) unless set. Returns ``environ``."""
+    import warnings
+
+    environ = os.environ if environ is None else environ
+    for text in IMPORT_NOISE:
+        warnings.filterwarnings("ignore", message=".*%s.*" % text)
+    filters = ["ignore:%s" % text for text in IMPORT_NOISE]
+    old = environ.get("PYTHONWARNINGS")
+    environ["PYTHONWARNINGS"] = ",".join(([old] if old else []) + filters)
+    environ.setdefault("GLOG_minloglevel", "2")
+    return environ
 
 # Longest prefix first: the first match wins.
 FLUID_RENAMES = (

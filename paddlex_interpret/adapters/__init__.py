@@ -8,7 +8,8 @@ __all__ = ["classifier_for"]
 
 
 def classifier_for(model, **options):
-    """``(classifier, the PaddleX model or None)`` for a PaddleX classifier (wrapped in a
+    """``(classifier, the PaddleX model or None)`` for a PaddleX classifier or the directory of
+    a saved one (wrapped in a
     :class:`~paddlex_interpret.adapters.paddlex.PaddleXClassifier` with ``options``), a deployed
     one (a ``paddlex.deploy.Predictor`` or an exported inference-model directory:
     :class:`~paddlex_interpret.adapters.deployed.DeployedClassifier`), a
@@ -17,9 +18,14 @@ def classifier_for(model, **options):
 
     Raises:
         UnsupportedModelError: anything else, or a PaddleX model that is not a usable classifier.
+        FileNotFoundError / NotADirectoryError: a model path that is missing or a file
+            (:func:`~paddlex_interpret.adapters.model_dir.find_model_dir`).
     """
     from .deployed import DeployedClassifier, is_deployed_model
+    from .model_dir import open_model
     from .paddlex import PaddleXClassifier, check_paddlex_classifier, is_paddlex_model
+
+    model = open_model(model)
 
     if is_deployed_model(model):
         return DeployedClassifier(model), getattr(model, "_model", None)

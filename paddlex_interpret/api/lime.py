@@ -26,11 +26,15 @@ logger = logging.getLogger("paddlex_interpret")
 
 def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     """Check the arguments every PaddleX 1.3 function shares (before anything runs) and return
-    ``(classifier, image name, num_samples, batch_size)``. ``model``: a PaddleX classifier or a
-    deployed one (:func:`~paddlex_interpret.adapters.classifier_for`)."""
+    ``(classifier, image name, num_samples, batch_size)``. ``model``: a PaddleX classifier, the
+    directory of a saved or exported one, or a deployed one
+    (:func:`~paddlex_interpret.adapters.classifier_for`)."""
     from ..adapters.deployed import is_deployed_model
+    from ..adapters.model_dir import find_model_dir, open_model
 
-    if not is_deployed_model(model):
+    if isinstance(model, (str, bytes, os.PathLike)):
+        find_model_dir(model)  # before anything loads: what is missing there
+    elif not is_deployed_model(model):
         check_paddlex_classifier(model)
     num_samples = check_positive_int(num_samples, "num_samples")
     if not (isinstance(batch_size, str) and batch_size == "auto"):
@@ -38,10 +42,11 @@ def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     if isinstance(img_file, (str, bytes, os.PathLike)):
         img_file = check_image_path(img_file)
     check_writable_dir(save_dir)
+    model = open_model(model)
     if is_deployed_model(model):
         classifier, _ = classifier_for(model)
     else:
-        classifier = PaddleXClassifier(model, backend=backend)
+        classifier = PaddleXClassifier(check_paddlex_classifier(model), backend=backend)
     return classifier, image_name(img_file), num_samples, batch_size
 
 

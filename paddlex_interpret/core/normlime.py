@@ -114,12 +114,15 @@ def concept_occurrences(images, codebook, segmenter=None, grid=None, labels=None
             "n_selected": len(indices)}
 
 
-def _fit_fast(X, y, num_classes, scale, C):
-    """PaddleX 1.3: multinomial logistic regression, softmax(scale * coef) per predicted class."""
+def _fit_fast(X, y, num_classes, scale, C, speak=True):
+    """PaddleX 1.3: multinomial logistic regression, softmax(scale * coef) per predicted class.
+    ``speak``: this process says what the fit found (in a job, rank 0 alone: once per build)."""
     K = X.shape[1]
     weights = np.full((num_classes, K), 1.0 / K)
     classes = np.unique(y)
     if len(classes) < 2:
+        if not speak:
+            return weights
         logger.warning("NormLIME: the model predicted only %d class(es) on the dataset images; "
                        "all classes get uniform concept weights", len(classes))
         warnings.warn("NormLIME: the model predicted only %d class(es) on the dataset images; all "
@@ -190,7 +193,8 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     X = np.stack([r[0] for r in rows])
     y = np.asarray([r[1] for r in rows], dtype=np.int64)
     num_classes = int(num_classes or rows[0][3])
-    weights = _fit_fast(X, y, num_classes, softmax_scale, C)
+    weights = _fit_fast(X, y, num_classes, softmax_scale, C,
+                        speak=is_local(collective) or collective.rank == 0)
     settings = {"mode": "fast", "softmax_scale": float(softmax_scale), "C": float(C),
                 "occurrence": "grid%d" % int(grid) if grid is not None else "superpixels",
                 "max_images": None if max_images is None else int(max_images), "seed": int(seed)}

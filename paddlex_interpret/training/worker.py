@@ -65,7 +65,9 @@ def _child_env(num_threads):
     env["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
     env["OMP_NUM_THREADS"] = str(int(num_threads))
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    from ..compat import quiet_import_noise
+
+    return quiet_import_noise(env)  # its imports print nothing a user could act on
 
 
 class CheckpointWorker:

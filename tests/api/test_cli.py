@@ -44,7 +44,9 @@ def test_user_errors_are_one_line_and_status_2(trained_classifier, val_items, tm
         (["lime", "--model", model_dir, "--image", str(tmp_path / "nope.png")], "does not exist"),
         (["lime", "--model", model_dir, "--image", val_items[0][0], "--num-samples", "zero"],
          "num-samples"),
-        (["lime", "--model", str(tmp_path), "--image", val_items[0][0]], "not a saved PaddleX"),
+        (["lime", "--model", str(tmp_path), "--image", val_items[0][0]], "no model.yml in it"),
+        (["lime", "--model", str(tmp_path / "nothing"), "--image", val_items[0][0]],
+         "does not exist"),
         (["lime", "--model", seg_dir, "--image", val_items[0][0], "--num-samples", "10"],
          "classifiers only"),
         (["lime", "--model", model_dir, "--image", val_items[0][0], "--fill", "purple"],
@@ -61,6 +63,22 @@ def test_user_errors_are_one_line_and_status_2(trained_classifier, val_items, tm
     debug = run_cli("--debug", "lime", "--model", model_dir, "--image", val_items[0][0],
                     "--num-samples", "10", "--labels", "violet")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_help_shows_each_default_once():
+    from paddlex_interpret.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, sub in subs.choices.items():
+        for action in sub._actions:
+            text = sub.formatter_class(prog=name)._get_help_string(action) or ""
+            shown = text.replace("%(default)s", "X")
+            assert shown.count("default") <= 1, (name, action.option_strings, text)
+            if isinstance(action.default, bool) or action.default is None:
+                assert "%(default)" not in text, (name, action.option_strings, text)
+    assert "(default" not in subs.choices["lime"].format_help().split("--no-progress")[1] \
+        .splitlines()[0]
 
 
 def test_fill_labels_glime_and_version(trained_classifier, val_items, fast_weights, tmp_path):

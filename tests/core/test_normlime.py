@@ -3,6 +3,8 @@ regression; ``aggregate``: LIME on every image), the stratified budget and the
 :class:`~paddlex_interpret.core.global_weights.GlobalWeights` they return, on classifiers whose
 decision is known. (The weights themselves: ``test_global_weights.py``; built from a PaddleX
 model, and their cache: ``tests/api/test_weights.py``.)"""
+import logging
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,17 @@ def test_select_stratified_is_balanced_and_seeded():
     assert np.bincount(np.asarray(labels)[idx]).tolist() == [15, 10, 15]
     assert len(nl.select_stratified(100, None, 7, seed=0)) == 7
     assert len(nl.select_stratified(5, None, None)) == 5
+
+
+def test_a_one_class_fit_is_said_once_per_build_not_per_rank(caplog):
+    from paddlex_interpret.core.normlime import _fit_fast
+
+    X = np.eye(4, dtype=bool)
+    y = np.zeros(4, dtype=np.int64)  # the model predicted one class only
+    with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
+        quiet = _fit_fast(X, y, 3, 10.0, 1.0, speak=False)  # a rank other than 0
+        assert not caplog.records
+        with pytest.warns(RuntimeWarning):
+            said = _fit_fast(X, y, 3, 10.0, 1.0)
+    assert np.array_equal(quiet, said) and np.allclose(said, 0.25)
+    assert ["predicted only 1 class" in r.getMessage() for r in caplog.records] == [True]

@@ -157,3 +157,20 @@ def test_a_worker_explains_a_checkpoint_directory(hooked, tiny_shapes, probes, t
     # a worker that exited takes no more work
     with pytest.raises(WorkerError, match="exited"):
         worker.submit({"epoch": 3, "checkpoint_dir": ckpt})
+
+
+def test_the_worker_s_imports_print_nothing_a_user_cannot_act_on():
+    """The worker's environment: PaddleX's import (paddleslim's pkg_resources, setuptools'
+    distutils hack) prints no deprecation warnings into the user's training log."""
+    import subprocess
+
+    from paddlex_interpret.training.worker import _child_env
+
+    code = "import paddlex_interpret, paddlex"
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0 and "pkg_resources" in plain.stderr  # the noise is real
+    worker = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=_child_env(1), timeout=300)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert "pkg_resources" not in worker.stderr and "distutils" not in worker.stderr
