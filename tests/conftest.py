@@ -72,6 +72,21 @@ TRAIN_SETTINGS = dict(model_name="MobileNetV3_small", num_epochs=4, train_batch_
 ALARM_RECIPE = dict(TRAIN_SETTINGS, num_epochs=6, lr_decay_epochs=(4,))
 
 
+# ------------------------------------------------------------------------------------ tiers
+#: session fixtures that train a model of more than a few steps: a test using one of them is in
+#: the slow tier (``-m "not slow"`` leaves it out); the tiny hook run (``hooked``) is not one
+TRAINING_FIXTURES = frozenset({"trained_classifier", "trained", "model", "probe_images",
+                               "train_dataset", "fast_weights", "weights_file", "watermarked"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tier: tests marked ``slow`` (other processes, launchers) and every test that
+    uses a training fixture (:data:`TRAINING_FIXTURES`)."""
+    for item in items:
+        if TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # ------------------------------------------------------------------------------------ helpers
 def seed_everything(seed=0):
     """Seed Python's ``random``, NumPy's global RNG and Paddle."""

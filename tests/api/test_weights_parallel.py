@@ -14,6 +14,8 @@ BUILDS = {"fast": dict(mode="fast", max_images=24, n_concepts=8),
           "aggregate": dict(mode="aggregate", max_images=8, n_concepts=8, num_samples=60,
                             fill="auto")}
 
+pytestmark = pytest.mark.slow  # builds in processes started by paddle.distributed.spawn
+
 
 def same_bits(a, b):
     assert a.class_names == b.class_names and a.mode == b.mode

@@ -13,6 +13,8 @@ from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark
 
+pytestmark = pytest.mark.slow  # trains a classifier on the watermarked data
+
 
 @pytest.fixture(scope="module")
 def shortcut_model(tmp_path_factory):

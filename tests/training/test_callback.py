@@ -270,6 +270,7 @@ if __name__ == "__main__":
 '''
 
 
+@pytest.mark.slow
 def test_two_process_cpu_run_only_rank_zero_explains(tmp_path):
     """A real 2-process data-parallel ``fit`` on CPU (gloo): both ranks run the callback and
     build their share of the NormLIME weights, only rank 0 explains and writes (one VisualDL

@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from paddlex_interpret.core.global_weights import GlobalWeights
 
 from helpers import read_run, steps
+
+pytestmark = pytest.mark.slow  # two processes under the launcher, each training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "examples", "train_multicard.py")
