@@ -1,0 +1,91 @@
+"""``num_samples='auto'``: sample in rounds until the top superpixels are certified.
+
+The explainer draws the masks of the cap once (its samplers are streams: the first ``n`` masks
+of a draw of ``N`` are the masks of a draw of ``n``), then runs the model on them round by round.
+After each round it fits the surrogate on all samples so far, computes the weights' error bars
+(:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`) and stops when, for every
+explained label, the top ``top_k`` superpixels are certified
+(:func:`~paddlex_interpret.core.uncertainty.certified_top`) at ``confidence``, the error spent
+over the planned looks (Bonferroni), or when the cap is reached. The explanation is then the fit
+on the masks used: exactly what an int budget of that size with the same seed gives.
+
+The rounds grow geometrically (``first``, then x ``growth``, rounded to whole batches, up to
+``cap``): few looks, so little of the confidence goes to the correction for looking, and a
+certified easy image stops after a few hundred calls. ``settings`` records ``num_samples_used``,
+``budget_certified``, the looks and the rounds.
+
+Example::
+
+    >>> AutoBudget().plan(n_segments=25, batch_size=50)
+    [200, 300, 450, 700, 1000]
+"""
+import math
+
+__all__ = ["AutoBudget", "resolve_budget"]
+
+
+class AutoBudget:
+    """The stop rule of ``num_samples='auto'`` (see the module docstring).
+
+    Args:
+        top_k: superpixels that must be certified per explained label (fewer when the image has
+            fewer superpixels).
+        confidence: of the certification, over all looks.
+        cap: the most model calls an explanation may spend.
+        first: the first look (default ``max(200, 8 d)``, at most ``cap``).
+        growth: each look's total over the previous one's.
+        tolerance: superpixels shown to be within this fraction of the largest ``|weight|`` of
+            each other count as tied for the stop (more samples never order exact ties).
+    """
+
+    def __init__(self, top_k=5, confidence=0.95, cap=1000, first=None, growth=1.5,
+                 tolerance=0.05):
+        if int(top_k) < 1:
+            raise ValueError("budget top_k must be >= 1, got %r" % (top_k,))
+        if not 0 < float(confidence) < 1:
+            raise ValueError("budget confidence must be in (0, 1), got %r" % (confidence,))
+        if int(cap) < 2:
+            raise ValueError("budget cap must be >= 2, got %r" % (cap,))
+        if not float(growth) > 1:
+            raise ValueError("budget growth must be > 1, got %r" % (growth,))
+        self.top_k = int(top_k)
+        self.confidence = float(confidence)
+        self.cap = int(cap)
+        self.first = None if first is None else int(first)
+        self.growth = float(growth)
+        if not 0 <= float(tolerance) < 1:
+            raise ValueError("budget tolerance must be in [0, 1), got %r" % (tolerance,))
+        self.tolerance = float(tolerance)
+
+    def plan(self, n_segments, batch_size):
+        """Cumulative sample counts at which to look (the last is the cap)."""
+        step = int(batch_size) if int(batch_size) % 2 == 0 else 2 * int(batch_size)
+        first = self.first if self.first is not None else max(200, 8 * int(n_segments))
+        sizes, n = [], min(first, self.cap)
+        while True:
+            n = min(self.cap, int(math.ceil(n / float(step))) * step)
+            if sizes and n <= sizes[-1]:
+                n = min(self.cap, sizes[-1] + step)
+            if sizes and n == sizes[-1]:
+                break
+            sizes.append(n)
+            if n >= self.cap:
+                break
+            n = n * self.growth
+        return sizes
+
+    def describe(self):
+        return {"budget": "auto", "budget_top_k": self.top_k,
+                "budget_confidence": self.confidence, "budget_cap": self.cap,
+                "budget_tolerance": self.tolerance}
+
+
+def resolve_budget(budget):
+    """``None`` -> :class:`AutoBudget` defaults; a dict -> its arguments; an instance as is."""
+    if budget is None:
+        return AutoBudget()
+    if isinstance(budget, AutoBudget):
+        return budget
+    if isinstance(budget, dict):
+        return AutoBudget(**budget)
+    raise TypeError("budget must be None, a dict or an AutoBudget, got %r" % (budget,))
