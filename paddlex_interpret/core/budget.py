@@ -21,7 +21,11 @@ Example::
 """
 import math
 
-__all__ = ["AutoBudget", "resolve_budget"]
+import numpy as np
+
+from .uncertainty import certify_all
+
+__all__ = ["AutoBudget", "resolve_budget", "run_budget"]
 
 
 class AutoBudget:
@@ -89,3 +93,36 @@ def resolve_budget(budget):
     if isinstance(budget, dict):
         return AutoBudget(**budget)
     raise TypeError("budget must be None, a dict or an AutoBudget, got %r" % (budget,))
+
+
+def run_budget(explainer, masks, plan, predict, choose_labels, segments, prior, image):
+    """``num_samples='auto'`` for a :class:`~paddlex_interpret.core.lime.LimeExplainer`: the
+    model (``predict(masks part) -> outputs``) on ``masks`` (drawn for the cap) round by round,
+    up to the looks of ``plan``, until every label's top superpixels are certified
+    (``choose_labels(probabilities of the image) -> labels`` after the first round). Returns
+    ``(masks used, outputs, probabilities of the image, labels, settings, prior)``."""
+    policy = explainer.budget
+    outputs, probs, labels, used, certified = None, None, None, 0, []
+    k = min(policy.top_k, masks.shape[1] - 1)
+    for n in plan:
+        part = predict(masks[used:n])
+        outputs = part if outputs is None else np.concatenate([outputs, part])
+        used = n
+        if probs is None:  # the first sample is the image itself
+            probs = explainer._image_probabilities(image, masks, outputs)
+            labels = choose_labels(probs)
+            if callable(prior):
+                prior = prior(segments, labels)
+        X = masks[:used]
+        weights = explainer.sample_weight(X)
+        fit = explainer.fit(X, outputs, labels, prior=prior, sample_weight=weights)
+        cov = explainer.covariance(X, outputs, labels, weights, fit, prior)
+        if cov is None:
+            continue
+        certified = certify_all(fit.coef, cov, k, policy.confidence, len(plan),
+                                policy.tolerance)
+        if all(len(c) >= k for c in certified):
+            break
+    info = dict(policy.describe(), budget_looks=len(plan), budget_plan=[int(n) for n in plan],
+                budget_certified=bool(certified) and all(len(c) >= k for c in certified))
+    return masks[:used], outputs, probs, labels, info, prior

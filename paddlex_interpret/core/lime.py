@@ -38,7 +38,7 @@ from .perturbation import make_fill
 from .sampling import make_kernel, make_sampler
 from .segmentation import make_segmenter, relabel
 from .surrogate import as_surrogate
-from .uncertainty import certify_all, ridge_covariance
+from .uncertainty import ridge_covariance
 
 __all__ = ["LimeExplainer", "LimeRun", "select_labels", "check_num_samples", "DEFAULT_SAMPLER",
            "DEFAULT_SEGMENTER", "DEFAULT_FILL", "DEFAULT_NUM_SAMPLES"]
@@ -102,14 +102,21 @@ class LimeExplainer:
             :mod:`~paddlex_interpret.core.baseline`; or an ``AutoFill`` with more candidates),
             ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, a colour
             or an image (:func:`~paddlex_interpret.core.perturbation.make_fill`).
-        sampler: ``'bernoulli'`` (LIME's, default), ``'paired_kernel'`` (GLIME's) or a
-            :class:`~paddlex_interpret.core.sampling.Sampler`.
+        sampler: ``'stratified'`` (default: complementary pairs from LIME's kernel-weighted
+            distribution, the number kept stratified; LIME's estimand with less noise),
+            ``'bernoulli'`` (LIME's and PaddleX 1.3's: with an int ``num_samples``, their bits),
+            ``'paired_kernel'`` or a :class:`~paddlex_interpret.core.sampling.Sampler`.
         kernel_width: width of the exponential kernel on cosine distance (PaddleX 1.3: 0.25).
         kernel: optional ``f(distances) -> weights`` replacing the exponential kernel.
         surrogate: a :class:`~paddlex_interpret.core.surrogate.Surrogate` (or a scikit-learn
             regressor); default ``WeightedRidge(alpha=1)`` (PaddleX 1.3's Ridge).
-        num_samples, batch_size: perturbed samples and the classifier batch size (``'auto'``:
-            the classifier's ``suggest_batch_size``).
+        num_samples: ``'auto'`` (default: rounds until the top superpixels of every explained
+            label are certified, or ``budget``'s cap; :mod:`~paddlex_interpret.core.budget`) or
+            an int: exactly that many samples.
+        budget: the stop rule of ``'auto'``: an
+            :class:`~paddlex_interpret.core.budget.AutoBudget` or a dict of its arguments
+            (``top_k=5``, ``confidence=0.95``, ``cap=1000``).
+        batch_size: the classifier batch size (``'auto'``: its ``suggest_batch_size``).
         seed: makes segmentation and sampling repeatable.
         label_names: class names for the result (default the classifier's).
         progress: show a tqdm progress bar over the samples (the numbers do not change).
@@ -257,7 +264,6 @@ class LimeExplainer:
         seed = self.seed if seed is None else seed
         image = to_rgb_uint8(image)
         labels = resolve_labels(labels, self.label_names)
-        adaptive_info = budget_info = None
         with self.hold_weights():
             t0 = time.perf_counter()
             segments = self.segment(image) if segments is None else relabel(segments, image.shape)
@@ -272,24 +278,8 @@ class LimeExplainer:
             masks = self.draw(d, cap, seed)
             self.classifier.prepare(image, batch_size)
             fill_image, fill_info = self.fill_for(image, segments)
-            predict = lambda part: self.predict_masks(image, fill_image, segments, part,  # noqa
-                                                      batch_size)
-            if self.adaptive is not None:  # the stop rule needs the labels before sampling
-                probs = None if labels is not None else self.predict(image[None])[0]
-                if probs is not None:
-                    labels = select_labels(probs, labels, top_k)
-                masks, outputs, adaptive_info, prior = self._sample_adaptive(
-                    image, segments, fill_image, masks, labels, batch_size, prior)
-                if probs is None:
-                    probs = self._image_probabilities(image, masks, outputs)
-                    labels = select_labels(probs, labels, top_k)
-            elif auto:
-                masks, outputs, probs, labels, budget_info, prior = self._sample_budget(
-                    masks, plan, predict, labels, top_k, segments, prior, image)
-            else:
-                outputs = predict(masks)
-                probs = self._image_probabilities(image, masks, outputs)
-                labels = select_labels(probs, labels, top_k)
+            masks, outputs, probs, labels, info, prior = self._sample(
+                image, segments, fill_image, masks, plan, labels, top_k, batch_size, prior)
             t2 = time.perf_counter()
         if callable(prior):
             prior = prior(segments, labels)
@@ -304,10 +294,7 @@ class LimeExplainer:
         backend = self.classifier.backend_info
         if backend:
             settings.update(backend=backend.get("backend"), path=backend.get("path"))
-        if adaptive_info is not None:
-            settings.update(adaptive_info)
-        if budget_info is not None:
-            settings.update(budget_info)
+        settings.update(info)
         if prior is not None and self.surrogate.uses_prior:
             settings["method"] = "glime"
         explanation = Explanation(
@@ -316,6 +303,34 @@ class LimeExplainer:
             local_predictions=fit.local_prediction, label_names=self.label_names,
             settings=settings, weight_cov=cov)
         return LimeRun(explanation, masks, outputs, weights, fill_image, prior)
+
+    def _sample(self, image, segments, fill_image, masks, plan, labels, top_k, batch_size,
+                prior):
+        """The model on ``masks`` (all of them, in adaptive rounds, or the looks of ``plan`` for
+        ``num_samples='auto'``); returns ``(masks used, outputs, probabilities of the image,
+        labels, settings of the stop rule, prior)``."""
+        def predict(part):
+            return self.predict_masks(image, fill_image, segments, part, batch_size)
+
+        if self.adaptive is not None:  # the stop rule needs the labels before sampling
+            probs = None if labels is not None else self.predict(image[None])[0]
+            if probs is not None:
+                labels = select_labels(probs, labels, top_k)
+            masks, outputs, info, prior = self._sample_adaptive(
+                image, segments, fill_image, masks, labels, batch_size, prior)
+            if probs is None:
+                probs = self._image_probabilities(image, masks, outputs)
+                labels = select_labels(probs, labels, top_k)
+            return masks, outputs, probs, labels, info, prior
+        if plan is not None:
+            from .budget import run_budget
+
+            return run_budget(self, masks, plan, predict,
+                              lambda probs: select_labels(probs, labels, top_k), segments, prior,
+                              image)
+        outputs = predict(masks)
+        probs = self._image_probabilities(image, masks, outputs)
+        return masks, outputs, probs, select_labels(probs, labels, top_k), {}, prior
 
     def _batch_size(self, batch_size, image, num_samples):
         batch_size = batch_size or self.batch_size
@@ -333,40 +348,6 @@ class LimeExplainer:
         return ridge_covariance(masks, outputs[:, labels], sample_weight, fit.coef,
                                 fit.intercept, ridge,
                                 cluster_size=getattr(self.sampler, "cluster_size", 1))
-
-    def _sample_budget(self, masks, plan, predict, labels, top_k, segments, prior, image):
-        """``num_samples='auto'``: the model on ``masks`` round by round (the looks of
-        ``plan``) until every label's top superpixels are certified (:mod:`.budget`)."""
-        policy = self.budget
-        outputs = None
-        used = 0
-        probs = None
-        looks = len(plan)
-        certified = []
-        for n in plan:
-            part = predict(masks[used:n])
-            outputs = part if outputs is None else np.concatenate([outputs, part])
-            used = n
-            if probs is None:
-                probs = self._image_probabilities(image, masks, outputs)
-                labels = select_labels(probs, labels, top_k)
-                if callable(prior):
-                    prior = prior(segments, labels)
-            X = masks[:used]
-            weights = self.sample_weight(X)
-            fit = self.fit(X, outputs, labels, prior=prior, sample_weight=weights)
-            cov = self.covariance(X, outputs, labels, weights, fit, prior)
-            if cov is None:
-                continue
-            k = min(policy.top_k, X.shape[1] - 1)
-            certified = certify_all(fit.coef, cov, k, policy.confidence, looks,
-                                    policy.tolerance)
-            if all(len(c) >= k for c in certified):
-                break
-        k = min(policy.top_k, masks.shape[1] - 1)
-        info = dict(policy.describe(), budget_looks=looks, budget_plan=[int(n) for n in plan],
-                    budget_certified=bool(certified) and all(len(c) >= k for c in certified))
-        return masks[:used], outputs, probs, labels, info, prior
 
     def _image_probabilities(self, image, masks, outputs):
         """The prediction of the image itself: the output of the first sample when its mask keeps
