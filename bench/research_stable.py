@@ -303,5 +303,69 @@ def summarise(results, args):
             np.mean([x[4] for x in v])))
 
 
+def simulate_auto(results_path, k=5, seeds=(0, 1, 2), tolerances=(0.0, 0.05, 0.1),
+                  confidence=0.95, cap=1000, methods=("bernoulli", "stratified")):
+    """``num_samples='auto'`` replayed on the cached model outputs (no model calls): per
+    tolerance and sampler, the calls used, seed-to-seed top-k Jaccard, agreement with the
+    reference and whether every certified claim matched the reference's top-j."""
+    from itertools import combinations
+
+    from paddlex_interpret.core.budget import AutoBudget
+    from paddlex_interpret.core.uncertainty import certified_top as cert
+
+    results = json.load(open(results_path))
+    kernel = make_kernel(None, 0.25)
+    rows = {}
+    for key, e in results.items():
+        seg_name, name = key.split("|")
+        ref = np.asarray(e["ref_weights"])
+        d = e["d"]
+        for mname in methods:
+            sampler, _, pairs = METHODS[mname]
+            for tol in tolerances:
+                plan = AutoBudget(cap=cap, tolerance=tol).plan(d, 50)
+                tops, used, agree, claims = [], [], [], []
+                for seed in seeds:
+                    path = os.path.join(CACHE, "%s_%s_%s_%d.npz" % (name, seg_name, sampler, seed))
+                    with np.load(path) as z:
+                        y = z["y"]
+                    masks = np.asarray(make_sampler(sampler).sample(
+                        cap, d, np.random.default_rng(seed), kernel), dtype=bool)
+                    for n in plan:
+                        m = masks[:n]
+                        w = sample_weight(sampler, m, kernel)
+                        coef, Ainv, Xr, wr = fit(m, y[:n], w)
+                        cov = sandwich(Ainv, Xr, wr, pairs) * n / max(n - d - 1, 1)
+                        kk = min(k, d - 1)
+                        if len(cert(coef, cov, kk, confidence, len(plan), tol)) >= kk:
+                            break
+                    strict = cert(coef, cov, kk, confidence, len(plan))
+                    if strict:
+                        claims.append(strict == top_set(ref, len(strict)) or
+                                      strict == sorted(np.argsort(-ref)[:len(strict)].tolist()))
+                    tops.append(coef)
+                    used.append(n)
+                    agree.append(metrics.topk_jaccard(coef, ref, k, True))
+                jac = np.mean([metrics.topk_jaccard(a, b, k, True)
+                               for a, b in combinations(tops, 2)])
+                rows.setdefault((seg_name, e["held_out"], mname, tol), []).append(
+                    (jac, np.mean(agree), np.mean(used), claims))
+    print("| seg | set | sampler | tolerance | seed Jaccard median | p10 | agree median | p10 | "
+          "calls median | max | certified claims right |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (seg, held, m, tol), v in sorted(rows.items()):
+        jac = np.array([x[0] for x in v])
+        ag = np.array([x[1] for x in v])
+        us = np.array([x[2] for x in v])
+        cl = [c for x in v for c in x[3]]
+        print("| %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %d/%d |" % (
+            seg, "held-out" if held else "tuning", m, tol, np.median(jac),
+            np.percentile(jac, 10), np.median(ag), np.percentile(ag, 10), np.median(us),
+            us.max(), sum(cl), len(cl)))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--simulate"]:
+        simulate_auto(sys.argv[2])
+    else:
+        main()
