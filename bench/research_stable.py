@@ -41,6 +41,7 @@ SEGMENTATIONS = {
     "qs13": ("quickshift", {}),
     "slic50": ("slic", {"n_segments": 50, "compactness": 10.0}),
     "slic25": ("slic", {"n_segments": 25, "compactness": 10.0}),
+    "coarse": ("coarse", {}),
 }
 
 
