@@ -4,9 +4,10 @@ A sampler draws the binary masks (one bool per superpixel, first row all on) and
 weights of the surrogate fit:
 
 * :class:`BernoulliSampler` is LIME's and PaddleX 1.3's: every superpixel on with probability 1/2,
-  weights = LIME's kernel on the cosine distance to the all-on mask; the default of
-  :class:`~paddlex_interpret.core.lime.LimeExplainer`.
-* :class:`PairedKernelSampler` (GLIME's default) estimates *the same* weighted least-squares
+  weights = LIME's kernel on the cosine distance to the all-on mask (``sampler='bernoulli'``).
+* :class:`StratifiedPairedSampler` (``'stratified'``, the default everywhere) is
+  :class:`PairedKernelSampler` with the number kept stratified over a stream of masks.
+* :class:`PairedKernelSampler` estimates *the same* weighted least-squares
   surrogate with less variance at the same number of forward passes, by two standard devices:
 
   - **sampling from the kernel-weighted distribution** (as Tan et al., "GLIME: General, Stable and
@@ -180,6 +181,13 @@ class StratifiedPairedSampler(PairedKernelSampler):
     noise (the model's response to *how much* is hidden) from the weights. Given ``k`` the kept
     set is uniformly random, so the expected normal equations, sample weights included, are
     :class:`PairedKernelSampler`'s: the same estimand as LIME's.
+
+    What is left of the noise is the part of the model's response that is not linear in the
+    mask (interactions between superpixels), which the pairs halve (its even part cancels
+    within a pair). A control variate linear in the mask, such as a gradient map summed per
+    superpixel, cannot lower it further: a least-squares fit already removes everything linear
+    in the mask, so subtracting a linear approximation and adding its exact weights back gives
+    the same fit.
 
     Rows are generated in fixed blocks of pairs, so the first ``n`` masks of a draw of ``N > n``
     are the masks of a draw of ``n`` with the same seed: sampling in rounds (``num_samples=
