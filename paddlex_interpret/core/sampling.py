@@ -187,7 +187,7 @@ class StratifiedPairedSampler(PairedKernelSampler):
     within a pair). A control variate linear in the mask, such as a gradient map summed per
     superpixel, cannot lower it further: a least-squares fit already removes everything linear
     in the mask, so subtracting a linear approximation and adding its exact weights back gives
-    the same fit.
+    the same fit (up to the ridge penalty's shrinkage of the approximation).
 
     Rows are generated in fixed blocks of pairs, so the first ``n`` masks of a draw of ``N > n``
     are the masks of a draw of ``n`` with the same seed: sampling in rounds (``num_samples=
