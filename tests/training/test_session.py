@@ -63,8 +63,14 @@ def test_session_without_paddle_model_writes_report_and_files(tmp_path):
     assert set(exp.top_segments(1, 2).tolist()) <= set(left.tolist())
     assert reports[0].scalars["explain/probe_1/deletion_auc"] < \
         reports[0].scalars["explain/probe_1/insertion_auc"]
+    # the spread of the probe's weights, how much of its top is certified, the calls spent
+    sc = reports[0].scalars
+    assert 0 < sc["explain/probe_1/top_weight_se"] < 1
+    assert 1 <= sc["explain/probe_1/certified_top"] <= 5
+    assert sc["explain/probe_1/num_samples_used"] == exp.settings["num_samples_used"]
     reader = read_run(str(tmp_path / "log"))
     assert steps(reader, "image", "explain/probe_0/lime") == [1, 2, 3]
+    assert steps(reader, "scalar", "explain/mean_top_weight_se") == [1, 2, 3]
 
 
 def test_session_writes_nothing_off_rank_zero(tmp_path, monkeypatch):
