@@ -48,7 +48,6 @@ OUT = os.path.join(RS.CACHE, "bench_stable.json")
 #: method -> (segmentation, sampler, budget: an int or 'auto')
 METHODS = {
     "defaults": ("coarse", "stratified", "auto"),
-    "coarse_bernoulli_1000": ("coarse", "bernoulli", 1000),
     "today_300": ("qs13", "bernoulli", 300),
     "today_1000": ("qs13", "bernoulli", 1000),
 }

@@ -144,7 +144,7 @@ def efficiency(research, photos):
 def coverage(runs):
     """Certified claims against the converged explanation, and 95% intervals per weight."""
     rows = []
-    for method in ("defaults", "coarse_bernoulli_1000", "today_1000"):
+    for method in ("defaults", "today_1000"):
         per = runs.get(method, {})
         right = claims = 0
         inside = []
