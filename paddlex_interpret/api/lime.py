@@ -46,7 +46,7 @@ def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     return classifier, image_name(img_file), num_samples, batch_size
 
 
-def samples_stem(method, num_samples):
+def samples_stem(method: str, num_samples) -> str:
     """The file stem of a result: ``lime_s1000`` for an int budget (PaddleX 1.3's), ``lime_sauto``
     for ``num_samples='auto'``."""
     return "%s_s%s" % (method, num_samples)

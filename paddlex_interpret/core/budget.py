@@ -6,7 +6,9 @@ After each round it fits the surrogate on all samples so far, computes the weigh
 (:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`) and stops when, for every
 explained label, the top ``top_k`` superpixels are certified
 (:func:`~paddlex_interpret.core.uncertainty.certified_top`) at ``confidence``, the error spent
-over the planned looks (Bonferroni), or when the cap is reached. The explanation is then the fit
+over the planned looks (Bonferroni), up to ties (superpixels shown to be within ``tolerance`` of
+the largest weight of each other count as tied: more samples never order exact ties), or when
+the cap is reached (``settings['budget_certified']`` is then False). The explanation is then the fit
 on the masks used: exactly what an int budget of that size with the same seed gives.
 
 The rounds grow geometrically (``first``, then x ``growth``, rounded to whole batches, up to
@@ -20,6 +22,7 @@ Example::
     [200, 300, 450, 700, 1000]
 """
 import math
+from typing import List, Optional, Union
 
 import numpy as np
 
@@ -42,8 +45,8 @@ class AutoBudget:
             each other count as tied for the stop (more samples never order exact ties).
     """
 
-    def __init__(self, top_k=5, confidence=0.95, cap=1000, first=None, growth=1.5,
-                 tolerance=0.05):
+    def __init__(self, top_k: int = 5, confidence: float = 0.95, cap: int = 1000,
+                 first: Optional[int] = None, growth: float = 1.5, tolerance: float = 0.05):
         if int(top_k) < 1:
             raise ValueError("budget top_k must be >= 1, got %r" % (top_k,))
         if not 0 < float(confidence) < 1:
@@ -61,7 +64,7 @@ class AutoBudget:
             raise ValueError("budget tolerance must be in [0, 1), got %r" % (tolerance,))
         self.tolerance = float(tolerance)
 
-    def plan(self, n_segments, batch_size):
+    def plan(self, n_segments: int, batch_size: int) -> List[int]:
         """Cumulative sample counts at which to look (the last is the cap)."""
         step = int(batch_size) if int(batch_size) % 2 == 0 else 2 * int(batch_size)
         first = self.first if self.first is not None else max(200, 8 * int(n_segments))
@@ -84,7 +87,7 @@ class AutoBudget:
                 "budget_tolerance": self.tolerance}
 
 
-def resolve_budget(budget):
+def resolve_budget(budget: Union[None, dict, "AutoBudget"]) -> "AutoBudget":
     """``None`` -> :class:`AutoBudget` defaults; a dict -> its arguments; an instance as is."""
     if budget is None:
         return AutoBudget()

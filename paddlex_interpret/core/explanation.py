@@ -21,6 +21,7 @@ Example::
 """
 import json
 import os
+from typing import List, Optional
 
 import numpy as np
 
@@ -95,20 +96,21 @@ class Explanation:
         return table[idx[0]]
 
     @property
-    def weight_se(self):
+    def weight_se(self) -> Optional[np.ndarray]:
         """``(L, n_segments)`` standard errors of ``weights`` (None without a covariance)."""
         if self.weight_cov is None:
             return None
         return np.sqrt(np.maximum(np.diagonal(self.weight_cov, axis1=1, axis2=2), 0.0))
 
-    def se_for(self, label):
+    def se_for(self, label: int) -> Optional[np.ndarray]:
         """``(n_segments,)`` standard errors of ``label``'s weights (None without them)."""
         se = self.weight_se
         if se is None:
             return None
         return se[self._index(label)].copy()
 
-    def certified_top(self, k=5, label=None, confidence=None):
+    def certified_top(self, k: int = 5, label: Optional[int] = None,
+                      confidence: Optional[float] = None) -> List[int]:
         """Ids of the top superpixels (at most ``k``) of ``label`` (default the first explained)
         that are separated from all others at ``confidence`` (default the one the budget used,
         else 0.95): the largest top-``j`` set whose every member's weight exceeds every other

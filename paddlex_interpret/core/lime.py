@@ -51,7 +51,7 @@ DEFAULT_FILL = "auto"
 DEFAULT_NUM_SAMPLES = "auto"
 
 
-def check_num_samples(value, name="num_samples"):
+def check_num_samples(value, name: str = "num_samples"):
     """``'auto'`` (sample until the top superpixels are certified,
     :mod:`~paddlex_interpret.core.budget`) or an int >= 1 (exactly that many samples)."""
     if isinstance(value, str):

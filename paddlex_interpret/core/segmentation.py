@@ -58,7 +58,7 @@ def _quickshift(image, seed, **params):
     return quickshift(image, rng=seed, **params)
 
 
-def merge_regions(image, segments, max_regions=25):
+def merge_regions(image: np.ndarray, segments: np.ndarray, max_regions: int = 25) -> np.ndarray:
     """Merge adjacent superpixels of ``segments`` (``0..n-1``) until at most ``max_regions``
     remain: each step joins the adjacent pair whose union raises the within-region colour
     variance least (Ward's criterion on CIELAB colour, ``n_a n_b / (n_a + n_b) |mu_a - mu_b|^2``;

@@ -28,13 +28,15 @@ Example::
     []
 """
 from statistics import NormalDist
+from typing import List, Optional
 
 import numpy as np
 
 __all__ = ["ridge_covariance", "certified_top", "certify_all"]
 
 
-def ridge_covariance(X, Y, sample_weight, coef, intercept, ridge, cluster_size=1):
+def ridge_covariance(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray, coef: np.ndarray,
+                     intercept: np.ndarray, ridge, cluster_size: int = 1) -> np.ndarray:
     """Sandwich covariance ``(L, d, d)`` of kernel-weighted ridge coefficients.
 
     Args:
@@ -78,7 +80,8 @@ def _z(confidence, tests):
     return NormalDist().inv_cdf(1.0 - (1.0 - float(confidence)) / max(int(tests), 1))
 
 
-def certified_top(coef, cov, k=5, confidence=0.95, looks=1, tolerance=0.0):
+def certified_top(coef: np.ndarray, cov: Optional[np.ndarray], k: int = 5,
+                  confidence: float = 0.95, looks: int = 1, tolerance: float = 0.0) -> List[int]:
     """Ids (sorted) of the largest top-``j`` set, ``j <= k``, certified at ``confidence``.
 
     Superpixels are ranked by weight (what LIME shows first); the top ``j`` are certified when
@@ -117,7 +120,8 @@ def certified_top(coef, cov, k=5, confidence=0.95, looks=1, tolerance=0.0):
     return best
 
 
-def certify_all(coef, cov, k=5, confidence=0.95, looks=1, tolerance=0.0):
+def certify_all(coef: np.ndarray, cov: np.ndarray, k: int = 5, confidence: float = 0.95,
+                looks: int = 1, tolerance: float = 0.0) -> List[List[int]]:
     """``[certified ids per label]`` for ``coef (L, d)`` and ``cov (L, d, d)``."""
     coef = np.asarray(coef, dtype=np.float64)
     return [certified_top(coef[j], cov[j], k, confidence, looks, tolerance)
