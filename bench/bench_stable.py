@@ -75,11 +75,12 @@ def cached(name, seg, sampler, seed):
         return z["y"], int(z["label"])
 
 
-def replay(name, seg, sampler, budget, seed, d):
-    """``(weights, covariance, calls, certified by the budget)`` of one method from the cache."""
+def replay(name, seg, sampler, budget, seed, d, cap=1000):
+    """``(weights, covariance, calls, certified by the budget, looks)`` of one method from the
+    cache (``budget``: 'auto' with ``cap``, or an int)."""
     pairs = make_sampler(sampler).cluster_size
     y, _ = cached(name, seg, sampler, seed)
-    cap = 1000 if budget == "auto" else budget
+    cap = cap if budget == "auto" else budget
     masks = np.asarray(make_sampler(sampler).sample(cap, d, np.random.default_rng(seed), KERNEL),
                        dtype=bool)
     policy = AutoBudget()
