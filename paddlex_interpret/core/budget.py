@@ -46,7 +46,7 @@ class AutoBudget:
     """
 
     def __init__(self, top_k: int = 5, confidence: float = 0.95, cap: int = 1000,
-                 first: Optional[int] = None, growth: float = 1.5, tolerance: float = 0.05):
+                 first: Optional[int] = None, growth: float = 1.5, tolerance: float = 0.1):
         if int(top_k) < 1:
             raise ValueError("budget top_k must be >= 1, got %r" % (top_k,))
         if not 0 < float(confidence) < 1:
