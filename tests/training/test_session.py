@@ -156,7 +156,8 @@ def test_unknown_options_are_refused_by_name():
 def test_options_are_checked_and_normalised():
     o = ExplainOptions()
     assert (o.num_samples, o.batch_size, o.freq, o.stability, o.max_overhead) == \
-        (300, 50, 1, "split", None)
+        ("auto", 50, 1, "split", None)
+    assert o.budget_for_probes() == {"top_k": o.num_features}  # the probes' shown top
     assert o.segmenter_params == {} and o.normlime_kwargs == {}
     assert ExplainOptions(stability=True).stability == "split"
     assert ExplainOptions(stability=None).stability is False
