@@ -23,9 +23,12 @@ import numpy as np
 import paddlex_interpret, paddlex as pdx
 model = pdx.load_model(sys.argv[1])
 kind, image, dataset, save_dir = sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
-if kind in ("lime", "lime_auto"):
-    e = pdx.interpret.lime(image, model, num_samples=120 if kind == "lime" else "auto",
-                           batch_size=40, save_dir=save_dir, save_png=False, seed=5)
+if kind == "lime":
+    e = pdx.interpret.lime(image, model, num_samples=120, batch_size=40, save_dir=save_dir,
+                           save_png=False, seed=5)
+elif kind == "lime_auto":
+    e = pdx.interpret.lime(image, model, num_samples="auto", batch_size=40, save_dir=save_dir,
+                           save_png=False, seed=5, backend="inference")
 else:
     e = pdx.interpret.normlime(image, model, dataset=dataset, num_samples=120, batch_size=40,
                                save_dir=save_dir, save_png=False, seed=5, max_images=12,
@@ -59,8 +62,9 @@ def test_one_seed_gives_the_same_bits_in_one_process_and_a_fresh_one(pdx, traine
     kw = dict(num_samples=120, batch_size=40, save_dir=str(tmp_path), save_png=False, seed=5)
     if kind == "normlime":
         kw.update(dataset=dataset, max_images=12, n_concepts=6)
-    if kind == "lime_auto":  # the rounds of num_samples='auto' and where they stop
-        kw.update(num_samples="auto")
+    if kind == "lime_auto":  # the rounds of num_samples='auto' and where they stop (the
+        # engine named: what this case checks is the rounds, not backend='auto''s choice)
+        kw.update(num_samples="auto", backend="inference")
     call = getattr(pdx.interpret, kind.replace("_auto", ""))
     runs = [call(image, model, **kw) for _ in range(3)]
     with_bar = call(image, model, progress=True, **kw)
