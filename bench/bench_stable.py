@@ -40,7 +40,7 @@ from bench import research_stable as RS  # noqa: E402
 from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.budget import AutoBudget  # noqa: E402
 from paddlex_interpret.core.sampling import make_kernel, make_sampler  # noqa: E402
-from paddlex_interpret.core.uncertainty import certified_top  # noqa: E402
+from paddlex_interpret.core.uncertainty import top_k_certified  # noqa: E402
 
 K = 5
 SEEDS = (0, 1, 2)
@@ -90,8 +90,7 @@ def replay(name, seg, sampler, budget, seed, d, cap=1000):
         m = masks[:n]
         coef, ainv, xr, wr = RS.fit(m, y[:n], RS.sample_weight(sampler, m, KERNEL))
         cov = RS.sandwich(ainv, xr, wr, pairs > 1) * n / max(n - d - 1, 1)
-        done = len(certified_top(coef, cov, k, policy.confidence, len(plan),
-                                 policy.tolerance)) >= k
+        done = top_k_certified(coef, cov, k, policy.confidence, len(plan), policy.tolerance)
         if budget == "auto" and done:
             break
     return coef, cov, n, done, len(plan)

@@ -5,7 +5,7 @@ of a draw of ``N`` are the masks of a draw of ``n``), then runs the model on the
 After each round it fits the surrogate on all samples so far, computes the weights' error bars
 (:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`) and stops when, for every
 explained label, the top ``top_k`` superpixels are certified
-(:func:`~paddlex_interpret.core.uncertainty.certified_top`) at ``confidence``, the error spent
+(:func:`~paddlex_interpret.core.uncertainty.top_k_certified`) at ``confidence``, the error spent
 over the planned looks (Bonferroni), up to ties (superpixels shown to be within ``tolerance`` of
 the largest weight of each other count as tied: more samples never order exact ties), or when
 the cap is reached (``settings['budget_certified']`` is then False). The explanation is then the fit
@@ -26,7 +26,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 
-from .uncertainty import certify_all
+from .uncertainty import top_k_certified
 
 __all__ = ["AutoBudget", "resolve_budget", "run_budget"]
 
@@ -105,7 +105,7 @@ def run_budget(explainer, masks, plan, predict, choose_labels, segments, prior, 
     (``choose_labels(probabilities of the image) -> labels`` after the first round). Returns
     ``(masks used, outputs, probabilities of the image, labels, settings, prior)``."""
     policy = explainer.budget
-    outputs, probs, labels, used, certified = None, None, None, 0, []
+    outputs, probs, labels, used, certified = None, None, None, 0, False
     k = min(policy.top_k, masks.shape[1] - 1)
     for n in plan:
         part = predict(masks[used:n])
@@ -122,10 +122,10 @@ def run_budget(explainer, masks, plan, predict, choose_labels, segments, prior, 
         cov = explainer.covariance(X, outputs, labels, weights, fit, prior)
         if cov is None:
             continue
-        certified = certify_all(fit.coef, cov, k, policy.confidence, len(plan),
-                                policy.tolerance)
-        if all(len(c) >= k for c in certified):
+        certified = all(top_k_certified(fit.coef[j], cov[j], k, policy.confidence, len(plan),
+                                        policy.tolerance) for j in range(len(fit.coef)))
+        if certified:
             break
     info = dict(policy.describe(), budget_looks=len(plan), budget_plan=[int(n) for n in plan],
-                budget_certified=bool(certified) and all(len(c) >= k for c in certified))
+                budget_certified=bool(certified))
     return masks[:used], outputs, probs, labels, info, prior

@@ -32,7 +32,7 @@ from typing import List, Optional
 
 import numpy as np
 
-__all__ = ["ridge_covariance", "certified_top", "certify_all"]
+__all__ = ["ridge_covariance", "certified_top", "certify_all", "top_k_certified"]
 
 
 def ridge_covariance(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray, coef: np.ndarray,
@@ -118,6 +118,28 @@ def certified_top(coef: np.ndarray, cov: Optional[np.ndarray], k: int = 5,
         if np.all(diff + tol > z * np.sqrt(np.maximum(v, 0.0))):
             best = sorted(top.tolist())
     return best
+
+
+def top_k_certified(coef: np.ndarray, cov: np.ndarray, k: int = 5, confidence: float = 0.95,
+                    looks: int = 1, tolerance: float = 0.0) -> bool:
+    """Whether the top-``k`` set itself (not a smaller one) is certified: the one claim a budget
+    stops on, so the Bonferroni correction runs over its ``k (d - k)`` comparisons and the
+    ``looks`` only (see :func:`certified_top` for ``tolerance``)."""
+    m = np.asarray(coef, dtype=np.float64).reshape(-1)
+    d = m.size
+    k = min(int(k), d - 1)
+    if k < 1:
+        return True
+    cov = np.asarray(cov, dtype=np.float64).reshape(d, d)
+    var = np.diag(cov)
+    if not np.all(np.isfinite(var)):
+        return False
+    order = np.argsort(-m, kind="stable")
+    top, rest = order[:k], order[k:]
+    z = _z(confidence, k * (d - k) * max(int(looks), 1))
+    diff = m[top][:, None] - m[rest][None, :] + float(tolerance) * float(np.max(np.abs(m)))
+    v = var[top][:, None] + var[rest][None, :] - 2.0 * cov[np.ix_(top, rest)]
+    return bool(np.all(diff > z * np.sqrt(np.maximum(v, 0.0))))
 
 
 def certify_all(coef: np.ndarray, cov: np.ndarray, k: int = 5, confidence: float = 0.95,

@@ -11,7 +11,7 @@ from paddlex_interpret.core.budget import AutoBudget
 from paddlex_interpret.core.explanation import Explanation
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
-from paddlex_interpret.core.uncertainty import certified_top
+from paddlex_interpret.core.uncertainty import certified_top, top_k_certified
 
 D = 8
 IMAGE = np.full((16, 16, 3), 255, np.uint8)
@@ -143,3 +143,4 @@ def test_certified_top_needs_separation_from_every_other_superpixel():
     assert certified_top(coef, cov, k=2) == [0]          # 1 and 2 are not told apart
     assert certified_top(coef, cov, k=2, tolerance=0.05) == [0, 1]  # unless ties may count
     assert certified_top(coef, None, k=3) == []
+    assert top_k_certified(coef, cov, k=3) and not top_k_certified(coef, cov, k=2)
