@@ -47,11 +47,13 @@ SEEDS = (0, 1, 2)
 OUT = os.path.join(RS.CACHE, "bench_stable.json")
 #: method -> (segmentation, sampler, budget: an int or 'auto')
 METHODS = {
-    "defaults": ("coarse", "stratified", "auto"),
+    "defaults": ("qs13", "stratified", "auto"),
+    "coarse_auto": ("coarse", "stratified", "auto"),
     "today_300": ("qs13", "bernoulli", 300),
     "today_1000": ("qs13", "bernoulli", 1000),
 }
-LABELS = {"defaults": "**defaults**: coarse regions, stratified sampler, num_samples='auto'",
+LABELS = {"defaults": "**defaults**: quickshift, stratified sampler, num_samples='auto'",
+          "coarse_auto": "segmenter='coarse', stratified sampler, num_samples='auto'",
           "coarse_bernoulli_1000": "coarse regions, LIME's sampler, N=1000",
           "today_300": "today's defaults (quickshift, LIME's sampler), N=300 (the hook's)",
           "today_1000": "today's defaults (quickshift, LIME's sampler), N=1000",

@@ -259,8 +259,13 @@ def main():
                             "ref_top_j": top_set(ref, len(cert)) if cert else [],
                             "cover95": float(np.mean(np.abs(z) < 1.96)),
                             "agree": metrics.topk_jaccard(coef, ref, args.k, True)}
+            previous = results.get("%s|%s" % (seg_name, name), {})
+            for key, run in previous.get("runs", {}).items():  # other methods of earlier runs
+                entry["runs"].setdefault(key, run)
             if args.faith:
                 entry["faith_ref"] = faithfulness(clf, src, ref, label)
+            elif "faith_ref" in previous:
+                entry["faith_ref"] = previous["faith_ref"]
             results["%s|%s" % (seg_name, name)] = entry
             with open(args.out + ".tmp", "w") as f:
                 json.dump(results, f)

@@ -19,7 +19,7 @@ DEFAULTS = {"fill": core_lime.DEFAULT_FILL, "sampler": core_lime.DEFAULT_SAMPLER
 
 def test_the_defaults_are_the_measured_ones():
     assert DEFAULTS == {"fill": "auto", "sampler": "stratified", "num_samples": "auto",
-                        "segmenter": "coarse"}
+                        "segmenter": "quickshift"}
 
 
 @pytest.mark.parametrize("fn", [LimeExplainer.__init__, lime, normlime, glime],

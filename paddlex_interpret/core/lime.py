@@ -46,7 +46,7 @@ __all__ = ["LimeExplainer", "LimeRun", "select_labels", "check_num_samples", "DE
 #: the defaults every entry point shares (``LimeExplainer``, ``lime``, ``normlime``, ``glime``,
 #: the training hook and callback, the CLI); BENCHMARKS.md, "Time to a stable explanation"
 DEFAULT_SAMPLER = "stratified"
-DEFAULT_SEGMENTER = "coarse"
+DEFAULT_SEGMENTER = "quickshift"
 DEFAULT_FILL = "auto"
 DEFAULT_NUM_SAMPLES = "auto"
 
@@ -96,9 +96,10 @@ class LimeExplainer:
         classifier_fn: a :class:`~paddlex_interpret.core.classifier.Classifier` (e.g.
             :class:`paddlex_interpret.PaddleXClassifier`) or a function ``(B, H, W, 3) uint8 ->
             (B, C)`` probabilities or logits.
-        segmenter: ``'coarse'`` (default: PaddleX 1.3's quickshift superpixels merged into at most
-            25 regions, :func:`~paddlex_interpret.core.segmentation.merge_regions`),
-            ``'quickshift'`` (PaddleX 1.3's), ``'slic'``, ``'felzenszwalb'`` or a callable.
+        segmenter: ``'quickshift'`` (default, PaddleX 1.3's settings), ``'coarse'`` (its
+            superpixels merged into at most 25 regions: a stable top 5 at 1000 calls, less
+            faithful; :func:`~paddlex_interpret.core.segmentation.merge_regions`), ``'slic'``,
+            ``'felzenszwalb'`` or a callable.
         segmenter_params: overrides for the named segmenter.
         fill: what hidden superpixels become: ``'auto'`` (chosen per image by measurement,
             :mod:`~paddlex_interpret.core.baseline`; or an ``AutoFill`` with more candidates),

@@ -1,15 +1,17 @@
-"""Superpixel segmentation: ``'coarse'`` (the default: PaddleX 1.3's quickshift superpixels merged
-by colour into at most 25 regions, :func:`merge_regions`), quickshift (PaddleX 1.3's default;
+"""Superpixel segmentation: quickshift (PaddleX 1.3's and the default;
 scikit-image's labels computed by :mod:`paddlex_interpret.core.quickshift`, ~15x faster with its
 compiled kernel, ~5x with numpy alone; ``'quickshift_skimage'`` runs scikit-image itself), slic,
-felzenszwalb, a user's function, or a given label array. Every segmentation is relabelled to
-``0..n-1``.
+felzenszwalb, ``'coarse'`` (quickshift's superpixels merged by colour into at most 25 regions,
+:func:`merge_regions`), a user's function, or a given label array. Every segmentation is
+relabelled to ``0..n-1``.
 
-Why coarse by default: LIME's top superpixels are only as stable as the gaps between their
-weights allow at the budget spent; 75-154 quickshift superpixels of a 224 px photo share the
-image's evidence so thinly that their top 5 changes from seed to seed at 1000 model calls, about
-25 regions hold still at that budget and are as faithful (BENCHMARKS.md, "Time to a stable
-explanation"). The regions follow the quickshift boundaries (each is a union of quickshift
+``'coarse'`` is a trade-off, measured in BENCHMARKS.md ("Time to a stable explanation"): LIME's
+top superpixels are only as stable as the gaps between their weights allow at the budget spent;
+the 57-154 quickshift superpixels of a 224 px photo share the image's evidence so thinly that
+their top 5 changes from seed to seed at 1000 model calls, while about 25 regions hold still at
+that budget. But coarse regions are less faithful (deletion / insertion over the fraction of
+pixels: a region brings irrelevant pixels along with the relevant ones), so quickshift stays the
+default. The regions follow the quickshift boundaries (each is a union of quickshift
 superpixels), and an image with at most 25 quickshift superpixels keeps them unchanged.
 
 Example::
@@ -152,7 +154,7 @@ class Segmenter:
                                                              if np.isscalar(v)}}
 
 
-def make_segmenter(spec="coarse", seed=0, **params):
+def make_segmenter(spec="quickshift", seed=0, **params):
     """Build a segmenter from a name (``coarse``/``quickshift``/``slic``/``felzenszwalb``;
     quickshift with PaddleX 1.3's settings, ``coarse`` merges its superpixels into at most
     ``max_regions=25``; overridable with ``params``) or a callable ``f(image)``."""
