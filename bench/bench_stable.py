@@ -180,7 +180,8 @@ class _Src:
 
 
 def sanity_part(photos):
-    """The defaults on the trained network and on a copy with every weight re-drawn."""
+    """The defaults on the trained network and on a copy with every learned weight re-drawn
+    (normal, each tensor's own standard deviation; BatchNorm's running statistics kept)."""
     import paddle
 
     from bench import real_model as R
@@ -192,8 +193,10 @@ def sanity_part(photos):
     clf, net = R.classifier()
     rclf, rnet = R.classifier()
     paddle.seed(0)
-    for p in rnet.parameters():
-        p.set_value(paddle.normal(0.0, float(p.numpy().std()) or 0.1, p.shape).astype(p.dtype))
+    for p in rnet.parameters():  # the learned weights; BatchNorm's running statistics stay
+        if not p.stop_gradient:
+            p.set_value(paddle.normal(0.0, float(p.numpy().std()) or 0.1,
+                                      p.shape).astype(p.dtype))
     views = P.views(photos)
     out = {}
     for name in photos:

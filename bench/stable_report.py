@@ -272,7 +272,8 @@ def _extra_lines(data):
     s = data.get("sanity")
     if s:
         rho = [v["spearman"] for v in s.values()]
-        lines.append("Randomised-model check (every weight of the network re-drawn): Spearman of "
+        lines.append("Randomised-model check (every learned weight of the network re-drawn, "
+                     "BatchNorm's running statistics kept): Spearman of "
                      "the defaults' weights on the randomised and the trained network %s "
                      "(passes below 0.3: %s)." % (", ".join("%s %.2f" % (k, v["spearman"])
                                                             for k, v in s.items()),
