@@ -14,8 +14,8 @@ from paddlex_interpret.core.uncertainty import certified_top
 
 GRID = (300, 500, 1000)
 SEG_NAMES = {"coarse": "coarse (quickshift merged, <= 25 regions)",
-             "slic25": "SLIC, 25 requested (14-23 regions)",
-             "qs13": "quickshift (PaddleX 1.3, 72-154 superpixels)"}
+             "slic25": "SLIC, 25 requested",
+             "qs13": "quickshift (PaddleX 1.3)"}
 
 
 def _research(seg):
@@ -250,8 +250,9 @@ def report(data, photos):
              headline(runs, held),
              decision(data, photos),
              ties(runs),
-             "Calls to a stable top 5, per superpixels and sampler (median over the photos of "
-             "the top-5 Jaccard across seeds / with the converged explanation):",
+             "Calls to a stable top 5, per superpixels (%s) and sampler (median over the photos "
+             "of the top-5 Jaccard across seeds / with the converged explanation):"
+             % _counts(research),
              calls_to_stable(research, photos),
              "Estimator error at equal calls (relative squared distance to the converged "
              "weights, geometric mean over the photos; the ratio of two rows is how many "
@@ -266,6 +267,13 @@ def report(data, photos):
              faithfulness(data, photos)]
     parts.extend(_extra_lines(data))
     return "\n\n".join(parts)
+
+
+def _counts(research):
+    return ", ".join("%s %d-%d per photo" % (SEG_NAMES[seg].split(" (")[0], min(e["d"] for e in
+                                                                            r.values()),
+                                             max(e["d"] for e in r.values()))
+                     for seg, r in research.items())
 
 
 def _ref_n(research):
