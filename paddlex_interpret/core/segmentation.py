@@ -7,7 +7,7 @@ relabelled to ``0..n-1``.
 
 ``'coarse'`` is a trade-off, measured in BENCHMARKS.md ("Time to a stable explanation"): LIME's
 top superpixels are only as stable as the gaps between their weights allow at the budget spent;
-the 57-154 quickshift superpixels of a 224 px photo share the image's evidence so thinly that
+the 57-212 quickshift superpixels of a 224 px photo share the image's evidence so thinly that
 their top 5 changes from seed to seed at 1000 model calls, while about 25 regions hold still at
 that budget. But coarse regions are less faithful (deletion / insertion over the fraction of
 pixels: a region brings irrelevant pixels along with the relevant ones), so quickshift stays the
