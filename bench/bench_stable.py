@@ -18,8 +18,12 @@ explainer's rounds are prefixes of one stream of masks, so the replay fits what 
 fits (the same masks, outputs, weights and stop; ``--check-replay`` runs the explainer itself on
 one photo and compares the bits).
 
-    .venv/bin/python bench/research_stable.py --segs coarse qs13 --reference-n 6000 --faith
-    .venv/bin/python bench/bench_stable.py --peers --faith --sanity --timing --report
+    .venv/bin/python bench/research_stable.py --segs slic25 coarse --reference-n 6000 --faith \
+        --methods bernoulli stratified stratified+size
+    .venv/bin/python bench/research_stable.py --segs qs13 --reference-n 4000 --faith \
+        --methods bernoulli stratified
+    .venv/bin/python bench/bench_stable.py --faith --sanity --sanity-photos 3
+    .venv/bin/python bench/bench_stable.py --timing --report
 """
 import argparse
 import json
@@ -285,9 +289,12 @@ def main():
         if not args.no_write:
             from bench.report import write_section
 
-            cmd = ("python bench/research_stable.py --segs coarse qs13 --reference-n 6000 "
-                   "--faith && python bench/bench_stable.py --peers --faith --sanity --timing "
-                   "--report")
+            cmd = ("python bench/research_stable.py --segs slic25 coarse --methods bernoulli "
+                   "stratified stratified+size --reference-n 6000 --faith (coarse: stratified "
+                   "stratified+size) && python bench/research_stable.py --segs qs13 --methods "
+                   "bernoulli stratified --reference-n 4000 --faith && python "
+                   "bench/bench_stable.py --faith --sanity --sanity-photos 3 && python "
+                   "bench/bench_stable.py --timing --report")
             write_section("Time to a stable explanation", body, cmd)
 
 
