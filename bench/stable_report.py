@@ -291,8 +291,8 @@ def _extra_lines(data):
     t = data.get("timing")
     if t:
         lines.append(
-            "Seconds per explanation on %s, one run: the defaults %.1f s (%d calls), today's "
-            "LIME at N=1000 %.1f s, InterpretDL 0.8's LIME at N=1000 %.1f s with its default "
+            "Seconds per explanation on %s, one run: the defaults %.1f s (%d calls), PaddleX "
+            "1.3's LIME at N=1000 %.1f s, InterpretDL 0.8's LIME at N=1000 %.1f s with its default "
             "dygraph model and %.1f s with the network in Paddle Inference: the defaults take "
             "%.1fx less time than InterpretDL's default at its best N measured (N=1000, where "
             "it is not stable: see the table), %.1fx less than InterpretDL on our engine."
@@ -313,7 +313,7 @@ def _extra_lines(data):
         lines.append("InterpretDL 0.8's LIME draws LIME's masks (each superpixel kept with "
                      "probability 1/2) with LIME's kernel, and fits a ridge with alpha 0 on a "
                      "black fill: at equal superpixels and N its seed-to-seed top-5 stability is "
-                     "today's LIME's (equal within noise in \"Explanations with the defaults vs "
+                     "PaddleX 1.3's LIME's (equal within noise in \"Explanations with the defaults vs "
                      "the peers\"), so it is not stable within N=1000 either; its time is "
                      "compared at N=1000, its largest N measured.")
     if data.get("peer_versions"):
