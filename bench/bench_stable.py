@@ -59,7 +59,8 @@ METHODS = {
 LABELS = {"defaults": "**defaults**: quickshift, stratified sampler, num_samples='auto'",
           "coarse_auto": "segmenter='coarse', stratified sampler, num_samples='auto'",
           "coarse_bernoulli_1000": "coarse regions, LIME's sampler, N=1000",
-          "today_300": "PaddleX 1.3's LIME (quickshift, LIME's sampler), N=300 (the hook's former default)",
+          "today_300": ("PaddleX 1.3's LIME (quickshift, LIME's sampler), N=300 (the hook's "
+                        "former default)"),
           "today_1000": "PaddleX 1.3's LIME (quickshift, LIME's sampler), N=1000",
           "interpretdl_1000": "InterpretDL 0.8 LIME (quickshift superpixels), N=1000",
           "interpretdl_300": "InterpretDL 0.8 LIME (quickshift superpixels), N=300"}
