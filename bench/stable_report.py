@@ -313,7 +313,8 @@ def _extra_lines(data):
         lines.append("InterpretDL 0.8's LIME draws LIME's masks (each superpixel kept with "
                      "probability 1/2) with LIME's kernel, and fits a ridge with alpha 0 on a "
                      "black fill: at equal superpixels and N its seed-to-seed top-5 stability is "
-                     "PaddleX 1.3's LIME's (equal within noise in \"Explanations with the defaults vs "
+                     "PaddleX 1.3's LIME's (equal within noise in \"Explanations with the "
+                     "defaults vs "
                      "the peers\"), so it is not stable within N=1000 either; its time is "
                      "compared at N=1000, its largest N measured.")
     if data.get("peer_versions"):
