@@ -217,7 +217,8 @@ def sanity_part(photos):
 
 def timing_part(photo, workdir):
     """Seconds per explanation, one run: the defaults, PaddleX 1.3's LIME at N=1000,
-    InterpretDL's LIME at N=1000 with its default dygraph model and with the network in Paddle Inference."""
+    InterpretDL's LIME at N=1000 with its default dygraph model and with the network in Paddle
+    Inference."""
     from bench import real_model as R
     from bench import stable_photos as P
     from bench.bench_speed import run_peers
