@@ -66,7 +66,9 @@ def main(argv=None):
     p.add_argument("--train-per-class", type=int, default=60)
     p.add_argument("--val-per-class", type=int, default=15)
     p.add_argument("--probes", type=int, default=3, help="validation images explained per epoch")
-    p.add_argument("--num-samples", type=int, default=300, help="LIME samples per probe")
+    p.add_argument("--num-samples", type=lambda t: t if t == "auto" else int(t), default="auto",
+                   help="LIME samples per probe: 'auto' (until its top 5 are certified, at most "
+                        "1000) or a number")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -65,7 +65,9 @@ def main():
                     help="the shortcut alarm waits for 2 checkpoints in a row; the model reads "
                          "the watermark from about epoch 4 on")
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--num-samples", type=int, default=300, help="LIME samples per probe")
+    ap.add_argument("--num-samples", type=lambda t: t if t == "auto" else int(t), default="auto",
+                    help="LIME samples per probe: 'auto' (until its top 5 are certified, at "
+                         "most 1000) or a number")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

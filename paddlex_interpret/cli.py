@@ -193,13 +193,22 @@ def _summary(exp):
             "probability": round(exp.predicted_probability, 4),
             "explained": [exp.label_name(l) for l in exp.labels],
             "fill": exp.settings.get("fill_chosen", exp.settings.get("fill")),
-            "top_superpixels": [[s, round(w, 5)] for s, w in exp.ranked(label)[:5]]}
+            "top_superpixels": _top_with_error_bars(exp, label),
+            "certified_top": exp.certified_top(5, label),
+            "num_samples_used": exp.settings.get("num_samples_used")}
+
+
+def _top_with_error_bars(exp, label, k=5):
+    """``[[superpixel, weight, standard error], ...]`` of the ``k`` largest ``|weight|``."""
+    se = exp.se_for(label)
+    return [[s, round(w, 5)] + ([round(float(se[s]), 5)] if se is not None else [])
+            for s, w in exp.ranked(label)[:k]]
 
 
 def _explain_kwargs(args):
     return dict(seed=args.seed, top_k=args.top_k, labels=args.labels, fill=args.fill,
                 segmenter=args.segmenter, kernel_width=args.kernel_width,
-                progress=args.progress)
+                progress=args.progress, sampler=args.sampler)
 
 
 def _gradients(args, model):

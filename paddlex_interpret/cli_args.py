@@ -2,12 +2,14 @@
 sub-commands share (:mod:`paddlex_interpret.cli` builds the parser and runs the commands)."""
 import argparse
 
-__all__ = ["FILLS", "SEGMENTERS", "GRADIENT_COMMANDS", "HelpFormatter", "positive", "positive_float",
+__all__ = ["FILLS", "SEGMENTERS", "SAMPLERS", "GRADIENT_COMMANDS", "HelpFormatter", "positive",
+           "samples", "positive_float",
            "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
            "dataset_args"]
 
 FILLS = ("auto", "black", "grey", "median", "mean", "blur")
-SEGMENTERS = ("quickshift", "slic", "felzenszwalb", "quickshift_skimage")
+SEGMENTERS = ("quickshift", "coarse", "slic", "felzenszwalb", "quickshift_skimage")
+SAMPLERS = ("stratified", "paired_kernel", "bernoulli")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -31,6 +33,11 @@ def positive(text):
     if value < 1:
         raise argparse.ArgumentTypeError("must be >= 1, got %d" % value)
     return value
+
+
+def samples(text):
+    """``'auto'`` or an integer >= 1 (``--num-samples``)."""
+    return text if text == "auto" else positive(text)
 
 
 def positive_float(text):
@@ -58,13 +65,21 @@ def _image_args(p, seed_help):
 
 def explain_args(p, with_dataset=False):
     _image_args(p, "sampling and segmentation seed")
-    p.add_argument("--num-samples", type=positive, default=3000, help="LIME samples")
+    from .core.lime import DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER
+
+    p.add_argument("--num-samples", type=samples, default=DEFAULT_NUM_SAMPLES,
+                   help="LIME samples: 'auto' (rounds until the top 5 superpixels are "
+                        "certified, at most 1000) or a number (exactly that many)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help="how masks are drawn ('bernoulli' is PaddleX 1.3's)")
     p.add_argument("--batch-size", type=positive, default=50, help="model batch size")
     p.add_argument("--fill", default="auto",
                    help="what hidden superpixels become: %s, or a colour 'R,G,B' ('black' is "
                         "PaddleX 1.3's; 'auto' chooses per image)" % ", ".join(FILLS))
-    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
-                   help="superpixels (quickshift: PaddleX 1.3's settings)")
+    p.add_argument("--segmenter", choices=SEGMENTERS, default=DEFAULT_SEGMENTER,
+                   help="superpixels (quickshift: PaddleX 1.3's settings; coarse: its "
+                        "superpixels merged into at most 25 regions, a stabler top 5, less "
+                        "faithful)")
     p.add_argument("--kernel-width", type=positive_float, default=0.25,
                    help="LIME's kernel width on the cosine distance")
     p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")

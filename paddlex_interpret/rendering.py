@@ -84,6 +84,23 @@ def heatmap_overlay(explanation, label, kind="lime", alpha=0.5, cmap="RdYlGn"):
     return _to_uint8((1.0 - alpha) * image + alpha * colours)
 
 
+def spread_overlay(explanation, label, alpha=0.6, cmap="Purples"):
+    """The image blended with each superpixel's standard error (its error bar), from 0 (white)
+    to the largest one (dark purple); ``(H, W, 3)`` uint8 and that largest standard error
+    relative to the largest ``|weight|`` of ``label``. None when there are no error bars."""
+    import matplotlib
+
+    se = explanation.se_for(label)
+    if se is None:
+        return None, None
+    w = explanation.weights_for(label)
+    scale = float(np.max(np.abs(w))) or 1.0
+    top = float(np.max(se)) or 1.0
+    colours = matplotlib.colormaps[cmap](np.clip(se / top, 0.0, 1.0)[explanation.segments])[..., :3]
+    image = np.asarray(explanation.image, dtype=np.float64) / 255.0
+    return _to_uint8((1.0 - alpha) * image + alpha * colours), float(np.max(se / scale))
+
+
 def segmentation_image(explanation):
     """The image with the superpixel boundaries drawn in yellow; ``(H, W, 3)`` uint8."""
     return _to_uint8(mark_boundaries(np.asarray(explanation.image), explanation.segments))
@@ -218,7 +235,9 @@ def render_panel(explanation, label, kind="lime", num_features=5, title=None, dp
     ``kind`` (green for the label, red against it, as in PaddleX 1.3), and the heat map of
     ``kind`` with its colour bar (red: against, green: for); ``title`` on top. For
     ``kind='normlime'`` the second panel shows NormLIME and the third the combined weights.
-    Returns ``(H, W, 3)`` uint8.
+    For LIME a fourth panel shows the error bars (:func:`spread_overlay`) and the second's title
+    says how many of the top superpixels are certified (``certified_top``). Returns
+    ``(H, W, 3)`` uint8.
 
     The pictures are scaled (nearest neighbour) and pasted into the canvas; matplotlib only draws
     the texts (no Axes: their ticks cost more than the rest of a checkpoint's rendering)."""
@@ -233,9 +252,16 @@ def render_panel(explanation, label, kind="lime", num_features=5, title=None, dp
                   top("combined", "LIME x NormLIME")]
         legend = [None, "green: for, red: against", "green: for, red: against"]
     else:
-        panels = [(explanation.image, "image"), top(kind, "LIME"),
+        shown, name = top(kind, "LIME")
+        spread, worst = spread_overlay(explanation, label) if kind == "lime" else (None, None)
+        if spread is not None:
+            name += ", %d certified" % len(explanation.certified_top(num_features, label))
+        panels = [(explanation.image, "image"), (shown, name),
                   (heatmap_overlay(explanation, label, kind=kind), "LIME weights")]
         legend = [None, "green: for, red: against", "bar"]
+        if spread is not None:
+            panels.append((spread, "error bars (1 s.e.)"))
+            legend.append("darkest: s.e. %.0f%% of the top weight" % (100 * worst))
     n = len(panels)
     foot = 0.3  # inches under the pictures for the legends
     fig_w, fig_h = panel_inches * n, panel_inches + 0.55 + foot

@@ -153,3 +153,17 @@ def test_module_does_not_import_pyplot(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert os.path.exists(out)
+
+
+def test_the_visualdl_panel_shows_the_error_bars():
+    plain = make_explanation()
+    with_bars = make_explanation()
+    with_bars.weight_cov = np.diag([1e-4, 4e-2, 1e-4, 1e-4])[None]
+    a = rendering.render_panel(plain, 1, "lime", 2, "epoch 1")
+    b = rendering.render_panel(with_bars, 1, "lime", 2, "epoch 1")
+    assert a.shape[0] == b.shape[0] and b.shape[1] > a.shape[1]  # a fourth picture
+    spread, worst = rendering.spread_overlay(with_bars, 1)
+    # the superpixel with the widest error bar is the darkest, relative to the top weight
+    assert spread[interior(1)].mean() < spread[interior(0)].mean()
+    assert worst == pytest.approx(0.2 / 0.6)
+    assert rendering.spread_overlay(plain, 1) == (None, None)

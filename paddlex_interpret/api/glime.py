@@ -10,7 +10,8 @@ import os
 
 from ..adapters import classifier_for
 from ..core.baseline import resolve_fill
-from ..core.lime import LimeExplainer
+from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
+                         LimeExplainer, check_num_samples)
 from ..core.normlime import GlobalWeights, glime_prior
 from ..core.surrogate import EvidenceRidge, WeightedRidge
 from ..io import check_writable_dir
@@ -21,10 +22,11 @@ __all__ = ["glime"]
 
 
 def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None, beta=10.0,
-          num_samples=1000, batch_size=50, *, seed=0, labels=None, top_k=1, alpha=1.0, tau=1.0,
-          prior_normalize="l1", prior_area_exponent=0.5, sampler="paired_kernel", surrogate=None,
-          segmenter="quickshift", segmenter_params=None, fill="auto", kernel_width=0.25,
-          segments=None, save_dir=None, progress=False):
+          num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, *, seed=0, labels=None, top_k=1,
+          alpha=1.0, tau=1.0, prior_normalize="l1", prior_area_exponent=0.5,
+          sampler=DEFAULT_SAMPLER, surrogate=None, segmenter=DEFAULT_SEGMENTER,
+          segmenter_params=None, fill=DEFAULT_FILL, kernel_width=0.25, segments=None,
+          save_dir=None, progress=False, budget=None):
     """GLIME: LIME with a global NormLIME prior, estimated with variance-reduced sampling.
 
     Two parts, both pluggable:
@@ -37,10 +39,11 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
       :func:`~paddlex_interpret.core.normlime.glime_prior`. ``surrogate=`` replaces it, e.g.
       :class:`~paddlex_interpret.core.surrogate.PriorScaledRidge` (the prior as a per-superpixel
       penalty, as in G-LIME, Li et al. 2022);
-    * the **sampler** (default ``'paired_kernel'``,
-      :class:`~paddlex_interpret.core.sampling.PairedKernelSampler`): masks drawn from LIME's
-      kernel-weighted distribution in complementary pairs, with importance weights that keep
-      LIME's estimand and less sampling noise (its docstring says when pairs do not help).
+    * the **sampler** (default ``'stratified'``, the default of every entry point,
+      :class:`~paddlex_interpret.core.sampling.StratifiedPairedSampler`): masks drawn from
+      LIME's kernel-weighted distribution in complementary pairs, the number kept stratified,
+      with importance weights that keep LIME's estimand and less sampling noise;
+      ``'paired_kernel'`` is the same without stratification.
       ``'bernoulli'`` is LIME's own sampling: ``glime(beta=0, sampler='bernoulli')`` is plain
       LIME, bit for bit.
 
@@ -62,10 +65,13 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
             the samples (:class:`~paddlex_interpret.core.surrogate.EvidenceRidge`, the
             marginal likelihood of the ridge fit; ``settings['beta']`` records the choice;
             BENCHMARKS.md, "GLIME's beta chosen from the samples").
-        sampler: ``'paired_kernel'`` (``'paired'``), ``'bernoulli'`` (``'lime'``) or a
+        sampler: ``'stratified'``, ``'paired_kernel'`` (``'paired'``), ``'bernoulli'``
+            (``'lime'``) or a
             :class:`~paddlex_interpret.core.sampling.Sampler`.
         surrogate: a :class:`~paddlex_interpret.core.surrogate.Surrogate` (default above).
         segments: a label map to use instead of segmenting.
+        num_samples, budget: ``'auto'`` (rounds until the top superpixels are certified) or an
+            int, as :func:`paddlex_interpret.lime`.
         save_dir: when given, write ``save_dir/<image name>/glime_s<N>-<k>.png`` (LIME layout).
 
     Returns:
@@ -77,6 +83,7 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
         unknown sampler, negative ``alpha``/``beta``. TypeError: a sampler that is not a
         :class:`~paddlex_interpret.core.sampling.Sampler`.
     """
+    num_samples = check_num_samples(num_samples)
     if save_dir is not None:
         check_writable_dir(save_dir)
     if isinstance(global_weights, (str, bytes, os.PathLike)):
@@ -102,7 +109,7 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
                               fill=resolve_fill(fill, global_weights.info.get("mean_colour")),
                               kernel_width=kernel_width, surrogate=surrogate,
                               num_samples=num_samples, batch_size=batch_size, seed=seed,
-                              progress=progress)
+                              progress=progress, budget=budget)
     prior = glime_prior(global_weights, codebook, image, normalize=prior_normalize,
                         area_exponent=prior_area_exponent)
     run = explainer.run(image, labels=labels, top_k=top_k, segments=segments,
@@ -117,5 +124,5 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
     if isinstance(explainer.surrogate, EvidenceRidge):
         explanation.settings["beta"] = [float(b) for b in explainer.surrogate.last_beta]
     if save_dir is not None:
-        save_explanation(explanation, save_dir, name, "glime_s%d" % num_samples, figure="lime")
+        save_explanation(explanation, save_dir, name, "glime_s%s" % num_samples, figure="lime")
     return explanation

@@ -15,11 +15,12 @@ from ..adapters import classifier_for
 from ..adapters.paddlex import PaddleXClassifier, check_paddlex_classifier
 from ..core.classifier import check_positive_int
 from ..core.images import check_image_path
-from ..core.lime import LimeExplainer
+from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
+                         LimeExplainer, check_num_samples)
 from ..io import check_writable_dir
 from .output import image_name, save_explanation
 
-__all__ = ["lime", "prepare"]
+__all__ = ["lime", "prepare", "samples_stem"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -36,7 +37,7 @@ def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
         find_model_dir(model)  # before anything loads: what is missing there
     elif not is_deployed_model(model):
         check_paddlex_classifier(model)
-    num_samples = check_positive_int(num_samples, "num_samples")
+    num_samples = check_num_samples(num_samples)
     if not (isinstance(batch_size, str) and batch_size == "auto"):
         batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(img_file, (str, bytes, os.PathLike)):
@@ -50,10 +51,16 @@ def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     return classifier, image_name(img_file), num_samples, batch_size
 
 
-def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, seed=0, top_k=1,
-         labels=None, segmenter="quickshift", segmenter_params=None, fill="auto",
-         kernel_width=0.25, surrogate=None, save_png=True, progress=False, backend="auto",
-         adaptive=None):
+def samples_stem(method: str, num_samples) -> str:
+    """The file stem of a result: ``lime_s1000`` for an int budget (PaddleX 1.3's), ``lime_sauto``
+    for ``num_samples='auto'``."""
+    return "%s_s%s" % (method, num_samples)
+
+
+def lime(img_file, model, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, save_dir="./", *,
+         seed=0, top_k=1, labels=None, segmenter=DEFAULT_SEGMENTER, segmenter_params=None,
+         fill=DEFAULT_FILL, kernel_width=0.25, surrogate=None, save_png=True, progress=False,
+         backend="auto", adaptive=None, sampler=DEFAULT_SAMPLER, budget=None):
     """Explain ``model``'s prediction on ``img_file`` with LIME (PaddleX 1.3 semantics).
 
     Args:
@@ -61,8 +68,11 @@ def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, see
         model: a PaddleX 2.x classifier (``paddlex.cls.*`` or ``paddlex.load_model``), or a
             deployed one: a ``paddlex.deploy.Predictor`` or an exported inference-model
             directory (its own transforms and class names are used).
-        num_samples, batch_size: LIME samples and the model batch size (both >= 1;
-            ``batch_size='auto'`` picks it from memory).
+        num_samples: ``'auto'`` (default: samples in rounds until the top superpixels are
+            certified, at most 1000; ``settings['num_samples_used']`` says how many ran,
+            :mod:`~paddlex_interpret.core.budget`) or an int: exactly that many (PaddleX 1.3's
+            ``num_samples=3000`` keeps its meaning).
+        batch_size: the model batch size (>= 1; ``'auto'`` picks it from memory).
         save_dir: where ``<image name>/lime_s<N>-<k>.png`` (and ``.npz``) are written.
         seed: repeatable sampling and segmentation. top_k / labels: which classes to explain
             (``labels`` by id or class name).
@@ -71,8 +81,9 @@ def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, see
             ``settings['fill_chosen']`` and ``['fill_scores']`` say what was chosen and why),
             ``'black'`` (PaddleX 1.3's output exactly), ``'grey'``, ``'median'``, ``'mean'``,
             ``'blur'`` or a colour.
-        segmenter, segmenter_params, kernel_width, surrogate: see
-            :class:`~paddlex_interpret.core.lime.LimeExplainer`.
+        segmenter, segmenter_params, kernel_width, surrogate, sampler, budget: see
+            :class:`~paddlex_interpret.core.lime.LimeExplainer` (``sampler='bernoulli'``
+            with an int ``num_samples`` is PaddleX 1.3's LIME bit for bit).
         backend: ``'auto'``, ``'dygraph'`` or ``'inference'``
             (:mod:`~paddlex_interpret.runtime.policy`).
         adaptive: optional adaptive sampling (see :class:`LimeExplainer`); off by default.
@@ -91,11 +102,13 @@ def lime(img_file, model, num_samples=3000, batch_size=50, save_dir="./", *, see
     explainer = LimeExplainer(classifier, segmenter=segmenter, segmenter_params=segmenter_params,
                               fill=fill, kernel_width=kernel_width, surrogate=surrogate,
                               num_samples=num_samples, batch_size=batch_size, seed=seed,
-                              progress=progress, adaptive=adaptive)
+                              progress=progress, adaptive=adaptive, sampler=sampler,
+                              budget=budget)
     image = classifier.view(img_file)
     explanation = explainer.explain(image, labels=labels, top_k=top_k)
     logger.info("predicted %s with probability %.3f", explanation.label_name(
         explanation.predicted_label), explanation.predicted_probability)
     if save_png:
-        save_explanation(explanation, save_dir, name, "lime_s%d" % num_samples, figure="lime")
+        save_explanation(explanation, save_dir, name, samples_stem("lime", num_samples),
+                         figure="lime")
     return explanation

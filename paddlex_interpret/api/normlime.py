@@ -14,9 +14,10 @@ import os
 import numpy as np
 
 from ..core.baseline import resolve_fill
-from ..core.lime import LimeExplainer
+from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
+                         LimeExplainer)
 from ..core.normlime import combine, normlime_weights_for
-from .lime import prepare
+from .lime import prepare, samples_stem
 from .output import save_explanation
 from .weights import normalise_mode
 from .weights_cache import default_weights_path, load_or_build_normlime_weights
@@ -26,11 +27,12 @@ __all__ = ["normlime"]
 logger = logging.getLogger("paddlex_interpret")
 
 
-def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, save_dir="./",
-             normlime_weights_file=None, *, seed=0, mode="fast", max_images=None, codebook=None,
-             top_k=1, labels=None, segmenter="quickshift", segmenter_params=None, fill="auto",
-             kernel_width=0.25, n_concepts=16, build_num_samples=1000, save_png=True,
-             progress=False, backend=None):
+def normlime(img_file, model, dataset=None, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50,
+             save_dir="./", normlime_weights_file=None, *, seed=0, mode="fast", max_images=None,
+             codebook=None, top_k=1, labels=None, segmenter=DEFAULT_SEGMENTER,
+             segmenter_params=None, fill=DEFAULT_FILL, kernel_width=0.25, n_concepts=16,
+             build_num_samples=1000, save_png=True, progress=False, backend=None,
+             sampler=DEFAULT_SAMPLER, budget=None):
     """Explain ``model``'s prediction on ``img_file`` with LIME and NormLIME (PaddleX 1.3
     semantics).
 
@@ -49,7 +51,8 @@ def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, sav
         mode, max_images, codebook, n_concepts, build_num_samples: how the weights are built
             (:func:`build_normlime_weights`; ``build_num_samples`` is LIME's budget per dataset
             image in aggregate mode).
-        seed, top_k, labels, segmenter, segmenter_params, fill, kernel_width: the LIME run.
+        seed, top_k, labels, segmenter, segmenter_params, fill, kernel_width, sampler, budget:
+            the LIME run (:func:`paddlex_interpret.lime`).
         backend: passed on to :func:`paddlex_interpret.lime`'s model adapter when given.
         save_png: write ``save_dir/<image name>/normlime_s<N>-<k>.png`` (rows: image,
             LIME, NormLIME, combined) and the ``.npz`` next to it.
@@ -83,7 +86,8 @@ def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, sav
     explainer = LimeExplainer(classifier, segmenter=segmenter, segmenter_params=segmenter_params,
                               fill=resolve_fill(fill, gw.info.get("mean_colour")),
                               kernel_width=kernel_width, num_samples=num_samples,
-                              batch_size=batch_size, seed=seed, progress=progress)
+                              batch_size=batch_size, seed=seed, progress=progress,
+                              sampler=sampler, budget=budget)
     image = classifier.view(img_file)
     explanation = explainer.explain(image, labels=labels, top_k=top_k)
     concepts = gw.codebook.assign(explanation.image, explanation.segments)
@@ -99,5 +103,6 @@ def normlime(img_file, model, dataset=None, num_samples=3000, batch_size=50, sav
     logger.info("predicted %s with probability %.3f", explanation.label_name(
         explanation.predicted_label), explanation.predicted_probability)
     if save_png:
-        save_explanation(explanation, save_dir, name, "normlime_s%d" % num_samples, figure="normlime")
+        save_explanation(explanation, save_dir, name, samples_stem("normlime", num_samples),
+                         figure="normlime")
     return explanation

@@ -22,6 +22,7 @@ import numpy as np
 from ..adapters import classifier_for
 from ..core.baseline import RULE_VERSION
 from ..core.classifier import check_positive_int
+from ..core.lime import DEFAULT_SEGMENTER
 from ..core.concepts import ConceptCodebook
 from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
                              build_global_weights_fast, select_stratified)
@@ -102,7 +103,7 @@ def resolve_codebook(codebook):
 
 def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_images=None,
                            codebook=None, seed=0, num_samples=1000, batch_size=50, progress=False,
-                           *, variant="normlime", n_concepts=16, segmenter="quickshift",
+                           *, variant="normlime", n_concepts=16, segmenter=DEFAULT_SEGMENTER,
                            segmenter_params=None, grid=None, top_k=1, fill="auto",
                            kernel_width=0.25, collective=None, nproc=None, _expected=None):
     """Learn NormLIME's per-class concept weights from ``dataset`` and ``model``.

@@ -25,6 +25,7 @@ import warnings
 
 from ..adapters import classifier_for
 from ..core.classifier import check_positive_int
+from ..core.lime import DEFAULT_SEGMENTER
 from ..core.global_weights import GlobalWeights
 from ..errors import DatasetError, NormLimeCacheError
 from .datasets import resolve_dataset
@@ -96,7 +97,7 @@ def load_or_build_normlime_weights(path, model, dataset=None, mode="fast", codeb
     settings = build_settings(mode_n, variant, check_positive_int(max_images_n, "max_images"),
                               seed, num_samples, kwargs.get("top_k", 1), kwargs.get("grid"),
                               kwargs.get("fill", "auto"), kwargs.get("kernel_width", 0.25),
-                              kwargs.get("segmenter", "quickshift"),
+                              kwargs.get("segmenter", DEFAULT_SEGMENTER),
                               kwargs.get("segmenter_params"))
     expected = expected_fingerprint(classifier, names, num_classes, mode_n, settings, codebook,
                                     kwargs.get("n_concepts", 16))

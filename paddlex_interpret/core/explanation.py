@@ -21,6 +21,7 @@ Example::
 """
 import json
 import os
+from typing import List, Optional
 
 import numpy as np
 
@@ -44,10 +45,14 @@ class Explanation:
         settings (dict): JSON-serialisable settings used (segmenter, fill, kernel, seed, ...).
         extra (dict): further named ``(L, n_segments)`` weight arrays (e.g. ``normlime``,
             ``combined``) that share ``labels`` and ``segments``.
+        weight_cov (ndarray or None): ``(L, n_segments, n_segments)`` covariance of ``weights``
+            over the random draw of LIME's samples (:mod:`~paddlex_interpret.core.uncertainty`);
+            ``weight_se`` is the square root of its diagonal. None when the surrogate gives none.
     """
 
     def __init__(self, image, segments, probabilities, labels, weights, intercepts, scores,
-                 local_predictions, label_names=None, settings=None, extra=None):
+                 local_predictions, label_names=None, settings=None, extra=None,
+                 weight_cov=None):
         self.image = np.asarray(image)
         self.segments = np.asarray(segments, dtype=np.int32)
         self.probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -59,6 +64,8 @@ class Explanation:
         self.label_names = list(label_names) if label_names is not None else None
         self.settings = dict(settings or {})
         self.extra = {k: np.asarray(v, dtype=np.float64) for k, v in (extra or {}).items()}
+        self.weight_cov = (None if weight_cov is None else np.asarray(
+            weight_cov, dtype=np.float64).reshape(len(self.labels), self.weights.shape[1], -1))
 
     # ------------------------------------------------------------------ queries
     @property
@@ -87,6 +94,46 @@ class Explanation:
                            % (label, self.labels.tolist()))
         table = self.weights if kind == "lime" else self.extra[kind]
         return table[idx[0]]
+
+    @property
+    def weight_se(self) -> Optional[np.ndarray]:
+        """``(L, n_segments)`` standard errors of ``weights`` (None without a covariance)."""
+        if self.weight_cov is None:
+            return None
+        return np.sqrt(np.maximum(np.diagonal(self.weight_cov, axis1=1, axis2=2), 0.0))
+
+    def se_for(self, label: int) -> Optional[np.ndarray]:
+        """``(n_segments,)`` standard errors of ``label``'s weights (None without them)."""
+        se = self.weight_se
+        if se is None:
+            return None
+        return se[self._index(label)].copy()
+
+    def certified_top(self, k: int = 5, label: Optional[int] = None,
+                      confidence: Optional[float] = None) -> List[int]:
+        """Ids of the top superpixels (at most ``k``) of ``label`` (default the first explained)
+        that are separated from all others at ``confidence`` (default the one the budget used,
+        else 0.95): the largest top-``j`` set whose every member's weight exceeds every other
+        superpixel's, one-sided with a Bonferroni correction
+        (:func:`~paddlex_interpret.core.uncertainty.certified_top`; a budget that looked at its
+        samples several times spends the error over its looks). ``[]`` when nothing is
+        certified or there are no error bars."""
+        from .uncertainty import certified_top
+
+        if self.weight_cov is None:
+            return []
+        i = 0 if label is None else self._index(label)
+        if confidence is None:
+            confidence = self.settings.get("budget_confidence", 0.95)
+        return certified_top(self.weights[i], self.weight_cov[i], k, confidence,
+                             looks=self.settings.get("budget_looks", 1))
+
+    def _index(self, label):
+        idx = np.flatnonzero(self.labels == int(label))
+        if idx.size == 0:
+            raise KeyError("label %r was not explained; explained labels: %s"
+                           % (label, self.labels.tolist()))
+        return int(idx[0])
 
     def weights_for(self, label, kind="lime"):
         """``(n_segments,)`` weights of ``label``; ``kind`` names an ``extra`` table or ``'lime'``."""
@@ -155,6 +202,7 @@ class Explanation:
             "labels": self.labels, "weights": self.weights, "intercepts": self.intercepts,
             "scores": self.scores, "local_predictions": self.local_predictions,
             "label_names": self.label_names, "settings": self.settings, "extra": self.extra,
+            "weight_cov": self.weight_cov,
         }
 
     def save(self, path):
@@ -190,7 +238,8 @@ class Explanation:
                        weights=z["weights"], intercepts=z["intercepts"], scores=z["scores"],
                        local_predictions=z["local_predictions"],
                        label_names=meta.get("label_names"), settings=meta.get("settings"),
-                       extra=extra)
+                       extra=extra,
+                       weight_cov=z["weight_cov"] if "weight_cov" in z.files else None)
 
     def __repr__(self):
         return ("Explanation(image=%s, n_segments=%d, labels=%s, predicted=%s p=%.3f)"

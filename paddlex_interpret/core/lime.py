@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .baseline import AutoFill, resolve_fill
+from .budget import resolve_budget
 from .classifier import as_classifier, as_probabilities, check_positive_int, resolve_labels
 from .explanation import Explanation
 from .images import to_rgb_uint8
@@ -37,8 +38,27 @@ from .perturbation import make_fill
 from .sampling import make_kernel, make_sampler
 from .segmentation import make_segmenter, relabel
 from .surrogate import as_surrogate
+from .uncertainty import ridge_covariance
 
-__all__ = ["LimeExplainer", "LimeRun", "select_labels"]
+__all__ = ["LimeExplainer", "LimeRun", "select_labels", "check_num_samples", "DEFAULT_SAMPLER",
+           "DEFAULT_SEGMENTER", "DEFAULT_FILL", "DEFAULT_NUM_SAMPLES"]
+
+#: the defaults every entry point shares (``LimeExplainer``, ``lime``, ``normlime``, ``glime``,
+#: the training hook and callback, the CLI); BENCHMARKS.md, "Time to a stable explanation"
+DEFAULT_SAMPLER = "stratified"
+DEFAULT_SEGMENTER = "quickshift"
+DEFAULT_FILL = "auto"
+DEFAULT_NUM_SAMPLES = "auto"
+
+
+def check_num_samples(value, name: str = "num_samples"):
+    """``'auto'`` (sample until the top superpixels are certified,
+    :mod:`~paddlex_interpret.core.budget`) or an int >= 1 (exactly that many samples)."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise ValueError("%s must be 'auto' or an integer >= 1, got %r" % (name, value))
+    return check_positive_int(value, name)
 
 
 def select_labels(probabilities, labels=None, top_k=1):
@@ -76,20 +96,30 @@ class LimeExplainer:
         classifier_fn: a :class:`~paddlex_interpret.core.classifier.Classifier` (e.g.
             :class:`paddlex_interpret.PaddleXClassifier`) or a function ``(B, H, W, 3) uint8 ->
             (B, C)`` probabilities or logits.
-        segmenter: ``'quickshift'`` (PaddleX 1.3 settings), ``'slic'``, ``'felzenszwalb'`` or a callable.
+        segmenter: ``'quickshift'`` (default, PaddleX 1.3's settings), ``'coarse'`` (its
+            superpixels merged into at most 25 regions: a stable top 5 at 1000 calls, less
+            faithful; :func:`~paddlex_interpret.core.segmentation.merge_regions`), ``'slic'``,
+            ``'felzenszwalb'`` or a callable.
         segmenter_params: overrides for the named segmenter.
         fill: what hidden superpixels become: ``'auto'`` (chosen per image by measurement,
             :mod:`~paddlex_interpret.core.baseline`; or an ``AutoFill`` with more candidates),
             ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, a colour
             or an image (:func:`~paddlex_interpret.core.perturbation.make_fill`).
-        sampler: ``'bernoulli'`` (LIME's, default), ``'paired_kernel'`` (GLIME's) or a
-            :class:`~paddlex_interpret.core.sampling.Sampler`.
+        sampler: ``'stratified'`` (default: complementary pairs from LIME's kernel-weighted
+            distribution, the number kept stratified; LIME's estimand with less noise),
+            ``'bernoulli'`` (LIME's and PaddleX 1.3's: with an int ``num_samples``, their bits),
+            ``'paired_kernel'`` or a :class:`~paddlex_interpret.core.sampling.Sampler`.
         kernel_width: width of the exponential kernel on cosine distance (PaddleX 1.3: 0.25).
         kernel: optional ``f(distances) -> weights`` replacing the exponential kernel.
         surrogate: a :class:`~paddlex_interpret.core.surrogate.Surrogate` (or a scikit-learn
             regressor); default ``WeightedRidge(alpha=1)`` (PaddleX 1.3's Ridge).
-        num_samples, batch_size: perturbed samples and the classifier batch size (``'auto'``:
-            the classifier's ``suggest_batch_size``).
+        num_samples: ``'auto'`` (default: rounds until the top superpixels of every explained
+            label are certified, or ``budget``'s cap; :mod:`~paddlex_interpret.core.budget`) or
+            an int: exactly that many samples.
+        budget: the stop rule of ``'auto'``: an
+            :class:`~paddlex_interpret.core.budget.AutoBudget` or a dict of its arguments
+            (``top_k=5``, ``confidence=0.95``, ``cap=1000``).
+        batch_size: the classifier batch size (``'auto'``: its ``suggest_batch_size``).
         seed: makes segmentation and sampling repeatable.
         label_names: class names for the result (default the classifier's).
         progress: show a tqdm progress bar over the samples (the numbers do not change).
@@ -100,9 +130,10 @@ class LimeExplainer:
             how many were drawn.
     """
 
-    def __init__(self, classifier_fn, segmenter="quickshift", segmenter_params=None, fill="black",
-                 kernel_width=0.25, kernel=None, surrogate=None, num_samples=3000, batch_size=50,
-                 seed=0, label_names=None, progress=False, adaptive=None, sampler="bernoulli"):
+    def __init__(self, classifier_fn, segmenter=DEFAULT_SEGMENTER, segmenter_params=None,
+                 fill=DEFAULT_FILL, kernel_width=0.25, kernel=None, surrogate=None,
+                 num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, seed=0, label_names=None,
+                 progress=False, adaptive=None, sampler=DEFAULT_SAMPLER, budget=None):
         from .adaptive import resolve_adaptive
 
         self.classifier = as_classifier(classifier_fn)
@@ -115,7 +146,8 @@ class LimeExplainer:
         self.kernel = kernel
         self.kernel_fn = make_kernel(kernel, kernel_width)
         self.surrogate = as_surrogate(surrogate)
-        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.num_samples = check_num_samples(num_samples)
+        self.budget = resolve_budget(budget)
         self.batch_size = ("auto" if isinstance(batch_size, str) and batch_size == "auto"
                            else check_positive_int(batch_size, "batch_size"))
         self.label_names = (list(label_names) if label_names is not None
@@ -227,62 +259,98 @@ class LimeExplainer:
         ``label_names``), else the ``top_k`` predicted ones; ``segments`` gives a label map
         instead of segmenting; ``prior`` (``(L, d)`` or a function ``(segments, labels) ->
         (L, d)``) feeds a GLIME surrogate. The prediction explained is the output of the first
-        sample, the unperturbed image (no separate forward pass).
+        sample, the unperturbed image (no separate forward pass). ``num_samples='auto'``
+        samples in rounds until the top superpixels are certified (:mod:`.budget`).
         """
-        num_samples = check_positive_int(num_samples or self.num_samples, "num_samples")
+        num_samples = check_num_samples(self.num_samples if num_samples is None else num_samples)
+        auto = num_samples == "auto"
         seed = self.seed if seed is None else seed
         image = to_rgb_uint8(image)
-        batch_size = batch_size or self.batch_size
-        if isinstance(batch_size, str) and batch_size == "auto":
-            batch_size = self.auto_batch_size(image, num_samples)
-        batch_size = check_positive_int(batch_size, "batch_size")
         labels = resolve_labels(labels, self.label_names)
-        adaptive_info = None
         with self.hold_weights():
             t0 = time.perf_counter()
             segments = self.segment(image) if segments is None else relabel(segments, image.shape)
             t1 = time.perf_counter()
+            d = int(segments.max()) + 1
+            batch_size = self._batch_size(batch_size, image, None if auto else num_samples)
+            plan = self.budget.plan(d, batch_size) if auto else None
+            cap = plan[-1] if auto else num_samples
             n_classes = self.classifier.num_classes
             if labels is not None and isinstance(n_classes, int):
                 select_labels(np.zeros(n_classes), labels, top_k)  # bad labels fail first
-            masks = self.draw(int(segments.max()) + 1, num_samples, seed)
+            masks = self.draw(d, cap, seed)
             self.classifier.prepare(image, batch_size)
             fill_image, fill_info = self.fill_for(image, segments)
-            if self.adaptive is None:
-                outputs = self.predict_masks(image, fill_image, segments, masks, batch_size)
-                probs = self._image_probabilities(image, masks, outputs)
-                labels = select_labels(probs, labels, top_k)
-            else:  # the stop rule needs the labels before sampling
-                probs = None if labels is not None else self.predict(image[None])[0]
-                if probs is not None:
-                    labels = select_labels(probs, labels, top_k)
-                masks, outputs, adaptive_info, prior = self._sample_adaptive(
-                    image, segments, fill_image, masks, labels, batch_size, prior)
-                if probs is None:
-                    probs = self._image_probabilities(image, masks, outputs)
-                    labels = select_labels(probs, labels, top_k)
+            masks, outputs, probs, labels, info, prior = self._sample(
+                image, segments, fill_image, masks, plan, labels, top_k, batch_size, prior)
             t2 = time.perf_counter()
         if callable(prior):
             prior = prior(segments, labels)
         weights = self.sample_weight(masks)
         fit = self.fit(masks, outputs, labels, prior=prior, sample_weight=weights)
+        cov = self.covariance(masks, outputs, labels, weights, fit, prior)
         t3 = time.perf_counter()
         self.last_timings = {"segment": t1 - t0, "sample_and_predict": t2 - t1, "fit": t3 - t2}
         settings = self.settings(num_samples, batch_size, seed)
+        settings["num_samples_used"] = int(len(masks))
         settings.update(fill_info)
         backend = self.classifier.backend_info
         if backend:
             settings.update(backend=backend.get("backend"), path=backend.get("path"))
-        if adaptive_info is not None:
-            settings.update(adaptive_info)
+        settings.update(info)
         if prior is not None and self.surrogate.uses_prior:
             settings["method"] = "glime"
         explanation = Explanation(
             image=image, segments=segments, probabilities=probs, labels=labels,
             weights=fit.coef, intercepts=fit.intercept, scores=fit.score,
             local_predictions=fit.local_prediction, label_names=self.label_names,
-            settings=settings)
+            settings=settings, weight_cov=cov)
         return LimeRun(explanation, masks, outputs, weights, fill_image, prior)
+
+    def _sample(self, image, segments, fill_image, masks, plan, labels, top_k, batch_size,
+                prior):
+        """The model on ``masks`` (all of them, in adaptive rounds, or the looks of ``plan`` for
+        ``num_samples='auto'``); returns ``(masks used, outputs, probabilities of the image,
+        labels, settings of the stop rule, prior)``."""
+        def predict(part):
+            return self.predict_masks(image, fill_image, segments, part, batch_size)
+
+        if self.adaptive is not None:  # the stop rule needs the labels before sampling
+            probs = None if labels is not None else self.predict(image[None])[0]
+            if probs is not None:
+                labels = select_labels(probs, labels, top_k)
+            masks, outputs, info, prior = self._sample_adaptive(
+                image, segments, fill_image, masks, labels, batch_size, prior)
+            if probs is None:
+                probs = self._image_probabilities(image, masks, outputs)
+                labels = select_labels(probs, labels, top_k)
+            return masks, outputs, probs, labels, info, prior
+        if plan is not None:
+            from .budget import run_budget
+
+            return run_budget(self, masks, plan, predict,
+                              lambda probs: select_labels(probs, labels, top_k), segments, prior,
+                              image)
+        outputs = predict(masks)
+        probs = self._image_probabilities(image, masks, outputs)
+        return masks, outputs, probs, select_labels(probs, labels, top_k), {}, prior
+
+    def _batch_size(self, batch_size, image, num_samples):
+        batch_size = batch_size or self.batch_size
+        if isinstance(batch_size, str) and batch_size == "auto":
+            batch_size = self.auto_batch_size(image, num_samples)
+        return check_positive_int(batch_size, "batch_size")
+
+    def covariance(self, masks, outputs, labels, sample_weight, fit, prior=None):
+        """``(L, d, d)`` covariance of the fitted weights over the draw of the masks
+        (:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`), or None when the
+        surrogate is not a ridge this module knows."""
+        ridge = self.surrogate.ridge_diag(fit, len(labels), masks.shape[1], prior)
+        if ridge is None or len(masks) <= masks.shape[1] + 1:
+            return None
+        return ridge_covariance(masks, outputs[:, labels], sample_weight, fit.coef,
+                                fit.intercept, ridge,
+                                cluster_size=getattr(self.sampler, "cluster_size", 1))
 
     def _image_probabilities(self, image, masks, outputs):
         """The prediction of the image itself: the output of the first sample when its mask keeps

@@ -100,6 +100,12 @@ class Surrogate:
         sampling uses for this surrogate (:func:`~paddlex_interpret.core.adaptive.posterior`)."""
         return (1.0, 0.0, 1.0)
 
+    def ridge_diag(self, fit, n_labels, n_features, prior=None):
+        """``(L, d)`` penalties on the diagonal of the fit's normal equations, for its error bars
+        (:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`); None when this
+        surrogate is not such a ridge (then an explanation has no error bars)."""
+        return None
+
     def describe(self):
         return {"surrogate": type(self).__name__}
 
@@ -124,6 +130,9 @@ class WeightedRidge(Surrogate):
 
     def penalties(self):
         return (self.alpha, self.beta, self.tau)
+
+    def ridge_diag(self, fit, n_labels, n_features, prior=None):
+        return np.full((n_labels, n_features), self.alpha + self.beta)
 
     def describe(self):
         return {"surrogate": "WeightedRidge", "alpha": self.alpha, "beta": self.beta,
@@ -251,6 +260,10 @@ class EvidenceRidge(Surrogate):
 
     def penalties(self):
         return (self.alpha, 0.0, 1.0)
+
+    def ridge_diag(self, fit, n_labels, n_features, prior=None):
+        beta = np.asarray(getattr(fit, "beta", np.zeros(n_labels)), dtype=np.float64)
+        return np.repeat((self.alpha + beta)[:, None], n_features, axis=1)
 
     def describe(self):
         return {"surrogate": "EvidenceRidge", "alpha": self.alpha,

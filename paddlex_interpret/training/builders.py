@@ -135,7 +135,7 @@ class NormLimeBuilder(WeightsBuilder):
         common = dict(seed=o.seed, batch_size=o.batch_size, class_names=context.label_names,
                       load=self.view, collective=c)
         if o.normlime_mode == "aggregate":
-            kwargs.setdefault("num_samples", o.num_samples)
+            kwargs.setdefault("num_samples", o.build_num_samples)
             gw = nl.build_global_weights_aggregate(context.classifier, self.items,
                                                    self.codebook, fill=o.fill, **common, **kwargs)
         else:
@@ -161,7 +161,7 @@ class NormLimeBuilder(WeightsBuilder):
             max_images = o.max_images if o.max_images is not None else DEFAULT_MAX_IMAGES[mode]
             settings = build_settings(
                 mode, kwargs.get("variant", "normlime"), int(max_images), o.seed,
-                kwargs.get("num_samples", o.num_samples), kwargs.get("top_k", 1),
+                kwargs.get("num_samples", o.build_num_samples), kwargs.get("top_k", 1),
                 kwargs.get("grid"), o.fill, o.kernel_width, o.segmenter, o.segmenter_params)
             stamp(gw, context.classifier, mode, settings, self.codebook)
         except Exception:  # the weights are fine without it

@@ -45,7 +45,7 @@ Example::
     from paddlex_interpret.hooks import ExplainHook
 
     model = pdx.cls.MobileNetV3_small(num_classes=3)
-    with ExplainHook(["data/val/0.png", "data/val/7.png"], num_samples=300).attach(model):
+    with ExplainHook(["data/val/0.png", "data/val/7.png"]).attach(model):
         model.train(num_epochs=10, train_dataset=train, eval_dataset=val,
                     save_interval_epochs=2, save_dir="output", use_vdl=True)
     # visualdl --logdir output/vdl_log
@@ -93,7 +93,7 @@ class ExplainHook(WorkerSide):
             its share of a checkpoint's NormLIME weights
             (:class:`~paddlex_interpret.training.ranks.SharedNormLime`); False: rank 0 alone.
         **options: ``probe_labels``, ``probe_names`` and the
-            :class:`~paddlex_interpret.training.options.ExplainOptions` (``num_samples=300``,
+            :class:`~paddlex_interpret.training.options.ExplainOptions` (``num_samples='auto'``,
             ``seed``, ``freq``, ``normlime``, ``max_images``, ``metrics``, ...).
 
     Use ``hook.attach(model)`` / ``hook.detach()``, or ``with ExplainHook(...).attach(model):``.

@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional
 
 from ..core.atlas import ALARM_CONCENTRATION, ALARM_SPECIFICITY
 from ..core.classifier import check_positive_int
+from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
+                         check_num_samples)
 
 __all__ = ["ExplainOptions"]
 
@@ -24,7 +26,10 @@ class ExplainOptions:
     """How a checkpoint is explained.
 
     LIME of the probes:
-        num_samples: LIME samples per probe (small by default: this runs during training).
+        num_samples: LIME samples per probe: ``'auto'`` (default, as everywhere: rounds until
+            the probe's top ``num_features`` superpixels are certified, at most the budget's
+            cap) or an int.
+        sampler, budget: see :class:`~paddlex_interpret.core.lime.LimeExplainer`.
         batch_size: classifier batch size.
         seed: LIME sampling and segmentation seed, the same at every checkpoint (comparable).
         top_k: labels explained per probe when no probe label is given (the first is drawn).
@@ -35,7 +40,8 @@ class ExplainOptions:
     NormLIME:
         normlime: build NormLIME weights and log NormLIME-filtered explanations.
         normlime_mode: ``'fast'`` (one forward pass per eval image and checkpoint) or
-            ``'aggregate'`` (LIME on every eval image: ``max_images x num_samples`` passes).
+            ``'aggregate'`` (LIME on every eval image: ``max_images x num_samples`` passes;
+            300 per image with ``num_samples='auto'``).
         max_images: eval images (stratified by class, seeded) the weights are built on.
         n_concepts: concepts of the codebook when the session fits it.
         codebook: a fitted :class:`~paddlex_interpret.core.concepts.ConceptCodebook` to use
@@ -75,13 +81,15 @@ class ExplainOptions:
         log_images: log the rendered panels.
     """
 
-    num_samples: int = 300
+    num_samples: Any = DEFAULT_NUM_SAMPLES
+    sampler: Any = DEFAULT_SAMPLER
+    budget: Any = None
     batch_size: int = 50
     seed: int = 0
     top_k: int = 1
-    segmenter: Any = "quickshift"
+    segmenter: Any = DEFAULT_SEGMENTER
     segmenter_params: Optional[Dict[str, Any]] = None
-    fill: Any = "auto"
+    fill: Any = DEFAULT_FILL
     kernel_width: float = 0.25
     num_features: int = 5
     normlime: bool = True
@@ -108,7 +116,8 @@ class ExplainOptions:
     log_images: bool = True
 
     def __post_init__(self):
-        for name in ("num_samples", "batch_size", "top_k", "num_features", "freq",
+        self.num_samples = check_num_samples(self.num_samples)
+        for name in ("batch_size", "top_k", "num_features", "freq",
                      "normlime_freq", "metrics_freq", "alarm_patience"):
             setattr(self, name, check_positive_int(getattr(self, name), name))
         self.seed = int(self.seed)
@@ -136,6 +145,19 @@ class ExplainOptions:
         if self.max_overhead is not None and not float(self.max_overhead) > 0:
             raise ValueError("max_overhead must be > 0 (a fraction of training time) or None")
         self.max_overhead = None if self.max_overhead is None else float(self.max_overhead)
+
+    @property
+    def build_num_samples(self):
+        """LIME samples per eval image of an aggregate NormLIME build: ``num_samples``, or 300
+        with ``'auto'`` (an average over many images needs no certified single explanation)."""
+        return 300 if self.num_samples == "auto" else self.num_samples
+
+    def budget_for_probes(self):
+        """The probes' budget: certify their top ``num_features`` unless ``budget`` says
+        otherwise."""
+        if self.budget is None:
+            return {"top_k": self.num_features}
+        return self.budget
 
     @classmethod
     def names(cls):

@@ -252,7 +252,8 @@ class ExplainSession:
     @staticmethod
     def _summarise(report):
         for metric in ("deletion_auc", "insertion_auc", "stability_jaccard",
-                       "stability_spearman"):
+                       "stability_spearman", "top_weight_se", "certified_top",
+                       "num_samples_used"):
             vals = [v for k, v in report.scalars.items()
                     if k.startswith("explain/") and k.endswith("/" + metric)
                     and k.count("/") == 2]

@@ -120,7 +120,8 @@ class ProbeStage:
                                   fill=resolve_fill(o.fill, colour),
                                   kernel_width=o.kernel_width, num_samples=o.num_samples,
                                   batch_size=o.batch_size, seed=o.seed,
-                                  label_names=context.label_names)
+                                  label_names=context.label_names, sampler=o.sampler,
+                                  budget=o.budget_for_probes())
         labels = [true_label] if true_label is not None else None
         run = explainer.run(image, labels=labels, top_k=o.top_k)
         exp = run.explanation
@@ -131,6 +132,7 @@ class ProbeStage:
         prefix = "explain/%s/" % name
         report.scalars[prefix + "probability"] = float(exp.probabilities[label])
         report.scalars[prefix + "r2"] = float(exp.scores[0])
+        self._spread(report, prefix, exp, label)
         if global_weights is not None and codebook is not None:
             try:
                 concepts = codebook.assign(exp.image, exp.segments)
@@ -147,6 +149,21 @@ class ProbeStage:
         if do_metrics:
             self._score(report, prefix, classifier, explainer, run, label)
         return exp
+
+    def _spread(self, report, prefix, exp, label):
+        """The error bars in scalars: the mean standard error of the top ``num_features``
+        weights relative to the largest weight (``top_weight_se``), how many of them are
+        certified (``certified_top``) and the model calls spent (``num_samples_used``)."""
+        k = self.options.num_features
+        report.scalars[prefix + "num_samples_used"] = float(exp.settings["num_samples_used"])
+        se = exp.se_for(label)
+        if se is None:
+            return
+        w = exp.weights_for(label)
+        top = np.argsort(-w, kind="stable")[:k]
+        scale = float(np.max(np.abs(w))) or 1.0
+        report.scalars[prefix + "top_weight_se"] = float(np.mean(se[top])) / scale
+        report.scalars[prefix + "certified_top"] = float(len(exp.certified_top(k, label)))
 
     def _render(self, report, prefix, exp, label, name, true_label):
         o = self.options

@@ -36,13 +36,15 @@ def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fa
                                                          glime_image, ds, tmp_path):
     g = glime_api.glime(glime_image, model, fast_weights, beta=0, sampler="bernoulli",
                         num_samples=60, seed=7, fill="black")
-    lime = LimeExplainer(classifier, num_samples=60, seed=7, fill="black").explain(glime_image)
+    lime = LimeExplainer(classifier, sampler="bernoulli", num_samples=60, seed=7,
+                         fill="black").explain(glime_image)
     np.testing.assert_array_equal(g.weights, lime.weights)
     np.testing.assert_array_equal(g.intercepts, lime.intercepts)
     np.testing.assert_array_equal(g.segments, lime.segments)
     path = ds.val_items()[4][0]
     api = paddlex_interpret.lime(path, model, num_samples=60, batch_size=50, seed=7,
-                                 save_dir=str(tmp_path), save_png=False, fill="grey")
+                                 save_dir=str(tmp_path), save_png=False, fill="grey",
+                                 sampler="bernoulli")
     g2 = glime_api.glime(path, model, fast_weights, beta=0, sampler="lime", num_samples=60,
                          seed=7, fill="grey")
     np.testing.assert_array_equal(g2.weights, api.weights)
@@ -50,7 +52,7 @@ def test_glime_with_beta_0_and_lime_sampling_is_plain_lime(model, classifier, fa
     assert g.settings["sampler"] == "bernoulli" and g.settings["method"] == "lime"
     # the default sampler draws other masks (same estimand, see the sampler tests)
     d = glime_api.glime(glime_image, model, fast_weights, num_samples=60, seed=7)
-    assert d.settings["sampler"] == "paired_kernel" and d.settings["method"] == "glime"
+    assert d.settings["sampler"] == "stratified" and d.settings["method"] == "glime"
     assert d.settings["beta"] == 10.0 and d.settings["num_samples"] == 60
 
 
@@ -103,7 +105,8 @@ def test_glime_is_more_stable_than_lime_at_equal_n_and_as_faithful(model, classi
         view = classifier.view(path)
         seg = explainer.segment(view)
         mask = ds.mask_for(path)
-        runs = {"lime": [LimeExplainer(classifier, num_samples=n, seed=s, fill="median").explain(
+        runs = {"lime": [LimeExplainer(classifier, sampler="bernoulli", num_samples=n, seed=s,
+                                       fill="median").explain(
                     view, labels=[label], segments=seg).weights[0] for s in seeds],
                 "glime": [glime_api.glime(view, model, avg_weights, num_samples=n, seed=s,
                                              labels=[label], segments=seg,

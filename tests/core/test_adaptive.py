@@ -17,6 +17,10 @@ SEGMENTS = np.repeat(np.arange(STRIPES)[None, :], SIZE, axis=0).repeat(SIZE // S
 IMAGE = np.full((SIZE, SIZE, 3), 230, np.uint8)
 
 
+#: PaddleX 1.3's LIME (the sampler and fill adaptive sampling was built on)
+LIME13 = dict(sampler="bernoulli", fill="black")
+
+
 def easy_classifier(images):
     """p(class 1) grows with the brightness of stripes 0-3, most with stripe 0; a smooth
     nonlinearity on top (not exactly linear)."""
@@ -38,7 +42,7 @@ class NoiseClassifier:
 
 
 def test_stops_early_on_an_easy_case_with_the_right_ranking():
-    exp = LimeExplainer(easy_classifier, num_samples=3000, batch_size=50, seed=0,
+    exp = LimeExplainer(easy_classifier, **LIME13, num_samples=3000, batch_size=50, seed=0,
                         adaptive=dict(top_k=3)).explain(IMAGE, segments=SEGMENTS, labels=[1])
     s = exp.settings
     assert s["adaptive_converged"] is True
@@ -46,14 +50,15 @@ def test_stops_early_on_an_easy_case_with_the_right_ranking():
     assert s["num_samples_used"] % 50 == 0  # whole batches
     assert exp.top_segments(1, 3).tolist() == [0, 1, 2]
     # The stopped ranking is the one plain LIME finds with all 3000 samples.
-    full = LimeExplainer(easy_classifier, num_samples=3000, batch_size=50, seed=0).explain(
+    full = LimeExplainer(easy_classifier, **LIME13, num_samples=3000, batch_size=50,
+                         seed=0).explain(
         IMAGE, segments=SEGMENTS, labels=[1])
     assert full.top_segments(1, 3).tolist() == exp.top_segments(1, 3).tolist()
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_never_claims_convergence_on_noise(seed):
-    exp = LimeExplainer(NoiseClassifier(seed), num_samples=1500, batch_size=50, seed=seed,
+    exp = LimeExplainer(NoiseClassifier(seed), **LIME13, num_samples=1500, batch_size=50, seed=seed,
                         adaptive=True).explain(IMAGE, segments=SEGMENTS, labels=[1])
     s = exp.settings
     assert s["adaptive_converged"] is False
@@ -63,7 +68,8 @@ def test_never_claims_convergence_on_noise(seed):
 
 def test_noise_is_not_certified_even_with_a_loose_tolerance():
     for seed in range(3):
-        exp = LimeExplainer(NoiseClassifier(seed), num_samples=1000, batch_size=50, seed=seed,
+        exp = LimeExplainer(NoiseClassifier(seed), **LIME13, num_samples=1000, batch_size=50,
+                            seed=seed,
                             adaptive=dict(top_k=1, tolerance=0.3, confidence=0.8)).explain(
             IMAGE, segments=SEGMENTS, labels=[1])
         assert exp.settings["adaptive_converged"] is False
@@ -71,10 +77,10 @@ def test_noise_is_not_certified_even_with_a_loose_tolerance():
 
 def test_off_by_default_and_bit_identical_to_plain_lime():
     """adaptive=None is the unchanged algorithm: the same masks, outputs and ridge fit."""
-    explainer = LimeExplainer(easy_classifier, num_samples=400, batch_size=64, seed=3)
+    explainer = LimeExplainer(easy_classifier, **LIME13, num_samples=400, batch_size=64, seed=3)
     assert explainer.adaptive is None
     exp = explainer.explain(IMAGE, segments=SEGMENTS, labels=[1])
-    assert "num_samples_used" not in exp.settings
+    assert exp.settings["num_samples_used"] == 400 and "adaptive_converged" not in exp.settings
     rng = np.random.default_rng(3)
     masks = sample_masks(400, STRIPES, rng)
     fill = make_fill(IMAGE, SEGMENTS, "black")
@@ -91,9 +97,9 @@ def test_an_unconverged_adaptive_run_is_plain_lime():
     """Same seed: the adaptive masks are the first rows of plain LIME's, so a run that never
     stops early gives exactly plain LIME's weights."""
     kwargs = dict(num_samples=600, batch_size=50, seed=1)
-    plain = LimeExplainer(NoiseClassifier(7), **kwargs).explain(IMAGE, segments=SEGMENTS,
+    plain = LimeExplainer(NoiseClassifier(7), **LIME13, **kwargs).explain(IMAGE, segments=SEGMENTS,
                                                                 labels=[1])
-    adaptive = LimeExplainer(NoiseClassifier(7), adaptive=True, **kwargs).explain(
+    adaptive = LimeExplainer(NoiseClassifier(7), **LIME13, adaptive=True, **kwargs).explain(
         IMAGE, segments=SEGMENTS, labels=[1])
     assert adaptive.settings["adaptive_converged"] is False
     np.testing.assert_array_equal(plain.weights, adaptive.weights)
@@ -149,7 +155,7 @@ def test_settings_validation_and_resolution():
 def test_adaptive_works_with_a_glime_prior():
     prior = np.zeros((1, STRIPES))
     prior[0, :4] = [0.3, 0.2, 0.1, 0.05]
-    exp = LimeExplainer(easy_classifier, num_samples=2000, batch_size=50, seed=0,
+    exp = LimeExplainer(easy_classifier, **LIME13, num_samples=2000, batch_size=50, seed=0,
                         surrogate=WeightedRidge(alpha=1.0, beta=5.0),
                         adaptive=dict(top_k=2)).explain(IMAGE, segments=SEGMENTS, labels=[1],
                                                         prior=prior)
@@ -162,7 +168,8 @@ def test_adaptive_sampling_with_the_paired_kernel_sampler():
     """GLIME's sampler in rounds: the run stops once certified, records how many samples it
     used, and its masks are the first rows of the ones the paired sampler draws for the seed
     (whole pairs)."""
-    explainer = LimeExplainer(easy_classifier, sampler="paired_kernel", num_samples=3000,
+    explainer = LimeExplainer(easy_classifier, fill="black", sampler="paired_kernel",
+                              num_samples=3000,
                               batch_size=50, seed=0, adaptive=dict(top_k=3))
     run = explainer.run(IMAGE, segments=SEGMENTS, labels=[1])
     s = run.explanation.settings

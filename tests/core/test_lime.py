@@ -16,7 +16,8 @@ def test_explanation_points_at_the_deciding_region():
     img = np.full((32, 32, 3), 230, np.uint8)
     seg = grid_segments()
     clf = RegionClassifier()
-    exp = LimeExplainer(clf, num_samples=300, batch_size=32, seed=1).explain(img, segments=seg)
+    exp = LimeExplainer(clf, num_samples=300, batch_size=32, seed=1, fill="black").explain(
+        img, segments=seg)
     assert exp.labels.tolist() == [1]
     top4 = set(exp.top_segments(1, 4).tolist())
     assert top4 == {0, 1, 4, 5}  # the four grid cells of the top-left quadrant
@@ -53,7 +54,7 @@ def test_images_are_streamed_in_batches_and_memory_is_flat_in_num_samples():
 
     def peak(n):
         clf = RegionClassifier()
-        explainer = LimeExplainer(clf, num_samples=n, batch_size=25, seed=0)
+        explainer = LimeExplainer(clf, num_samples=n, batch_size=25, seed=0, fill="black")
         tracemalloc.start()
         exp = explainer.explain(img, segments=seg)
         _, top = tracemalloc.get_traced_memory()
@@ -108,7 +109,7 @@ def test_run_keeps_what_the_explanation_was_fitted_on():
     img[20:, 20:] = 40
     seg = grid_segments()
     clf = RegionClassifier()
-    explainer = LimeExplainer(clf, num_samples=150, batch_size=40, seed=2)
+    explainer = LimeExplainer(clf, num_samples=150, batch_size=40, seed=2, fill="black")
     run = explainer.run(img, segments=seg, top_k=2)
     assert isinstance(run, LimeRun)
     exp = run.explanation
@@ -153,7 +154,7 @@ def test_progress_bar_does_not_change_the_numbers():
     rng = np.random.default_rng(4)
     img = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
     seg = grid_segments(32, 32, 8)
-    kwargs = dict(num_samples=130, batch_size=30, seed=3)
+    kwargs = dict(num_samples=130, batch_size=30, seed=3, fill="black")
     quiet = LimeExplainer(RegionClassifier(), progress=False, **kwargs).explain(img, segments=seg)
     clf = RegionClassifier()
     shown = LimeExplainer(clf, progress=True, **kwargs).explain(img, segments=seg)

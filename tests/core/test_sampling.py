@@ -63,18 +63,21 @@ def test_paired_kernel_sampler_estimates_lime_with_less_noise():
     """Same estimand as LIME (seed mean at N=400 matches LIME at N=40000), lower seed-to-seed
     variance at equal N."""
     img, seg = STRIPES
-    ref = LimeExplainer(stripes_classifier, num_samples=40000, seed=0).explain(
-        img, segments=seg, labels=[1]).weights[0]
-    lime = [LimeExplainer(stripes_classifier, num_samples=400, seed=s).explain(
-        img, segments=seg, labels=[1]).weights[0] for s in range(10)]
+    ref = LimeExplainer(stripes_classifier, sampler="bernoulli", num_samples=40000,
+                        seed=0).explain(img, segments=seg, labels=[1]).weights[0]
+    lime = [LimeExplainer(stripes_classifier, sampler="bernoulli", num_samples=400,
+                          seed=s).explain(img, segments=seg, labels=[1]).weights[0]
+            for s in range(10)]
     paired = [LimeExplainer(stripes_classifier, sampler="paired", num_samples=400,
                                    seed=s).explain(img, segments=seg, labels=[1]).weights[0]
               for s in range(10)]
     assert np.abs(np.mean(paired, axis=0) - ref).max() < 0.01
     assert np.var(paired, axis=0).sum() < 0.6 * np.var(lime, axis=0).sum()
     # bernoulli is LIME bit for bit; a custom kernel is honoured by the paired weights
-    a = LimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
-    b = LimeExplainer(stripes_classifier, num_samples=64, seed=5).explain(img, segments=seg)
+    a = LimeExplainer(stripes_classifier, sampler="bernoulli", num_samples=64,
+                      seed=5).explain(img, segments=seg)
+    b = LimeExplainer(stripes_classifier, sampler="bernoulli", num_samples=64,
+                      seed=5).explain(img, segments=seg)
     np.testing.assert_array_equal(a.weights, b.weights)
     flat = LimeExplainer(stripes_classifier, sampler="paired", num_samples=64, seed=5,
                                 kernel=lambda d: np.ones_like(d))

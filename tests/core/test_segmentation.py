@@ -1,5 +1,5 @@
-"""paddlex_interpret.core.segmentation: PaddleX 1.3's default segmenter, user segmenters,
-relabelling, and the per-content memo the training sessions share."""
+"""paddlex_interpret.core.segmentation: PaddleX 1.3's segmenter, the coarse default built on it,
+user segmenters, relabelling, and the per-content memo the training sessions share."""
 import numpy as np
 import pytest
 
@@ -11,6 +11,23 @@ def _shapes():
     shapes[10:40, 8:30] = (220, 30, 30)
     shapes[45:70, 40:66] = (20, 20, 200)
     return shapes
+
+
+def test_coarse_merges_quickshift_superpixels_into_at_most_25_regions():
+    from skimage import data
+
+    image = data.astronaut()[::2, ::2]
+    fine = make_segmenter("quickshift", seed=0)(image)
+    coarse = make_segmenter("coarse", seed=0)(image)
+    assert fine.max() + 1 > 25 and coarse.max() + 1 == 25
+    # every region is a union of quickshift superpixels (their boundaries are kept)
+    assert all(np.unique(coarse[fine == i]).size == 1 for i in range(fine.max() + 1))
+    np.testing.assert_array_equal(coarse, make_segmenter("coarse", seed=0)(image))
+    assert make_segmenter("coarse", max_regions=60)(image).max() + 1 == 60
+    # few superpixels stay as they are
+    shapes = _shapes()
+    np.testing.assert_array_equal(make_segmenter("coarse", max_regions=40)(shapes),
+                                  make_segmenter("quickshift")(shapes))
 
 
 def test_default_segmenter_is_paddlex13_quickshift_with_scikit_image_labels():

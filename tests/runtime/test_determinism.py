@@ -26,6 +26,9 @@ kind, image, dataset, save_dir = sys.argv[2], sys.argv[3], json.loads(sys.argv[4
 if kind == "lime":
     e = pdx.interpret.lime(image, model, num_samples=120, batch_size=40, save_dir=save_dir,
                            save_png=False, seed=5)
+elif kind == "lime_auto":
+    e = pdx.interpret.lime(image, model, num_samples="auto", batch_size=40, save_dir=save_dir,
+                           save_png=False, seed=5, backend="inference")
 else:
     e = pdx.interpret.normlime(image, model, dataset=dataset, num_samples=120, batch_size=40,
                                save_dir=save_dir, save_png=False, seed=5, max_images=12,
@@ -49,7 +52,7 @@ def fresh_process(model_dir, kind, image, dataset, save_dir):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("kind", ["lime", "normlime"])
+@pytest.mark.parametrize("kind", ["lime", "lime_auto", "normlime"])
 def test_one_seed_gives_the_same_bits_in_one_process_and_a_fresh_one(pdx, trained_classifier,
                                                                      kind, tmp_path):
     model_dir = trained_classifier.best_model_dir
@@ -59,7 +62,10 @@ def test_one_seed_gives_the_same_bits_in_one_process_and_a_fresh_one(pdx, traine
     kw = dict(num_samples=120, batch_size=40, save_dir=str(tmp_path), save_png=False, seed=5)
     if kind == "normlime":
         kw.update(dataset=dataset, max_images=12, n_concepts=6)
-    call = getattr(pdx.interpret, kind)
+    if kind == "lime_auto":  # the rounds of num_samples='auto' and where they stop (the
+        # engine named: what this case checks is the rounds, not backend='auto''s choice)
+        kw.update(num_samples="auto", backend="inference")
+    call = getattr(pdx.interpret, kind.replace("_auto", ""))
     runs = [call(image, model, **kw) for _ in range(3)]
     with_bar = call(image, model, progress=True, **kw)
     for e in runs[1:] + [with_bar]:
@@ -69,5 +75,6 @@ def test_one_seed_gives_the_same_bits_in_one_process_and_a_fresh_one(pdx, traine
             np.testing.assert_array_equal(e.extra[k], runs[0].extra[k])
     assert runs[0].settings["backend"] in ("inference", "dygraph")
     assert runs[0].settings["path"] == runs[2].settings["path"]
+    assert len({e.settings["num_samples_used"] for e in runs + [with_bar]}) == 1
     assert fresh_process(model_dir, kind, image, dataset, str(tmp_path / "fresh")) == \
         digest(runs[0])

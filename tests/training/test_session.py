@@ -63,8 +63,14 @@ def test_session_without_paddle_model_writes_report_and_files(tmp_path):
     assert set(exp.top_segments(1, 2).tolist()) <= set(left.tolist())
     assert reports[0].scalars["explain/probe_1/deletion_auc"] < \
         reports[0].scalars["explain/probe_1/insertion_auc"]
+    # the spread of the probe's weights, how much of its top is certified, the calls spent
+    sc = reports[0].scalars
+    assert 0 < sc["explain/probe_1/top_weight_se"] < 1
+    assert 1 <= sc["explain/probe_1/certified_top"] <= 5
+    assert sc["explain/probe_1/num_samples_used"] == exp.settings["num_samples_used"]
     reader = read_run(str(tmp_path / "log"))
     assert steps(reader, "image", "explain/probe_0/lime") == [1, 2, 3]
+    assert steps(reader, "scalar", "explain/mean_top_weight_se") == [1, 2, 3]
 
 
 def test_session_writes_nothing_off_rank_zero(tmp_path, monkeypatch):
@@ -150,7 +156,8 @@ def test_unknown_options_are_refused_by_name():
 def test_options_are_checked_and_normalised():
     o = ExplainOptions()
     assert (o.num_samples, o.batch_size, o.freq, o.stability, o.max_overhead) == \
-        (300, 50, 1, "split", None)
+        ("auto", 50, 1, "split", None)
+    assert o.budget_for_probes() == {"top_k": o.num_features}  # the probes' shown top
     assert o.segmenter_params == {} and o.normlime_kwargs == {}
     assert ExplainOptions(stability=True).stability == "split"
     assert ExplainOptions(stability=None).stability is False
