@@ -82,8 +82,8 @@ def test_the_hook_on_a_missing_gpu_says_it_once_and_training_goes_on(tiny_shapes
     checkpoints' NormLIME weights written."""
     hook = ExplainHook(probes[0][:1], worker_device="gpu:0", **dict(FAST, metrics=False))
     with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
-        model = train_tiny(tiny_shapes, tmp_path / "a", hook=hook, epochs=2)
-        train_tiny(tiny_shapes, tmp_path / "b", hook=hook, model=model, epochs=1)
+        train_tiny(tiny_shapes, tmp_path / "a", hook=hook, epochs=2)
+        train_tiny(tiny_shapes, tmp_path / "b", hook=hook, epochs=1)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
     assert "worker_device" in errors[0] and "'gpu:0'" in errors[0] and "CPU" in errors[0]
