@@ -4,7 +4,7 @@ worker's and the training process's peak memory), where the hook's worker ran (r
 and whether one saved checkpoint gets the same LIME bits on both builds. Writes the
 "The GPU build on the CPU" section of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_devices.py      # needs .venv and .venv-paddlegpu; ~5 min
+    .venv/bin/python bench/bench_devices.py      # needs .venv and .venv-paddlegpu; ~2 min
 
 Each build runs in a fresh process of its own environment (``--child``); the first one's
 checkpoint is explained by both.
@@ -120,7 +120,7 @@ def main():
             "`worker_device='cpu'`; 3 probes, LIME N=300, NormLIME on 30 images), then LIME "
             "(N=300, seed 0, Paddle Inference) of one held-out image on the first build's last "
             "checkpoint, its weights and probabilities compared with `np.array_equal`. Times are of one run on a "
-            "shared 2-core machine (about +-20%%).\n\n" + table)
+            "shared 2-core machine (about +-20%).\n\n" + table)
     print(body)
     write_section("The GPU build on the CPU", body, "python bench/bench_devices.py")
 

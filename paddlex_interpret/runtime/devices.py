@@ -294,6 +294,6 @@ def suggest_batch_size(image_shape, device=None, cap=None, memory=None) -> int:
 def predictor_pool_mb(device, memory=None) -> int:
     """The initial memory pool (MiB) of a Paddle Inference predictor on a GPU: at most
     :data:`MAX_POOL_MB` and at most ``MEMORY_FRACTION`` of what the card has left (``memory``,
-    default :func:`available_memory`), at least 64 (Paddle grows the pool when it needs more)."""
+    default :func:`available_memory`), at least 64."""
     left = available_memory(device) if memory is None else int(memory)
     return int(max(64, min(MAX_POOL_MB, MEMORY_FRACTION * left / (1 << 20))))
