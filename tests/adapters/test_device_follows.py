@@ -5,8 +5,6 @@ the classifier is made, before anything is loaded or run.
 
 Run on every stack; on the GPU build (``PADDLE_STACK=paddlegpu``, no card here) the errors are the
 build's real "no GPU", and the exported model's GPU flag is checked on its real config."""
-import os
-
 import numpy as np
 import pytest
 
@@ -23,10 +21,16 @@ pytestmark = pytest.mark.device
 
 
 @pytest.fixture(scope="module")
-def checkpoint(hooked):
+def checkpoint(trained_classifier):
+    """The session classifier as saved (a fresh copy: nothing here touches the shared one)."""
     import paddlex as pdx
 
-    return pdx.load_model(os.path.join(hooked["save_dir"], "epoch_2"))
+    return pdx.load_model(trained_classifier.best_model_dir)
+
+
+@pytest.fixture(scope="module")
+def images(trained_classifier):
+    return [p for p, _, _ in trained_classifier.dataset.val_items()]
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +60,19 @@ def test_a_missing_gpu_is_an_error_when_the_classifier_is_made(checkpoint, expor
             make()
 
 
-def test_a_live_network_runs_where_its_parameters_are(checkpoint, tiny_shapes):
+def test_a_live_network_runs_where_its_parameters_are(checkpoint, images):
     """Default device: the network's (the CPU here); dygraph, the engine and the gradients all
     run there and agree."""
     clf = PaddleXClassifier(checkpoint, backend="dygraph")
     assert clf.runner.device == "cpu" and clf.runner.elsewhere is None
-    image = clf.view(tiny_shapes.val_items()[0][0])
+    image = clf.view(images[0])
     dygraph = clf(image[None])
     engine = PaddleXClassifier(checkpoint, backend="inference", device="cpu", parallel=False)
     np.testing.assert_allclose(engine(image[None]), dygraph, atol=1e-4)
     assert engine.backend_info["device"] == "cpu" and engine.backend_info["onednn"]
     grads = GradientRunner(clf)
     assert grads.device == "cpu"
-    assert grads.input_gradients(grads.inputs(image[None]), 0).shape == (1, 3, 32, 32)
+    assert grads.input_gradients(grads.inputs(image[None]), 0).shape == (1, 3, 64, 64)
 
 
 def test_a_device_other_than_the_parameters_is_said():
@@ -77,11 +81,11 @@ def test_a_device_other_than_the_parameters_is_said():
     assert parameters_elsewhere("cpu", "cpu") is None and parameters_elsewhere("cpu", None) is None
 
 
-def test_an_exported_model_runs_on_the_device_asked(exported, tiny_shapes, checkpoint):
+def test_an_exported_model_runs_on_the_device_asked(exported, images, checkpoint):
     clf = DeployedClassifier(exported)  # the current device: the CPU here
     assert clf.backend_info["device"] == "cpu" and clf.backend_info["onednn"]
     on_cpu = DeployedClassifier(exported, device="cpu")
-    image = on_cpu.view(tiny_shapes.val_items()[1][0])
+    image = on_cpu.view(images[1])
     np.testing.assert_allclose(on_cpu(image[None]), clf(image[None]), atol=1e-6)
     np.testing.assert_allclose(on_cpu(image[None]),
                                PaddleXClassifier(checkpoint, backend="dygraph")(image[None]),

@@ -25,9 +25,9 @@ pytestmark = pytest.mark.device
 
 
 @pytest.fixture(scope="module")
-def saved(hooked, tiny_shapes):
-    """``(a saved model directory, an image)``: the hooked run's last checkpoint (read only)."""
-    return os.path.join(hooked["save_dir"], "epoch_2"), tiny_shapes.val_items()[0][0]
+def saved(trained_classifier):
+    """``(a saved model directory, an image)``: the session classifier's (read only)."""
+    return trained_classifier.best_model_dir, trained_classifier.dataset.val_items()[0][0]
 
 
 def no_gpu_reason():
@@ -84,10 +84,11 @@ def test_device_cpu_explains_on_the_cpu(saved, tmp_path, capsys, quiet_cli):
     assert os.path.isfile(summary["npz"]) and paddle.get_device() == "cpu"
 
 
-def test_nproc_processes_on_the_cpu_build_the_weights_of_one(saved, tiny_shapes, tmp_path):
+def test_nproc_processes_on_the_cpu_build_the_weights_of_one(saved, trained_classifier,
+                                                            tmp_path):
     """Two spawned processes, on the CPU (gloo; no card visible to them), on any build."""
     model, _ = saved
-    items = [p for p, _, _ in tiny_shapes.val_items()]
+    items = [p for p, _, _ in trained_classifier.dataset.val_items()][::3]
     kw = dict(mode="fast", max_images=12, n_concepts=6, seed=1)
     one = build_normlime_weights(rank_classifier(model), items, **kw)
     two = build_normlime_weights(model, items, nproc=2, save_path=tmp_path / "nl.npz", **kw)

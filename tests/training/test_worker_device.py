@@ -21,16 +21,22 @@ pytestmark = pytest.mark.device
 CPU_WORKER = {"device": "cpu", "gpus": 0, "CUDA_VISIBLE_DEVICES": ""}
 
 
-def explain_once(worker, hooked, tiny_shapes, tmp_path):
-    """Hand ``worker`` a copy of the hooked run's last checkpoint; its reply."""
-    ckpt = str(tmp_path / "epoch_2")
-    shutil.copytree(os.path.join(hooked["save_dir"], "epoch_2"), ckpt)
-    val = tiny_shapes.val_items()
+@pytest.fixture(scope="module")
+def probe(trained_classifier):
+    return [trained_classifier.dataset.val_items()[0][0]]
+
+
+def explain_once(worker, trained, tmp_path):
+    """Hand ``worker`` a copy of the session classifier's saved model as a checkpoint; its
+    reply."""
+    ckpt = str(tmp_path / "epoch_4")
+    shutil.copytree(trained.best_model_dir, ckpt)
+    val = trained.dataset.val_items()
     try:
-        worker.submit({"epoch": 2, "checkpoint_dir": ckpt, "is_last": True,
+        worker.submit({"epoch": 4, "checkpoint_dir": ckpt, "is_last": True,
                        "logdir": str(tmp_path / "vdl_log" / "explain"),
                        "items": [p for p, _, _ in val], "labels": [l for _, l, _ in val],
-                       "label_names": list(tiny_shapes.labels)})
+                       "label_names": list(trained.dataset.labels)})
         reply = worker.result(timeout=600)
         worker.close()
     except BaseException:
@@ -41,36 +47,28 @@ def explain_once(worker, hooked, tiny_shapes, tmp_path):
     return reply
 
 
-def test_the_hook_s_cpu_worker_saw_no_card(hooked):
-    """The session's hooked training (default ``worker_device='cpu'``): the worker, asked from
-    inside, ran on the CPU with no card visible (an inherited environment would show the
-    training process's ``CUDA_VISIBLE_DEVICES``, unset here, not an empty one)."""
-    assert hooked["hook"].worker_device_info == CPU_WORKER
-    assert all(r.pid != os.getpid() for r in hooked["hook"].history)
-
-
-def test_a_cpu_worker_sees_no_card_whatever_training_sees(hooked, tiny_shapes, probes,
-                                                          tmp_path, monkeypatch):
+def test_a_cpu_worker_sees_no_card_whatever_training_sees(trained_classifier, probe, tmp_path,
+                                                          monkeypatch):
     """The training process sees card 0 and is a launcher's rank on it: the worker still sees
     none (``CUDA_VISIBLE_DEVICES`` empty inside it) and is no rank's card user."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.setenv("FLAGS_selected_gpus", "0")
-    worker = CheckpointWorker(probes[0][:1], dict(FAST, metrics=False, normlime=False),
-                              num_threads=1, device="cpu")
+    worker = CheckpointWorker(probe, dict(FAST, metrics=False, normlime=False), num_threads=1,
+                              device="cpu")
     assert worker.device == "cpu"
-    reply = explain_once(worker, hooked, tiny_shapes, tmp_path)
+    reply = explain_once(worker, trained_classifier, tmp_path)
     assert reply["device"] == CPU_WORKER
 
 
-def test_a_worker_asked_for_a_missing_gpu_explains_on_the_cpu(hooked, tiny_shapes, probes,
+def test_a_worker_asked_for_a_missing_gpu_explains_on_the_cpu(trained_classifier, probe,
                                                                tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="paddlex_interpret"):
-        worker = CheckpointWorker(probes[0][:1], dict(FAST, metrics=False, normlime=False),
+        worker = CheckpointWorker(probe, dict(FAST, metrics=False, normlime=False),
                                   num_threads=1, device="gpu:0")
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "'gpu:0'" in errors[0] and "CPU" in errors[0], errors
     assert worker.device == "cpu"
-    reply = explain_once(worker, hooked, tiny_shapes, tmp_path)
+    reply = explain_once(worker, trained_classifier, tmp_path)
     assert reply["device"] == CPU_WORKER
     assert reply["report"].explanations["probe_0"].labels.size == 1
 
