@@ -186,6 +186,12 @@ def main():
         "explaining_seconds": round(sum(r.seconds for r in hook.history
                                         if getattr(r, "seconds", None)), 1),
         "train_held_up_seconds": round(hook.blocked_seconds, 1),
+        # the Paddle build, and where the worker explained (read inside it: a CPU worker sees
+        # no card) and its peak memory
+        "paddle": "%s, %s" % (paddle.__version__, "CUDA build" if paddle.is_compiled_with_cuda()
+                              else "CPU build"),
+        "worker_device": hook.worker_device_info,
+        "worker_peak_rss_mib": round(hook.worker_peak_rss_mib or 0),
         "total_seconds": round(time.time() - t_start, 1),
         "explanation_pngs": pngs,
         "normlime_weights": [ExplainHook.weights_file(os.path.join(save_dir, "epoch_%d" % e))

@@ -23,8 +23,9 @@ import logging
 import os
 import sys
 
-from .cli_args import (FILLS, GRADIENT_COMMANDS, HelpFormatter, audit_args, dataset_args,
-                       explain_args, gradient_args, positive, progress_args, verbosity_args)
+from .cli_args import (DEVICE_HELP, FILLS, GRADIENT_COMMANDS, HelpFormatter, audit_args,
+                       dataset_args, explain_args, gradient_args, positive, progress_args,
+                       verbosity_args)
 from .errors import UnsupportedModelError, UsageError, user_error
 
 __all__ = ["main", "build_parser"]
@@ -71,7 +72,7 @@ def build_parser():
     p.add_argument("--model", help="a saved PaddleX model directory (to build)")
     p.add_argument("--out", required=True, help="weights file to write, or to inspect")
     p.add_argument("--seed", type=int, default=0, help="selection and codebook seed")
-    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--inspect", action="store_true", help="print the top concepts of --out")
     p.add_argument("--nproc", type=positive, default=1,
                    help="processes sharing the images (paddle.distributed.spawn; one card each "
@@ -166,11 +167,12 @@ def _quiet_imports():
 def _load(args):
     _quiet_imports()
     import paddlex_interpret  # noqa: F401  (shims before paddlex)
-    import paddle
     import paddlex
 
-    if args.device:
-        paddle.set_device(args.device)
+    from .runtime.devices import use_device
+
+    if args.device:  # checked first: Paddle ends the process on a GPU that is not there
+        use_device(args.device)
     return paddlex.load_model(args.model)
 
 

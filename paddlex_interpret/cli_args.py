@@ -5,11 +5,13 @@ import argparse
 __all__ = ["FILLS", "SEGMENTERS", "SAMPLERS", "GRADIENT_COMMANDS", "HelpFormatter", "positive",
            "samples", "positive_float",
            "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
-           "dataset_args"]
+           "dataset_args", "DEVICE_HELP"]
 
 FILLS = ("auto", "black", "grey", "median", "mean", "blur")
 SEGMENTERS = ("quickshift", "coarse", "slic", "felzenszwalb", "quickshift_skimage")
 SAMPLERS = ("stratified", "paired_kernel", "bernoulli")
+DEVICE_HELP = ("cpu, gpu or gpu:N (default: Paddle's: the first card on a GPU build with a card "
+               "visible, else the CPU); a GPU that is not there is an error")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -82,7 +84,7 @@ def explain_args(p, with_dataset=False):
                         "faithful)")
     p.add_argument("--kernel-width", type=positive_float, default=0.25,
                    help="LIME's kernel width on the cosine distance")
-    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     progress_args(p)
     verbosity_args(p, default=argparse.SUPPRESS)
     if with_dataset:
@@ -98,7 +100,7 @@ def gradient_args(p, name):
     _image_args(p, "noise and segmentation seed")
     p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
                    help="superpixels for the per-superpixel scores")
-    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     if name == "gradcam":
         p.add_argument("--target-layer", default=None,
                        help="sub-layer name (default: the last convolution keeping 7 cells a "
@@ -153,6 +155,6 @@ def audit_args(p):
     p.add_argument("--save-dir", default=None, help="write atlas_<class>.png there")
     p.add_argument("--fail-on-alarm", action="store_true",
                    help="exit with status 1 when a class is a shortcut suspect")
-    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     verbosity_args(p, default=argparse.SUPPRESS)
     dataset_args(p, required=True, weights=False)

@@ -6,7 +6,7 @@ those) from a failure of the program (a traceback).
 """
 
 __all__ = ["ImageReadError", "UnsupportedModelError", "NormLimeCacheError", "DatasetError",
-           "UsageError", "user_error"]
+           "UsageError", "DeviceError", "user_error"]
 
 
 class ImageReadError(ValueError):
@@ -27,6 +27,11 @@ class DatasetError(ValueError):
 
 class UsageError(ValueError):
     """A command-line argument that cannot be used (named in the message)."""
+
+
+class DeviceError(UsageError):
+    """A device that is not a Paddle device name, or a GPU this process cannot use (a CPU build
+    of Paddle, no card visible, an index past the visible cards)."""
 
 
 def user_error(exc):

@@ -2,6 +2,8 @@
 # Create (or re-use) the project's virtual environment at .venv and install everything into it.
 #   PADDLE_STACK=paddle26 (default) -> requirements/paddle26.txt (PaddlePaddle 2.6.2, CPU)
 #   PADDLE_STACK=paddle3            -> requirements/paddle3.txt  (PaddlePaddle 3.x, CPU), in .venv-paddle3
+#   PADDLE_STACK=paddlegpu          -> requirements/paddlegpu.txt (paddlepaddle-gpu 2.6.2, CUDA 11.8;
+#                                      the CPU without a card), in .venv-paddlegpu
 # PaddleX 2.1.0 and PaddleSlim 2.6.0 are installed with --no-deps: their own pins do not install on
 # Python 3.11 (scikit-learn==0.23.2, paddleslim==2.2.1); their real runtime needs are in the requirements.
 set -euo pipefail
@@ -10,7 +12,8 @@ stack="${PADDLE_STACK:-paddle26}"
 case "$stack" in
   paddle26) venv="$root/.venv" ;;
   paddle3) venv="$root/.venv-paddle3" ;;
-  *) echo "unknown PADDLE_STACK=$stack (paddle26 or paddle3)" >&2; exit 2 ;;
+  paddlegpu) venv="$root/.venv-paddlegpu" ;;
+  *) echo "unknown PADDLE_STACK=$stack (paddle26, paddle3 or paddlegpu)" >&2; exit 2 ;;
 esac
 req="$root/requirements/$stack.txt"
 python="${PYTHON:-python3}"

@@ -17,7 +17,7 @@ import numpy as np
 from ..core.classifier import Classifier, as_probabilities
 from ..core.perturbation import compose_normalised, iter_batches, perturb
 from ..runtime import scheduling
-from ..runtime.devices import current_device, suggest_batch_size
+from ..runtime.devices import check_device, is_gpu, suggest_batch_size
 from ..runtime.fingerprint import parameter_fingerprint
 from ..runtime.policy import ModelRunner, check_backend, check_parallel
 
@@ -48,7 +48,10 @@ class PaddleClassifier(Classifier):
     Args:
         backend: ``'auto'``, ``'dygraph'`` or ``'inference'`` (see
             :mod:`~paddlex_interpret.runtime.policy`).
-        device: ``'cpu'``, ``'gpu:0'``... (default ``paddle.get_device()``).
+        device: ``'cpu'``, ``'gpu:0'``... (default: where the network's parameters are).
+            Dygraph, the gradient methods and Paddle Inference all run there; a device other
+            than the parameters' leaves Paddle Inference only, and a GPU that is not there
+            raises :class:`~paddlex_interpret.errors.DeviceError` here, before anything runs.
         num_threads: CPU threads (default all cores).
         batch_size: the batch size suggested to LIME when it is given none (default: from
             memory, :func:`~paddlex_interpret.runtime.devices.suggest_batch_size`).
@@ -63,7 +66,7 @@ class PaddleClassifier(Classifier):
                  parallel="auto"):
         check_backend(backend)  # at construction: the runner is built lazily
         self.backend = backend
-        self.device = device
+        self.device = check_device(device) if device else None
         self.num_threads = num_threads
         self.batch_size = batch_size
         self.parallel = check_parallel(parallel)
@@ -107,7 +110,7 @@ class PaddleClassifier(Classifier):
     def suggest_batch_size(self, image):
         if self.batch_size:
             return int(self.batch_size)
-        return suggest_batch_size(np.shape(image), device=self.device or current_device())
+        return suggest_batch_size(np.shape(image), device=self.runner.device)
 
     def fingerprint(self):
         return parameter_fingerprint(self._layer())
@@ -174,7 +177,7 @@ class PaddleClassifier(Classifier):
         in a thread while the model runs; default only on a GPU.
         """
         if overlap is None:
-            overlap = str(self.device or current_device()).startswith("gpu")
+            overlap = is_gpu(self.runner.device)
         use_workers = self.parallel if parallel is None else check_parallel(parallel)
         image = np.asarray(image)
         slices = list(iter_batches(len(masks), int(batch_size)))

@@ -5,7 +5,9 @@ a ``paddlex.deploy.Predictor`` or an exported inference-model directory
 
 The test transforms and class names come from the directory's ``model.yml`` (through PaddleX's
 own ``load_model(..., with_net=False)``); the forward passes run on a Paddle Inference predictor
-of the shipped program (the ``Predictor``'s own, or one built here with oneDNN and all cores).
+of the shipped program: the ``Predictor``'s own (on the device it was built for), or one built
+here on ``device`` (default the current Paddle device, ``paddle.get_device()``: a card when the
+process runs on a GPU, else the CPU with oneDNN and all cores).
 LIME's perturbed batches are composed as normalised inputs directly, as for a live model.
 
 Example::
@@ -23,10 +25,12 @@ import numpy as np
 from ..core.classifier import Classifier, as_probabilities, run_in_batches
 from ..core.perturbation import compose_normalised
 from ..errors import UnsupportedModelError
+from ..runtime.devices import check_device, current_device
+from ..runtime.engine import configure_device
 from ..runtime.fingerprint import transforms_fingerprint
 from .transforms import TransformSplit
 
-__all__ = ["DeployedClassifier", "is_deployed_model", "program_files"]
+__all__ = ["DeployedClassifier", "is_deployed_model", "program_files", "predictor_config"]
 
 
 def program_files(model_dir):
@@ -48,19 +52,19 @@ def is_deployed_model(obj):
     return hasattr(obj, "predictor") and hasattr(obj, "model_dir") and hasattr(obj, "_model")
 
 
-def _build_predictor(program, params, num_threads):
+def predictor_config(program, params, device, num_threads=None):
+    """``(paddle.inference.Config, what was set)`` of an exported program on ``device`` (a
+    checked name; :func:`~paddlex_interpret.runtime.engine.configure_device`)."""
     import paddle.inference as pi
 
     config = pi.Config(program, params)
-    config.disable_gpu()
-    config.set_cpu_math_library_num_threads(int(num_threads or os.cpu_count() or 1))
-    (getattr(config, "enable_onednn", None) or config.enable_mkldnn)()
+    opts = configure_device(config, device, int(num_threads or os.cpu_count() or 1))
     config.switch_ir_optim(True)
     if hasattr(config, "switch_use_feed_fetch_ops"):
         config.switch_use_feed_fetch_ops(False)
     if hasattr(config, "disable_glog_info"):
         config.disable_glog_info()
-    return pi.create_predictor(config)
+    return config, opts
 
 
 class DeployedClassifier(Classifier):
@@ -70,9 +74,15 @@ class DeployedClassifier(Classifier):
         model: a ``paddlex.deploy.Predictor`` or an exported inference-model directory.
         num_threads: CPU threads of the predictor built for a directory (default all cores).
         batch_size: the batch size suggested to LIME (default 50).
+        device: where the predictor built for a directory runs: ``'cpu'``, ``'gpu'``,
+            ``'gpu:N'`` (default the current Paddle device); a GPU that is not there raises
+            :class:`~paddlex_interpret.errors.DeviceError` before anything is loaded. A
+            ``paddlex.deploy.Predictor`` runs where it was built (its ``use_gpu``, ``gpu_id``).
     """
 
-    def __init__(self, model, num_threads=None, batch_size=None):
+    def __init__(self, model, num_threads=None, batch_size=None, device=None):
+        import paddle.inference as pi
+
         from ..compat import ensure_paddlex
 
         if isinstance(model, (str, bytes, os.PathLike)):
@@ -82,11 +92,18 @@ class DeployedClassifier(Classifier):
                 raise UnsupportedModelError(
                     "%r is not an exported PaddleX inference model (it needs model.pdmodel or "
                     "model.json, model.pdiparams and model.yml)" % model_dir)
+            device = check_device(device) if device else current_device()
             pdx_model = ensure_paddlex().load_model(model_dir, with_net=False)
-            predictor = _build_predictor(*files, num_threads)
+            config, self.options = predictor_config(*files, device, num_threads)
+            predictor = pi.create_predictor(config)
         else:
+            if device is not None:
+                raise ValueError("device=%r: a paddlex.deploy.Predictor runs where it was built "
+                                 "(its use_gpu and gpu_id); give the model directory to choose"
+                                 % (device,))
             model_dir, pdx_model, predictor = model.model_dir, model._model, model.predictor
             files = program_files(model_dir)
+            self.options = {"device": "paddlex.deploy.Predictor's own"}
         if getattr(pdx_model, "model_type", None) != "classifier":
             raise UnsupportedModelError("LIME/NormLIME explain image classifiers only; %r is a "
                                         "%s model" % (model_dir, getattr(pdx_model, "model_type",
@@ -148,4 +165,5 @@ class DeployedClassifier(Classifier):
 
     @property
     def backend_info(self):
-        return {"backend": "inference", "reason": "deployed model", "path": "deployed predictor"}
+        return dict(self.options, backend="inference", reason="deployed model",
+                    path="deployed predictor")

@@ -24,7 +24,7 @@ import contextlib
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
+from ..errors import DeviceError, UnsupportedModelError
 from .base import PaddleClassifier
 
 __all__ = ["GradientRunner", "find_target_layer", "MIN_CELLS"]
@@ -66,10 +66,10 @@ def _hooked(layers, hook):
 MIN_CELLS = 7
 
 
-def find_target_layer(layer, x):
-    """The name of the last convolution run by ``layer(x)`` whose output map has at least
-    :data:`MIN_CELLS` cells a side, else the last with a spatial map (Grad-CAM's default
-    target)."""
+def find_target_layer(layer, x, place=None):
+    """The name of the last convolution run by ``layer(x)`` (``x`` put on ``place``) whose output
+    map has at least :data:`MIN_CELLS` cells a side, else the last with a spatial map (Grad-CAM's
+    default target)."""
     import paddle
 
     convs = {name: sub for name, sub in layer.named_sublayers()
@@ -77,7 +77,7 @@ def find_target_layer(layer, x):
     seen = []
     with _gradient_mode(layer), paddle.no_grad(), _hooked(
             convs, lambda name, s, out: seen.append((name, tuple(out.shape)))):
-        layer(paddle.to_tensor(np.asarray(x, np.float32)))
+        layer(paddle.to_tensor(np.asarray(x, np.float32), place=place))
     spatial = [(name, min(shape[2:])) for name, shape in seen
                if len(shape) == 4 and shape[2] * shape[3] > 1]
     if not spatial:
@@ -89,6 +89,9 @@ def find_target_layer(layer, x):
 
 class GradientRunner:
     """Input and layer gradients of ``classifier`` (see the module docstring).
+
+    The gradients are taken on the classifier's device, which must be where the network's
+    parameters are (:class:`~paddlex_interpret.errors.DeviceError` otherwise).
 
     Args:
         classifier: a :class:`~paddlex_interpret.adapters.base.PaddleClassifier`.
@@ -103,6 +106,11 @@ class GradientRunner:
                                         % type(classifier).__name__)
         self.classifier = classifier
         self.layer = classifier.network()
+        runner = classifier.runner
+        if runner.elsewhere:
+            raise DeviceError("gradient methods need the network on their device: "
+                              + runner.elsewhere)
+        self.device = runner.device
         self.target_layer = target_layer
         self._targets = {}
 
@@ -116,7 +124,8 @@ class GradientRunner:
         import paddle
 
         with _gradient_mode(self.layer):
-            t = paddle.to_tensor(np.asarray(x, np.float32), stop_gradient=False)
+            t = paddle.to_tensor(np.asarray(x, np.float32), place=self.device,
+                                 stop_gradient=False)
             score = self.layer(t)[:, int(label)].sum()
             (grad,) = paddle.grad([score], [t])
         return grad.numpy()
@@ -128,7 +137,8 @@ class GradientRunner:
         if spec is None:
             key = tuple(np.shape(x)[1:])
             if key not in self._targets:
-                self._targets[key] = find_target_layer(self.layer, np.asarray(x)[:1])
+                self._targets[key] = find_target_layer(self.layer, np.asarray(x)[:1],
+                                                       self.device)
             spec = self._targets[key]
         if isinstance(spec, str):
             if spec not in named:
@@ -149,7 +159,8 @@ class GradientRunner:
         store = {}
         with _gradient_mode(self.layer), _hooked({name: sub}, lambda n, s, out: store.update(
                 act=out)):
-            t = paddle.to_tensor(np.asarray(x, np.float32), stop_gradient=False)
+            t = paddle.to_tensor(np.asarray(x, np.float32), place=self.device,
+                                 stop_gradient=False)
             logits = self.layer(t)
             act = store["act"]
             out = []

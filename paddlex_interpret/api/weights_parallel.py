@@ -11,9 +11,12 @@ into log files. As with any ``multiprocessing`` spawn, a script calling this mus
 ``build_normlime_weights(..., collective='job')`` on every rank instead.
 
 Every rank loads the model from its directory and runs Paddle Inference on its share of the
-images (on the CPU with ``cores // N`` threads and gloo; on GPUs on its own card), whose outputs
-depend neither on the batch split nor on the threads: the weights are the bits of a one-process
-build with ``backend='inference'``. Rank 0 writes the file.
+images, whose outputs depend neither on the batch split nor on the threads: the weights are the
+bits of a one-process build with ``backend='inference'`` (tested on the CPU; no card was here to
+test GPU ranks). Where the ranks run follows the calling process: on a GPU
+(``paddle.set_device('gpu')``, ``--device gpu``) a rank per card, NCCL, and ``nproc`` at most
+the visible cards (checked before anything starts); otherwise on the CPU with ``cores // N``
+threads, gloo, and no card visible to them.
 
 Example::
 
@@ -21,6 +24,7 @@ Example::
         gw = build_normlime_weights("output/best_model", "data/val_list.txt", nproc=4,
                                     save_path="nl.npz")
 """
+import contextlib
 import logging
 import os
 import pickle
@@ -28,6 +32,7 @@ import shutil
 import tempfile
 
 from ..errors import UsageError
+from ..runtime.devices import child_env, gpu_count, on_gpu
 
 __all__ = ["build_in_processes", "rank_classifier"]
 
@@ -61,14 +66,50 @@ def rank_classifier(model_dir, num_threads=None):
     return PaddleXClassifier(model, backend="inference", num_threads=num_threads, parallel=False)
 
 
-def _rank_main(build, model_dir, dataset, out_path, kwargs, num_threads):
+def _ranks_device(nproc):
+    """``'gpu'`` (a rank per card, NCCL) when this process runs on a GPU, else ``'cpu'``
+    (gloo). Raises :class:`~paddlex_interpret.errors.UsageError` when ``nproc`` exceeds the
+    visible cards."""
+    if not on_gpu():
+        return "cpu"
+    cards = gpu_count()
+    if nproc > cards:
+        raise UsageError("nproc=%d needs a GPU per process and %d are visible "
+                         "(CUDA_VISIBLE_DEVICES=%r): give nproc <= %d, or build on the CPU "
+                         "(paddle.set_device('cpu'), --device cpu)"
+                         % (nproc, cards, os.environ.get("CUDA_VISIBLE_DEVICES"), cards))
+    return "gpu"
+
+
+@contextlib.contextmanager
+def _environment(env):
+    """``os.environ`` is ``env`` inside (what the spawned ranks inherit), restored after; only
+    the variables that differ are touched."""
+    saved = dict(os.environ)
+    changed = {k for k in set(saved) | set(env) if saved.get(k) != env.get(k)}
+
+    def put(values):
+        for key in changed:
+            if key in values:
+                os.environ[key] = values[key]
+            else:
+                os.environ.pop(key, None)
+
+    put(env)
+    try:
+        yield
+    finally:
+        put(saved)
+
+
+def _rank_main(build, model_dir, dataset, out_path, kwargs, num_threads, device="cpu"):
     """One rank: its share of ``build`` (``build_normlime_weights``; rank 0 writes ``out_path``)."""
     import paddle
 
     from ..adapters.collective import PaddleCollective
 
     os.environ.setdefault("GLOG_minloglevel", "2")
-    if not paddle.is_compiled_with_cuda():
+    if device == "cpu":
         paddle.set_device("cpu")
     collective = PaddleCollective()
     classifier = rank_classifier(model_dir, num_threads)
@@ -80,13 +121,13 @@ def build_in_processes(build, nproc, model, dataset, save_path=None, **kwargs):
     ``nproc`` processes (see the module docstring); returns the
     :class:`~paddlex_interpret.core.global_weights.GlobalWeights` rank 0 wrote to
     ``save_path`` (or to a temporary file, removed after)."""
-    import paddle
     import paddle.distributed as dist
 
     from ..core.global_weights import GlobalWeights
 
     _check_inputs(model, dataset)
     nproc = int(nproc)
+    device = _ranks_device(nproc)
     threads = max(1, (os.cpu_count() or 1) // nproc)
     tmp = None
     if save_path is None:
@@ -94,13 +135,16 @@ def build_in_processes(build, nproc, model, dataset, save_path=None, **kwargs):
         out_path = os.path.join(tmp, _WEIGHTS_NAME)
     else:
         out_path = os.path.abspath(os.fspath(save_path))
-    options = {} if paddle.is_compiled_with_cuda() else {"backend": "gloo"}
+    options, env = {}, dict(os.environ)
+    if device == "cpu":  # the ranks see no card, so that none opens a context on one
+        options, env = {"backend": "gloo"}, child_env("cpu")[0]
     logger.info("NormLIME weights: %d processes (paddle.distributed.spawn, %s), %d thread(s) "
                 "each", nproc, options.get("backend", "one card each"), threads)
     try:
-        dist.spawn(_rank_main, args=(build, os.fspath(model), dataset, out_path, kwargs,
-                                     threads),
-                   nprocs=nproc, **options)
+        with _environment(env):
+            dist.spawn(_rank_main, args=(build, os.fspath(model), dataset, out_path, kwargs,
+                                         threads, device),
+                       nprocs=nproc, **options)
         gw = GlobalWeights.load(out_path)
     finally:
         if tmp is not None:

@@ -23,13 +23,37 @@ import weakref
 
 import numpy as np
 
-from .devices import current_device
+from .devices import check_device, current_device, gpu_index, is_gpu, predictor_pool_mb
 from .export import ExportError, TracedProgram, export_layer, layer_structure
 from .fingerprint import parameter_fingerprint
 
-__all__ = ["InferenceEngine", "EngineWorker"]
+__all__ = ["InferenceEngine", "EngineWorker", "configure_device"]
 
 logger = logging.getLogger("paddlex_interpret")
+
+
+def configure_device(config, device, num_threads, use_mkldnn=True, gpu_memory_mb=None):
+    """Put a ``paddle.inference.Config`` on ``device`` (a checked name): on ``gpu:N`` that card
+    (``enable_use_gpu`` with an initial pool of ``gpu_memory_mb``, default
+    :func:`~paddlex_interpret.runtime.devices.predictor_pool_mb`: at most 512 MiB and a quarter
+    of what the card has left), else the CPU with ``num_threads`` math threads and oneDNN when
+    ``use_mkldnn``. Returns what was set (``{"device", "gpu" | "threads", "onednn"}``)."""
+    opts = {"device": device}
+    if is_gpu(device):
+        idx = gpu_index(device)
+        pool = int(gpu_memory_mb or predictor_pool_mb(device))
+        config.enable_use_gpu(pool, idx)
+        opts.update(gpu=idx, pool_mb=pool)
+        return opts
+    config.disable_gpu()
+    config.set_cpu_math_library_num_threads(int(num_threads))
+    opts["threads"] = int(num_threads)
+    if use_mkldnn:
+        (getattr(config, "enable_onednn", None) or config.enable_mkldnn)()
+        opts["onednn"] = True
+    else:
+        (getattr(config, "disable_onednn", None) or config.disable_mkldnn)()
+    return opts
 
 
 class InferenceEngine:
@@ -38,22 +62,24 @@ class InferenceEngine:
     Args:
         layer: the ``paddle.nn.Layer`` (its current weights are exported).
         input_shape: ``(C, H, W)`` of one input; the batch dimension is dynamic.
-        device: ``'cpu'`` or ``'gpu[:i]'`` (default: ``paddle.get_device()``).
+        device: ``'cpu'`` or ``'gpu[:i]'`` (default: ``paddle.get_device()``); a GPU that is not
+            there raises :class:`~paddlex_interpret.errors.DeviceError`.
         num_threads: CPU math threads (default ``os.cpu_count()``).
         use_mkldnn: oneDNN on CPU (default True).
         use_tensorrt: on a CUDA build with a GPU device, run subgraphs through TensorRT when
             Paddle was compiled with it (default False; untested here, no GPU).
-        gpu_memory_mb: initial GPU memory pool.
+        gpu_memory_mb: initial GPU memory pool (default: at most 512 MiB and a quarter of what
+            the card has left).
         fingerprint: the parameter fingerprint (computed when None).
     """
 
     def __init__(self, layer, input_shape, device=None, num_threads=None, use_mkldnn=True,
-                 use_tensorrt=False, gpu_memory_mb=512, fingerprint=None, max_batch_size=64,
+                 use_tensorrt=False, gpu_memory_mb=None, fingerprint=None, max_batch_size=64,
                  program=None):
         import paddle.inference as pi
 
         self.input_shape = tuple(int(s) for s in input_shape)
-        self.device = device or current_device()
+        self.device = check_device(device) if device else current_device()
         self.num_threads = int(num_threads or os.cpu_count() or 1)
         self.fingerprint = fingerprint or parameter_fingerprint(layer)
         self.program = None   # the TracedProgram reusable for later weights (None: not verified)
@@ -146,41 +172,26 @@ class InferenceEngine:
 
     def _configure(self, config, use_mkldnn, use_tensorrt, gpu_memory_mb, max_batch_size,
                    num_threads=None):
-        import paddle
+        opts = configure_device(config, self.device, int(num_threads or self.num_threads),
+                                use_mkldnn, gpu_memory_mb)
+        if "gpu" in opts and use_tensorrt:
+            # TensorRT: kept behind the GPU place; untested on these CPU machines.
+            try:
+                import paddle.inference as pi
 
-        opts = {"device": self.device}
-        if self.device.startswith("gpu") and paddle.is_compiled_with_cuda():
-            # GPU (and TensorRT) path: kept behind the CUDA check; untested on these CPU machines.
-            idx = int(self.device.split(":")[1]) if ":" in self.device else 0
-            config.enable_use_gpu(int(gpu_memory_mb), idx)
-            opts["gpu"] = idx
-            if use_tensorrt:
-                try:
-                    import paddle.inference as pi
-
-                    if pi.get_trt_compile_version() != (0, 0, 0):
-                        config.enable_tensorrt_engine(
-                            workspace_size=1 << 30, max_batch_size=int(max_batch_size),
-                            min_subgraph_size=3, precision_mode=pi.PrecisionType.Float32,
-                            use_static=False, use_calib_mode=False)
-                        opts["tensorrt"] = True
-                except Exception as exc:
-                    logger.warning("TensorRT not enabled: %s", exc)
-        else:
-            config.disable_gpu()
-            threads = int(num_threads or self.num_threads)
-            config.set_cpu_math_library_num_threads(threads)
-            opts["threads"] = threads
-            if use_mkldnn:
-                enable = getattr(config, "enable_onednn", None) or config.enable_mkldnn
-                enable()
-                cache = getattr(config, "set_onednn_cache_capacity", None) or getattr(
-                    config, "set_mkldnn_cache_capacity", None)
-                if cache is not None:
-                    cache(16)  # keep the kernels of a few batch shapes (full + last batch)
-                opts["onednn"] = True
-            else:
-                (getattr(config, "disable_onednn", None) or config.disable_mkldnn)()
+                if pi.get_trt_compile_version() != (0, 0, 0):
+                    config.enable_tensorrt_engine(
+                        workspace_size=1 << 30, max_batch_size=int(max_batch_size),
+                        min_subgraph_size=3, precision_mode=pi.PrecisionType.Float32,
+                        use_static=False, use_calib_mode=False)
+                    opts["tensorrt"] = True
+            except Exception as exc:
+                logger.warning("TensorRT not enabled: %s", exc)
+        elif "gpu" not in opts and use_mkldnn:
+            cache = getattr(config, "set_onednn_cache_capacity", None) or getattr(
+                config, "set_mkldnn_cache_capacity", None)
+            if cache is not None:
+                cache(16)  # keep the kernels of a few batch shapes (full + last batch)
         config.switch_ir_optim(True)
         if getattr(self, "program_format", None) == "pdmodel" and hasattr(
                 config, "enable_memory_optim"):

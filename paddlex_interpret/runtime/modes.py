@@ -3,7 +3,8 @@ the process's rank.
 
 * :func:`eval_mode` puts a layer in eval mode under ``paddle.no_grad()`` and restores its mode.
 * :func:`preserve_training_state` is the guard the training integrations put around a checkpoint:
-  RNG states, every sub-layer's train/eval flag, no gradients, GPU cache released after.
+  RNG states, every sub-layer's train/eval flag, no gradients, GPU cache released after (when
+  the current place is a GPU).
 * :func:`dygraph_threads` raises dygraph's CPU math threads for a block: Paddle sets
   ``OMP_NUM_THREADS=1`` at import when it is unset, and ``core.set_num_threads`` changes it at run
   time.
@@ -20,6 +21,8 @@ import os
 import random
 
 import numpy as np
+
+from .devices import empty_cache, on_gpu
 
 __all__ = ["eval_mode", "preserve_training_state", "set_dygraph_threads", "dygraph_threads",
            "current_threads", "get_rank", "release_device_memory"]
@@ -53,24 +56,20 @@ def get_rank():
 
 
 def release_device_memory():
-    """Give cached GPU memory back (a no-op on CPU builds)."""
-    try:
-        import paddle
-
-        if paddle.device.is_compiled_with_cuda():
-            paddle.device.cuda.empty_cache()
-    except Exception:  # best effort only
-        logger.debug("could not release device memory", exc_info=True)
+    """Give cached GPU memory back when the current place is a GPU (no CUDA call otherwise:
+    :func:`~paddlex_interpret.runtime.devices.empty_cache`)."""
+    empty_cache()
 
 
 @contextlib.contextmanager
 def preserve_training_state(layer=None):
     """Run a block without leaving a trace on training.
 
-    Saves and restores the RNG states of Paddle (and CUDA's when compiled with CUDA), NumPy's
-    global generator and Python's ``random``, and the ``training`` flag of ``layer`` and every
-    sub-layer (a frozen ``BatchNorm`` left in eval mode stays so); runs the block under
-    ``paddle.no_grad()`` with ``layer`` in eval mode; releases GPU cache after.
+    Saves and restores the RNG states of Paddle (and CUDA's when the current place is a GPU),
+    NumPy's global generator and Python's ``random``, and the ``training`` flag of ``layer`` and
+    every sub-layer (a frozen ``BatchNorm`` left in eval mode stays so); runs the block under
+    ``paddle.no_grad()`` with ``layer`` in eval mode; releases GPU cache after (on a GPU only).
+    A process on the CPU makes no CUDA call here, whatever its Paddle build.
     """
     import paddle
 
@@ -78,7 +77,7 @@ def preserve_training_state(layer=None):
     py_state = random.getstate()
     pd_state = paddle.get_rng_state()
     cuda_state = None
-    if paddle.device.is_compiled_with_cuda():
+    if on_gpu():
         try:
             cuda_state = paddle.get_cuda_rng_state()
         except Exception:

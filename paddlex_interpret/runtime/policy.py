@@ -38,7 +38,8 @@ from typing import List
 import numpy as np
 
 from .cache import ENGINES
-from .devices import current_device
+from ..errors import DeviceError
+from .devices import check_device, current_device, layer_device, parameters_elsewhere
 from .fingerprint import parameter_fingerprint
 from .modes import dygraph_threads, eval_mode
 
@@ -57,10 +58,10 @@ AUTO_MIN_ROWS = 8
 #: engine on the probe; in between the engine is kept, so that timing noise does not flip the
 #: choice (and the numbers) from one process to the next.
 AUTO_DYGRAPH_MARGIN = 1.25
-#: ``parallel='auto'`` uses the single-thread workers only for models whose engine ran the probe
-#: at most this fast per image: composing a batch costs about the same for any model, so the
-#: workers matter for fast models; for slow ones their second copy of the activations costs more
-#: than it saves (BENCHMARKS.md, "Speed vs the floor and the peers").
+#: ``parallel='auto'`` uses the single-thread workers only for models whose engine ran the probe at
+#: most this fast per image: composing a batch costs about the same for any model, so the workers
+#: matter for fast models; for slow ones their second copy of the activations costs more than it
+#: saves (BENCHMARKS.md, "Speed vs the floor and the peers").
 AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
 #: ``parallel='auto'`` does not use the workers (for the layer and input shape, for the process)
 #: when, run at once on the probe, their threads were busy (CPU time / wall time) less than this
@@ -125,7 +126,8 @@ class ModelRunner:
         layer: a ``paddle.nn.Layer``; its first output is returned.
         backend: ``'auto'`` (measure once, keep the faster), ``'dygraph'`` or ``'inference'``
             (Paddle Inference; falls back to dygraph with a logged warning if export fails).
-        device: ``'cpu'`` / ``'gpu:0'``... (default ``paddle.get_device()``).
+        device: ``'cpu'`` / ``'gpu:0'``... (default: the layer's parameters'; another leaves
+            Paddle Inference only, see :attr:`elsewhere`; a GPU not there raises DeviceError).
         num_threads: CPU threads for both backends (default ``os.cpu_count()``).
         use_mkldnn, use_tensorrt: Paddle Inference options (see
             :class:`~paddlex_interpret.runtime.engine.InferenceEngine`).
@@ -147,7 +149,9 @@ class ModelRunner:
         self._parallel_failed = None
         self.layer = layer
         self.backend = backend
-        self.device = device
+        here = layer_device(layer)
+        self.device = check_device(device) if device else (here or current_device())
+        self.elsewhere = parameters_elsewhere(self.device, here)  # why no dygraph on device
         self.num_threads = num_threads
         self.engine_options = {"use_mkldnn": bool(use_mkldnn), "use_tensorrt": bool(use_tensorrt)}
         if num_threads:
@@ -184,8 +188,11 @@ class ModelRunner:
     def _dygraph(self, x):
         import paddle
 
+        if self.elsewhere:
+            raise DeviceError("no dygraph: " + self.elsewhere)
         with dygraph_threads(self.num_threads), eval_mode(self.layer):
-            out = self.layer(paddle.to_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+            out = self.layer(paddle.to_tensor(np.ascontiguousarray(x, dtype=np.float32),
+                                              place=self.device))
             if isinstance(out, (list, tuple)):
                 out = out[0]
             return out.numpy()
@@ -194,8 +201,7 @@ class ModelRunner:
         """What ``'auto'`` measured and decided for ``input_shape`` ``(C, H, W)`` on this
         runner's layer and device (shared by every runner of the layer in the process)."""
         shape = tuple(int(s) for s in input_shape)
-        return ENGINES.state(self.layer, ("auto", shape, self.device or current_device()),
-                             _AutoState)
+        return ENGINES.state(self.layer, ("auto", shape, self.device), _AutoState)
 
     @property
     def parallel_failure(self):
@@ -213,6 +219,10 @@ class ModelRunner:
                                       device=self.device, **self.engine_options)
         except Exception as exc:
             return self._fail("export", exc)
+
+    def _reason(self, shape):
+        return "forced" if self.backend == "inference" else (
+            "auto: " + self.elsewhere if self.elsewhere else self.auto_state(shape).reason)
 
     def _fail(self, what, exc):
         """The engine cannot be used for this layer any more: say why (logged); returns None."""
@@ -237,7 +247,7 @@ class ModelRunner:
             return "dygraph"
         if self._failed is not None:
             return "dygraph"
-        if self.backend == "inference":
+        if self.backend == "inference" or self.elsewhere:
             return "inference"  # the engine is built (or fails, logged) by its caller
         st = self.auto_state(shape)
         if st.decision is None and probe is not None and len(probe) >= AUTO_MIN_ROWS:
@@ -284,9 +294,8 @@ class ModelRunner:
             else:
                 gpu = "gpu" in engine.options
                 workers = self._workers_for(shape, probe, parallel) or []
-                reason = "forced" if self.backend == "inference" else \
-                    self.auto_state(shape).reason
-                self.info = dict(engine.describe(), backend="inference", reason=reason)
+                self.info = dict(engine.describe(), backend="inference",
+                                 reason=self._reason(shape))
         plan = Plan(backend, workers, gpu)
         self.last_plan, self._plan_shape = plan, shape
         return plan
@@ -357,8 +366,8 @@ class ModelRunner:
             engine = self.engine(shape)
             out = None if engine is None else self._run_engine(engine, x)
             if out is not None:
-                reason = "forced" if self.backend == "inference" else self.auto_state(shape).reason
-                self.info = dict(engine.describe(), backend="inference", reason=reason)
+                self.info = dict(engine.describe(), backend="inference",
+                                 reason=self._reason(shape))
                 return out
             if self.backend == "auto":
                 st = self.auto_state(shape)

@@ -88,7 +88,9 @@ class ExplainHook(WorkerSide):
         worker_threads: CPU threads of the worker (default all cores but one).
         worker_device: the Paddle device of the worker process (default ``'cpu'``: on a GPU
             the worker would open a second context on the card training uses, taking its
-            memory and time; give ``'gpu:1'`` to explain on another card).
+            memory and time; give ``'gpu:1'`` to explain on another card). The worker sees
+            that card only, and none on the CPU; a GPU that is not there is logged as an
+            error once and the worker explains on the CPU.
         shared_normlime: in a multi-card run (without ``weights_builder``), every rank builds
             its share of a checkpoint's NormLIME weights
             (:class:`~paddlex_interpret.training.ranks.SharedNormLime`); False: rank 0 alone.
@@ -121,6 +123,9 @@ class ExplainHook(WorkerSide):
         self.blocked_seconds = 0.0
         #: peak resident memory of the worker process in the last run (MiB), when it ran
         self.worker_peak_rss_mib = None
+        #: where the worker explained, read inside it (``{"device", "gpus",
+        #: "CUDA_VISIBLE_DEVICES"}``), after its first report
+        self.worker_device_info = None
 
     # ------------------------------------------------------------------ attach / detach
     def attach(self, model):

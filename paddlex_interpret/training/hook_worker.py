@@ -15,6 +15,7 @@ import pickle
 import time
 
 from ..api.datasets import resolve_dataset
+from ..runtime.devices import device_or_cpu
 from ..runtime.modes import get_rank
 from .report import CheckpointContext
 
@@ -26,8 +27,18 @@ logger = logging.getLogger("paddlex_interpret")
 class WorkerSide:
     """Worker handling for :class:`~paddlex_interpret.training.hook.ExplainHook` (which gives
     ``session``, ``model``, ``weights_builder``, ``worker_threads``, ``worker_device``,
-    ``_options``, ``_worker``, ``_run``, ``blocked_seconds``, ``worker_peak_rss_mib`` and
-    ``_explain_here``)."""
+    ``_options``, ``_worker``, ``_run``, ``blocked_seconds``, ``worker_peak_rss_mib``,
+    ``worker_device_info`` and ``_explain_here``)."""
+
+    _worker_device_checked = None
+
+    def _checked_worker_device(self):
+        """``worker_device``, checked once per hook: a GPU that is not there is a logged error
+        (said once, not at every ``train``) and the worker runs on the CPU."""
+        if self._worker_device_checked is None:
+            self._worker_device_checked = device_or_cpu(self.worker_device,
+                                                        "explanations: worker_device")
+        return self._worker_device_checked
 
     def _start_worker(self):
         """A :class:`~paddlex_interpret.worker.CheckpointWorker` for this run, or None (then
@@ -47,7 +58,8 @@ class WorkerSide:
             return None
         try:
             return CheckpointWorker(self.session.probes, self._options, builder,
-                                    num_threads=self.worker_threads, device=self.worker_device)
+                                    num_threads=self.worker_threads,
+                                    device=self._checked_worker_device())
         except WorkerError as exc:
             logger.warning("explanations: %s; explaining in the training process", exc)
             return None
@@ -61,6 +73,8 @@ class WorkerSide:
             if reply.get("log_file") and self._run is not None:
                 session.sink.log_files[os.path.dirname(reply["log_file"])] = \
                     os.path.basename(reply["log_file"])
+            if reply.get("device"):
+                self.worker_device_info = reply["device"]
             if reply.get("peak_rss_mib"):
                 self.worker_peak_rss_mib = max(self.worker_peak_rss_mib or 0.0,
                                                float(reply["peak_rss_mib"]))

@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 
+from ..runtime.devices import child_env, current_device, device_or_cpu, gpu_count
 from ..runtime.distributed import single_process_env
 
 __all__ = ["CheckpointWorker", "WorkerError", "background_supported", "default_worker_threads"]
@@ -54,8 +55,10 @@ def default_worker_threads():
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-def _child_env(num_threads):
-    env = single_process_env()  # a rank's helper, not a rank
+def _child_env(num_threads, device):
+    """The child's environment and its device name inside: not a rank, its threads, and only
+    its device's card visible (none for the CPU)."""
+    env, inside = child_env(device, single_process_env())  # a rank's helper, not a rank
     # the parent's import path (paddlex_interpret may be found through a path entry, not a site)
     paths = [p for p in sys.path if p]
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,7 +70,8 @@ def _child_env(num_threads):
     env.setdefault("PYTHONUNBUFFERED", "1")
     from ..compat import quiet_import_noise
 
-    return quiet_import_noise(env)  # its imports print nothing a user could act on
+    quiet_import_noise(env)  # its imports print nothing a user could act on
+    return env, inside
 
 
 class CheckpointWorker:
@@ -80,6 +84,9 @@ class CheckpointWorker:
         num_threads: CPU threads of the child's predictors (default
             :func:`default_worker_threads`).
         device: Paddle device of the child (default the parent's ``paddle.get_device()``).
+            The child sees that device's card only, and none on the CPU (``CUDA_VISIBLE_DEVICES``
+            empty), so that it opens no CUDA context on a card it does not use. A GPU that is
+            not there is logged as an error and the child runs on the CPU.
 
     The process starts at once, so its imports overlap the first epoch. :meth:`submit` sends a
     job; :meth:`result` waits for its reply. Every failure of the child (an import error, a
@@ -91,22 +98,18 @@ class CheckpointWorker:
         if not background_supported():
             raise WorkerError("the explanation worker needs a POSIX system")
         self.num_threads = int(num_threads or default_worker_threads())
-        if device is None:
-            try:
-                import paddle
-
-                device = paddle.get_device()
-            except Exception:
-                device = "cpu"
+        #: the device the child runs on, as this process names it
+        self.device = device_or_cpu(device or current_device(), "explanation worker")
+        env, inside = _child_env(self.num_threads, self.device)
         init = {"probes": list(probes), "options": dict(options or {}),
                 "weights_builder": weights_builder, "num_threads": self.num_threads,
-                "device": device}
+                "device": inside}
         payload = pickle.dumps(("init", init), protocol=pickle.HIGHEST_PROTOCOL)
         parent_sock, child_sock = socket.socketpair()
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "paddlex_interpret.training.worker", str(child_sock.fileno())],
-                pass_fds=(child_sock.fileno(),), env=_child_env(self.num_threads),
+                pass_fds=(child_sock.fileno(),), env=env,
                 stdin=subprocess.DEVNULL, close_fds=True)
         except Exception as exc:
             parent_sock.close()
@@ -215,7 +218,7 @@ class _ChildState:
 
         from .session import ExplainSession
 
-        paddle.set_device(init.get("device") or "cpu")
+        paddle.set_device(device_or_cpu(init.get("device") or "cpu", "explanation worker"))
         self.num_threads = int(init["num_threads"])
         self.session = ExplainSession(init["probes"], weights_builder=init.get("weights_builder"),
                                       **init["options"])
@@ -272,7 +275,15 @@ def _run_job(state, job):
         return {"report": None, "log_file": session.sink.log_file,
                 "error": "%s: %s" % (type(exc).__name__, exc)}
     return {"report": report, "log_file": session.sink.log_file, "error": None,
-            "peak_rss_mib": _peak_rss_mib()}
+            "peak_rss_mib": _peak_rss_mib(), "device": _device_info()}
+
+
+def _device_info():
+    """Where this process explains, read inside it: Paddle's device, the cards it sees."""
+    import paddle
+
+    return {"device": paddle.get_device(), "gpus": gpu_count(),
+            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def _peak_rss_mib():

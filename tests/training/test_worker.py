@@ -171,6 +171,6 @@ def test_the_worker_s_imports_print_nothing_a_user_cannot_act_on():
                            timeout=300)
     assert plain.returncode == 0 and "pkg_resources" in plain.stderr  # the noise is real
     worker = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=_child_env(1), timeout=300)
+                            env=_child_env(1, "cpu")[0], timeout=300)
     assert worker.returncode == 0, worker.stderr[-2000:]
     assert "pkg_resources" not in worker.stderr and "distutils" not in worker.stderr
