@@ -42,9 +42,14 @@ _WEIGHTS_NAME = "normlime_weights.npz"
 
 
 def _check_inputs(model, dataset):
+    """Everything the ranks would fail on alike, checked here: a rank that fails before every
+    rank has joined the job leaves the others waiting at its rendezvous."""
+    from ..adapters.model_dir import find_model_dir
+
     if not isinstance(model, (str, os.PathLike)) or not os.path.isdir(os.fspath(model)):
         raise UsageError("nproc needs the model as a directory (a saved PaddleX model or an "
                          "exported inference model), got %r" % (type(model).__name__,))
+    find_model_dir(model)  # names what is missing there
     try:
         pickle.dumps(dataset)
     except Exception as exc:
@@ -111,8 +116,11 @@ def _rank_main(build, model_dir, dataset, out_path, kwargs, num_threads, device=
     os.environ.setdefault("GLOG_minloglevel", "2")
     if device == "cpu":
         paddle.set_device("cpu")
+    from ..core.sharding import checked
+
     collective = PaddleCollective()
-    classifier = rank_classifier(model_dir, num_threads)
+    # every rank has joined the job before any can fail: a failure is raised on all of them here
+    classifier = checked(collective, lambda: rank_classifier(model_dir, num_threads))
     build(classifier, dataset, save_path=out_path, collective=collective, **kwargs)
 
 

@@ -42,11 +42,25 @@ def test_two_processes_build_the_weights_of_one(mode, trained, tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ["nl.npz"]
 
 
-def test_a_rank_that_fails_fails_the_build_and_writes_nothing(tmp_path):
-    with pytest.raises(Exception) as err:
+def test_a_directory_that_is_not_a_model_is_named_before_any_process_starts(tmp_path):
+    from paddlex_interpret.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="no model.yml in it"):
         weights_api.build_normlime_weights(str(tmp_path), [str(tmp_path / "x.png")],
                                            save_path=tmp_path / "nl.npz", nproc=2)
-    assert "model" in str(err.value).lower()
+    assert not (tmp_path / "nl.npz").exists()
+
+
+def test_a_rank_that_fails_fails_the_build_and_writes_nothing(tmp_path):
+    """The ranks load a model that is not loadable (model.yml and weights that PaddleX cannot
+    read): every rank fails at the same point after joining the job, none waits for ever."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.yml").write_text("Model: NotAModel\n_Attributes: {}\n")
+    (tmp_path / "m" / "model.pdparams").write_bytes(b"not a state dict")
+    with pytest.raises(Exception) as err:
+        weights_api.build_normlime_weights(str(tmp_path / "m"), [str(tmp_path / "x.png")],
+                                           save_path=tmp_path / "nl.npz", nproc=2)
+    assert "RankError: rank 0: " in str(err.value), err.value  # every rank, the same point
     assert not (tmp_path / "nl.npz").exists()
 
 
