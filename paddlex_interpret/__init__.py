@@ -41,6 +41,8 @@ _LAZY = {
     "ConceptCodebook": ("paddlex_interpret.core.concepts", "ConceptCodebook"),
     "PaddleXClassifier": ("paddlex_interpret.adapters.paddlex", "PaddleXClassifier"),
     "LayerClassifier": ("paddlex_interpret.adapters.layer", "LayerClassifier"),
+    "PaddleClasClassifier": ("paddlex_interpret.adapters.paddleclas", "PaddleClasClassifier"),
+    "PaddleClasNetwork": ("paddlex_interpret.adapters.paddleclas_net", "PaddleClasNetwork"),
     "ExplainHook": ("paddlex_interpret.training.hook", "ExplainHook"),
     "ExplainCallback": ("paddlex_interpret.training.callback", "ExplainCallback"),
 }
