@@ -85,8 +85,21 @@ def read_run_config(run_dir: str) -> Dict[str, Any]:
     return config
 
 
+def _quiet_ppcls_logger():
+    """PaddleClas's networks log through ``ppcls.utils.logger``, which fails until its
+    ``init_logger`` has run, and that one prints to stdout (where a command's JSON goes): its
+    logger becomes the standard ``ppcls`` logger instead, errors only."""
+    from ppcls.utils import logger as ppcls_logger
+
+    if getattr(ppcls_logger, "_logger", None) is None:
+        quiet = logging.getLogger("ppcls")
+        quiet.setLevel(logging.ERROR)
+        ppcls_logger._logger = quiet
+
+
 def _build(config):
     ppcls = import_ppcls()
+    _quiet_ppcls_logger()
     from ppcls.arch import build_model
 
     arch = dict(config["Arch"])
@@ -96,8 +109,8 @@ def _build(config):
                            mode="infer")
     except Exception as exc:
         raise UnsupportedModelError("PaddleClas (%s) cannot build the network %r of the run's "
-                                    "config: %s" % (os.path.dirname(ppcls.__file__),
-                                                    arch.get("name"), exc)) from exc
+                                    "config: %s" % (list(ppcls.__path__)[0], arch.get("name"),
+                                                    exc)) from exc
 
 
 class PaddleClasNetwork(PaddleClassifier):
