@@ -118,6 +118,17 @@ class _Checkpoints:
                         os.path.join(directory, "inference"))
         self.dump(copy.deepcopy(self.config), os.path.join(directory, "inference.yml"))
 
+    def epoch_end(self, epoch, acc, best, save_interval, epochs):
+        """The saves after an epoch's evaluation, in the trainer's order; the best accuracy."""
+        info = {"metric": acc, "epoch": epoch}
+        if acc >= best:
+            best = acc
+            self.save("best_model", info)
+        if epoch % save_interval == 0:
+            self.save("epoch_%d" % epoch, info, done=epoch == epochs)
+        self.save("latest", info, results=False)
+        return best
+
     def save(self, prefix, info, results=True, done=False):
         out = self.config["Global"]["output_dir"]
         self.save_load.save_model(self.net, [self.optimizer], info, os.path.join(out, prefix),
@@ -128,6 +139,33 @@ class _Checkpoints:
         self.save_load.save_model_info(info, out, prefix)
 
 
+def _start(out, root, epochs, arch, model_name, size, save_interval):
+    """The run directory's first files (``label_dict.txt``, ``config.yaml``, ``train.log``'s
+    logger) and ``(config, (train paths, labels), (val paths, labels))``."""
+    import yaml
+
+    from ppcls.utils import logger
+
+    os.makedirs(out, exist_ok=True)
+    if not os.path.isfile(os.path.join(root, "label.txt")):
+        write_cls_lists(root)
+    with open(os.path.join(root, "label.txt"), encoding="utf-8") as f:
+        labels = f.read()
+    with open(os.path.join(out, "label_dict.txt"), "w", encoding="utf-8") as f:
+        f.write(labels)
+    train, val = _read_list(root, "train.txt"), _read_list(root, "val.txt")
+    if size is None:
+        from ..core.images import load_image
+
+        size = int(min(load_image(train[0][0]).shape[:2]))
+    config = run_config(out, root, len(labels.splitlines()), size, epochs, arch, model_name,
+                        save_interval)
+    with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
+        yaml.dump(config, f)
+    logger.init_logger(log_file=os.path.join(out, "train.log"))
+    return config, train, val
+
+
 def write_run(out: str, root: str, epochs: int = 3, sleep: float = 0.0,
               arch: str = "PPLCNet_x0_5", model_name: str = "PP-LCNet_x0_5",
               size: Optional[int] = None, seed: int = 0, learning_rate: float = 0.05,
@@ -136,7 +174,7 @@ def write_run(out: str, root: str, epochs: int = 3, sleep: float = 0.0,
     into ``out`` as PaddleX 3's trainer does (see the module docstring); ``sleep`` seconds
     between epochs (a watcher test's pace). Returns ``out``."""
     import paddle
-    import yaml
+    from visualdl import LogWriter
 
     from ..adapters.paddleclas_net import import_ppcls
 
@@ -145,40 +183,20 @@ def write_run(out: str, root: str, epochs: int = 3, sleep: float = 0.0,
     from ppcls.utils import logger
 
     out = os.path.abspath(out)
-    os.makedirs(out, exist_ok=True)
-    if not os.path.isfile(os.path.join(root, "label.txt")):
-        write_cls_lists(root)
-    with open(os.path.join(root, "label.txt"), encoding="utf-8") as f:
-        labels = f.read()
-    with open(os.path.join(out, "label_dict.txt"), "w", encoding="utf-8") as f:
-        f.write(labels)
-    train_x, train_y = _read_list(root, "train.txt")
-    val_x, val_y = _read_list(root, "val.txt")
-    if size is None:
-        from ..core.images import load_image
-
-        size = int(min(load_image(train_x[0]).shape[:2]))
-    config = run_config(out, root, len(labels.splitlines()), size, epochs, arch, model_name,
-                        save_interval)
-    with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
-        yaml.dump(config, f)
-    logger.init_logger(log_file=os.path.join(out, "train.log"))
-    from visualdl import LogWriter
-
+    config, (train_x, train_y), (val_x, val_y) = _start(out, root, epochs, arch, model_name,
+                                                        size, save_interval)
     vdl = LogWriter(logdir=out)
     paddle.set_device("cpu")
     paddle.seed(seed)
     rng = np.random.default_rng(seed)
-    net = getattr(backbone, arch)(class_num=len(labels.splitlines()))
-    steps_per_epoch = (len(train_x) + batch_size - 1) // batch_size
+    net = getattr(backbone, arch)(class_num=config["Arch"]["class_num"])
     decay = paddle.optimizer.lr.PiecewiseDecay(  # a tenth for the last third of the epochs
-        [max(1, round(2 * int(epochs) / 3)) * steps_per_epoch], [learning_rate,
-                                                                 learning_rate * 0.1])
+        [max(1, round(2 * int(epochs) / 3)) * ((len(train_x) + batch_size - 1) // batch_size)],
+        [learning_rate, learning_rate * 0.1])
     optimizer = paddle.optimizer.Momentum(learning_rate=decay, momentum=0.9,
                                           parameters=net.parameters())
     checkpoints = _Checkpoints(config, net, optimizer, arch)
-    ops = config["Infer"]["transforms"]
-    xt, xe = _inputs(train_x, ops), _inputs(val_x, ops)
+    xt, xe = (_inputs(x, config["Infer"]["transforms"]) for x in (train_x, val_x))
     loss_fn, best, step = paddle.nn.CrossEntropyLoss(), -1.0, 0
     for epoch in range(1, int(epochs) + 1):
         net.train()
@@ -198,13 +216,7 @@ def write_run(out: str, root: str, epochs: int = 3, sleep: float = 0.0,
             acc = float((net(paddle.to_tensor(xe)).numpy().argmax(1) == val_y).mean())
         logger.info("[Eval][Epoch %d][Avg]top1: %.5f" % (epoch, acc))
         logger.scaler("eval_acc", acc, epoch, vdl)
-        info = {"metric": acc, "epoch": epoch}
-        if acc >= best:
-            best = acc
-            checkpoints.save("best_model", info)
-        if epoch % int(save_interval) == 0:
-            checkpoints.save("epoch_%d" % epoch, info, done=epoch == int(epochs))
-        checkpoints.save("latest", info, results=False)
+        best = checkpoints.epoch_end(epoch, acc, best, int(save_interval), int(epochs))
         vdl.flush()
         if sleep and epoch < int(epochs):
             time.sleep(float(sleep))

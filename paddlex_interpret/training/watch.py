@@ -276,8 +276,8 @@ class Watcher:
             done = [c for c in checkpoints if self.state.done(c.name)]
             if self.until_epoch is not None and any(c.epoch >= self.until_epoch for c in done):
                 return "epoch %d reached" % self.until_epoch
-            ended = self.run.ended()
-            if ended and len(done) == len(checkpoints):
+            ended = self.run.ended()  # read before the checkpoints: they come before the end
+            if ended and all(self.state.done(c.name) for c in self.run.checkpoints()):
                 return "training ended (%s)" % ended
         if self.idle_timeout is not None and \
                 time.monotonic() - self._last_activity > self.idle_timeout:
