@@ -11,7 +11,10 @@
 * NormLIME: :func:`deciding_concepts` (the concepts that lie on a class's objects);
 * VisualDL: :func:`read_run` and :func:`steps` (VisualDL's own reader);
 * tiny PaddleX training as a user runs it (:func:`train_tiny`, with :data:`FAST` explanation
-  options), and :func:`fresh_model` (an untrained copy of the session classifier).
+  options), and :func:`fresh_model` (an untrained copy of the session classifier);
+* PaddleX 3: :func:`make_clas_dir` (an exported classifier by hand) and
+  :func:`start_paddleclas_run` (a training run written by PaddleClas's functions, in the
+  background).
 
 Paddle and PaddleX are imported inside the functions (after ``paddlex_interpret``).
 """
@@ -302,3 +305,19 @@ def make_clas_dir(path, ops=None, softmax=True, classes=("cat", "coffee", "rocke
     with open(os.path.join(path, "inference.yml"), "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     return str(path), net
+
+
+def start_paddleclas_run(out, dataset_root, epochs=3, sleep=0.0):
+    """Start writing a PaddleX 3 training run with PaddleClas's functions in a process of its own
+    (``python -m paddlex_interpret.testing.paddleclas_run``); returns the ``Popen`` (stderr piped,
+    stdout dropped)."""
+    import subprocess
+    import sys
+
+    from paddlex_interpret.compat import quiet_import_noise
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "paddlex_interpret.testing.paddleclas_run", str(out), "--dataset",
+         str(dataset_root), "--epochs", str(epochs), "--sleep", str(sleep)],
+        cwd=ROOT, env=quiet_import_noise(dict(os.environ)), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
