@@ -36,7 +36,8 @@ from ..errors import UnsupportedModelError
 from .base import PaddleClassifier
 from .paddleclas import classifier_settings, find_inference_dir, read_inference_config
 
-__all__ = ["PaddleClasNetwork", "import_ppcls", "checkpoint_weights", "read_run_config"]
+__all__ = ["PaddleClasNetwork", "import_ppcls", "quiet_ppcls_logger", "checkpoint_weights",
+           "read_run_config"]
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -85,7 +86,7 @@ def read_run_config(run_dir: str) -> Dict[str, Any]:
     return config
 
 
-def _quiet_ppcls_logger():
+def quiet_ppcls_logger():
     """PaddleClas's networks log through ``ppcls.utils.logger``, which fails until its
     ``init_logger`` has run, and that one prints to stdout (where a command's JSON goes): its
     logger becomes the standard ``ppcls`` logger instead, errors only."""
@@ -99,7 +100,7 @@ def _quiet_ppcls_logger():
 
 def _build(config):
     ppcls = import_ppcls()
-    _quiet_ppcls_logger()
+    quiet_ppcls_logger()
     from ppcls.arch import build_model
 
     arch = dict(config["Arch"])

@@ -60,10 +60,11 @@ def efficientnet_dir(tmp_path_factory):
     """EfficientNet-Lite0 exported as PaddleClas exports a classifier."""
     import paddle
 
-    from paddlex_interpret.adapters.paddleclas_net import import_ppcls
+    from paddlex_interpret.adapters.paddleclas_net import import_ppcls, quiet_ppcls_logger
     from paddlex_interpret.testing.efficientnet_lite import load_efficientnet_lite
 
     import_ppcls()
+    quiet_ppcls_logger()
     from ppcls.utils.config import dump_infer_config
 
     out = tmp_path_factory.mktemp("efficientnet") / "inference"
