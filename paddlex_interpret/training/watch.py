@@ -293,6 +293,7 @@ class Watcher:
         (tried again at the next poll)."""
         before = ck.signature()
         context = CheckpointContext(epoch=ck.epoch, classifier=None, logdir=self.state.logdir)
+        t0 = time.perf_counter()
         try:
             classifier, layer = self.loader.load(ck)
         except Exception as exc:
@@ -305,6 +306,7 @@ class Watcher:
         if before is None or ck.signature() != before:
             logger.info("watch: %s changed while it was read; reading it again", ck.path)
             return False
+        load_seconds = time.perf_counter() - t0
         self._check_classes(classifier)
         if not self.session.should_run(self._is_last(ck)):
             self.state.finish(ck.name, ck.epoch, "thinned (freq)")
@@ -323,6 +325,7 @@ class Watcher:
             return True
         self.session.flush()
         self.state.finish(ck.name, ck.epoch, "explained", seconds=round(report.seconds, 3),
+                          load_seconds=round(load_seconds, 3),
                           errors=len(report.errors), weights_file=report.weights_file,
                           alarms=list(report.alarms), alarm_state=report.alarm_state,
                           model=type(classifier).__name__)
