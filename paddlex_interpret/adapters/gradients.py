@@ -101,9 +101,9 @@ class GradientRunner:
             why = getattr(classifier, "gradient_unavailable", None)
             raise UnsupportedModelError(
                 "gradient methods (Grad-CAM, SmoothGrad, Integrated Gradients, input x gradient, "
-                "the class atlas) need the model's Python network (a PaddleX classifier or a "
-                "paddle.nn.Layer), got %s%s" % (type(classifier).__name__,
-                                                 ": " + why() if why else ""))
+                "the class atlas) need a Paddle network, the model's Python one (a PaddleX "
+                "classifier or a paddle.nn.Layer), got %s%s" % (type(classifier).__name__,
+                                                                ": " + why() if why else ""))
         self.classifier = classifier
         self.layer = classifier.network()
         self.target_layer = target_layer

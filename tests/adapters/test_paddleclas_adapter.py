@@ -129,8 +129,13 @@ def test_prediction_methods_work_and_gradient_methods_say_why_not(clas_dir, tmp_
         pxi.gradcam(PHOTO, clas_dir[0])
 
 
-def test_the_command_line_takes_the_directory(clas_dir, tmp_path, capsys):
+def test_the_command_line_takes_the_directory(clas_dir, tmp_path, capsys, monkeypatch):
     from paddlex_interpret.cli import main
+
+    # the command quiets import noise in the environment of the processes it starts: keep
+    # this process's as it was for the tests that follow
+    for name in ("PYTHONWARNINGS", "GLOG_minloglevel"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
 
     assert main(["lime", "--model", clas_dir[0], "--image", PHOTO, "--num-samples", "30",
                  "--save-dir", str(tmp_path), "--quiet"]) == 0

@@ -137,6 +137,26 @@ def test_killed_inside_a_checkpoint_it_goes_on_without_duplicates(paddleclas_run
     assert len(codebooks) == 1  # one codebook for the run, across the restart
 
 
+def test_ctrl_c_inside_a_checkpoint_leaves_nothing_half_written(paddleclas_run,
+                                                                paddleclas_shapes, tmp_path):
+    logdir = tmp_path / "watch"
+    proc = _watch(paddleclas_run, logdir, _probes(paddleclas_shapes), "--once")
+    path = logdir / "watch_state.json"
+    while proc.poll() is None and not (path.exists() and json.loads(path.read_text())[
+            "checkpoints"]):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # inside the next checkpoint
+    _, err = proc.communicate(timeout=300)
+    state = json.loads(path.read_text())
+    assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
+    assert len(state["checkpoints"]) < 3
+    assert (logdir / state["records_file"]).stat().st_size == state["records_bytes"]
+    assert _leftovers(logdir) == []
+    done = {("scalar", "explain/probe_0/probability"): sorted(
+        v["epoch"] for v in state["checkpoints"].values())}
+    assert {k: _all_steps(logdir)[k] for k in done} == done  # what it logged, it finished
+
+
 def test_a_checkpoint_it_cannot_read_is_logged_and_the_next_goes_on(paddleclas_run,
                                                                     paddleclas_shapes,
                                                                     tmp_path, caplog):
