@@ -67,7 +67,7 @@ def test_it_explains_each_checkpoint_once_in_order_while_training_writes_them(
     run, logdir = str(tmp_path / "output"), tmp_path / "output" / "watch"
     watcher = _watch(run, logdir, _probes(paddleclas_shapes))  # before the run exists
     time.sleep(1.0)
-    writer = start_paddleclas_run(run, paddleclas_shapes.root, epochs=3, sleep=2.0)
+    writer = start_paddleclas_run(run, paddleclas_shapes.root, epochs=3, sleep=1.0)
     assert writer.wait(timeout=600) == 0, writer.stderr.read()[-2000:]
     summary, _ = _finish(watcher)
     assert summary["stopped"].startswith("training ended")
