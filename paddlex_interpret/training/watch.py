@@ -243,7 +243,9 @@ class Watcher:
         if self.run is None:
             run = detect_run(self.run_dir)
             if run is None:
-                return "nothing to watch in %s" % self.run_dir if self.once else None
+                if self.once:
+                    return "nothing to watch in %s" % self.run_dir
+                return self._stop_reason([], True)  # the idle timeout runs from the start
             self._start(run)
         pending = False
         checkpoints = self.run.checkpoints()
@@ -270,7 +272,7 @@ class Watcher:
         return self._stop_reason(checkpoints, pending)
 
     def _stop_reason(self, checkpoints, pending):
-        if self.once:  # an incomplete checkpoint is left for a later watcher
+        if self.once and self.run is not None:  # an incomplete checkpoint is left for later
             return "explained what was there"
         if not pending:
             done = [c for c in checkpoints if self.state.done(c.name)]
