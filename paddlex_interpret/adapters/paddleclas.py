@@ -208,9 +208,9 @@ class PaddleClasClassifier(Classifier):
         return self._probabilities(out)
 
     def _probabilities(self, out):
-        if self.head == "softmax":
-            return as_probabilities(out)
-        if self.head is None:  # the program's output op was not read: PaddleX 1.3's row rule
+        """A softmax program's outputs as they are; another's through a softmax. When the output
+        op could not be read, PaddleX 1.3's rule per row (:func:`as_probabilities`)."""
+        if self.head == "softmax" or self.head is None:
             return as_probabilities(out)
         return _softmax(out)
 
