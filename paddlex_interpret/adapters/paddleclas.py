@@ -123,8 +123,12 @@ def classifier_settings(config: Dict[str, Any], where: str) -> Tuple[ClasTransfo
 
 
 def _predictor(program, params, device, num_threads):
+    import paddle
     import paddle.inference as pi
 
+    if str(device).startswith("gpu") and not paddle.is_compiled_with_cuda():
+        raise ValueError("device %r: this PaddlePaddle build has no GPU support (install "
+                         "paddlepaddle-gpu, or give device='cpu')" % (device,))
     config = pi.Config(program, params)
     if str(device).startswith("gpu"):
         index = int(str(device).split(":")[1]) if ":" in str(device) else 0

@@ -91,6 +91,15 @@ def test_what_paddlex3_does_not_run_is_named(tmp_path, ops, named):
         PaddleClasClassifier(path)
 
 
+def test_a_gpu_that_this_paddle_cannot_use_is_an_error(clas_dir):
+    import paddle
+
+    if paddle.is_compiled_with_cuda():
+        pytest.skip("a GPU build of Paddle")
+    with pytest.raises(ValueError, match="no GPU support"):
+        PaddleClasClassifier(clas_dir[0], device="gpu:0")
+
+
 def test_a_multi_label_model_or_a_feature_extractor_is_refused(tmp_path):
     ml, _ = make_clas_dir(tmp_path / "ml", post={"MultiLabelThreshOutput": {"threshold": 0.5}})
     with pytest.raises(UnsupportedModelError, match="multi-label"):
