@@ -190,9 +190,14 @@ def main():
     repeats = args.repeats or (1 if args.quick else 3)
     e2, e3 = (2, 3) if args.quick else (4, 6)
     load = [os.getloadavg()[1]]
-    px2 = paddlex2(ds, work, probes, e2, repeats)
-    px3 = paddlex3(ds, work, probes, e3, repeats)
-    caught = catch_up(work, probes)
+    try:
+        px2 = paddlex2(ds, work, probes, e2, repeats)
+        px3 = paddlex3(ds, work, probes, e3, repeats)
+        caught = catch_up(work, probes)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)  # runs of about 1 GB
     load.append(os.getloadavg()[1])
     t1, t2, t3 = tables(px2, px3, caught, e2, e3)
     body = (
