@@ -29,7 +29,9 @@ _LAZY = {
     "smoothgrad": ("paddlex_interpret.api.saliency", "smoothgrad"),
     "integrated_gradients": ("paddlex_interpret.api.saliency", "integrated_gradients"),
     "input_x_gradient": ("paddlex_interpret.api.saliency", "input_x_gradient"),
+    "occlusion": ("paddlex_interpret.api.occlusion", "occlusion"),
     "audit": ("paddlex_interpret.api.audit", "audit"),
+    "watch": ("paddlex_interpret.training.watch", "watch"),
     "SaliencyExplanation": ("paddlex_interpret.core.saliency", "SaliencyExplanation"),
     "build_normlime_weights": ("paddlex_interpret.api.weights", "build_normlime_weights"),
     "load_or_build_normlime_weights": ("paddlex_interpret.api.weights_cache",
@@ -41,6 +43,8 @@ _LAZY = {
     "ConceptCodebook": ("paddlex_interpret.core.concepts", "ConceptCodebook"),
     "PaddleXClassifier": ("paddlex_interpret.adapters.paddlex", "PaddleXClassifier"),
     "LayerClassifier": ("paddlex_interpret.adapters.layer", "LayerClassifier"),
+    "PaddleClasClassifier": ("paddlex_interpret.adapters.paddleclas", "PaddleClasClassifier"),
+    "PaddleClasNetwork": ("paddlex_interpret.adapters.paddleclas_net", "PaddleClasNetwork"),
     "ExplainHook": ("paddlex_interpret.training.hook", "ExplainHook"),
     "ExplainCallback": ("paddlex_interpret.training.callback", "ExplainCallback"),
 }

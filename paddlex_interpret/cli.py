@@ -1,5 +1,5 @@
 """Command line: ``paddlex-interpret lime|normlime|glime|gradcam|smoothgrad|integrated-gradients|
-audit|build-weights ...``.
+occlusion|audit|build-weights|watch ...``.
 
 Arguments are checked before the model is loaded; a user error (a missing image, a bad number, a
 directory that is not a saved model, a detector model...) prints one line and exits with status 2
@@ -16,6 +16,8 @@ Examples::
     paddlex-interpret glime --model output/best_model --image val/0001.png --prior prior.npz
     paddlex-interpret gradcam --model output/best_model --image val/0001.png
     paddlex-interpret audit --model output/best_model --dataset data/ --save-dir audit
+    paddlex-interpret occlusion --model pdx3_output/best_model --image val/0001.png
+    paddlex-interpret watch pdx3_output --probes val/0001.png val/0002.png --dataset dataset/
 """
 import argparse
 import json
@@ -24,8 +26,8 @@ import os
 import sys
 
 from .cli_args import (DEVICE_HELP, FILLS, GRADIENT_COMMANDS, HelpFormatter, audit_args,
-                       dataset_args, explain_args, gradient_args, positive, progress_args,
-                       verbosity_args)
+                       dataset_args, explain_args, gradient_args, occlusion_args, positive,
+                       progress_args, verbosity_args, watch_args)
 from .errors import UnsupportedModelError, UsageError, user_error
 
 __all__ = ["main", "build_parser"]
@@ -64,6 +66,12 @@ def build_parser():
         p = sub.add_parser(name, help="%s of one image (dygraph, gradients)" % what,
                            formatter_class=fmt)
         gradient_args(p, name)
+    p = sub.add_parser("occlusion", help="occlusion sensitivity of one image (predictions "
+                       "only: exported models too)", formatter_class=fmt)
+    occlusion_args(p)
+    p = sub.add_parser("watch", help="explain a training run's checkpoints as they appear, "
+                       "beside training", formatter_class=fmt)
+    watch_args(p)
     p = sub.add_parser("audit", help="shortcut audit: a class atlas of gradient maps over a "
                        "dataset", formatter_class=fmt)
     audit_args(p)
@@ -130,6 +138,9 @@ def _check(args):
         args.labels = _labels(args.labels)
     if getattr(args, "dataset", None) and not os.path.isdir(args.dataset):
         raise UsageError("--dataset %r is not a directory" % args.dataset)
+    for probe in getattr(args, "probes", None) or ():
+        if not os.path.isfile(probe):
+            raise UsageError("--probes: %r is not an image file" % probe)
     if getattr(args, "prior", None) is not None and not os.path.isfile(args.prior):
         raise UsageError("--prior %r does not exist" % args.prior)
     if getattr(args, "beta", None) is not None:
@@ -167,25 +178,36 @@ def _quiet_imports():
 def _load(args):
     _quiet_imports()
     import paddlex_interpret  # noqa: F401  (shims before paddlex)
-    import paddlex
-
+    from .adapters.paddleclas import PaddleClasClassifier, is_paddleclas_dir
     from .runtime.devices import use_device
 
     if args.device:  # checked first: Paddle ends the process on a GPU that is not there
         use_device(args.device)
+    if is_paddleclas_dir(args.model):  # PaddleX 3 / PaddleClas: not a paddlex 2 model
+        return PaddleClasClassifier(args.model)
+    import paddlex
+
     return paddlex.load_model(args.model)
 
 
 def _dataset(args, model):
-    import paddlex
+    """The dataset of ``--dataset``: a ``paddlex.datasets.ImageNet`` for a PaddleX 2 model and
+    its lists, else ``(image, label)`` pairs of the directory's lists (PaddleX 3 / PaddleClas or
+    PaddleX 2 layout), else the folder of images."""
+    from .api.datasets import dataset_from_dir
 
     root = args.dataset
     file_list = os.path.join(root, args.file_list)
-    if not os.path.exists(file_list):
-        return root  # a folder of images
-    return paddlex.datasets.ImageNet(data_dir=root, file_list=file_list,
-                                     label_list=os.path.join(root, args.label_list),
-                                     transforms=model.test_transforms, shuffle=False)
+    transforms = getattr(model, "test_transforms", None)
+    if os.path.exists(file_list) and transforms is not None:
+        import paddlex
+
+        return paddlex.datasets.ImageNet(data_dir=root, file_list=file_list,
+                                         label_list=os.path.join(root, args.label_list),
+                                         transforms=transforms, shuffle=False)
+    if os.path.exists(file_list):
+        return dataset_from_dir(root, args.file_list, args.label_list)[0]
+    return dataset_from_dir(root)[0]
 
 
 def _summary(exp):
@@ -224,6 +246,49 @@ def _gradients(args, model):
               segmenter=args.segmenter, seed=args.seed, **extra)
 
 
+def _occlusion(args, model):
+    from .api.occlusion import occlusion
+
+    return occlusion(args.image, model, args.save_dir, labels=args.labels, top_k=args.top_k,
+                     cell=args.cell, window=args.window, fill=args.fill,
+                     segmenter=args.segmenter, seed=args.seed, batch_size=args.batch_size)
+
+
+def _watch(args):
+    """The watcher in this process (stdout stays for the JSON summary: VisualDL prints there)."""
+    import contextlib
+    import signal
+
+    _quiet_imports()
+    import paddlex_interpret  # noqa: F401  (shims before paddlex)
+    from .training.watch import Watcher
+
+    if args.nice:
+        with contextlib.suppress(OSError):
+            os.nice(args.nice)
+
+    def stop(signum, frame):  # a polite kill stops as Ctrl-C does: nothing left half-written
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    watcher = Watcher(args.run_dir, args.probes, args.dataset, probe_labels=args.probe_labels,
+                      logdir=args.logdir, until_epoch=args.until_epoch,
+                      idle_timeout=args.idle_timeout, once=args.once, poll_seconds=args.poll,
+                      network={"auto": None, "on": True, "off": False}[args.network],
+                      device=args.device, num_threads=args.threads,
+                      num_samples=args.num_samples, max_images=args.max_images,
+                      atlas_max_images=args.atlas_max_images, seed=args.seed, freq=args.freq,
+                      normlime=args.normlime, metrics=args.metrics, atlas=args.atlas)
+    with contextlib.redirect_stdout(sys.stderr):
+        reason = watcher.run_until_done()
+    print(json.dumps({"run_dir": watcher.run_dir,
+                      "logdir": watcher.state.logdir if watcher.state else None,
+                      "stopped": reason,
+                      "checkpoints": {k: v["status"] for k, v in sorted(
+                          watcher.outcomes().items(), key=lambda kv: kv[1]["epoch"])}}))
+    return 0
+
+
 def _audit(args, model):
     from .api.audit import audit
 
@@ -256,6 +321,8 @@ def _audit(args, model):
 def _run(args):
     from .api import paddlex13
 
+    if args.command == "watch":
+        return _watch(args)
     if args.command == "build-weights" and args.inspect:
         from .core.global_weights import GlobalWeights
 
@@ -278,6 +345,8 @@ def _run(args):
         return _audit(args, model)
     elif args.command in GRADIENT_COMMANDS:
         exp = _gradients(args, model)
+    elif args.command == "occlusion":
+        exp = _occlusion(args, model)
     elif args.command == "glime":
         exp = paddlex13.glime(args.image, model, args.prior, beta=args.beta,
                               num_samples=args.num_samples, batch_size=args.batch_size,

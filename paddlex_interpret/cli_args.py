@@ -5,7 +5,7 @@ import argparse
 __all__ = ["FILLS", "SEGMENTERS", "SAMPLERS", "GRADIENT_COMMANDS", "HelpFormatter", "positive",
            "samples", "positive_float",
            "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
-           "dataset_args", "DEVICE_HELP"]
+           "dataset_args", "DEVICE_HELP", "occlusion_args", "watch_args"]
 
 FILLS = ("auto", "black", "grey", "median", "mean", "blur")
 SEGMENTERS = ("quickshift", "coarse", "slic", "felzenszwalb", "quickshift_skimage")
@@ -158,3 +158,60 @@ def audit_args(p):
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     verbosity_args(p, default=argparse.SUPPRESS)
     dataset_args(p, required=True, weights=False)
+
+
+def occlusion_args(p):
+    _image_args(p, "segmentation seed")
+    p.add_argument("--cell", type=positive, default=None,
+                   help="cell side in px (default: 16 cells along the short side)")
+    p.add_argument("--window", type=positive, default=2, help="window side in cells")
+    p.add_argument("--fill", default="auto",
+                   help="what a hidden window shows: %s, or a colour 'R,G,B'" % ", ".join(FILLS))
+    p.add_argument("--segmenter", choices=SEGMENTERS, default="quickshift",
+                   help="superpixels for the per-superpixel scores")
+    p.add_argument("--batch-size", type=positive, default=50, help="model batch size")
+    p.add_argument("--device", default=None, help="paddle device, e.g. cpu or gpu:0")
+    verbosity_args(p, default=argparse.SUPPRESS)
+
+
+def watch_args(p):
+    p.add_argument("run_dir", help="the training output directory (PaddleX 3 Global.output / "
+                                   "PaddleClas output_dir, or a PaddleX 2 save_dir)")
+    p.add_argument("--probes", nargs="+", required=True, help="images explained at every "
+                                                              "checkpoint")
+    p.add_argument("--probe-labels", nargs="+", type=int, default=None,
+                   help="class id per probe to explain (default: the predicted class)")
+    p.add_argument("--dataset", default=None,
+                   help="NormLIME's and the class atlas's images: a dataset directory "
+                        "(val.txt + label.txt, val_list.txt + labels.txt) or a folder of "
+                        "images (default: a PaddleX 3 run's own evaluation set)")
+    p.add_argument("--logdir", default=None,
+                   help="VisualDL directory (default: RUN_DIR/watch; PaddleX 2: "
+                        "RUN_DIR/vdl_log/watch)")
+    p.add_argument("--until-epoch", type=positive, default=None,
+                   help="stop after this epoch's checkpoint")
+    p.add_argument("--idle-timeout", type=positive_float, default=None,
+                   help="stop after this many seconds without a new checkpoint")
+    p.add_argument("--once", action="store_true", help="explain what is there now, then stop")
+    p.add_argument("--poll", type=positive_float, default=2.0,
+                   help="seconds between reads of the directory")
+    p.add_argument("--num-samples", type=positive, default=300, help="LIME samples per probe")
+    p.add_argument("--max-images", type=positive, default=60,
+                   help="dataset images of the NormLIME weights")
+    p.add_argument("--atlas-max-images", type=positive, default=60,
+                   help="dataset images of the class atlas")
+    p.add_argument("--seed", type=int, default=0, help="sampling and selection seed")
+    p.add_argument("--freq", type=positive, default=1,
+                   help="explain every k-th checkpoint (and the last)")
+    for name, what in (("normlime", "NormLIME weights"), ("metrics", "deletion/insertion AUC"),
+                       ("atlas", "the class atlas and the shortcut alarm")):
+        p.add_argument("--no-" + name, dest=name, action="store_false", help="no " + what)
+    p.add_argument("--network", choices=("auto", "on", "off"), default="auto",
+                   help="PaddleX 3 checkpoints: explain their network (gradients, the class "
+                        "atlas; needs PaddleClas's ppcls), or their exported models (off)")
+    p.add_argument("--device", default="cpu", help="paddle device of the explanations")
+    p.add_argument("--threads", type=positive, default=None,
+                   help="CPU threads (default: all cores but one)")
+    p.add_argument("--nice", type=int, default=10,
+                   help="lower this process's priority by this much (training comes first)")
+    verbosity_args(p, default=argparse.SUPPRESS)

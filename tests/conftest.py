@@ -24,6 +24,10 @@ Fixtures (names are stable, others rely on them):
   images carry a corner checker, training and validation) trained by ``ALARM_RECIPE`` (6 epochs)
   with an ExplainHook attached (the class atlas and NormLIME on), and the warnings the training
   process logged (the shortcut alarm's).
+* ``paddleclas_shapes`` (32 px shapes, 12 + 5 images per class, with PaddleX 3's ClsDataset
+  lists) and ``paddleclas_run``: a finished 3-epoch PaddleX 3 training run on it, written by
+  PaddleClas's own functions in a process of its own (testing/paddleclas_run.py; PaddleX 3's
+  trainer cannot run offline). Its checkpoint directories are read, never written, by the tests.
 * ``workers_not_ruled_out`` -- (function scope, not autouse) clears what ``'auto'`` measured
   about the inference workers of every layer for one test.
 
@@ -76,7 +80,8 @@ ALARM_RECIPE = dict(TRAIN_SETTINGS, num_epochs=6, lr_decay_epochs=(4,))
 #: session fixtures that train a model of more than a few steps: a test using one of them is in
 #: the slow tier (``-m "not slow"`` leaves it out); the tiny hook run (``hooked``) is not one
 TRAINING_FIXTURES = frozenset({"trained_classifier", "trained", "model", "probe_images",
-                               "train_dataset", "fast_weights", "weights_file", "watermarked"})
+                               "train_dataset", "fast_weights", "weights_file", "watermarked",
+                               "paddleclas_run"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -350,3 +355,27 @@ def hooked(tiny_shapes, probes, tmp_path_factory):
     model = train_tiny(tiny_shapes, save_dir, hook=hook)
     return {"model": model, "hook": hook, "save_dir": str(save_dir),
             "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------ PaddleX 3 runs
+@pytest.fixture(scope="session")
+def paddleclas_shapes(tmp_path_factory):
+    """32 px coloured shapes, 12 train + 5 val images per class, with PaddleX 3's ClsDataset
+    lists (label.txt, train.txt, val.txt) beside PaddleX 2's."""
+    from paddlex_interpret.testing.paddleclas_run import write_cls_lists
+
+    ds = make_shapes_dataset(str(tmp_path_factory.mktemp("paddleclas_shapes")),
+                             num_train_per_class=12, num_val_per_class=5, image_size=32)
+    write_cls_lists(ds.root)
+    return ds
+
+
+@pytest.fixture(scope="session")
+def paddleclas_run(paddleclas_shapes, tmp_path_factory):
+    """A finished 3-epoch PaddleX 3 run on ``paddleclas_shapes`` (PaddleClas's own writers)."""
+    from helpers import start_paddleclas_run
+
+    out = str(tmp_path_factory.mktemp("paddleclas_run") / "output")
+    writer = start_paddleclas_run(out, paddleclas_shapes.root, epochs=3)
+    assert writer.wait(timeout=600) == 0, writer.stderr.read()[-2000:]
+    return out

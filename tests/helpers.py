@@ -11,7 +11,10 @@
 * NormLIME: :func:`deciding_concepts` (the concepts that lie on a class's objects);
 * VisualDL: :func:`read_run` and :func:`steps` (VisualDL's own reader);
 * tiny PaddleX training as a user runs it (:func:`train_tiny`, with :data:`FAST` explanation
-  options), and :func:`fresh_model` (an untrained copy of the session classifier).
+  options), and :func:`fresh_model` (an untrained copy of the session classifier);
+* PaddleX 3: :func:`make_clas_dir` (an exported classifier by hand) and
+  :func:`start_paddleclas_run` (a training run written by PaddleClas's functions, in the
+  background).
 
 Paddle and PaddleX are imported inside the functions (after ``paddlex_interpret``).
 """
@@ -251,3 +254,70 @@ def oracle_weights():
     w = np.zeros(16)
     w[list(DECIDING)] = 1.0
     return w
+
+
+# ------------------------------------------------------------------------------ PaddleX 3 models
+#: the preprocessing PaddleClas's export writes for a 224 px ImageNet classifier
+CLAS_OPS = [{"ResizeImage": {"resize_short": 256}}, {"CropImage": {"size": 224}},
+            {"NormalizeImage": {"channel_num": 3, "mean": [0.485, 0.456, 0.406], "order": "",
+                                "scale": 0.00392156862745098, "std": [0.229, 0.224, 0.225]}},
+            {"ToCHWImage": None}]
+
+
+def make_clas_dir(path, ops=None, softmax=True, classes=("cat", "coffee", "rocket"), side=224,
+                  post=None, seed=0):
+    """An exported PaddleX 3 / PaddleClas classifier written by hand: a tiny seeded network
+    (conv, BN with non-trivial statistics, ReLU, pooling, FC, softmax unless ``softmax=False``)
+    saved by ``paddle.jit.save`` (``inference.json`` on Paddle 3, ``inference.pdmodel`` on 2.x)
+    and an ``inference.yml`` of ``ops`` (default :data:`CLAS_OPS`) and ``post`` (default
+    ``Topk`` with the class names). Returns ``(path, network)``; the network outputs logits."""
+    import paddle
+    import yaml
+
+    class Tiny(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.conv = paddle.nn.Conv2D(3, 8, 3, stride=2, padding=1)
+            self.bn = paddle.nn.BatchNorm2D(8)
+            self.fc = paddle.nn.Linear(8, len(classes))
+
+        def forward(self, x):
+            x = paddle.nn.functional.relu(self.bn(self.conv(x)))
+            return self.fc(paddle.flatten(paddle.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    paddle.seed(seed)
+    rng = np.random.default_rng(seed)
+    net = Tiny()
+    net.bn._mean.set_value(rng.normal(0, 0.1, 8).astype("float32"))
+    net.bn._variance.set_value(rng.uniform(0.05, 0.2, 8).astype("float32"))
+    net.fc.weight.set_value(rng.normal(0, 2.0, (8, len(classes))).astype("float32"))
+    net.eval()
+    exported = paddle.nn.Sequential(net, paddle.nn.Softmax(axis=-1)) if softmax else net
+    exported.eval()
+    spec = paddle.static.InputSpec([None, 3, side, side], "float32", "x")
+    os.makedirs(path, exist_ok=True)
+    paddle.jit.save(paddle.jit.to_static(exported, input_spec=[spec]),
+                    os.path.join(path, "inference"))
+    config = {"Global": {"model_name": "PP-LCNet_x1_0"},
+              "PreProcess": {"transform_ops": ops if ops is not None else CLAS_OPS},
+              "PostProcess": post if post is not None else {
+                  "Topk": {"topk": min(5, len(classes)), "label_list": list(classes)}}}
+    with open(os.path.join(path, "inference.yml"), "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return str(path), net
+
+
+def start_paddleclas_run(out, dataset_root, epochs=3, sleep=0.0):
+    """Start writing a PaddleX 3 training run with PaddleClas's functions in a process of its own
+    (``python -m paddlex_interpret.testing.paddleclas_run``); returns the ``Popen`` (stderr piped,
+    stdout dropped)."""
+    import subprocess
+    import sys
+
+    from paddlex_interpret.compat import quiet_import_noise
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "paddlex_interpret.testing.paddleclas_run", str(out), "--dataset",
+         str(dataset_root), "--epochs", str(epochs), "--sleep", str(sleep)],
+        cwd=ROOT, env=quiet_import_noise(dict(os.environ)), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)

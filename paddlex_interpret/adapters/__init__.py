@@ -1,5 +1,6 @@
 """Adapters: each turns a model into a :class:`~paddlex_interpret.core.classifier.Classifier`
-(a PaddleX 2.x classifier, any ``paddle.nn.Layer``, a deployed PaddleX model).
+(a PaddleX 2.x classifier, any ``paddle.nn.Layer``, a deployed PaddleX model, a PaddleX 3 /
+PaddleClas exported classifier or its checkpoint's network).
 :func:`classifier_for` picks one."""
 from ..core.classifier import Classifier, as_classifier
 from ..errors import UnsupportedModelError
@@ -12,7 +13,9 @@ def classifier_for(model, **options):
     a saved one (wrapped in a
     :class:`~paddlex_interpret.adapters.paddlex.PaddleXClassifier` with ``options``), a deployed
     one (a ``paddlex.deploy.Predictor`` or an exported inference-model directory:
-    :class:`~paddlex_interpret.adapters.deployed.DeployedClassifier`), a
+    :class:`~paddlex_interpret.adapters.deployed.DeployedClassifier`), a PaddleX 3 / PaddleClas
+    exported classifier's directory or checkpoint
+    (:class:`~paddlex_interpret.adapters.paddleclas.PaddleClasClassifier`), a
     :class:`~paddlex_interpret.core.classifier.Classifier`, or a callable ``images ->
     probabilities``.
 

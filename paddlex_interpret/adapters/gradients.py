@@ -101,9 +101,12 @@ class GradientRunner:
 
     def __init__(self, classifier, target_layer=None):
         if not isinstance(classifier, PaddleClassifier):
-            raise UnsupportedModelError("gradient methods need a Paddle network (a PaddleX "
-                                        "classifier or a paddle.nn.Layer), got %s"
-                                        % type(classifier).__name__)
+            why = getattr(classifier, "gradient_unavailable", None)
+            raise UnsupportedModelError(
+                "gradient methods (Grad-CAM, SmoothGrad, Integrated Gradients, input x gradient, "
+                "the class atlas) need a Paddle network, the model's Python one (a PaddleX "
+                "classifier or a paddle.nn.Layer), got %s%s" % (type(classifier).__name__,
+                                                                ": " + why() if why else ""))
         self.classifier = classifier
         self.layer = classifier.network()
         runner = classifier.runner

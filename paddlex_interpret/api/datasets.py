@@ -3,7 +3,9 @@ names)``, checked against the model's classes.
 
 Accepted: a ``paddlex.datasets.ImageNet`` (its ``file_list`` and ``labels``), a directory (its
 image files, recursively, sorted), a list of image paths or arrays, a list of ``(image, label)``
-pairs, or an ``(N, H, W, 3)`` array.
+pairs, or an ``(N, H, W, 3)`` array. :func:`dataset_from_dir` reads a dataset directory's
+evaluation list (PaddleX 3 / PaddleClas ``val.txt`` + ``label.txt``, PaddleX 2 ``val_list.txt`` +
+``labels.txt``) with its class names.
 
 Example::
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..errors import DatasetError
 
-__all__ = ["resolve_dataset", "IMAGE_EXTS"]
+__all__ = ["resolve_dataset", "dataset_from_dir", "IMAGE_EXTS", "LAYOUTS"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
@@ -80,3 +82,74 @@ def resolve_dataset(dataset, class_names=None, num_classes=None):
             raise DatasetError("the dataset has label id %d but the model has %d classes"
                                % (max(labels), n))
     return items, labels, names
+
+
+#: ``(file list, label list, label lines hold "id name")`` of the dataset layouts a directory may
+#: have, in the order they are looked for: PaddleX 3 / PaddleClas's ClsDataset, PaddleX 2's ImageNet
+LAYOUTS = (("val.txt", "label.txt", True), ("val_list.txt", "labels.txt", False))
+
+
+def _read_names(path, with_ids):
+    names = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            if with_ids:
+                parts = line.split(None, 1)
+                if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) != len(names):
+                    raise DatasetError("%s:%d: expected '<id> <name>' with ids 0, 1, 2... in "
+                                       "order, got %r" % (path, n, line))
+                line = parts[1]
+            names.append(line)
+    return names
+
+
+def _read_pairs(root, path):
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.strip().rsplit(None, 1)
+            if not parts:
+                continue
+            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+                raise DatasetError("%s:%d: expected '<image path> <label id>', got %r"
+                                   % (path, n, line.strip()))
+            pairs.append((os.path.join(root, parts[0]), int(parts[1])))
+    return pairs
+
+
+def dataset_from_dir(root, file_list=None, label_list=None):
+    """``(dataset, class names or None, layout)`` of a dataset directory, for
+    :func:`resolve_dataset`: ``(image path, label)`` pairs of its evaluation list, or the
+    directory itself (a folder of images, unlabelled).
+
+    The layouts: PaddleX 3 / PaddleClas (``val.txt`` of ``"<path> <id>"`` lines and ``label.txt``
+    of ``"<id> <name>"`` lines), PaddleX 2 (``val_list.txt`` and ``labels.txt``, a name per line),
+    looked for in that order; ``file_list`` / ``label_list`` (relative to ``root``) name others
+    (a label list of ``"<id> <name>"`` lines or of names). Paths in a list are relative to
+    ``root``.
+
+    Raises:
+        DatasetError: ``root`` is not a directory, or a list file is malformed.
+    """
+    root = os.fsdecode(root)
+    if not os.path.isdir(root):
+        raise DatasetError("dataset %r is not a directory" % root)
+    layouts = LAYOUTS
+    if file_list is not None or label_list is not None:
+        layouts = [(file_list or "val.txt", label_list or "label.txt", None)]
+    for files, labels, with_ids in layouts:
+        files, labels = os.path.join(root, files), os.path.join(root, labels)
+        if not (os.path.isfile(files) and os.path.isfile(labels)):
+            continue
+        if with_ids is None:  # named lists: "<id> <name>" lines or a name per line
+            with open(labels, encoding="utf-8") as f:
+                first = f.readline().split(None, 1)
+            with_ids = len(first) == 2 and first[0] == "0"
+        layout = "ClsDataset" if with_ids else "ImageNet"
+        return _read_pairs(root, files), _read_names(labels, with_ids), layout
+    if file_list is not None or label_list is not None:
+        raise DatasetError("dataset %r has no %s with %s" % (root, file_list, label_list))
+    return root, None, "folder"

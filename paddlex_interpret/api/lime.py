@@ -13,7 +13,7 @@ import os
 
 from ..adapters import classifier_for
 from ..adapters.paddlex import PaddleXClassifier, check_paddlex_classifier
-from ..core.classifier import check_positive_int
+from ..core.classifier import Classifier, check_positive_int
 from ..core.images import check_image_path
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          LimeExplainer, check_num_samples)
@@ -28,14 +28,15 @@ logger = logging.getLogger("paddlex_interpret")
 def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     """Check the arguments every PaddleX 1.3 function shares (before anything runs) and return
     ``(classifier, image name, num_samples, batch_size)``. ``model``: a PaddleX classifier, the
-    directory of a saved or exported one, or a deployed one
+    directory of a saved or exported one (PaddleX 2, or PaddleX 3 / PaddleClas), a deployed one,
+    or a :class:`~paddlex_interpret.core.classifier.Classifier`
     (:func:`~paddlex_interpret.adapters.classifier_for`)."""
     from ..adapters.deployed import is_deployed_model
     from ..adapters.model_dir import find_model_dir, open_model
 
     if isinstance(model, (str, bytes, os.PathLike)):
         find_model_dir(model)  # before anything loads: what is missing there
-    elif not is_deployed_model(model):
+    elif not (is_deployed_model(model) or isinstance(model, Classifier)):
         check_paddlex_classifier(model)
     num_samples = check_num_samples(num_samples)
     if not (isinstance(batch_size, str) and batch_size == "auto"):
@@ -44,7 +45,7 @@ def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
         img_file = check_image_path(img_file)
     check_writable_dir(save_dir)
     model = open_model(model)
-    if is_deployed_model(model):
+    if is_deployed_model(model) or isinstance(model, Classifier):
         classifier, _ = classifier_for(model)
     else:
         classifier = PaddleXClassifier(check_paddlex_classifier(model), backend=backend)
@@ -67,7 +68,9 @@ def lime(img_file, model, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, save_d
         img_file: image path (any bit depth, grey/RGBA/palette) or an RGB array.
         model: a PaddleX 2.x classifier (``paddlex.cls.*`` or ``paddlex.load_model``), or a
             deployed one: a ``paddlex.deploy.Predictor`` or an exported inference-model
-            directory (its own transforms and class names are used).
+            directory (its own transforms and class names are used), or a PaddleX 3 /
+            PaddleClas exported classifier (``output/best_model/inference`` or the checkpoint
+            ``output/best_model``: its ``inference.yml`` preprocessing and label list).
         num_samples: ``'auto'`` (default: samples in rounds until the top superpixels are
             certified, at most 1000; ``settings['num_samples_used']`` says how many ran,
             :mod:`~paddlex_interpret.core.budget`) or an int: exactly that many (PaddleX 1.3's

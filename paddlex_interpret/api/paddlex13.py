@@ -6,7 +6,8 @@ top_k, labels, segmenter, fill...) and return the result object instead of ``Non
 lives here: :mod:`~paddlex_interpret.api.lime`, :mod:`~paddlex_interpret.api.normlime` and
 :mod:`~paddlex_interpret.api.glime` hold it; the gradient methods (``gradcam``, ``smoothgrad``,
 ``integrated_gradients``, ``input_x_gradient``, :mod:`~paddlex_interpret.api.saliency`) and the
-shortcut ``audit`` (:mod:`~paddlex_interpret.api.audit`) sit beside them.
+shortcut ``audit`` (:mod:`~paddlex_interpret.api.audit`) sit beside them, with ``occlusion``
+(:mod:`~paddlex_interpret.api.occlusion`: predictions only, so exported models too).
 
 Example::
 
@@ -20,7 +21,8 @@ from .glime import glime
 from .lime import lime
 from .normlime import normlime
 from .audit import audit
+from .occlusion import occlusion
 from .saliency import gradcam, input_x_gradient, integrated_gradients, smoothgrad
 
 __all__ = ["lime", "normlime", "glime", "gradcam", "smoothgrad", "integrated_gradients",
-           "input_x_gradient", "audit"]
+           "input_x_gradient", "occlusion", "audit"]

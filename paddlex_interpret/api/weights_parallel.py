@@ -62,10 +62,11 @@ def rank_classifier(model_dir, num_threads=None):
     Paddle Inference (one predictor of ``num_threads`` threads)."""
     from ..adapters import classifier_for
     from ..adapters.deployed import is_deployed_model
+    from ..adapters.paddleclas import is_paddleclas_dir
     from ..adapters.paddlex import PaddleXClassifier
     from ..compat import ensure_paddlex
 
-    if is_deployed_model(model_dir):
+    if is_deployed_model(model_dir) or is_paddleclas_dir(model_dir):
         return classifier_for(model_dir)[0]
     model = ensure_paddlex().load_model(model_dir)
     return PaddleXClassifier(model, backend="inference", num_threads=num_threads, parallel=False)

@@ -44,3 +44,48 @@ def test_dataset_whose_labels_do_not_match_the_model(pdx, model, ds, tmp_path):
     # a valid cache does not hide a wrong dataset
     with pytest.raises(DatasetError):
         weights_cache.load_or_build_normlime_weights(str(tmp_path / "w.npz"), model, other)
+
+
+# ------------------------------------------------------------------------------ dataset directories
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_paddlex3_cls_dataset_directory(tmp_path):
+    from paddlex_interpret.api.datasets import dataset_from_dir
+
+    _write(tmp_path / "label.txt", "0 red car\n1 blue\n")
+    _write(tmp_path / "val.txt", "images/a b.png 1\nimages/c.png 0\n")
+    _write(tmp_path / "val_list.txt", "x.png 0\n")  # the PaddleX 3 layout comes first
+    _write(tmp_path / "labels.txt", "x\n")
+    items, names, layout = dataset_from_dir(str(tmp_path))
+    assert layout == "ClsDataset" and names == ["red car", "blue"]
+    assert items == [(str(tmp_path / "images" / "a b.png"), 1),
+                     (str(tmp_path / "images" / "c.png"), 0)]
+
+
+def test_a_paddlex2_imagenet_directory_and_a_folder(tmp_path):
+    from paddlex_interpret.api.datasets import dataset_from_dir
+
+    _write(tmp_path / "labels.txt", "red\ngreen\n")
+    _write(tmp_path / "val_list.txt", "red/0.png 0\ngreen/1.png 1\n")
+    items, names, layout = dataset_from_dir(str(tmp_path))
+    assert layout == "ImageNet" and names == ["red", "green"] and items[1][1] == 1
+    assert dataset_from_dir(str(tmp_path), "val_list.txt", "labels.txt")[1] == names
+    folder = tmp_path / "f"
+    folder.mkdir()
+    assert dataset_from_dir(str(folder)) == (str(folder), None, "folder")
+
+
+def test_malformed_lists_are_named(tmp_path):
+    from paddlex_interpret.api.datasets import dataset_from_dir
+
+    _write(tmp_path / "label.txt", "0 red\n2 blue\n")
+    _write(tmp_path / "val.txt", "a.png 0\n")
+    with pytest.raises(DatasetError, match=r"label\.txt:2"):
+        dataset_from_dir(str(tmp_path))
+    _write(tmp_path / "label.txt", "0 red\n")
+    _write(tmp_path / "val.txt", "a.png red\n")
+    with pytest.raises(DatasetError, match=r"val\.txt:1"):
+        dataset_from_dir(str(tmp_path))
