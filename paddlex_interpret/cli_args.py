@@ -195,7 +195,10 @@ def watch_args(p):
     p.add_argument("--once", action="store_true", help="explain what is there now, then stop")
     p.add_argument("--poll", type=positive_float, default=2.0,
                    help="seconds between reads of the directory")
-    p.add_argument("--num-samples", type=positive, default=300, help="LIME samples per probe")
+    from .core.lime import DEFAULT_NUM_SAMPLES
+
+    p.add_argument("--num-samples", type=samples, default=DEFAULT_NUM_SAMPLES,
+                   help="LIME samples per probe (auto: until its top regions are certified)")
     p.add_argument("--max-images", type=positive, default=60,
                    help="dataset images of the NormLIME weights")
     p.add_argument("--atlas-max-images", type=positive, default=60,
