@@ -247,6 +247,17 @@ def probe_images(trained_classifier):
     return np.stack([clf.view(path) for path, _, _ in items[::max(1, len(items) // 6)][:6]])
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """The package's programs run in-process by tests (the CLI's ``main``) set warning filters in
+    ``os.environ`` for the processes they start; each test leaves the environment as it found it."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def workers_not_ruled_out(monkeypatch):
     """'auto' measures once per layer and input size whether the workers can run at once (not on

@@ -167,8 +167,9 @@ def test_the_worker_s_imports_print_nothing_a_user_cannot_act_on():
     from paddlex_interpret.training.worker import _child_env
 
     code = "import paddlex_interpret, paddlex"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "GLOG_minloglevel")}
     plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=300)
+                           env=env, timeout=300)
     assert plain.returncode == 0 and "pkg_resources" in plain.stderr  # the noise is real
     worker = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=_child_env(1, "cpu")[0], timeout=300)
