@@ -23,8 +23,8 @@ import logging
 import os
 import sys
 
-from .cli_args import (FILLS, GRADIENT_COMMANDS, audit_args, dataset_args, explain_args,
-                       gradient_args, positive, progress_args, verbosity_args)
+from .cli_args import (ALARM_EXIT, FILLS, GRADIENT_COMMANDS, audit_args, dataset_args,
+                       explain_args, gradient_args, positive, progress_args, verbosity_args)
 from .errors import UsageError, user_error
 
 __all__ = ["main", "build_parser"]
@@ -63,8 +63,8 @@ def build_parser():
         p = sub.add_parser(name, help="%s of one image (dygraph, gradients)" % what,
                            formatter_class=fmt)
         gradient_args(p, name)
-    p = sub.add_parser("audit", help="shortcut audit: a class atlas of gradient maps over a "
-                       "dataset", formatter_class=fmt)
+    p = sub.add_parser("audit", help="shortcut audit: regions of the images the model reads as "
+                       "a class, tested by intervention", formatter_class=fmt)
     audit_args(p)
     p = sub.add_parser("build-weights", help="build (or --inspect) a NormLIME weights file",
                        formatter_class=fmt)
@@ -141,6 +141,10 @@ def _check(args):
                 raise UsageError("--out %r does not exist (nothing to inspect)" % args.out)
         elif not args.model or not args.dataset:
             raise UsageError("build-weights needs --model and --dataset (or --inspect)")
+    if args.command == "audit" and args.save_dir is not None:
+        from .io import check_writable_dir
+
+        check_writable_dir(args.save_dir, "--save-dir")
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
 
@@ -161,7 +165,7 @@ def _quiet_imports():
         warnings.filterwarnings("ignore", message=pattern, category=DeprecationWarning)
 
 
-def _load(args):
+def _load(args, with_net=True):
     _quiet_imports()
     import paddlex_interpret  # noqa: F401  (shims before paddlex)
     import paddle
@@ -169,7 +173,7 @@ def _load(args):
 
     if args.device:
         paddle.set_device(args.device)
-    return paddlex.load_model(args.model)
+    return paddlex.load_model(args.model, with_net=with_net)
 
 
 def _dataset(args, model):
@@ -211,33 +215,19 @@ def _gradients(args, model):
               segmenter=args.segmenter, seed=args.seed, **extra)
 
 
-def _audit(args, model):
+def _audit(args):
+    """The audit of a saved model or an exported inference model (then on its own predictor:
+    the test needs predictions only)."""
+    from .adapters.deployed import is_deployed_model
     from .api.audit import audit
 
-    result = audit(model, _dataset(args, model), max_images=args.max_images, seed=args.seed)
-    pictures = {}
-    if args.save_dir:
-        from . import rendering
-        from .io import atomic_write, check_writable_dir
-
-        check_writable_dir(args.save_dir)
-        import cv2
-
-        for c, n in enumerate(result.atlas.counts):
-            if n:
-                path = os.path.join(args.save_dir, "atlas_%s.png" % result.atlas.name(c))
-                img = rendering.atlas_image(result.mean_images[c], result.atlas.maps[c],
-                                            result.atlas.hot(c))
-                with atomic_write(path, "wb") as f:
-                    f.write(cv2.imencode(".png", img[:, :, ::-1])[1].tobytes())
-                pictures[result.atlas.name(c)] = path
-    print(json.dumps({
-        "suspects": [{k: s[k] for k in ("name", "place", "region", "concentration",
-                                         "specificity", "images")} for s in result.suspects],
-        "classes": {k: {"concentration": round(c, 3), "specificity": round(p, 3), "images": n}
-                    for k, (c, p, n) in result.atlas.scores().items()},
-        "images": result.settings["images"], "atlas_images": pictures}))
-    return 1 if args.fail_on_alarm and result.suspects else 0
+    deployed = is_deployed_model(args.model)
+    model = _load(args, with_net=not deployed)
+    result = audit(args.model if deployed else model, _dataset(args, model),
+                   max_images=args.max_images, seed=args.seed, flip=args.flip,
+                   save_dir=args.save_dir)
+    print(json.dumps(result.to_dict()))
+    return ALARM_EXIT if args.fail_on_alarm and result.verdict == "alarm" else 0
 
 
 def _run(args):
@@ -252,6 +242,8 @@ def _run(args):
         print(json.dumps({"mode": gw.mode, "settings": gw.settings, "top_concepts": out},
                          indent=1))
         return 0
+    if args.command == "audit":
+        return _audit(args)
     model = _load(args)
     if args.command == "lime":
         exp = paddlex13.lime(args.image, model, args.num_samples, args.batch_size,
@@ -261,8 +253,6 @@ def _run(args):
                                  args.batch_size, args.save_dir, args.weights_file,
                                  mode=args.mode, max_images=args.max_images,
                                  **_explain_kwargs(args))
-    elif args.command == "audit":
-        return _audit(args, model)
     elif args.command in GRADIENT_COMMANDS:
         exp = _gradients(args, model)
     elif args.command == "glime":
