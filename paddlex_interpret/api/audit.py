@@ -162,11 +162,11 @@ def dataset_atlas(classifier, items, n_classes=None, method=ATLAS_METHODS[0], se
 def class_pictures(test, check, alarms, atlas, means, names):
     """``{class name: (H, W, 3) uint8}``: per tested class, its mean view under its gradient
     atlas (or, without one, its transplant-scan map), the atlas's hot region outlined in cyan and
-    the alarm's region (or the best region tested) boxed in magenta."""
+    the region of its alarm, when raised, boxed in magenta."""
     raised = {a.cls: a.region for a in alarms}
     out = {}
-    for c, k in check.classes.items():
-        box = raised.get(c, k.evidence.box if k.evidence is not None else None)
+    for c in check.classes:
+        box = raised.get(c)
         if atlas is not None and atlas.counts[c]:
             mass, hot = atlas.maps[c], atlas.hot(c)
         else:

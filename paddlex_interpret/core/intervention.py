@@ -10,11 +10,13 @@ a *box* is ``(x0, y0, x1, y1)`` in view pixels, exclusive ends. For a class ``c`
   (while more than half of the images carry it) and removes what moves or varies (objects,
   backgrounds). So a transplant moves what the class has in common at that place, never one
   image's object (per-image pairs would paste objects that happen to sit in the box).
-* *transplant*: the template's box pasted onto every image the model gives to another class; the
-  *flip rate* is the share of those the model then gives to ``c``. This is the alarm's measure
-  (:mod:`~paddlex_interpret.core.shortcut`): a few pixels that turn other classes' images into
-  ``c`` are read by the model as ``c``, whatever its gradients say. It does not saturate: the
-  images it is measured on are the ones the model is *not* sure are ``c``.
+* *transplant*: the template's box pasted onto every image the model gives to another class
+  (surely: :data:`SURE`); the *flip rate* is the share of those the model then gives to ``c``.
+  This is the alarm's measure (:mod:`~paddlex_interpret.core.shortcut`): a few pixels that turn
+  other classes' images into ``c`` are read by the model as ``c``, whatever its gradients say.
+  It does not saturate: the images it is measured on are the ones the model is *not* sure are
+  ``c``. A *control* transplant (another class's template in the same box) tells what the
+  template brings from what the box takes away (:meth:`InterventionTest.turned`).
 * *hide*: the box replaced on ``c``'s own images with a neutral fill (``fill='auto'``'s rule,
   :class:`~paddlex_interpret.core.baseline.AutoFill`: a blank the model is not sure of a class
   on); the *drop* is how far p(c) falls on average, and *left* how many images leave ``c``. A
@@ -46,13 +48,16 @@ from .perturbation import make_fill
 
 __all__ = ["Box", "Evidence", "InterventionTest", "box_area", "clip_box", "paste", "cells_map",
            "MIN_OWN",
-           "MIN_TARGETS", "SCAN_CELLS", "SCAN_TARGETS"]
+           "MIN_TARGETS", "SURE", "SCAN_CELLS", "SCAN_TARGETS"]
 
 Box = Tuple[int, int, int, int]
 #: a class needs this many images of its own for a template (a median of fewer is one image's)
 MIN_OWN = 4
-#: a transplant needs this many images of other classes for its flip rate to mean anything
-MIN_TARGETS = 4
+#: a transplant needs this many targets for its flip rate to mean anything
+MIN_TARGETS = 8
+#: a target is an image the model gives to another class at least this surely: an image on the
+#: fence between classes turns with any change, which says nothing about the region pasted
+SURE = 0.5
 #: the scan's grid: cells of 1/SCAN_CELLS of the view a side, half-overlapping
 SCAN_CELLS = 4
 #: the scan pastes each cell onto at most this many of the other classes' images
@@ -172,8 +177,9 @@ class InterventionTest:
         return np.flatnonzero(self.predicted == int(c))
 
     def others(self, c):
-        """Indices of the views the model gives to another class than ``c``."""
-        return np.flatnonzero(self.predicted != int(c))
+        """Indices of the *targets* of class ``c``: the views the model gives to another class,
+        with a probability of at least :data:`SURE`."""
+        return np.flatnonzero((self.predicted != int(c)) & (self.base.max(axis=1) >= SURE))
 
     def testable(self, c):
         """Whether class ``c`` has a template and targets (:data:`MIN_OWN`, :data:`MIN_TARGETS`)."""

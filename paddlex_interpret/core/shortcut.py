@@ -38,9 +38,9 @@ import numpy as np
 from .atlas import place_name
 from .intervention import Box, Evidence, InterventionTest, box_area
 
-__all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "PROPOSALS", "propose_boxes",
-           "top_boxes", "ClassCheck", "ShortcutCheck", "check_shortcuts", "Alarm",
-           "ShortcutMemory", "verdict", "describe_box", "VERDICTS", "IMAGES", "check_class", "alarm_of",
+__all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "PROPOSALS", "IMAGES", "VERDICTS",
+           "propose_boxes", "top_boxes", "ClassCheck", "ShortcutCheck", "check_class",
+           "check_shortcuts", "Alarm", "alarm_of", "ShortcutMemory", "verdict", "describe_box",
            "cleared_message"]
 
 #: the share of the other classes' images a region's transplant must turn into the class for

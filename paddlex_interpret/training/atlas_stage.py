@@ -11,7 +11,8 @@ checkpoint):
   scalars ``atlas/<class>/concentration`` and ``.../specificity``;
 * the alarm (``alarm``, any classifier): regions proposed by the atlas, the transplant scan and
   the memory of earlier checkpoints, tested by intervention. Logged per class: ``alarm/<class>``
-  (1 while raised) and ``alarm/<class>/flip_rate`` (of the best region tested), and while raised
+  (1 while raised) and ``alarm/<class>/flip_rate`` (of the best region tested); per checkpoint
+  ``alarm/seconds``, ``alarm/forward_passes`` and ``atlas/seconds``; while raised
   the text ``alarm/<class>/evidence`` (the region and the two interventions' counts). A raised
   or cleared alarm is one event: one line on the ``paddlex_interpret`` logger (WARNING when
   raised, INFO when cleared), in the training process. (A text may not share its tag with a
@@ -23,6 +24,7 @@ checkpoint and ``report.alarm_state`` the memory, as plain data (a process that 
 worker's reports restores it).
 """
 import logging
+import time
 
 import numpy as np
 
@@ -96,10 +98,12 @@ class AtlasStage:
         n_classes = len(names) if names else test.n_classes
         class_atlas, means = None, mean_images(views, test.predicted, n_classes)
         if atlas:
+            t0 = time.perf_counter()
             class_atlas, means = gradient_atlas(context.classifier, views, test.predicted,
                                                 n_classes, o.atlas_method, o.seed,
                                                 label_names=names)
             self._atlas_scalars(report, class_atlas)
+            report.scalars["atlas/seconds"] = time.perf_counter() - t0
         report.scalars["atlas/images"] = float(len(views))
         if skipped:
             report.scalars["atlas/skipped"] = float(len(skipped))
@@ -111,7 +115,9 @@ class AtlasStage:
                             means[c], class_atlas.maps[c], class_atlas.hot(c))
             return class_atlas
         maps = {"gradient": class_atlas.maps} if class_atlas is not None else None
+        t0 = time.perf_counter()
         check = check_shortcuts(test, maps, self.memory, flip=o.alarm_flip, label_names=names)
+        report.scalars["alarm/seconds"] = time.perf_counter() - t0
         events = self.memory.update(check, report.epoch)
         report.alarms = self.memory.active()
         report.alarm_state = self.memory.state()

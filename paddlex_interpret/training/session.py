@@ -74,7 +74,10 @@ class ExplainSession:
 
     Cost of one explained checkpoint, in forward passes of the model: ``probes x num_samples``
     for LIME, ``probes x 3 x (metric_steps + 1)`` for deletion/insertion and NormLIME deletion
-    (``metrics``) and ``max_images`` for NormLIME (``'fast'``); plus a few hundredths of a
+    (``metrics``) and ``max_images`` for NormLIME (``'fast'``); for the class atlas one forward
+    and one backward pass per atlas image, and for the shortcut alarm a few thousand forward
+    passes (the transplant scan, about 400 a class, and each region's transplant onto the other
+    classes' images; ``report.scalars["alarm/forward_passes"]``); plus a few hundredths of a
     second per rendered panel and, with Paddle Inference, one predictor build for the new
     weights (the network is traced at the first checkpoint only). Once per run the codebook fit
     and the concept occurrences segment the ``max_images`` eval images. Thin it out with

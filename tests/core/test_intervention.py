@@ -4,40 +4,16 @@ class, and a model may read the demo's corner watermark as blue besides)."""
 import numpy as np
 import pytest
 
+from helpers import SHAPE_CLASSES, colour_model, shapes
 from paddlex_interpret.core.intervention import (Evidence, InterventionTest, box_area, cells_map,
                                                  clip_box, paste)
 from paddlex_interpret.core.shortcut import (FLIP_ALARM, Alarm, ShortcutMemory, check_shortcuts,
                                              propose_boxes, top_boxes, verdict)
-from paddlex_interpret.testing.drawing import (COLOURS, draw_image, stamp_watermark,
-                                               watermark_box_for)
+from paddlex_interpret.testing.drawing import watermark_box_for
 
 H = 64
 BOX = watermark_box_for(H)
-NAMES = ["red", "green", "blue"]
-
-
-def shapes(n=60, seed=0, mark=True):
-    """``n`` images, the classes in turn; blue ones carry the watermark when ``mark``."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        img, _, _ = draw_image(rng, H, COLOURS[NAMES[i % 3]], avoid_box=BOX)
-        out.append(stamp_watermark(img, BOX) if mark and i % 3 == 2 else img)
-    return np.stack(out)
-
-
-def colour_model(shortcut=0.0, box=BOX):
-    """Logits: the mean positive chroma per channel (the object's colour), plus ``shortcut``
-    times the share of the box's pixels that are black or white (the checker) for blue."""
-    def model(images):
-        x = images.astype(np.float64)
-        logits = np.maximum(x - x.mean(-1, keepdims=True), 0).mean((1, 2)) / 2.0
-        x0, y0, x1, y1 = box
-        corner = x[:, y0:y1, x0:x1].mean(-1)
-        logits[:, 2] += shortcut * (np.abs(corner - 127.5) > 100).mean((1, 2))
-        z = np.exp(logits - logits.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
-    return model
+NAMES = SHAPE_CLASSES
 
 
 def in_box(inner, outer):
