@@ -47,8 +47,7 @@ from .classifier import as_classifier, run_in_batches
 from .perturbation import make_fill
 
 __all__ = ["Box", "Evidence", "InterventionTest", "box_area", "clip_box", "paste", "cells_map",
-           "MIN_OWN",
-           "MIN_TARGETS", "SURE", "SCAN_CELLS", "SCAN_TARGETS"]
+           "MIN_OWN", "MIN_TARGETS", "SURE", "SCAN_CELLS", "SCAN_TARGETS"]
 
 Box = Tuple[int, int, int, int]
 #: a class needs this many images of its own for a template (a median of fewer is one image's)
@@ -150,6 +149,8 @@ class InterventionTest:
         self.batch_size = int(batch_size)
         self.fill = fill
         self.passes = 0
+        # how the model runs is decided once, before the first batch (same bits every batch)
+        self.classifier.prepare(self.views[0], self.batch_size)
         self.base = self.predict(self.views)
         self.predicted = np.argmax(self.base, axis=1)
         self.n_classes = self.base.shape[1]
@@ -158,7 +159,7 @@ class InterventionTest:
         self._fill_choice = None
         self._blank = None
         self._hide_blank = None
-        self._scans = {}
+        self._scans: Dict[int, Tuple[list, np.ndarray]] = {}
 
     @property
     def shape(self):
