@@ -16,12 +16,12 @@ Fashion-MNIST classes that look alike (T-shirt, pullover, shirt; Debian's datase
 What each checkpoint's model does is measured first: the share of the other classes' validation
 images (those it does not give to the shortcut's class) that stamping the shortcut turns into
 that class (its *flip rate*). An alarm is owed from the first checkpoint whose flip rate reaches
-50% to the end of training. Measured per checkpoint, besides: which proposer alone (no memory)
-finds a region that passes the test (the class atlas of input x gradient maps of the logit, the
-same maps of the softmax output, the transplant scan), the share of the shortcut class's atlas
-mass on the shortcut's pixels, and what the alarm costs (seconds in the hook's worker, forward
-passes; the gradient atlas and the test timed again offline, one after the other, at the last
-checkpoint). The audit of the last checkpoint (paddlex_interpret.api.audit) is compared with the
+50% to the end of training. Measured besides: at the first owed and the last checkpoint, which
+proposer alone (no memory) finds a region that passes the test (the class atlas of input x
+gradient maps of the logit, the same maps of the softmax output, the transplant scan) and the
+share of the shortcut class's atlas mass on the shortcut's pixels; at every checkpoint what the
+alarm costs (seconds in the hook's worker, forward passes; the gradient atlas and the test timed
+again offline, one after the other, at the last checkpoint). The audit of the last checkpoint (paddlex_interpret.api.audit) is compared with the
 hook's verdict there.
 """
 import argparse
@@ -109,10 +109,15 @@ def softmax_atlas(clf, views, predicted, n):
     return atlas_mod.class_atlas(maps, predicted, n, seed=0)
 
 
-def checkpoint_numbers(ckpt, views, labels, kind, target):
-    """What one checkpoint's model does, and what each proposer finds on it (no memory)."""
+def checkpoint_flip(ckpt, views, labels, kind, target):
     clf = PaddleXClassifier(pdx.load_model(ckpt))
-    out = {"flip": flip_rate(clf, views, labels, KINDS[kind][1], target)}
+    return flip_rate(clf, views, labels, KINDS[kind][1], target)
+
+
+def proposers_at(ckpt, views, kind, target):
+    """What each proposer finds on one checkpoint's model (no memory), and the share of the
+    shortcut class's atlas mass on the shortcut's pixels."""
+    clf = PaddleXClassifier(pdx.load_model(ckpt))
     test = InterventionTest(clf, views)
     n = test.n_classes
     logit, _ = gradient_atlas(clf, views, test.predicted, n)
@@ -120,12 +125,11 @@ def checkpoint_numbers(ckpt, views, labels, kind, target):
     check = check_shortcuts(test, {"gradient": logit.maps, "softmax": soft.maps},
                             exhaustive=True)
     k = check.classes.get(target)
-    out["found"] = {s: bool(k is not None and k.found_by(s)) for s in ("gradient", "softmax",
-                                                                       "scan")}
     mask = S.shortcut_mask(KINDS[kind][1], views.shape[1])
-    out["share"] = {"gradient": float(logit.maps[target][mask].sum()),
-                    "softmax": float(soft.maps[target][mask].sum())}
-    return out
+    return {"found": {s: bool(k is not None and k.found_by(s))
+                      for s in ("gradient", "softmax", "scan")},
+            "share": {"gradient": float(logit.maps[target][mask].sum()),
+                      "softmax": float(soft.maps[target][mask].sum())}}
 
 
 def cost_at(ckpt, views):
@@ -161,7 +165,11 @@ def one_run(tmp, kind, seed):
         target = ds.labels.index(KINDS[kind][2])
         for e in range(1, RECIPE["num_epochs"] + 1):
             ckpt = os.path.join(trained.save_dir, "epoch_%d" % e)
-            run["checkpoints"][e] = checkpoint_numbers(ckpt, views, labels, kind, target)
+            run["checkpoints"][e] = {"flip": checkpoint_flip(ckpt, views, labels, kind, target)}
+        owed = owed_epochs(run)
+        for e in sorted({owed[0], owed[-1]}) if owed else []:  # the first owed and the last
+            ckpt = os.path.join(trained.save_dir, "epoch_%d" % e)
+            run["checkpoints"][e].update(proposers_at(ckpt, views, kind, target))
     result = audit(pdx.load_model(last), [p for p, _, _ in val])
     run["audit"] = [a.name for a in result.alarms]
     run["cost"] = cost_at(last, views)
@@ -217,8 +225,7 @@ def summary_rows(runs):
                          "%d/%d" % (agree, len(mine))])
             continue
         owed = sum(len(owed_epochs(r)) for r in mine)
-        hits = sum(target in r["raised"].get(e, r["raised"].get(str(e), []))
-                   for r in mine for e in owed_epochs(r))
+        hits = sum(target in r["raised"].get(str(e), []) for r in mine for e in owed_epochs(r))
         rows.append([kind, len(mine), "%d of %d runs" % (sum(bool(owed_epochs(r)) for r in mine),
                                                            len(mine)),
                      "%d/%d (%.0f%%)" % (hits, owed, 100.0 * hits / owed) if owed else "-",
@@ -231,18 +238,17 @@ def proposer_rows(runs):
     for kind in KINDS:
         if KINDS[kind][1] is None:
             continue
-        cks = [(r, int(e), c) for (k, _), r in runs.items() if k == kind
-               for e, c in r["checkpoints"].items()]
-        owed = [c for r, e, c in cks if e in owed_epochs(r)]
-        if not owed:
-            continue
-        firsts = [c for r, e, c in cks if owed_epochs(r) and e == owed_epochs(r)[0]]
-        found = {s: sum(c["found"][s] for c in owed) for s in ("gradient", "softmax", "scan")}
-        share = {s: np.median([c["share"][s] for c in owed]) for s in ("gradient", "softmax")}
-        rows.append([kind, len(owed)] + ["%d" % found[s] for s in ("gradient", "softmax", "scan")]
-                    + ["%d/%d" % (sum(c["found"]["scan"] or c["found"]["gradient"]
-                                      for c in firsts), len(firsts)),
-                       "%.2f / %.2f" % (share["gradient"], share["softmax"])])
+        for which, pick in (("first owed", 0), ("last", -1)):
+            cks = [r["checkpoints"][str(owed_epochs(r)[pick])]  # JSON keys: strings
+                   for (k, _), r in runs.items() if k == kind and owed_epochs(r)]
+            cks = [c for c in cks if "found" in c]
+            if not cks:
+                continue
+            found = {s: sum(c["found"][s] for c in cks) for s in ("gradient", "softmax", "scan")}
+            rows.append([kind, which, len(cks)]
+                        + ["%d" % found[s] for s in ("gradient", "softmax", "scan")]
+                        + [", ".join("%.2f / %.2f" % (c["share"]["gradient"],
+                                                      c["share"]["softmax"]) for c in cks)])
     return rows
 
 
@@ -278,14 +284,15 @@ def report(runs):
         markdown_table(["data", "runs", "runs owed an alarm", "owed checkpoints raised",
                         "false alarms (a class without a shortcut)",
                         "audit agrees with the hook at the end"], summary_rows(runs)),
-        "Which proposer finds the shortcut, at the checkpoints owed an alarm, each alone and "
-        "without the memory of earlier checkpoints (the hook uses all three and its memory): "
-        "the class atlas of input x gradient maps of the logit (the hook's), the same maps of "
-        "the softmax probability, and the transplant scan. Last column: the median share of the "
-        "shortcut class's atlas mass on the shortcut's pixels.",
-        markdown_table(["data", "owed checkpoints", "gradient (logit) finds it",
+        "Which proposer finds the shortcut, at the first checkpoint owed an alarm and at the "
+        "last one of each run, each alone and without the memory of earlier checkpoints (the "
+        "hook uses the logit atlas, the scan and its memory): runs where a region it proposes "
+        "passes the test. The proposers: the class atlas of input x gradient maps of the logit "
+        "(the hook's), the same maps of the softmax probability, and the transplant scan. Last "
+        "column, per run: the share of the shortcut class's atlas mass on the shortcut's pixels "
+        "(logit / softmax).",
+        markdown_table(["data", "checkpoint", "runs", "gradient (logit) finds it",
                         "gradient (softmax)", "transplant scan",
-                        "first owed checkpoint found (logit or scan)",
                         "atlas mass on the shortcut (logit / softmax)"], proposer_rows(runs)),
         "Cost per checkpoint (median seconds; the atlas is the gradient class atlas the hook "
         "drew before the alarm was tested by intervention, the alarm is the test):",

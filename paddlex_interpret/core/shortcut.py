@@ -154,16 +154,18 @@ def _candidates(test, c, maps, memory, scan):
 def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALARM,
                 exhaustive=False):
     """:class:`ClassCheck` of class ``c`` (see the module docstring). A remembered alarm region
-    that still turns enough images is confirmed as it is, without asking the proposers
-    (``exhaustive``: ask them all the same, to compare them)."""
+    that still turns enough images is confirmed (and tightened again) without asking the
+    proposers (``exhaustive``: ask them all the same, to compare them)."""
     targets = len(test.others(c))
     need = math.ceil(flip * targets)
     check = ClassCheck(int(c), name, targets)
     for box in memory.tight_boxes(c) if memory is not None else []:
-        check.tested.append(("memory", box, test.flips(c, box)))
-        if check.tested[-1][2] >= need and not exhaustive:
+        turned = test.flips(c, box)
+        check.tested.append(("memory", box, turned))
+        if turned >= need and not exhaustive:  # tightened again: the model may need less now
+            tight = test.tighten(c, box, max(need, math.ceil(KEEP * turned)))
             check.source, check.proposal = "memory", memory.alarms[int(c)].proposal
-            check.evidence, check.confirmed = test.evidence(c, box), True
+            check.evidence, check.confirmed = test.evidence(c, tight), True
             return check
     first = {}
     for source, boxes in _candidates(test, c, maps, memory, scan).items():
@@ -178,8 +180,7 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
         control = test.turned(c, box)[1]
         check.evidence = Evidence(box, turned, targets, control=control, view=tuple(test.shape))
         return check
-    remembered = memory is not None and box in memory.tight_boxes(c)
-    tight = box if remembered else test.tighten(c, box, max(need, math.ceil(KEEP * turned)))
+    tight = test.tighten(c, box, max(need, math.ceil(KEEP * turned)))
     check.evidence = test.evidence(c, tight)
     check.confirmed = True
     return check
