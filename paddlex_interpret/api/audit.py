@@ -35,7 +35,8 @@ from ..core import atlas as atlas_mod
 from ..core import saliency
 from ..core.dataset_pass import select_stratified
 from ..core.images import describe_item, load_item
-from ..core.intervention import InterventionTest, cells_map
+from ..core.intervention import InterventionTest
+from ..core.regions import cells_map
 from ..core.shortcut import (FLIP_ALARM, IMAGES, Alarm, ShortcutCheck, alarm_of,
                              check_shortcuts, verdict)
 from ..io import atomic_write, check_writable_dir

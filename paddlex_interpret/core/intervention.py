@@ -45,11 +45,11 @@ import numpy as np
 from .baseline import BLANKS, AutoFill
 from .classifier import as_classifier, run_in_batches
 from .perturbation import make_fill
+from .regions import Box, clip_box
 
-__all__ = ["Box", "Evidence", "InterventionTest", "box_area", "clip_box", "paste", "cells_map",
-           "MIN_OWN", "MIN_TARGETS", "SURE", "SCAN_CELLS", "SCAN_TARGETS"]
+__all__ = ["Evidence", "InterventionTest", "paste", "MIN_OWN", "MIN_TARGETS", "SURE",
+           "SCAN_CELLS", "SCAN_TARGETS"]
 
-Box = Tuple[int, int, int, int]
 #: a class needs this many images of its own for a template (a median of fewer is one image's)
 MIN_OWN = 4
 #: a transplant needs this many targets for its flip rate to mean anything
@@ -62,19 +62,6 @@ SCAN_CELLS = 4
 #: the scan pastes each cell onto at most this many of the other classes' images
 SCAN_TARGETS = 8
 _EPS = 1e-12
-
-
-def box_area(box):
-    x0, y0, x1, y1 = box
-    return max(0, x1 - x0) * max(0, y1 - y0)
-
-
-def clip_box(box, shape):
-    """``box`` clipped to an ``(H, W)`` view, at least one pixel a side."""
-    h, w = int(shape[0]), int(shape[1])
-    x0, y0, x1, y1 = (int(v) for v in box)
-    x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
-    return x0, y0, max(x0 + 1, min(x1, w)), max(y0 + 1, min(y1, h))
 
 
 def paste(images, source, box):
@@ -355,14 +342,3 @@ def _trimmed(box, side, t):
     x0, y0, x1, y1 = box
     return ((x0 + t, y0, x1, y1), (x0, y0 + t, x1, y1), (x0, y0, x1 - t, y1),
             (x0, y0, x1, y1 - t))[side]
-
-
-def cells_map(boxes, scores, shape):
-    """An ``(H, W)`` map of per-box ``scores`` (the mean over the boxes covering each pixel)."""
-    total = np.zeros(tuple(shape), np.float64)
-    count = np.zeros(tuple(shape), np.float64)
-    for (x0, y0, x1, y1), s in zip(boxes, scores):
-        total[y0:y1, x0:x1] += s
-        count[y0:y1, x0:x1] += 1
-    return total / np.maximum(count, 1)
-

@@ -36,12 +36,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .atlas import place_name
-from .intervention import Box, Evidence, InterventionTest, box_area
+from .intervention import Evidence
+from .regions import PROPOSALS, Box, box_area, describe_box, propose_boxes, top_boxes
 
-__all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "PROPOSALS", "IMAGES", "VERDICTS",
-           "propose_boxes", "top_boxes", "ClassCheck", "ShortcutCheck", "check_class",
-           "check_shortcuts", "Alarm", "alarm_of", "ShortcutMemory", "verdict", "describe_box",
-           "cleared_message"]
+__all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "IMAGES", "VERDICTS", "ClassCheck",
+           "ShortcutCheck", "check_class", "check_shortcuts", "Alarm", "alarm_of",
+           "ShortcutMemory", "verdict", "cleared_message"]
 
 #: the share of the other classes' images a region's transplant must turn into the class for
 #: the alarm: a model that reads a few pixels as the class more often than not reads them
@@ -53,53 +53,12 @@ KEEP = 0.9
 SUSPECT = 0.25
 #: boxes remembered per class (the most recent distinct ones)
 REMEMBER = 4
-#: boxes each proposer gives per class
-PROPOSALS = 2
 #: what :func:`verdict` says
 VERDICTS = ("none", "alarm")
 #: the images (of a dataset, stratified by label) the alarm and the class atlas look at by
 #: default, in the training hook, :func:`~paddlex_interpret.api.audit.audit` and the command
 #: line alike: 40 a class for 3 classes (a flip rate over 80 images of other classes)
 IMAGES = 120
-
-
-def _windows(m, bh, bw):
-    """Sums of ``m`` over every ``bh x bw`` window, ``(H - bh + 1, W - bw + 1)``."""
-    ii = np.zeros((m.shape[0] + 1, m.shape[1] + 1))
-    ii[1:, 1:] = m.cumsum(0).cumsum(1)
-    return ii[bh:, bw:] - ii[:-bh, bw:] - ii[bh:, :-bw] + ii[:-bh, :-bw]
-
-
-def _iou(a, b):
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / float(box_area(a) + box_area(b) - inter)
-
-
-def top_boxes(boxes, scores, k=PROPOSALS, overlap=0.25):
-    """The ``k`` boxes of highest positive score, none overlapping a better one by more than
-    ``overlap`` (intersection over union)."""
-    out = []
-    for i in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
-        if len(out) >= k or not scores[i] > 0:
-            break
-        if all(_iou(boxes[i], b) <= overlap for b in out):
-            out.append(tuple(int(v) for v in boxes[i]))
-    return out
-
-
-def propose_boxes(m, side, k=PROPOSALS):
-    """Up to ``k`` boxes of ``side`` ``(h, w)`` holding the most of map ``m``'s positive mass
-    (``(H, W)``), not overlapping much."""
-    m = np.maximum(np.nan_to_num(np.asarray(m, np.float64)), 0.0)
-    bh, bw = min(int(side[0]), m.shape[0]), min(int(side[1]), m.shape[1])
-    if not m.sum() > 0:
-        return []
-    sums = _windows(m, bh, bw)
-    ys, xs = np.mgrid[:sums.shape[0], :sums.shape[1]]
-    boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + bw, ys.ravel() + bh], 1)
-    return top_boxes(boxes, sums.ravel(), k)
 
 
 @dataclass
@@ -162,9 +121,15 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
     for box in memory.tight_boxes(c) if memory is not None else []:
         turned = test.flips(c, box)
         check.tested.append(("memory", box, turned))
-        if turned >= need and not exhaustive:  # tightened again: the model may need less now
-            tight = test.tighten(c, box, max(need, math.ceil(KEEP * turned)))
-            check.source, check.proposal = "memory", memory.alarms[int(c)].proposal
+        if turned >= need and not exhaustive:
+            # tightened again (the model may need less of it now), keeping what the box it
+            # was first tightened from turns now
+            proposal = memory.alarms[int(c)].proposal or box
+            full = max(turned, test.flips(c, proposal))
+            tight = test.tighten(c, box, max(need, math.ceil(KEEP * full)))
+            if test.flips(c, tight) < math.ceil(KEEP * full):  # it needs more than the box
+                tight = test.tighten(c, proposal, max(need, math.ceil(KEEP * full)))
+            check.source, check.proposal = "memory", proposal
             check.evidence, check.confirmed = test.evidence(c, tight), True
             return check
     first = {}
@@ -211,19 +176,6 @@ def check_shortcuts(test, maps=None, memory=None, scan=True, flip=FLIP_ALARM, la
         name = names[c] if names and c < len(names) else str(c)
         classes[c] = check_class(test, c, name, maps, memory, scan, flip, exhaustive)
     return ShortcutCheck(classes, untestable, float(flip), test.passes)
-
-
-def describe_box(box, view):
-    """``"a 6x6 region in the bottom-right corner (x 56..61, y 56..61 of the 64x64 view)"``."""
-    x0, y0, x1, y1 = box
-    h, w = view
-    region = np.zeros((max(h, y1), max(w, x1)), bool)
-    region[y0:y1, x0:x1] = True
-    place = place_name(region)
-    where = place + (" corner" if "-" in place and place.split("-")[0] in ("top", "bottom")
-                     else "")
-    return "a %dx%d region in the %s (x %d..%d, y %d..%d of the %dx%d view)" % (
-        x1 - x0, y1 - y0, where, x0, x1 - 1, y0, y1 - 1, w, h)
 
 
 @dataclass

@@ -1,14 +1,15 @@
-"""paddlex_interpret.core.intervention and core.shortcut: the shortcut alarm's test on models
-with a known answer (numpy functions of the generated shapes: the object's colour decides the
-class, and a model may read the demo's corner watermark as blue besides)."""
+"""paddlex_interpret.core.intervention, core.regions and core.shortcut: the shortcut alarm's test
+on models with a known answer (numpy functions of the generated shapes: the object's colour
+decides the class, and a model may read the demo's corner watermark as blue besides)."""
 import numpy as np
 import pytest
 
 from helpers import SHAPE_CLASSES, colour_model, shapes
-from paddlex_interpret.core.intervention import (Evidence, InterventionTest, box_area, cells_map,
-                                                 clip_box, paste)
+from paddlex_interpret.core.intervention import Evidence, InterventionTest, paste
+from paddlex_interpret.core.regions import (box_area, cells_map, clip_box, describe_box,
+                                            propose_boxes, top_boxes)
 from paddlex_interpret.core.shortcut import (FLIP_ALARM, Alarm, ShortcutMemory, check_shortcuts,
-                                             propose_boxes, top_boxes, verdict)
+                                             verdict)
 from paddlex_interpret.testing.drawing import watermark_box_for
 
 H = 64
@@ -144,6 +145,9 @@ def test_a_model_that_gives_every_image_to_one_class_cannot_be_tested():
 
 def test_helpers_and_bad_input():
     assert clip_box((-3, 60, 70, 90), (64, 64)) == (0, 60, 64, 64)
+    assert describe_box((56, 56, 62, 62), (64, 64)) == (
+        "a 6x6 region in the bottom-right corner (x 56..61, y 56..61 of the 64x64 view)")
+    assert "a 4x4 region in the centre" in describe_box((30, 30, 34, 34), (64, 64))
     views = shapes(6)
     out = paste(views[:2], views[5], (0, 0, 4, 4))
     assert np.array_equal(out[:, :4, :4], np.broadcast_to(views[5, :4, :4], (2, 4, 4, 3)))
