@@ -50,8 +50,9 @@ from .regions import Box, clip_box
 __all__ = ["Evidence", "InterventionTest", "paste", "MIN_OWN", "MIN_TARGETS", "SURE",
            "SCAN_CELLS", "SCAN_TARGETS"]
 
-#: a class needs this many images of its own for a template (a median of fewer is one image's)
-MIN_OWN = 4
+#: a class needs this many images of its own for a template: a median of fewer keeps what a few
+#: of them have in one place by chance (an object), not what the class shares
+MIN_OWN = 10
 #: a transplant needs this many targets for its flip rate to mean anything
 MIN_TARGETS = 8
 #: a target is an image the model gives to another class at least this surely: an image on the

@@ -215,7 +215,8 @@ class Alarm:
                 % (when, self.name, describe_box(self.region, ev.view), ev.targets, ev.flipped,
                    self.name))
         if ev.control:
-            text += " (besides %d that a blank in its place turns too)" % ev.control
+            text += (" (besides %d that the control, another class's median image there, turns "
+                     "too)" % ev.control)
         if ev.own and np.isfinite(ev.drop):
             fill = ("%s fill" % ev.fill if "/" not in (ev.fill or "") else
                     "fills chosen per image: %s" % ev.fill.replace("/", ", "))
