@@ -256,9 +256,9 @@ def oracle_weights():
 # ------------------------------------------------------------------------------ shortcuts
 def shortcut_flip_rate(model, dataset, kind, shortcut_class):
     """How much a model reads a stamped shortcut (what the alarm is owed to): the share of the
-    validation images of the other classes, given by the model to their own class or another
-    one, that stamping the ``kind`` shortcut (:func:`paddlex_interpret.testing.shortcuts.stamp`)
-    turns into ``shortcut_class``. ``model``: a PaddleX model or a checkpoint directory."""
+    validation images of the other classes that the model gets right which stamping the ``kind``
+    shortcut (:func:`paddlex_interpret.testing.shortcuts.stamp`) turns into ``shortcut_class``.
+    ``model``: a PaddleX model or a checkpoint directory."""
     from paddlex_interpret.adapters.paddlex import PaddleXClassifier
     from paddlex_interpret.testing.shortcuts import stamp
 
@@ -268,8 +268,10 @@ def shortcut_flip_rate(model, dataset, kind, shortcut_class):
         model = pdx.load_model(str(model))
     clf = PaddleXClassifier(model, backend="dygraph")
     target = list(dataset.labels).index(shortcut_class)
-    views = np.stack([clf.view(p) for p, y, _ in dataset.val_items() if y != target])
-    views = views[clf.predict(views).argmax(1) != target]
+    items = [(p, y) for p, y, _ in dataset.val_items() if y != target]
+    views = np.stack([clf.view(p) for p, _ in items])
+    views = views[clf.predict(views).argmax(1) == np.array([y for _, y in items])]
+    assert len(views), "the model gets no image of the other classes right"
     stamped = np.stack([stamp(kind, v) for v in views])
     return float((clf.predict(stamped).argmax(1) == target).mean())
 

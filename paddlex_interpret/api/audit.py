@@ -42,7 +42,7 @@ from ..core.shortcut import (FLIP_ALARM, IMAGES, Alarm, ShortcutCheck, alarm_of,
 from ..io import atomic_write, check_writable_dir
 from .datasets import resolve_dataset
 
-__all__ = ["audit", "AuditResult", "dataset_atlas", "read_views", "gradient_atlas",
+__all__ = ["audit", "AuditResult", "dataset_atlas", "read_views", "view_labels", "gradient_atlas",
            "class_pictures", "ATLAS_METHODS"]
 
 #: the maps an atlas can be made of (the first is the default)
@@ -86,6 +86,12 @@ class AuditResult:
         return {"verdict": self.verdict, "alarms": [a.to_dict() for a in self.alarms],
                 "classes": classes, "images": self.settings.get("images"),
                 "pictures": dict(self.pictures), "settings": dict(self.settings)}
+
+
+def view_labels(labels, chosen, kept):
+    """The labels of the views :func:`read_views` kept of the ``chosen`` items (None without
+    labels)."""
+    return None if labels is None else [int(labels[chosen[k]]) for k in kept]
 
 
 def read_views(classifier, items):
@@ -220,10 +226,10 @@ def audit(model, dataset, max_images=IMAGES, seed=0, method=ATLAS_METHODS[0], ta
     names = classifier.label_names
     items, labels, _ = resolve_dataset(dataset, class_names=names)
     chosen = select_stratified(len(items), labels, max_images, seed)
-    views, _, skipped = read_views(classifier, [items[i] for i in chosen])
+    views, kept, skipped = read_views(classifier, [items[i] for i in chosen])
     if skipped:
         logger.warning("audit: %d image(s) were left out, e.g. %s", len(skipped), skipped[0])
-    test = InterventionTest(classifier, views)
+    test = InterventionTest(classifier, views, view_labels(labels, chosen, kept))
     n_classes = len(names) if names else test.n_classes
     atlas, means = None, mean_images(views, test.predicted, n_classes)
     if isinstance(classifier, PaddleClassifier):

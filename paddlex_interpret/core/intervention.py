@@ -5,13 +5,15 @@ a live network, a ``paddle.nn.Layer`` or a deployed inference model).
 Images are the model's views, ``(N, H, W, 3)`` uint8, grouped by the class the model gives them;
 a *box* is ``(x0, y0, x1, y1)`` in view pixels, exclusive ends. For a class ``c`` and a box:
 
-* the class's *template* is the per-pixel median of the images the model gives to ``c``. A
+* the class's *template* is the per-pixel median of the images the model gives to ``c`` (those
+  of ``c``, where the labels are known). A
   shortcut at a fixed place is what the class's images share there: the median keeps it intact
   (while more than half of the images carry it) and removes what moves or varies (objects,
   backgrounds). So a transplant moves what the class has in common at that place, never one
   image's object (per-image pairs would paste objects that happen to sit in the box).
 * *transplant*: the template's box pasted onto every image the model gives to another class
-  (surely: :data:`SURE`); the *flip rate* is the share of those the model then gives to ``c``.
+  (surely: :data:`SURE`, and rightly where the labels are known); the *flip rate* is the share of
+  those the model then gives to ``c``.
   This is the alarm's measure (:mod:`~paddlex_interpret.core.shortcut`): a few pixels that turn
   other classes' images into ``c`` are read by the model as ``c``, whatever its gradients say.
   It does not saturate: the images it is measured on are the ones the model is *not* sure are
@@ -120,6 +122,10 @@ class InterventionTest:
     ``images -> probabilities``). The predictions of the unchanged views are made once, here.
 
     Args:
+        labels: the views' true classes (``(N,)`` ints, ``-1`` where unknown), or None. With
+            labels a class's images are those of the class the model gives to it, and the
+            targets are images of other classes that the model gets right (turning an image it
+            already gets wrong says little); without, the model's predictions stand for them.
         batch_size: images per forward pass.
         fill: how ``hide`` fills a box: ``'auto'`` (the blank rule of
             :class:`~paddlex_interpret.core.baseline.AutoFill`, with the views' mean colour as
@@ -127,11 +133,15 @@ class InterventionTest:
             :func:`~paddlex_interpret.core.perturbation.make_fill`.
     """
 
-    def __init__(self, classifier, views, batch_size=64, fill="auto"):
+    def __init__(self, classifier, views, labels=None, batch_size=64, fill="auto"):
         views = np.asarray(views)
         if views.ndim != 4 or views.shape[-1] != 3 or views.dtype != np.uint8:
             raise ValueError("views must be (N, H, W, 3) uint8 images of one size, got %s %s"
                              % (views.dtype, views.shape))
+        if labels is not None:
+            labels = np.asarray(labels, np.int64).reshape(-1)
+            if len(labels) != len(views):
+                raise ValueError("%d labels for %d views" % (len(labels), len(views)))
         self.classifier = as_classifier(classifier)
         self.views = np.ascontiguousarray(views)
         self.batch_size = int(batch_size)
@@ -142,6 +152,9 @@ class InterventionTest:
         self.base = self.predict(self.views)
         self.predicted = np.argmax(self.base, axis=1)
         self.n_classes = self.base.shape[1]
+        #: where a view's true class is known and the model gets it right, or True everywhere
+        self.right = (np.ones(len(views), bool) if labels is None else
+                      (labels < 0) | (labels == self.predicted))
         self._templates: Dict[int, Optional[np.ndarray]] = {}
         self._flips: Dict[Tuple[int, Box], Tuple[int, int]] = {}
         self._fill_choice = None
@@ -162,13 +175,14 @@ class InterventionTest:
                                   self.batch_size)
 
     def own(self, c):
-        """Indices of the views the model gives to ``c``."""
-        return np.flatnonzero(self.predicted == int(c))
+        """Indices of the views the model gives to ``c`` (rightly, where labels are known)."""
+        return np.flatnonzero((self.predicted == int(c)) & self.right)
 
     def others(self, c):
-        """Indices of the *targets* of class ``c``: the views the model gives to another class,
-        with a probability of at least :data:`SURE`."""
-        return np.flatnonzero((self.predicted != int(c)) & (self.base.max(axis=1) >= SURE))
+        """Indices of the *targets* of class ``c``: the views the model gives to another class
+        (rightly, where labels are known), with a probability of at least :data:`SURE`."""
+        return np.flatnonzero((self.predicted != int(c)) & self.right
+                              & (self.base.max(axis=1) >= SURE))
 
     def testable(self, c):
         """Whether class ``c`` has a template and targets (:data:`MIN_OWN`, :data:`MIN_TARGETS`)."""

@@ -289,7 +289,8 @@ class ShortcutMemory:
     def update(self, check, epoch=None):
         """Take in a :class:`ShortcutCheck`; returns the events ``[(kind, Alarm)]`` it caused
         (``'raised'``: confirmed now and not at the previous check; ``'cleared'``: raised, and
-        not confirmed now)."""
+        not confirmed now). A class that could not be tested now (too few images of its own or
+        of other classes) keeps its state: nothing says the model stopped reading the region."""
         events = []
         for c, k in check.classes.items():
             if k.evidence is not None and k.evidence.flip_rate >= SUSPECT:
@@ -304,11 +305,6 @@ class ShortcutMemory:
                 if old is None or not old.active:
                     events.append(("raised", new))
             elif old is not None and old.active:
-                old.active = False
-                events.append(("cleared", old))
-        for c in check.untestable:  # cannot be re-tested: the model gives too few images to it
-            old = self.alarms.get(c)
-            if old is not None and old.active:
                 old.active = False
                 events.append(("cleared", old))
         self.events += [(epoch, kind, a.cls) for kind, a in events]
@@ -342,9 +338,9 @@ def cleared_message(alarm, epoch, check=None):
     """The line said when a raised alarm is not confirmed any more."""
     k = check.classes.get(alarm.cls) if check is not None else None
     if k is None or k.evidence is None:
-        now = "the model gives too few images to it or to the other classes to re-test it"
+        now = "no region of it turns images of other classes now"
     else:
-        now = "its region now turns %d of %d images of other classes" % (
+        now = "its best region now turns %d of %d images of other classes" % (
             k.evidence.flipped, k.evidence.targets)
     return ("shortcut alarm cleared at epoch %s: class %r (raised at epoch %s, region x %d..%d, "
             "y %d..%d): %s" % (epoch, alarm.name, alarm.first, alarm.region[0],

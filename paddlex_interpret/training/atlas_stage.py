@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from .. import rendering
-from ..api.audit import class_pictures, gradient_atlas, mean_images, read_views
+from ..api.audit import class_pictures, gradient_atlas, mean_images, read_views, view_labels
 from ..api.datasets import resolve_dataset
 from ..core.dataset_pass import select_stratified
 from ..core.intervention import InterventionTest
@@ -93,8 +93,9 @@ class AtlasStage:
         names = context.label_names or context.classifier.label_names
         items, labels, _ = resolve_dataset(context.dataset, class_names=names)
         chosen = select_stratified(len(items), labels, o.atlas_max_images, o.seed)
-        views, _, skipped = read_views(context.classifier, [items[i] for i in chosen])
-        test = InterventionTest(context.classifier, views, batch_size=o.batch_size)
+        views, kept, skipped = read_views(context.classifier, [items[i] for i in chosen])
+        test = InterventionTest(context.classifier, views, view_labels(labels, chosen, kept),
+                                batch_size=o.batch_size)
         n_classes = len(names) if names else test.n_classes
         class_atlas, means = None, mean_images(views, test.predicted, n_classes)
         if atlas:

@@ -1,7 +1,7 @@
-"""paddlex_interpret.api.audit (and ``paddlex-interpret audit``) on saved models: the verdict follows
-what the model does with the demo's watermark (measured first, by stamping it on the other
-classes' images), the same on the exported inference model; the clean model of the other tests
-passes; the save directory is made, or refused, before the work."""
+"""paddlex_interpret.api.audit (and ``paddlex-interpret audit``) on saved models: the verdict
+follows what the model does with the demo's watermark (measured first, by stamping it on the
+other classes' images), the same on the exported inference model; the clean model of the other
+tests passes; the save directory is made, or refused, before the work."""
 import json
 import os
 
@@ -28,7 +28,8 @@ def last_audit(watermarked, pdx):
     trained, _, _ = watermarked
     ckpt = _last_checkpoint(trained)
     flip = shortcut_flip_rate(ckpt, trained.dataset, "watermark", "blue")
-    return audit(pdx.load_model(ckpt), [p for p, _, _ in trained.dataset.val_items()]), flip
+    val = [(p, y) for p, y, _ in trained.dataset.val_items()]  # labelled, as the hook's
+    return audit(pdx.load_model(ckpt), val), flip
 
 
 def test_the_verdict_follows_what_the_model_does_with_the_watermark(last_audit, watermarked):
@@ -54,7 +55,7 @@ def test_the_deployed_model_gets_the_same_verdict(last_audit, watermarked, pdx, 
     trained = watermarked[0]
     pdx.load_model(_last_checkpoint(trained))._export_inference_model(str(tmp_path))
     deployed = audit(str(tmp_path / "inference_model"),
-                     [p for p, _, _ in trained.dataset.val_items()])
+                     [(p, y) for p, y, _ in trained.dataset.val_items()])
     assert deployed.atlas is None and deployed.settings["method"] is None  # no gradients
     assert deployed.verdict == result.verdict
     assert [a.name for a in deployed.alarms] == [a.name for a in result.alarms]

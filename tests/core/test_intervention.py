@@ -158,3 +158,26 @@ def test_helpers_and_bad_input():
         InterventionTest(colour_model(), views.astype(np.float32))
     with pytest.raises(ValueError, match="flip"):
         check_shortcuts(InterventionTest(colour_model(), views), flip=1.5)
+
+
+def test_with_labels_the_targets_are_images_the_model_gets_right():
+    views = shapes()
+    labels = np.arange(60) % 3
+    labels[:6] = (labels[:6] + 1) % 3  # six images the model "gets wrong" now
+    test = InterventionTest(colour_model(30), views, labels)
+    assert not set(test.own(2)) & set(range(6)) and not set(test.others(2)) & set(range(6))
+    assert len(test.others(2)) == 36 and len(test.own(2)) == 18
+    assert test.evidence(2, BOX).flipped >= 34
+    with pytest.raises(ValueError, match="labels"):
+        InterventionTest(colour_model(30), views, labels[:5])
+
+
+def test_a_class_that_cannot_be_tested_keeps_its_alarm():
+    views = shapes()
+    memory = ShortcutMemory()
+    memory.update(check_shortcuts(InterventionTest(colour_model(30), views), memory=memory,
+                                  label_names=SHAPE_CLASSES), 1)
+    few = InterventionTest(colour_model(30), views[:24])  # 8 images a class: no template
+    check = check_shortcuts(few, memory=memory, label_names=SHAPE_CLASSES)
+    assert check.untestable == [0, 1, 2] and memory.update(check, 2) == []
+    assert memory.alarms[2].active and memory.alarms[2].last == 1
