@@ -50,7 +50,7 @@ from .perturbation import make_fill
 from .regions import Box, clip_box
 
 __all__ = ["Evidence", "InterventionTest", "paste", "MIN_OWN", "MIN_TARGETS", "SURE",
-           "SCAN_CELLS", "SCAN_TARGETS"]
+           "SAME", "SHARED_BY", "MIN_SHARED", "SCAN_CELLS", "SCAN_TARGETS"]
 
 #: a class needs this many images of its own for a template: a median of fewer keeps what a few
 #: of them have in one place by chance (an object), not what the class shares
@@ -60,6 +60,14 @@ MIN_TARGETS = 8
 #: a target is an image the model gives to another class at least this surely: an image on the
 #: fence between classes turns with any change, which says nothing about the region pasted
 SURE = 0.5
+#: a pixel is *shared* by a class when at least SHARED_BY of its images are within SAME grey
+#: levels of its template there (every channel) and fewer than half of the targets are; a
+#: region must hold MIN_SHARED of them: a stamped shortcut is the same pixels in every image of
+#: its class, an object part (a garment's centre in aligned photos, a blob a few images have in
+#: one place) is not
+SAME = 16
+SHARED_BY = 0.75
+MIN_SHARED = 4
 #: the scan's grid: cells of 1/SCAN_CELLS of the view a side, half-overlapping
 SCAN_CELLS = 4
 #: the scan pastes each cell onto at most this many of the other classes' images
@@ -83,7 +91,8 @@ class Evidence:
 
     ``flipped`` of ``targets`` images of other classes turned into the class by the transplant
     and not by a control transplant (``control``: those a control turns too, left out:
-    :meth:`InterventionTest.turned`);
+    :meth:`InterventionTest.turned`); ``shared`` pixels of the box the class's images carry the
+    same and the targets do not (:meth:`InterventionTest.shared`);
     ``left`` of ``own`` images of the class left it when the box was hidden with ``fill``, and
     ``drop`` is the mean fall of p(class) there (NaN when not measured: no own image, or not
     hidden). ``view`` is the ``(H, W)`` of the model's view the box is in."""
@@ -92,6 +101,7 @@ class Evidence:
     flipped: int
     targets: int
     control: int = 0
+    shared: int = 0
     own: int = 0
     left: int = 0
     drop: float = float("nan")
@@ -271,6 +281,18 @@ class InterventionTest:
                     changed = True
         return tuple(box)
 
+    def shared(self, c, box):
+        """How many pixels of ``box`` class ``c``'s images carry the same, and its targets do
+        not (:data:`SAME`, :data:`SHARED_BY`)."""
+        c, (x0, y0, x1, y1) = int(c), clip_box(box, self.shape)
+        template = self.template(c)[y0:y1, x0:x1].astype(np.int16)
+
+        def near(idx):
+            region = self.views[idx][:, y0:y1, x0:x1].astype(np.int16)
+            return (np.abs(region - template).max(axis=-1) <= SAME).mean(axis=0)
+
+        return int(((near(self.own(c)) >= SHARED_BY) & (near(self.others(c)) < 0.5)).sum())
+
     # ------------------------------------------------------------------ hide
     def _fills(self, images, box):
         """Per image, ``(fill image, fill name)`` for hiding ``box`` (see the class docstring)."""
@@ -317,7 +339,7 @@ class InterventionTest:
         box = clip_box(box, self.shape)
         turned, control = self.turned(c, box)
         ev = Evidence(box, turned - control, len(self.others(c)), control=control,
-                      view=tuple(self.shape))
+                      shared=self.shared(c, box), view=tuple(self.shape))
         if hide:
             ev.drop, ev.left, ev.own, ev.fill = self.hide(c, box)
         return ev

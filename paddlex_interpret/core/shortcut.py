@@ -12,7 +12,11 @@ At a checkpoint (or in an audit), for every class ``c`` with a template and targ
 3. the best candidate (most turned, then the smaller) is *confirmed* when it turns at least
    ``flip`` (:data:`FLIP_ALARM`, one half) of them; then its tight box (the smallest inside it
    that still turns at least :data:`KEEP` of what it turns, and no fewer than ``flip``) is what
-   is reported, with the hide on it.
+   is reported, with the hide on it, if the class's images carry the same pixels there
+   (:data:`~paddlex_interpret.core.intervention.MIN_SHARED` of them, which the other classes'
+   images do not): a stamped shortcut is the same pixels in every image of its class, an object
+   part that the class's median image shows at a fixed place (the centre of aligned garments,
+   a blob a few images have in one place) is not.
 
 Gradients never decide: they only say where to look. :class:`ShortcutMemory` raises a class's
 alarm at the first checkpoint that confirms it, re-tests its box at every later one, keeps it
@@ -36,7 +40,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .atlas import place_name
-from .intervention import Evidence
+from .intervention import MIN_SHARED, Evidence
 from .regions import PROPOSALS, Box, box_area, describe_box, propose_boxes, top_boxes
 
 __all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "IMAGES", "VERDICTS", "ClassCheck",
@@ -110,6 +114,16 @@ def _candidates(test, c, maps, memory, scan):
     return out
 
 
+def _tight_evidence(test, c, box, need, full, fallback=None):
+    """The evidence of the tight box inside ``box`` keeping :data:`KEEP` of ``full`` turned
+    images (and no fewer than ``need``), from ``fallback`` when ``box`` holds fewer now."""
+    keep = max(need, math.ceil(KEEP * full))
+    tight = test.tighten(c, box, keep)
+    if fallback is not None and test.flips(c, tight) < keep:
+        tight = test.tighten(c, fallback, keep)
+    return test.evidence(c, tight)
+
+
 def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALARM,
                 exhaustive=False):
     """:class:`ClassCheck` of class ``c`` (see the module docstring). A remembered alarm region
@@ -125,13 +139,12 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
             # tightened again (the model may need less of it now), keeping what the box it
             # was first tightened from turns now
             proposal = memory.alarms[int(c)].proposal or box
-            full = max(turned, test.flips(c, proposal))
-            tight = test.tighten(c, box, max(need, math.ceil(KEEP * full)))
-            if test.flips(c, tight) < math.ceil(KEEP * full):  # it needs more than the box
-                tight = test.tighten(c, proposal, max(need, math.ceil(KEEP * full)))
-            check.source, check.proposal = "memory", proposal
-            check.evidence, check.confirmed = test.evidence(c, tight), True
-            return check
+            ev = _tight_evidence(test, c, box, need, max(turned, test.flips(c, proposal)),
+                                 proposal)
+            if ev.shared >= MIN_SHARED:
+                check.source, check.proposal, check.evidence = "memory", proposal, ev
+                check.confirmed = True
+                return check
     first = {}
     for source, boxes in _candidates(test, c, maps, memory, scan).items():
         for box in boxes:
@@ -145,9 +158,8 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
         control = test.turned(c, box)[1]
         check.evidence = Evidence(box, turned, targets, control=control, view=tuple(test.shape))
         return check
-    tight = test.tighten(c, box, max(need, math.ceil(KEEP * turned)))
-    check.evidence = test.evidence(c, tight)
-    check.confirmed = True
+    check.evidence = _tight_evidence(test, c, box, need, turned)
+    check.confirmed = check.evidence.shared >= MIN_SHARED
     return check
 
 
@@ -217,6 +229,9 @@ class Alarm:
         if ev.control:
             text += (" (besides %d that the control, another class's median image there, turns "
                      "too)" % ev.control)
+        if ev.shared:
+            text += ("; %d of its pixels are the same in the class's images and not in the other "
+                     "classes'" % ev.shared)
         if ev.own and np.isfinite(ev.drop):
             fill = ("%s fill" % ev.fill if "/" not in (ev.fill or "") else
                     "fills chosen per image: %s" % ev.fill.replace("/", ", "))

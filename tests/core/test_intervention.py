@@ -181,3 +181,19 @@ def test_a_class_that_cannot_be_tested_keeps_its_alarm():
     check = check_shortcuts(few, memory=memory, label_names=SHAPE_CLASSES)
     assert check.untestable == [0, 1, 2] and memory.update(check, 2) == []
     assert memory.alarms[2].active and memory.alarms[2].last == 1
+
+
+def test_an_object_part_at_a_fixed_place_is_not_a_shortcut():
+    """Every blue image has its object at the same place, each of its own shade: the model reads
+    it (pasting the class's median there turns the other images blue) but the class's images do
+    not carry the same pixels there, as a stamp would be: no alarm."""
+    views = shapes(mark=False)
+    rng = np.random.default_rng(1)
+    for i in range(2, 60, 3):
+        views[i, 24:40, 24:40] = np.rint(np.array([40, 70, 225]) * rng.uniform(0.5, 1.0))
+    test = InterventionTest(colour_model(0), views)
+    check = check_shortcuts(test, label_names=SHAPE_CLASSES)
+    blue = check.classes[2]
+    assert test.flips(2, (24, 24, 40, 40)) >= 20  # the model reads it
+    assert test.shared(2, (24, 24, 40, 40)) == 0 and not blue.confirmed
+    assert check.confirmed() == []
