@@ -58,6 +58,9 @@ KINDS = {"clean": ("shapes", None, None), "watermark": ("shapes", "watermark", "
          "patch": ("shapes", "patch", "red"), "border": ("shapes", "border", "green"),
          "fashion": ("fashion", "watermark", "Shirt")}
 RECIPE = dict(TRAIN_SETTINGS, num_epochs=10, lr_decay_epochs=(8,))
+#: Fashion-MNIST's three look-alike classes at 32 px do not settle at the shapes' learning rate
+#: (0.05: validation accuracy 0.3-0.7 from epoch to epoch); 0.01 learns them (0.88)
+LEARNING_RATE = {"shapes": 0.05, "fashion": 0.01}
 OWED = 0.5
 
 
@@ -151,9 +154,11 @@ def one_run(tmp, kind, seed):
     hook = ExplainHook(normlime=False, metrics=False)
     t0 = time.perf_counter()
     trained = train_classifier(ds, os.path.join(root, "model"), hook=hook,
-                               save_interval_epochs=1, **dict(RECIPE, seed=seed))
+                               save_interval_epochs=1, **dict(
+                                   RECIPE, seed=seed, learning_rate=LEARNING_RATE[KINDS[kind][0]]))
     run = {"train_seconds": time.perf_counter() - t0, "accuracy": trained.accuracy,
            "raised": {r.epoch: [a.name for a in r.alarms] for r in hook.history},
+           "regions": {r.epoch: {a.name: list(a.region) for a in r.alarms} for r in hook.history},
            "worker": {r.epoch: {k: r.scalars.get(k) for k in ("atlas/seconds", "alarm/seconds",
                                                               "alarm/forward_passes")}
                       for r in hook.history},
@@ -174,11 +179,38 @@ def one_run(tmp, kind, seed):
             run["checkpoints"][e].update(proposers_at(ckpt, views, labels, kind, target))
     result = audit(pdx.load_model(last), [(p, y) for p, y, _ in val])
     run["audit"] = [a.name for a in result.alarms]
+    run["audit_regions"] = {a.name: list(a.region) for a in result.alarms}
     run["cost"] = cost_at(last, views, labels)
     log("  %s seed %d: raised %s, audit %s, flips %s" % (
         kind, seed, run["raised"], run["audit"],
         [round(c["flip"], 2) for c in run["checkpoints"].values()]))
     return run
+
+
+def on_shortcut(kind, region):
+    """Whether an alarm's region touches the shortcut's pixels."""
+    x0, y0, x1, y1 = region
+    size = 32 if KINDS[kind][0] == "fashion" else 64
+    return bool(S.shortcut_mask(KINDS[kind][1], size)[y0:y1, x0:x1].any())
+
+
+def hit(kind, run, epoch):
+    """The hook raised the alarm for the shortcut's class at ``epoch``, on the shortcut."""
+    region = run["regions"].get(str(epoch), {}).get(KINDS[kind][2])
+    return region is not None and on_shortcut(kind, region)
+
+
+def false_alarms(kind, run):
+    """The alarms the hook raised that are not the shortcut's: another class, or the
+    shortcut's class at a region off the shortcut (``"blue (elsewhere)"``)."""
+    target, out = KINDS[kind][2], set()
+    for regions in run["regions"].values():
+        for name, region in regions.items():
+            if name != target:
+                out.add(name)
+            elif not on_shortcut(kind, region):
+                out.add("%s (elsewhere)" % name)
+    return sorted(out)
 
 
 def owed_epochs(run):
@@ -197,8 +229,8 @@ def run_rows(runs):
         raised = {int(e): names for e, names in run["raised"].items()}
         target = KINDS[kind][2]
         owed = owed_epochs(run) if target else []
-        hits = [e for e in owed if target in raised.get(e, [])]
-        wrong = sorted({n for names in raised.values() for n in names if n != target})
+        hits = [e for e in owed if hit(kind, run, e)]
+        wrong = false_alarms(kind, run)
         last = raised[max(raised)]
         flips = " ".join("%.0f" % (100 * c["flip"]) for _, c in sorted(
             ((int(e), c) for e, c in run["checkpoints"].items())))
@@ -218,8 +250,7 @@ def summary_rows(runs):
         if not mine:
             continue
         target = KINDS[kind][2]
-        wrong = sum(any(n != target for names in r["raised"].values() for n in names)
-                    for r in mine)
+        wrong = sum(bool(false_alarms(kind, r)) for r in mine)
         agree = sum(sorted(r["raised"][max(r["raised"], key=int)]) == sorted(r["audit"])
                     for r in mine)
         if target is None:
@@ -227,7 +258,7 @@ def summary_rows(runs):
                          "%d/%d" % (agree, len(mine))])
             continue
         owed = sum(len(owed_epochs(r)) for r in mine)
-        hits = sum(target in r["raised"].get(str(e), []) for r in mine for e in owed_epochs(r))
+        hits = sum(hit(kind, r, e) for r in mine for e in owed_epochs(r))
         rows.append([kind, len(mine), "%d of %d runs" % (sum(bool(owed_epochs(r)) for r in mine),
                                                            len(mine)),
                      "%d/%d (%.0f%%)" % (hits, owed, 100.0 * hits / owed) if owed else "-",
@@ -272,20 +303,24 @@ def cost_rows(runs):
 def report(runs):
     runs = {k: v for k, v in runs.items()}
     text = [
-        "Training: MobileNetV3_small from scratch, %d epochs (learning rate %.2g, divided by 10 "
-        "after epoch %d), a checkpoint per epoch, ExplainHook(normlime=False, metrics=False) with "
-        "its defaults (all validation images: 60 for the shapes, 90 for Fashion-MNIST). *flip "
-        "rates*: per checkpoint, the share (%%) of the other classes' validation images that "
-        "stamping the shortcut turns into its class (what the model does, measured apart from "
-        "the alarm). An alarm is owed from the first checkpoint at %.0f%% or more to the end."
+        "Training: MobileNetV3_small from scratch, %d epochs (learning rate %.2g, 0.01 for "
+        "Fashion-MNIST, divided by 10 after epoch %d), a checkpoint per epoch, "
+        "ExplainHook(normlime=False, metrics=False) with its defaults (all validation images: "
+        "60 for the shapes, 90 for Fashion-MNIST). *flip rates*: per checkpoint, the share (%%) "
+        "of the other classes' validation images the model gets right that stamping the "
+        "shortcut turns into its class (what the model does, measured apart from the alarm; "
+        "nan: it gets fewer than 8 right). An alarm is owed from the first checkpoint at %.0f%% "
+        "or more to the end; it counts as raised when the hook's alarm for the shortcut's class "
+        "is on at that checkpoint with a region on the shortcut's pixels."
         % (RECIPE["num_epochs"], RECIPE["learning_rate"], RECIPE["lr_decay_epochs"][0],
            100 * OWED),
         markdown_table(["data", "seed", "val acc", "flip rates (%) per checkpoint",
-                        "owed", "alarm raised at", "owed and raised", "alarms for other classes",
+                        "owed", "alarm raised at", "owed and raised (on the shortcut)",
+                        "false alarms (another class, or elsewhere)",
                         "hook at the last checkpoint", "audit of the last checkpoint", "agree"],
                        run_rows(runs)),
         markdown_table(["data", "runs", "runs owed an alarm", "owed checkpoints raised",
-                        "false alarms (a class without a shortcut)",
+                        "runs with a false alarm",
                         "audit agrees with the hook at the end"], summary_rows(runs)),
         "Which proposer finds the shortcut, at the first checkpoint owed an alarm and at the "
         "last one of each run, each alone and without the memory of earlier checkpoints (the "

@@ -29,8 +29,8 @@ a *box* is ``(x0, y0, x1, y1)`` in view pixels, exclusive ends. For a class ``c`
   turns the images.
 * the *scan* (:meth:`InterventionTest.scan`): the transplant of each cell of a grid (a quarter of
   the view a side, half-overlapping: 7 x 7 cells) onto a few of the other classes' images, scored
-  by the mean rise of log p(c): a map of where the class's template carries the class, made of
-  predictions only.
+  by how many of them it turns into ``c``: a map of where the class's template carries the class,
+  made of predictions only.
 
 Example::
 
@@ -361,19 +361,22 @@ class InterventionTest:
         return others[np.linspace(0, len(others) - 1, SCAN_TARGETS).round().astype(int)]
 
     def scan(self, c):
-        """``(boxes, scores)``: per scan cell, the mean rise of log p(c) on the scan's targets
-        when the template's cell is pasted onto them (made once per class)."""
+        """``(boxes, scores)``: per scan cell, how many of the scan's targets pasting the
+        template's cell onto them turns into ``c``, plus (below 1, to break ties) the mean rise
+        of log p(c) on them over 100 (made once per class). Counting turned images ranks the
+        cells as the test will judge them; the mean rise alone favours cells that move p(c) a
+        little on every image over the one that turns most of them."""
         c = int(c)
         if c in self._scans:
             return self._scans[c]
         boxes, targets = self.scan_boxes(), self.scan_targets(c)
         template = self.template(c)
         batch = np.concatenate([paste(self.views[targets], template, b) for b in boxes])
-        p = self.predict(batch)[:, c].reshape(len(boxes), len(targets))
-        rise = np.log(p + _EPS) - np.log(self.base[targets, c] + _EPS)[None]
-        self._scans[c] = boxes, rise.mean(axis=1)
+        probs = self.predict(batch).reshape(len(boxes), len(targets), -1)
+        turned = (np.argmax(probs, axis=2) == c).sum(axis=1)
+        rise = np.log(probs[..., c] + _EPS) - np.log(self.base[targets, c] + _EPS)[None]
+        self._scans[c] = boxes, turned + np.clip(rise.mean(axis=1), 0.0, 99.0) / 100.0
         return self._scans[c]
-
 
 def _trimmed(box, side, t):
     x0, y0, x1, y1 = box
