@@ -167,12 +167,15 @@ def dataset_atlas(classifier, items, n_classes=None, method=ATLAS_METHODS[0], se
 
 
 def class_pictures(test, check, alarms, atlas, means, names):
-    """``{class name: (H, W, 3) uint8}``: per tested class, its mean view under its gradient
-    atlas (or, without one, its transplant-scan map), the atlas's hot region outlined in cyan and
-    the region of its alarm, when raised, boxed in magenta."""
+    """``{class name: (H, W, 3) uint8}``: per class in the atlas or tested, its mean view under
+    its gradient atlas (or, without one, its transplant-scan map), the atlas's hot region
+    outlined in cyan and the region of its alarm, when raised, boxed in magenta."""
     raised = {a.cls: a.region for a in alarms}
+    shown = set(check.classes)
+    if atlas is not None:
+        shown |= {c for c in range(len(atlas.counts)) if atlas.counts[c]}
     out = {}
-    for c in check.classes:
+    for c in sorted(shown):
         box = raised.get(c)
         if atlas is not None and atlas.counts[c]:
             mass, hot = atlas.maps[c], atlas.hot(c)
