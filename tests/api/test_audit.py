@@ -35,6 +35,7 @@ def last_audit(watermarked, pdx):
 def test_the_verdict_follows_what_the_model_does_with_the_watermark(last_audit, watermarked):
     result, flip = last_audit
     trained = watermarked[0]
+    assert np.isfinite(flip), "the last model gets too few images of red and green right"
     assert flip >= 0.6 or flip <= 0.4, "too near the threshold to say (%.2f)" % flip
     if flip <= 0.4:  # this training did not make a model that reads it
         assert result.verdict == "none", result.to_dict()
