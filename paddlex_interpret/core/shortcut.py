@@ -7,8 +7,8 @@ At a checkpoint (or in an audit), for every class ``c`` with a template and targ
    checkpoint), and the boxes each proposer gives: :func:`propose_boxes` of a map of the class
    (the gradient atlas: cheap, but it moves off a shortcut once the model is sure of the class)
    and the transplant scan's best cells (predictions only, and it does not saturate);
-2. each candidate's transplant: how many of the images the model gives to other classes it
-   turns into ``c``;
+2. each candidate's transplant: how many of the images of other classes (those the model gives
+   to them, surely and, where labels are known, rightly) it turns into ``c``;
 3. the best candidate (most turned, then the smaller) is *confirmed* when it turns at least
    ``flip`` (:data:`FLIP_ALARM`, one half) of them; then its tight box (the smallest inside it
    that still turns at least :data:`KEEP` of what it turns, and no fewer than ``flip``) is what
