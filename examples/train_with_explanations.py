@@ -12,8 +12,11 @@
    scores LIME against the ground-truth object masks (pointing game) on the unmarked classes,
    counts how often LIME's top superpixels of the watermark class sit on the watermark, and checks
    the shortcut directly: does stamping the watermark onto other classes' images make them blue?
-   The hook's class atlas (a gradient map of every eval image, per predicted class) raises the
-   shortcut alarm by itself: a VisualDL text ``alarm/blue`` and a warning in this log.
+   The hook's shortcut alarm finds it by itself: regions proposed by the class atlas (a gradient
+   map of every eval image, per predicted class) and by a transplant scan, confirmed by pasting
+   them from blue images onto red and green ones; one warning in this log when it is raised,
+   the VisualDL text ``alarm/blue/evidence`` at every checkpoint it holds, and the structured
+   alarms (class, region, first and last checkpoint, evidence) in the printed summary.
 
 Run (from the repo root; ``bash scripts/run_demo.sh`` does the set-up first)::
 
@@ -58,12 +61,21 @@ def write_png(path, rgb):
     return path
 
 
+def alarm_summary(alarm):
+    """The alarm's fields a person reads first (``alarm.to_dict()`` has them all)."""
+    ev = alarm.evidence
+    return {"class": alarm.name, "region": alarm.region, "place": alarm.place,
+            "first_epoch": alarm.first, "last_epoch": alarm.last, "raised_at_the_end": alarm.active,
+            "transplant": "%d/%d images of other classes turned %s" % (ev.flipped, ev.targets,
+                                                                        alarm.name),
+            "hide": "p(%s) lower by %.2f, %d/%d left the class" % (alarm.name, ev.drop, ev.left,
+                                                                  ev.own)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="demo_output")
-    ap.add_argument("--epochs", type=int, default=6,
-                    help="the shortcut alarm waits for 2 checkpoints in a row; the model reads "
-                         "the watermark from about epoch 4 on")
+    ap.add_argument("--epochs", type=int, default=6, help="training epochs (a checkpoint each)")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--num-samples", type=lambda t: t if t == "auto" else int(t), default="auto",
                     help="LIME samples per probe: 'auto' (until its top 5 are certified, at "
@@ -178,8 +190,8 @@ def main():
                            "same image + watermark": pred_stamped["category"],
                            "red/green val images turned %s by the watermark" % WATERMARK_CLASS:
                                "%d/%d" % (flipped, len(others))},
-        # the hook's class atlas: classes whose explanations sit in one place of their own
-        "shortcut_alarms": [a for r in hook.history for a in r.alarms],
+        # the hook's shortcut alarm: every class it was raised for, where, when, on what evidence
+        "shortcut_alarms": [alarm_summary(a) for a in hook.alarms],
         "train_seconds_with_hook": round(t_train, 1),
         # the hook explains each checkpoint in a worker process while training goes on:
         # seconds spent explaining there, and seconds model.train waited for the hook

@@ -25,9 +25,9 @@ import logging
 import os
 import sys
 
-from .cli_args import (DEVICE_HELP, FILLS, GRADIENT_COMMANDS, HelpFormatter, audit_args,
-                       dataset_args, explain_args, gradient_args, occlusion_args, positive,
-                       progress_args, verbosity_args, watch_args)
+from .cli_args import (ALARM_EXIT, DEVICE_HELP, FILLS, GRADIENT_COMMANDS, HelpFormatter,
+                       audit_args, dataset_args, explain_args, gradient_args, occlusion_args,
+                       positive, progress_args, verbosity_args, watch_args)
 from .errors import UnsupportedModelError, UsageError, user_error
 
 __all__ = ["main", "build_parser"]
@@ -72,8 +72,8 @@ def build_parser():
     p = sub.add_parser("watch", help="explain a training run's checkpoints as they appear, "
                        "beside training", formatter_class=fmt)
     watch_args(p)
-    p = sub.add_parser("audit", help="shortcut audit: a class atlas of gradient maps over a "
-                       "dataset", formatter_class=fmt)
+    p = sub.add_parser("audit", help="shortcut audit: regions of the images the model reads as "
+                       "a class, tested by intervention", formatter_class=fmt)
     audit_args(p)
     p = sub.add_parser("build-weights", help="build (or --inspect) a NormLIME weights file",
                        formatter_class=fmt)
@@ -157,7 +157,7 @@ def _check(args):
                 raise UsageError("--out %r does not exist (nothing to inspect)" % args.out)
         elif not args.model or not args.dataset:
             raise UsageError("build-weights needs --model and --dataset (or --inspect)")
-    if args.command == "audit" and args.save_dir:  # before the audit's work, not after it
+    if args.command == "audit" and args.save_dir is not None:
         from .io import check_writable_dir
 
         check_writable_dir(args.save_dir, "--save-dir")
@@ -175,7 +175,7 @@ def _quiet_imports():
     quiet_import_noise()
 
 
-def _load(args):
+def _load(args, with_net=True):
     _quiet_imports()
     import paddlex_interpret  # noqa: F401  (shims before paddlex)
     from .adapters.paddleclas import PaddleClasClassifier, is_paddleclas_dir
@@ -187,7 +187,7 @@ def _load(args):
         return PaddleClasClassifier(args.model)
     import paddlex
 
-    return paddlex.load_model(args.model)
+    return paddlex.load_model(args.model, with_net=with_net)
 
 
 def _dataset(args, model):
@@ -289,33 +289,19 @@ def _watch(args):
     return 0
 
 
-def _audit(args, model):
+def _audit(args):
+    """The audit of a saved model or an exported inference model (then on its own predictor:
+    the test needs predictions only)."""
+    from .adapters.deployed import is_deployed_model
     from .api.audit import audit
 
-    result = audit(model, _dataset(args, model), max_images=args.max_images, seed=args.seed)
-    pictures = {}
-    if args.save_dir:
-        from . import rendering
-        from .io import atomic_write, ensure_writable_dir
-
-        ensure_writable_dir(args.save_dir, "--save-dir")
-        import cv2
-
-        for c, n in enumerate(result.atlas.counts):
-            if n:
-                path = os.path.join(args.save_dir, "atlas_%s.png" % result.atlas.name(c))
-                img = rendering.atlas_image(result.mean_images[c], result.atlas.maps[c],
-                                            result.atlas.hot(c))
-                with atomic_write(path, "wb") as f:
-                    f.write(cv2.imencode(".png", img[:, :, ::-1])[1].tobytes())
-                pictures[result.atlas.name(c)] = path
-    print(json.dumps({
-        "suspects": [{k: s[k] for k in ("name", "place", "region", "concentration",
-                                         "specificity", "images")} for s in result.suspects],
-        "classes": {k: {"concentration": round(c, 3), "specificity": round(p, 3), "images": n}
-                    for k, (c, p, n) in result.atlas.scores().items()},
-        "images": result.settings["images"], "atlas_images": pictures}))
-    return 1 if args.fail_on_alarm and result.suspects else 0
+    deployed = is_deployed_model(args.model)
+    model = _load(args, with_net=not deployed)
+    result = audit(args.model if deployed else model, _dataset(args, model),
+                   max_images=args.max_images, seed=args.seed, flip=args.flip,
+                   save_dir=args.save_dir)
+    print(json.dumps(result.to_dict()))
+    return ALARM_EXIT if args.fail_on_alarm and result.verdict == "alarm" else 0
 
 
 def _run(args):
@@ -332,6 +318,8 @@ def _run(args):
         print(json.dumps({"mode": gw.mode, "settings": gw.settings, "top_concepts": out},
                          indent=1))
         return 0
+    if args.command == "audit":
+        return _audit(args)
     model = _load(args)
     if args.command == "lime":
         exp = paddlex13.lime(args.image, model, args.num_samples, args.batch_size,
@@ -341,8 +329,6 @@ def _run(args):
                                  args.batch_size, args.save_dir, args.weights_file,
                                  mode=args.mode, max_images=args.max_images,
                                  **_explain_kwargs(args))
-    elif args.command == "audit":
-        return _audit(args, model)
     elif args.command in GRADIENT_COMMANDS:
         exp = _gradients(args, model)
     elif args.command == "occlusion":

@@ -2,8 +2,8 @@
 sub-commands share (:mod:`paddlex_interpret.cli` builds the parser and runs the commands)."""
 import argparse
 
-__all__ = ["FILLS", "SEGMENTERS", "SAMPLERS", "GRADIENT_COMMANDS", "HelpFormatter", "positive",
-           "samples", "positive_float",
+__all__ = ["FILLS", "SEGMENTERS", "SAMPLERS", "GRADIENT_COMMANDS", "ALARM_EXIT", "HelpFormatter",
+           "positive", "samples", "share", "positive_float",
            "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
            "dataset_args", "DEVICE_HELP", "occlusion_args", "watch_args"]
 
@@ -27,6 +27,11 @@ class HelpFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
+#: the exit status of ``audit --fail-on-alarm`` when the verdict is "alarm": not 1 (an uncaught
+#: error) nor 2 (a user error), so that a pipeline tells the three apart
+ALARM_EXIT = 3
+
+
 def positive(text):
     try:
         value = int(text)
@@ -40,6 +45,14 @@ def positive(text):
 def samples(text):
     """``'auto'`` or an integer >= 1 (``--num-samples``)."""
     return text if text == "auto" else positive(text)
+
+
+def share(text):
+    """A number in (0, 1]."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError("must be in (0, 1], got %s" % text)
+    return value
 
 
 def positive_float(text):
@@ -147,14 +160,21 @@ def dataset_args(p, required, weights=True):
 
 
 def audit_args(p):
+    from .core.shortcut import FLIP_ALARM, IMAGES
+
     p.add_argument("--model", required=True,
-                   help="a PaddleX model directory (saved by training, or exported)")
-    p.add_argument("--max-images", type=positive, default=200,
+                   help="a saved PaddleX model directory, or an exported inference model")
+    p.add_argument("--max-images", type=positive, default=IMAGES,
                    help="images of --dataset (stratified by label when it has labels)")
     p.add_argument("--seed", type=int, default=0, help="selection and baseline seed")
-    p.add_argument("--save-dir", default=None, help="write atlas_<class>.png there")
+    p.add_argument("--flip", type=share, default=FLIP_ALARM,
+                   help="the share of the other classes' images a region's transplant must turn "
+                        "into a class for an alarm")
+    p.add_argument("--save-dir", default=None,
+                   help="write atlas_<class>.png and audit.json there (created if needed)")
     p.add_argument("--fail-on-alarm", action="store_true",
-                   help="exit with status 1 when a class is a shortcut suspect")
+                   help="exit with status %d when the verdict is 'alarm' (1 is a failure of "
+                        "the program, 2 a user error)" % ALARM_EXIT)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     verbosity_args(p, default=argparse.SUPPRESS)
     dataset_args(p, required=True, weights=False)

@@ -205,20 +205,37 @@ def _fit_nearest(img, height, width):
     return img[rows][:, cols, :3]
 
 
-def atlas_image(mean_image, mass, hot, size=256, alpha=0.55, cmap="inferno"):
+def atlas_image(mean_image, mass, hot=None, size=256, alpha=0.55, cmap="inferno", box=None):
     """A class atlas as a picture: the class's mean image blended with its explanation mass
-    (``(H, W)``, scaled to its peak, through ``cmap``) and the hot region (``(H, W)`` bool)
-    outlined in cyan, scaled (nearest) to ``size`` pixels a side. ``(size, size, 3)`` uint8.
+    (``(H, W)``, scaled to its peak, through ``cmap``), the hot region (``(H, W)`` bool, or None)
+    outlined in cyan and ``box`` (``(x0, y0, x1, y1)``, exclusive ends: the shortcut alarm's
+    region) drawn in magenta, scaled (nearest) to ``size`` pixels a side. ``(size, size, 3)``
+    uint8.
     """
     import matplotlib
 
     mass = np.asarray(mass, np.float64)
     peak = mass.max()
-    colours = matplotlib.colormaps[cmap](mass / peak if peak > 0 else mass)[..., :3]
+    colours = matplotlib.colormaps[cmap](np.clip(mass / peak, 0, 1) if peak > 0 else
+                                         np.zeros_like(mass))[..., :3]
     image = np.asarray(mean_image, np.float64) / 255.0
-    blended = _fit_nearest(_to_uint8((1.0 - alpha) * image + alpha * colours), size, size)
-    region = _fit_nearest(np.asarray(hot, np.uint8)[..., None].repeat(3, 2), size, size)[..., 0]
-    return _to_uint8(mark_boundaries(blended, region.astype(np.int32), color=(0, 1, 1)))
+    out = _fit_nearest(_to_uint8((1.0 - alpha) * image + alpha * colours), size, size)
+    if hot is not None:
+        region = _fit_nearest(np.asarray(hot, np.uint8)[..., None].repeat(3, 2), size,
+                              size)[..., 0]
+        out = _to_uint8(mark_boundaries(out, region.astype(np.int32), color=(0, 1, 1)))
+    if box is not None:
+        h, w = mass.shape
+        x0, y0, x1, y1 = box
+        sx, sy = size / float(w), size / float(h)
+        a, b = int(round(x0 * sx)), int(round(y0 * sy))
+        c, d = max(a + 1, int(round(x1 * sx)) - 1), max(b + 1, int(round(y1 * sy)) - 1)
+        t = max(1, size // 128)
+        out = np.array(out, copy=True)
+        for rows, cols in (((b, b + t), (a, c + 1)), ((d - t + 1, d + 1), (a, c + 1)),
+                           ((b, d + 1), (a, a + t)), ((b, d + 1), (c - t + 1, c + 1))):
+            out[max(rows[0], 0):rows[1], max(cols[0], 0):cols[1]] = (255, 0, 255)
+    return out
 
 
 def _legend_bar(width, height=8, cmap="RdYlGn"):

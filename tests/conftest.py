@@ -22,8 +22,8 @@ Fixtures (names are stable, others rely on them):
   tests that share it).
 * ``watermarked`` -- ``(TrainedClassifier, hook, warnings)``: the demo's watermark data (blue
   images carry a corner checker, training and validation) trained by ``ALARM_RECIPE`` (6 epochs)
-  with an ExplainHook attached (the class atlas and NormLIME on), and the warnings the training
-  process logged (the shortcut alarm's).
+  with an ExplainHook attached (the class atlas, the shortcut alarm and NormLIME on), and the
+  warnings the training process logged (the shortcut alarm's).
 * ``paddleclas_shapes`` (32 px shapes, 12 + 5 images per class, with PaddleX 3's ClsDataset
   lists) and ``paddleclas_run``: a finished 3-epoch PaddleX 3 training run on it, written by
   PaddleClas's own functions in a process of its own (testing/paddleclas_run.py; PaddleX 3's
@@ -71,8 +71,8 @@ TRAIN_SETTINGS = dict(model_name="MobileNetV3_small", num_epochs=4, train_batch_
                       learning_rate=0.05, lr_decay_epochs=(3,), lr_decay_gamma=0.1,
                       warmup_steps=0, flip=False, seed=0)
 
-#: the shortcut alarm's recipe: 2 more epochs, so that a model that reads its shortcut does so at
-#: 2 checkpoints in a row (with 4 epochs, only at the last one; bench/bench_alarm.py)
+#: the shortcut alarm's recipe: 2 more epochs, so that a model that reads its shortcut does so
+#: for several checkpoints before the end (with 4 epochs, only at the last one)
 ALARM_RECIPE = dict(TRAIN_SETTINGS, num_epochs=6, lr_decay_epochs=(4,))
 
 

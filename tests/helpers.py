@@ -321,3 +321,66 @@ def start_paddleclas_run(out, dataset_root, epochs=3, sleep=0.0):
          str(dataset_root), "--epochs", str(epochs), "--sleep", str(sleep)],
         cwd=ROOT, env=quiet_import_noise(dict(os.environ)), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
+
+
+# ------------------------------------------------------------------------------ shortcuts
+def shortcut_flip_rate(model, dataset, kind, shortcut_class):
+    """How much a model reads a stamped shortcut (what the alarm is owed to): the share of the
+    validation images of the other classes that the model gets right which stamping the ``kind``
+    shortcut (:func:`paddlex_interpret.testing.shortcuts.stamp`) turns into ``shortcut_class``;
+    NaN when it gets fewer than ``MIN_TARGETS`` of them right. ``model``: a PaddleX model or a
+    checkpoint directory."""
+    from paddlex_interpret.adapters.paddlex import PaddleXClassifier
+    from paddlex_interpret.core.intervention import MIN_TARGETS
+    from paddlex_interpret.testing.shortcuts import stamp
+
+    if isinstance(model, (str, os.PathLike)):
+        import paddlex as pdx
+
+        model = pdx.load_model(str(model))
+    clf = PaddleXClassifier(model, backend="dygraph")
+    target = list(dataset.labels).index(shortcut_class)
+    items = [(p, y) for p, y, _ in dataset.val_items() if y != target]
+    views = np.stack([clf.view(p) for p, _ in items])
+    views = views[clf.predict(views).argmax(1) == np.array([y for _, y in items])]
+    if len(views) < MIN_TARGETS:  # too few to say; the alarm does not test such a model either
+        return float("nan")
+    stamped = np.stack([stamp(kind, v) for v in views])
+    return float((clf.predict(stamped).argmax(1) == target).mean())
+
+
+#: the classes of :func:`shapes`
+SHAPE_CLASSES = ["red", "green", "blue"]
+
+
+def shapes(n=60, seed=0, mark=True, size=64):
+    """``(n, size, size, 3)`` uint8 coloured shapes, the classes of :data:`SHAPE_CLASSES` in
+    turn; the blue ones carry the demo's watermark when ``mark``."""
+    from paddlex_interpret.testing.drawing import (COLOURS, draw_image, stamp_watermark,
+                                                   watermark_box_for)
+
+    box = watermark_box_for(size)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img, _, _ = draw_image(rng, size, COLOURS[SHAPE_CLASSES[i % 3]], avoid_box=box)
+        out.append(stamp_watermark(img, box) if mark and i % 3 == 2 else img)
+    return np.stack(out)
+
+
+def colour_model(shortcut=0.0, size=64):
+    """A numpy classifier of :func:`shapes` (probabilities): the logits are the mean positive
+    chroma per channel (the object's colour), plus for blue ``shortcut`` times the share of the
+    watermark box's pixels that are black or white (the checker: a model that reads it)."""
+    from paddlex_interpret.testing.drawing import watermark_box_for
+
+    x0, y0, x1, y1 = watermark_box_for(size)
+
+    def model(images):
+        x = images.astype(np.float64)
+        logits = np.maximum(x - x.mean(-1, keepdims=True), 0).mean((1, 2)) / 2.0
+        corner = x[:, y0:y1, x0:x1].mean(-1)
+        logits[:, 2] += shortcut * (np.abs(corner - 127.5) > 100).mean((1, 2))
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+    return model

@@ -167,3 +167,20 @@ def test_the_visualdl_panel_shows_the_error_bars():
     assert spread[interior(1)].mean() < spread[interior(0)].mean()
     assert worst == pytest.approx(0.2 / 0.6)
     assert rendering.spread_overlay(plain, 1) == (None, None)
+
+
+def test_the_atlas_picture_boxes_the_alarm_s_region_where_it_is():
+    from paddlex_interpret.rendering import atlas_image
+
+    mean = np.full((64, 64, 3), 90, np.uint8)
+    mass = np.zeros((64, 64))
+    mass[56:62, 56:62] = 1.0
+    hot = mass > 0
+    img = atlas_image(mean, mass, hot, box=(56, 56, 62, 62))
+    magenta = (img[..., 0] == 255) & (img[..., 1] == 0) & (img[..., 2] == 255)
+    ys, xs = np.nonzero(magenta)
+    assert img.shape == (256, 256, 3) and (xs.min(), ys.min()) == (224, 224)
+    assert (xs.max(), ys.max()) == (247, 247)
+    assert not magenta[:200, :200].any()
+    plain = atlas_image(mean, mass)  # no hot region, no box
+    assert not ((plain[..., 0] == 255) & (plain[..., 1] == 0) & (plain[..., 2] == 255)).any()

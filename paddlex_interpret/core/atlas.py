@@ -13,7 +13,12 @@ follows objects spread over the image makes a broad atlas whose area shuffling b
 sharp atlas that shuffling spreads out (several times larger). *Specificity* is the share of the
 hot region's mass that is this class's, against the mean of the other classes' atlases there
 (``own / (own + others)``: 0.5 when every class looks there, as at objects centred in every photo,
-1 when only this class does), so that a common place is not taken for one class's shortcut.
+1 when only this class does); NaN when the model gives no image to another class (nothing to
+compare with).
+
+The atlas is a picture of where the gradients look and a source of regions to test; whether the
+model *reads* a region is decided by intervention (:mod:`~paddlex_interpret.core.shortcut`):
+gradient maps move off a shortcut once the model is sure of the class.
 
 Example::
 
@@ -27,18 +32,13 @@ from typing import Dict, List, Optional
 import numpy as np
 
 __all__ = ["ClassAtlas", "class_atlas", "mass_map", "hot_region", "HOT_MASS", "MIN_IMAGES",
-           "place_name", "suspects", "ShortcutAlarm", "ALARM_CONCENTRATION", "ALARM_SPECIFICITY"]
+           "place_name"]
 
 #: share of a map's mass its hot region holds (0.5 let the diffuse half of a map that also reads
-#: the object hide a watermark: BENCHMARKS.md, "The shortcut alarm")
+#: the object hide a watermark)
 HOT_MASS = 0.2
 #: a class with fewer images gets no score (too few maps for a mean)
 MIN_IMAGES = 4
-#: the alarm's thresholds: a class is a suspect when its concentration and its specificity
-#: both reach them (chosen on shortcut and clean training runs: BENCHMARKS.md, "The shortcut
-#: alarm")
-ALARM_CONCENTRATION = 4.0
-ALARM_SPECIFICITY = 0.9
 
 
 def mass_map(m):
@@ -149,61 +149,14 @@ def class_atlas(maps, classes, n_classes, seed=0, shuffles=16, mass=HOT_MASS,
             shuffled[c] = _shuffled_area(own, rng, shuffles, mass)
             conc[c] = shuffled[c] / area[c]
     for c in np.flatnonzero(np.isfinite(conc)):
-        hot = hot_region(atlas[c], mass)
         others = [o for o in range(n_classes) if o != c and counts[o]]
-        elsewhere = np.mean([atlas[o][hot].sum() for o in others]) if others else 0.0
+        if not others:  # no other class to compare with: undefined, not "only this class"
+            continue
+        hot = hot_region(atlas[c], mass)
+        elsewhere = np.mean([atlas[o][hot].sum() for o in others])
         own = atlas[c][hot].sum()
         spec[c] = own / (own + elsewhere)
     return ClassAtlas(atlas, counts, conc, spec, area, shuffled,
                       settings={"hot_mass": float(mass), "shuffles": int(shuffles),
                                 "seed": int(seed), "min_images": int(min_images)},
                       label_names=list(label_names) if label_names is not None else None)
-
-
-def suspects(atlas, concentration=ALARM_CONCENTRATION, specificity=ALARM_SPECIFICITY):
-    """``[{class, name, concentration, specificity, images, region, place}]``: the classes of
-    ``atlas`` whose explanations sit in one place of their own (both thresholds reached)."""
-    out = []
-    for c in range(len(atlas.counts)):
-        conc, spec = atlas.concentration[c], atlas.specificity[c]
-        if np.isfinite(conc) and conc >= concentration and spec >= specificity:
-            out.append({"class": c, "name": atlas.name(c), "concentration": float(conc),
-                        "specificity": float(spec), "images": int(atlas.counts[c]),
-                        "region": atlas.region(c), "place": place_name(atlas.hot(c))})
-    return out
-
-
-class ShortcutAlarm:
-    """Fires for a class once it has been a suspect at ``patience`` checkpoints in a row (one
-    sharp atlas can be a phase of training; a shortcut stays). ``update`` returns the suspects
-    that fire now; a class fires once until it stops being a suspect."""
-
-    def __init__(self, patience=2):
-        self.patience = int(patience)
-        self.streak = {}
-        self.fired = set()
-
-    def reset(self):
-        self.streak, self.fired = {}, set()
-
-    def state(self):
-        """The streaks and the classes that fired, as plain data (to carry them to another
-        process)."""
-        return {"streak": {int(c): int(n) for c, n in self.streak.items()},
-                "fired": sorted(int(c) for c in self.fired)}
-
-    def restore(self, state):
-        """Go on from :meth:`state`'s data."""
-        self.streak = {int(c): int(n) for c, n in state.get("streak", {}).items()}
-        self.fired = {int(c) for c in state.get("fired", ())}
-
-    def update(self, found):
-        now = {s["class"]: s for s in found}
-        self.streak = {c: self.streak.get(c, 0) + 1 for c in now}
-        self.fired &= set(now)
-        out = []
-        for c, s in sorted(now.items()):
-            if self.streak[c] >= self.patience and c not in self.fired:
-                self.fired.add(c)
-                out.append(dict(s, checkpoints=self.streak[c]))
-        return out

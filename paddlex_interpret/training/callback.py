@@ -87,7 +87,7 @@ class ExplainCallback(paddle.callbacks.Callback):
     """Explain probe images during ``paddle.Model.fit`` and log them to VisualDL.
 
     Args:
-        probes: image paths or uint8 arrays (``(H, W, 3)``).
+        probes: image paths or uint8 arrays (``(H, W, 3)``), or None (none).
         preprocess: ``(B, H, W, 3)`` uint8 -> ``(B, C, H, W)`` float for the network (default:
             scale to [0, 1], channels first); :func:`make_preprocess` builds the usual ones.
         probe_size: resize probes (int or ``(h, w)``) to the network's input size first.
@@ -109,7 +109,7 @@ class ExplainCallback(paddle.callbacks.Callback):
             ``seed``, ``freq``, ``normlime``, ``max_images``, ``metrics``...).
     """
 
-    def __init__(self, probes, preprocess=None, probe_size=None, logdir=DEFAULT_LOGDIR,
+    def __init__(self, probes=None, preprocess=None, probe_size=None, logdir=DEFAULT_LOGDIR,
                  save_dir=None, trigger="epoch_end", normlime_data=None, label_names=None,
                  weights_builder=None, backend="auto", parallel="auto", shared_normlime=True,
                  **options):

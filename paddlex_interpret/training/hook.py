@@ -78,7 +78,8 @@ class ExplainHook(WorkerSide):
     """Explain probe images at every checkpoint of ``model.train(...)`` and log to VisualDL.
 
     Args:
-        probes: image paths or arrays, shown to the model through its test transforms.
+        probes: image paths or arrays, shown to the model through its test transforms; None
+            or ``[]``: none (NormLIME, the class atlas and the shortcut alarm still run).
         logdir: VisualDL directory; default ``<save_dir>/vdl_log/explain`` of each ``train`` call.
         weights_builder: a :class:`~paddlex_interpret.training.builders.WeightsBuilder` or a
             function ``f(context) -> GlobalWeights`` replacing the default builder on the
@@ -103,7 +104,7 @@ class ExplainHook(WorkerSide):
     :class:`~paddlex_interpret.training.report.CheckpointReport` per explained checkpoint.
     """
 
-    def __init__(self, probes, logdir=None, weights_builder=None, background=True,
+    def __init__(self, probes=None, logdir=None, weights_builder=None, background=True,
                  worker_threads=None, worker_device="cpu", shared_normlime=True, **options):
         self.session = ExplainSession(probes, weights_builder=weights_builder, **options)
         self.logdir = logdir
@@ -322,6 +323,20 @@ class ExplainHook(WorkerSide):
     @property
     def history(self):
         return self.session.history
+
+    @property
+    def alarms(self):
+        """Every class the shortcut alarm was raised for in the last run, by class: an
+        :class:`~paddlex_interpret.core.shortcut.Alarm` (class, region, the first and the last
+        checkpoint that confirmed it and every one between, the latest evidence, and ``active``:
+        still raised at the last explained checkpoint)."""
+        from ..core.shortcut import ShortcutMemory
+
+        states = [r.alarm_state for r in self.history if r.alarm_state]
+        memory = ShortcutMemory()
+        if states:
+            memory.restore(states[-1])
+        return [a for _, a in sorted(memory.alarms.items())]
 
     @staticmethod
     def weights_file(checkpoint_dir):

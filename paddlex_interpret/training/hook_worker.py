@@ -84,8 +84,8 @@ class WorkerSide:
             if report is not None:
                 for error in report.errors:  # already in VisualDL; into this process's log too
                     logger.error("explanations (worker): %s", error)
-                for alarm in report.alarms:
-                    logger.warning("explanations (worker): %s", alarm)
+                for kind, _, message in report.alarm_events:  # one line per event
+                    (logger.warning if kind == "raised" else logger.info)("%s", message)
                 for old in session.history:
                     old.images, old.explanations = {}, {}
                 session.history.append(report)
@@ -103,8 +103,8 @@ class WorkerSide:
         logger.error("explanations: the remaining checkpoints are explained in the training "
                      "process")
         states = [r.alarm_state for r in self.session.history if r.alarm_state]
-        if states:  # the alarm's streaks go on from the worker's last report
-            self.session.atlas_stage.alarm.restore(states[-1])
+        if states:  # the alarm's memory goes on from the worker's last report
+            self.session.atlas_stage.memory.restore(states[-1])
 
     def _finish_worker(self, wait=True):
         worker = self._worker

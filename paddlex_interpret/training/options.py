@@ -13,10 +13,10 @@ Example::
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional
 
-from ..core.atlas import ALARM_CONCENTRATION, ALARM_SPECIFICITY
 from ..core.classifier import check_positive_int
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          check_num_samples)
+from ..core.shortcut import FLIP_ALARM, IMAGES
 
 __all__ = ["ExplainOptions"]
 
@@ -57,14 +57,20 @@ class ExplainOptions:
         metric_steps: points on the deletion/insertion curves (``None``: one per superpixel).
 
     The class atlas and the shortcut alarm
-    (:mod:`~paddlex_interpret.training.atlas_stage`):
+    (:mod:`~paddlex_interpret.training.atlas_stage`), both on an eval dataset:
         atlas: a gradient map of the eval images at every explained checkpoint, one atlas per
-            predicted class, and the alarm (needs a Paddle network and an eval dataset).
+            predicted class (needs a Paddle network: gradients); its regions are tested by the
+            alarm too.
         atlas_method: the maps (``'input_x_gradient'``, ``'gradcam'``,
             ``'integrated_gradients'``: :data:`~paddlex_interpret.api.audit.ATLAS_METHODS`).
-        atlas_max_images: eval images (stratified, seeded) of the atlas.
-        alarm_concentration, alarm_specificity: the alarm's thresholds.
-        alarm_patience: checkpoints in a row a class must pass them before the alarm fires.
+        atlas_max_images: eval images (stratified, seeded, the same at every checkpoint) of the
+            atlas and the alarm (default
+            :data:`~paddlex_interpret.core.shortcut.IMAGES`, as ``audit``'s).
+        alarm: the shortcut alarm (:mod:`~paddlex_interpret.core.shortcut`): regions proposed
+            by the atlas, the transplant scan and the regions of earlier checkpoints, tested by
+            intervention; needs predictions only.
+        alarm_flip: the share of the other classes' images a region's transplant must turn
+            into a class for the alarm (default one half).
 
     When:
         freq: explain at every ``freq``-th checkpoint (and always at the last one).
@@ -104,10 +110,9 @@ class ExplainOptions:
     metric_steps: Optional[int] = 20
     atlas: bool = True
     atlas_method: str = "input_x_gradient"
-    atlas_max_images: Optional[int] = 60
-    alarm_concentration: float = ALARM_CONCENTRATION
-    alarm_specificity: float = ALARM_SPECIFICITY
-    alarm_patience: int = 2
+    atlas_max_images: Optional[int] = IMAGES
+    alarm: bool = True
+    alarm_flip: float = FLIP_ALARM
     freq: int = 1
     normlime_freq: int = 1
     metrics_freq: int = 1
@@ -118,7 +123,7 @@ class ExplainOptions:
     def __post_init__(self):
         self.num_samples = check_num_samples(self.num_samples)
         for name in ("batch_size", "top_k", "num_features", "freq",
-                     "normlime_freq", "metrics_freq", "alarm_patience"):
+                     "normlime_freq", "metrics_freq"):
             setattr(self, name, check_positive_int(getattr(self, name), name))
         self.seed = int(self.seed)
         self.kernel_width = float(self.kernel_width)
@@ -134,8 +139,10 @@ class ExplainOptions:
         if self.atlas_method not in ("input_x_gradient", "gradcam", "integrated_gradients"):
             raise ValueError("atlas_method must be 'input_x_gradient', 'gradcam' or "
                              "'integrated_gradients', got %r" % (self.atlas_method,))
-        self.alarm_concentration = float(self.alarm_concentration)
-        self.alarm_specificity = float(self.alarm_specificity)
+        self.alarm_flip = float(self.alarm_flip)
+        if not 0 < self.alarm_flip <= 1:
+            raise ValueError("alarm_flip must be in (0, 1] (a share of images), got %r"
+                             % (self.alarm_flip,))
         if self.stability is True:
             self.stability = "split"
         if self.stability not in ("split", "reseed", False, None):

@@ -7,7 +7,7 @@ Example::
                             checkpoint_dir="output/epoch_3", dataset=eval_dataset)
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -70,10 +70,13 @@ class CheckpointReport:
     ``backend`` is the classifier's ``backend_info`` after the checkpoint (which backend ran, and
     for Paddle Inference whether the program was traced or only new weights were written, with
     the seconds of that export and of the predictor build). ``pid`` is the process that explained
-    it (the hook's worker process, or the training process). ``alarms``: the shortcut alarms that
-fired at this checkpoint (also in ``texts``); ``alarm_state``: the alarm's streaks after it
-(:meth:`~paddlex_interpret.core.atlas.ShortcutAlarm.state`), so that the training process goes
-on from them if the worker process dies."""
+    it (the hook's worker process, or the training process). ``alarms``: the shortcut alarms
+    raised at this checkpoint (:class:`~paddlex_interpret.core.shortcut.Alarm`: class, region,
+    first and last checkpoint, evidence); ``alarm_events``: ``(kind, class name, message)`` of
+    the alarms raised or cleared here (``'raised'`` / ``'cleared'``: one log line each);
+    ``alarm_state``: the alarm's memory after it
+    (:meth:`~paddlex_interpret.core.shortcut.ShortcutMemory.state`), so that the training
+    process goes on from it if the worker process dies."""
 
     epoch: int
     scalars: Dict[str, float] = field(default_factory=dict)
@@ -86,5 +89,6 @@ on from them if the worker process dies."""
     timings: Dict[str, float] = field(default_factory=dict)
     backend: Dict[str, Any] = field(default_factory=dict)
     pid: int = 0
-    alarms: List[str] = field(default_factory=list)
+    alarms: List[Any] = field(default_factory=list)
+    alarm_events: List[Tuple[str, str, str]] = field(default_factory=list)
     alarm_state: Dict[str, Any] = field(default_factory=dict)

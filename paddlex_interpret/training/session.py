@@ -60,7 +60,8 @@ class ExplainSession:
     """Explain a fixed set of probe images at checkpoints and log to VisualDL.
 
     Args:
-        probes: image paths or arrays (any bit depth/channels). Each is shown to the model through
+        probes: image paths or arrays (any bit depth/channels), or None / ``[]`` (NormLIME, the
+            class atlas and the shortcut alarm still run). Each is shown to the model through
             ``classifier.view`` (PaddleX: the geometric steps of ``model.test_transforms``).
         probe_labels: optional true class id per probe: that label is explained at every
             checkpoint (comparable over time); otherwise the predicted top-``top_k``.
@@ -73,22 +74,23 @@ class ExplainSession:
 
     Cost of one explained checkpoint, in forward passes of the model: ``probes x num_samples``
     for LIME, ``probes x 3 x (metric_steps + 1)`` for deletion/insertion and NormLIME deletion
-    (``metrics``) and ``max_images`` for NormLIME (``'fast'``); plus a few hundredths of a
+    (``metrics``) and ``max_images`` for NormLIME (``'fast'``); for the class atlas one forward
+    and one backward pass per atlas image, and for the shortcut alarm a few thousand forward
+    passes (the transplant scan, about 400 a class, and each region's transplant onto the other
+    classes' images; ``report.scalars["alarm/forward_passes"]``); plus a few hundredths of a
     second per rendered panel and, with Paddle Inference, one predictor build for the new
     weights (the network is traced at the first checkpoint only). Once per run the codebook fit
     and the concept occurrences segment the ``max_images`` eval images. Thin it out with
     ``freq`` (and ``normlime_freq`` / ``metrics_freq``).
     """
 
-    def __init__(self, probes, probe_labels=None, probe_names=None, *, weights_builder=None,
+    def __init__(self, probes=None, probe_labels=None, probe_names=None, *, weights_builder=None,
                  **options):
         self.options = ExplainOptions.from_kwargs(options)
         if isinstance(probes, (str, bytes, os.PathLike)) or (
                 isinstance(probes, np.ndarray) and probes.ndim == 3):
             probes = [probes]
-        self.probes = list(probes)
-        if not self.probes:
-            raise ValueError("give at least one probe image (a path or an array)")
+        self.probes = list(probes) if probes is not None else []
         n = len(self.probes)
         if probe_labels is not None:
             probe_labels = [None if l is None else int(l) for l in probe_labels]
@@ -179,9 +181,10 @@ class ExplainSession:
                     self.codebook = gw.codebook or self.codebook
             gw = self.global_weights if o.normlime else None
             codebook = (gw.codebook or self.codebook) if gw is not None else None
-            if o.atlas and context.dataset is not None and self._atlas_supported(context):
+            atlas = o.atlas and context.dataset is not None and self._atlas_supported(context)
+            if atlas or (o.alarm and context.dataset is not None):
                 self._stage(report, context, "atlas", self.atlas_stage.run, context, report, gw,
-                            codebook, self.probe_stage.segmenter)
+                            codebook, self.probe_stage.segmenter, atlas)
             for name, probe, label in zip(self.probe_names, self.probes, self.probe_labels):
                 self._stage(report, context, name, self.probe_stage.run, context, report, name,
                             probe, label, do_metrics, gw, codebook,
@@ -206,7 +209,7 @@ class ExplainSession:
         return report
 
     def _atlas_supported(self, context):
-        if self.atlas_stage.supports(context.classifier):
+        if self.atlas_stage.supports_gradients(context.classifier):
             return True
         if not self._said_no_atlas:
             self._said_no_atlas = True

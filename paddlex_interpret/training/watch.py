@@ -219,7 +219,7 @@ class Watcher:
             session.normlime_stage.previous = np.asarray(gw.weights, dtype=np.float64)
             session.global_weights = gw
         if self.state.data.get("alarm_state"):
-            session.atlas_stage.alarm.restore(self.state.data["alarm_state"])
+            session.atlas_stage.memory.restore(self.state.data["alarm_state"])
         if self.state.data["checkpoints"]:
             logger.info("watch: going on after %d checkpoint(s) done before",
                         len(self.state.data["checkpoints"]))
@@ -329,7 +329,8 @@ class Watcher:
         self.state.finish(ck.name, ck.epoch, "explained", seconds=round(report.seconds, 3),
                           load_seconds=round(load_seconds, 3),
                           errors=len(report.errors), weights_file=report.weights_file,
-                          alarms=list(report.alarms), alarm_state=report.alarm_state,
+                          alarms=[a.to_dict() for a in report.alarms],
+                          alarm_state=report.alarm_state,
                           model=type(classifier).__name__)
         return True
 

@@ -222,6 +222,7 @@ class _ChildState:
         self.num_threads = int(init["num_threads"])
         self.session = ExplainSession(init["probes"], weights_builder=init.get("weights_builder"),
                                       **init["options"])
+        self.session.atlas_stage.announce = False  # the training process says the alarms
         self.model = None
         self.classifier = None
 

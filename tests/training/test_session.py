@@ -88,8 +88,8 @@ def test_session_writes_nothing_off_rank_zero(tmp_path, monkeypatch):
 
 
 def test_session_validates_its_options():
-    with pytest.raises(ValueError, match="at least one probe"):
-        ExplainSession([])
+    with pytest.raises(ValueError, match="alarm_flip"):
+        ExplainSession([], alarm_flip=0)
     with pytest.raises(ValueError, match="probe_labels"):
         ExplainSession(["a.png"], probe_labels=[0, 1])
     with pytest.raises(ValueError, match="num_samples"):
@@ -172,3 +172,29 @@ def test_options_are_checked_and_normalised():
         ExplainOptions(stability="often")
     with pytest.raises(ValueError, match="max_overhead"):
         ExplainOptions(max_overhead=-0.1)
+
+
+def test_a_session_without_probes_runs_the_alarm_for_a_model_without_gradients(tmp_path,
+                                                                               caplog):
+    """No probes, no NormLIME: the alarm alone, on a numpy model that reads the watermark as
+    blue (no gradients, so no atlas): raised once, with its structured report and one line."""
+    import logging
+
+    from helpers import SHAPE_CLASSES, colour_model, shapes
+    from paddlex_interpret.core.classifier import FunctionClassifier
+
+    views = shapes()
+    labels = [i % 3 for i in range(len(views))]
+    session = ExplainSession(None, logdir=str(tmp_path / "log"), normlime=False, metrics=False)
+    clf = FunctionClassifier(colour_model(30), label_names=SHAPE_CLASSES)
+    with caplog.at_level(logging.INFO, logger="paddlex_interpret"):
+        reports = [session.on_checkpoint(CheckpointContext(
+            epoch=e, classifier=clf, dataset=list(zip(views, labels)),
+            label_names=SHAPE_CLASSES)) for e in (1, 2)]
+    assert [[a.name for a in r.alarms] for r in reports] == [["blue"], ["blue"]]
+    assert [(k, n) for r in reports for k, n, _ in r.alarm_events] == [("raised", "blue")]
+    assert caplog.text.count("shortcut alarm at epoch") == 1
+    assert reports[1].alarms[0].first == 1 and reports[1].alarms[0].checkpoints == [1, 2]
+    assert reports[1].scalars["alarm/blue"] == 1.0 and reports[1].scalars["alarm/red"] == 0.0
+    assert not any(k.startswith("atlas/blue/") for k in reports[1].scalars)  # no gradients
+    assert "alarm/blue/evidence" in reports[1].texts and not reports[1].errors

@@ -238,11 +238,19 @@ def test_the_shortcut_alarm_fires_on_the_watermarked_run(watermarked, tmp_path):
     watcher = Watcher(trained.save_dir, [ds.val_items()[0][0]], ds.root, logdir=str(logdir),
                       once=True, num_samples=60, metrics=False, max_images=30, n_concepts=8)
     watcher.run_until_done()
-    fired = [(r.epoch, a) for r in watcher.session.history for a in r.alarms]
-    hook_fired = [(r.epoch, a) for r in hook.history for a in r.alarms]
-    assert len(fired) == 1 and "'blue'" in fired[0][1] and "bottom-right" in fired[0][1], fired
-    assert fired[0][0] == hook_fired[0][0]  # at the hook's checkpoint
+    raised = {r.epoch: [a.name for a in r.alarms] for r in watcher.session.history}
+    # the same checkpoints, the same images, the same test: the alarms the hook raised
+    assert raised == {r.epoch: [a.name for a in r.alarms] for r in hook.history}, raised
+    on = [e for e in sorted(raised) if raised[e]]
+    assert on and all(raised[e] == ["blue"] for e in on), raised
+    first = next(r for r in watcher.session.history if r.alarms)
+    assert "bottom-right" in first.alarms[0].message(first.epoch)
     reader = read_run(str(logdir))
     assert [t for t in reader.get_tags()["text"] if t.startswith("alarm/")] == [
         "alarm/blue/evidence"]
-    assert steps(reader, "text", "alarm/blue/evidence") == [fired[0][0]]
+    assert steps(reader, "text", "alarm/blue/evidence") == on
+    # what the watcher's state file keeps: the alarms as plain data, the memory to go on from
+    with open(os.path.join(str(logdir), "watch_state.json")) as f:
+        state = json.load(f)
+    kept = {c["epoch"]: [a["name"] for a in c["alarms"]] for c in state["checkpoints"].values()}
+    assert kept == raised and state["alarm_state"]

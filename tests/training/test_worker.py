@@ -44,19 +44,18 @@ def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, mon
     assert (tmp_path / "out" / "epoch_2" / "normlime_weights.npz").exists()
 
 
-def test_the_alarm_s_streaks_go_on_in_the_training_process_when_the_worker_dies(
+def test_the_alarm_s_memory_goes_on_in_the_training_process_when_the_worker_dies(
         tiny_shapes, probes, tmp_path, monkeypatch):
-    """Thresholds of 0 make every predicted class a suspect (a forced fault): the worker's report
-    of epoch 1 carries its streaks; the worker is killed with epoch 2; the training process
-    explains epoch 3 starting from epoch 1's streaks, not from none."""
+    """The worker's report of epoch 1 carries the alarm's memory (the checkpoints it checked,
+    the regions it remembers); the worker is killed with epoch 2; the training process checks
+    epoch 3 starting from epoch 1's memory, not from none."""
     import signal
 
     from paddlex_interpret.training.atlas_stage import AtlasStage
 
-    hook = ExplainHook(probes[0][:1], **dict(FAST, alarm_concentration=0.0,
-                                             alarm_specificity=0.0, alarm_patience=2))
+    hook = ExplainHook(probes[0][:1], **FAST)
     dispatch, run = hook._dispatch, AtlasStage.run
-    seen = []  # the in-process alarm's state as each checkpoint starts
+    seen = []  # the in-process alarm's memory as each checkpoint starts
 
     def dispatch_then_kill(epoch, *args, **kwargs):
         dispatch(epoch, *args, **kwargs)
@@ -64,7 +63,7 @@ def test_the_alarm_s_streaks_go_on_in_the_training_process_when_the_worker_dies(
             os.kill(hook.worker_pid, signal.SIGKILL)
 
     def recording_run(self, *args, **kwargs):
-        seen.append(self.alarm.state())
+        seen.append(self.memory.state())
         return run(self, *args, **kwargs)
 
     monkeypatch.setattr(hook, "_dispatch", dispatch_then_kill)
@@ -72,8 +71,9 @@ def test_the_alarm_s_streaks_go_on_in_the_training_process_when_the_worker_dies(
     train_tiny(tiny_shapes, tmp_path / "out", hook=hook, epochs=3)
     got = {r.epoch: r for r in hook.history}
     assert got[1].pid != os.getpid() and got[3].pid == os.getpid() and 2 not in got
-    assert set(got[1].alarm_state["streak"].values()) == {1}, got[1].alarm_state
+    assert got[1].alarm_state["checked"] == [1], got[1].alarm_state
     assert seen == [got[1].alarm_state]
+    assert got[3].alarm_state["checked"] == [1, 3]
 
 
 def test_a_worker_that_cannot_start_leaves_the_work_to_the_training_process(
