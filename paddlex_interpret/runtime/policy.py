@@ -4,19 +4,19 @@ policy.
 ``backend='dygraph'`` runs the layer itself (all CPU cores, eval mode, no gradients);
 ``'inference'`` runs it on a Paddle Inference engine (:mod:`~paddlex_interpret.runtime.engine`)
 and falls back to dygraph, with the reason logged, when the export or the predictor fails;
-``'auto'`` measures both and keeps the faster, per layer, input shape and device, for the process
-(the measurements live in :data:`~paddlex_interpret.runtime.cache.ENGINES`).
+``'auto'`` is ``'inference'`` decided on the first call, per layer, input shape and device, for
+the process (:data:`~paddlex_interpret.runtime.cache.ENGINES`): the engine when it builds and
+runs, else dygraph. It is not timed: the engine ran these CPU models 2-12x faster than dygraph
+(BENCHMARKS.md, "Speed vs the floor and the peers"), and a choice timed on a busy machine would
+make the last bits of an explanation depend on the load.
 
 The rule that keeps results repeatable: a path is chosen **before** a piece of work's first
-batch, on inputs whose outputs are thrown away, and never changes inside it. An explanation asks
-for a :class:`Plan` (:meth:`ModelRunner.plan`) before its batches; the first one that can be
-measured (a probe of at least :data:`AUTO_MIN_ROWS` images) decides dygraph or inference for
-the rest of the process, and, on a CPU engine with ``parallel='auto'``, whether the single-thread
-workers run at once there (they take turns where ``predictor.run()`` holds the GIL). Inference
-outputs do not depend on the batch size or on which predictor ran them (tested), so only the
-dygraph/inference choice can change the numbers; the engine is preferred unless dygraph measured
-clearly faster (:data:`AUTO_DYGRAPH_MARGIN`), so that the choice is the same from run to run.
-Calls smaller than a probe run in dygraph until the decision is made.
+batch and never changes inside it. An explanation asks for a :class:`Plan`
+(:meth:`ModelRunner.plan`) before its batches. On a CPU engine with ``parallel='auto'`` the plan
+also says whether the single-thread workers run (measured once on a probe whose outputs are
+thrown away: they take turns where ``predictor.run()`` holds the GIL); the engine's outputs do
+not depend on the batch size or on which predictor ran them (tested), so that choice leaves the
+numbers alone.
 
 Weights are verified (fingerprint recomputed) on every call that uses the inference engine,
 except inside :meth:`ModelRunner.hold_weights`, where they are verified once.
@@ -30,7 +30,6 @@ Example::
 """
 import contextlib
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import List
@@ -44,20 +43,12 @@ from .fingerprint import parameter_fingerprint
 from .modes import dygraph_threads, eval_mode
 
 __all__ = ["BACKENDS", "ModelRunner", "Plan", "check_backend", "check_parallel",
-           "AUTO_MIN_ROWS", "AUTO_DYGRAPH_MARGIN", "AUTO_WORKERS_SECONDS_PER_IMAGE",
-           "AUTO_WORKERS_MIN_BUSY"]
+           "AUTO_WORKERS_SECONDS_PER_IMAGE", "AUTO_WORKERS_MIN_BUSY"]
 
 logger = logging.getLogger("paddlex_interpret")
 
 BACKENDS = ("auto", "dygraph", "inference")
 
-#: ``'auto'`` decides on the first batch of at least this many images (a smaller one runs in
-#: dygraph meanwhile): one or two images time a backend badly.
-AUTO_MIN_ROWS = 8
-#: ``'auto'`` keeps dygraph only when it ran at least this many times faster per image than the
-#: engine on the probe; in between the engine is kept, so that timing noise does not flip the
-#: choice (and the numbers) from one process to the next.
-AUTO_DYGRAPH_MARGIN = 1.25
 #: ``parallel='auto'`` uses the single-thread workers only for models whose engine ran the probe at
 #: most this fast per image: composing a batch costs about the same for any model, so the workers
 #: matter for fast models; for slow ones their second copy of the activations costs more than it
@@ -76,8 +67,7 @@ class _AutoState:
     def __init__(self):
         self.decision = None        # None (not decided yet), 'dygraph' or 'inference'
         self.reason = "not decided"
-        self.dygraph_per_image = None
-        self.inference_per_image = None
+        self.inference_per_image = None  # measured for the workers' rule only
         self.workers_checked = False
         self.workers_busy = None
         self.workers_slow = None    # why the workers are not used here, once measured
@@ -124,8 +114,9 @@ class ModelRunner:
 
     Args:
         layer: a ``paddle.nn.Layer``; its first output is returned.
-        backend: ``'auto'`` (measure once, keep the faster), ``'dygraph'`` or ``'inference'``
-            (Paddle Inference; falls back to dygraph with a logged warning if export fails).
+        backend: ``'auto'`` (the engine when it builds and runs, else dygraph; decided on the
+            first call, never timed), ``'dygraph'`` or ``'inference'`` (Paddle Inference;
+            falls back to dygraph with a logged warning if export fails).
         device: ``'cpu'`` / ``'gpu:0'``... (default: the layer's parameters'; another leaves
             Paddle Inference only, see :attr:`elsewhere`; a GPU not there raises DeviceError).
         num_threads: CPU threads for both backends (default ``os.cpu_count()``).
@@ -233,15 +224,15 @@ class ModelRunner:
 
     # ------------------------------------------------------------------ the decision
     def decided(self, input_shape):
-        """Whether work of ``input_shape`` has a fixed backend now (forced, failed, or measured
-        by ``'auto'``)."""
+        """Whether work of ``input_shape`` has a fixed backend now (forced, failed, or decided by
+        ``'auto'``)."""
         return (self.backend != "auto" or self._failed is not None
                 or self.auto_state(input_shape).decision is not None)
 
     def backend_for(self, input_shape, probe=None):
         """``'dygraph'`` or ``'inference'`` for work of ``input_shape``; with ``'auto'`` still
-        undecided, measured now on ``probe`` (a ``(B, C, H, W)`` batch whose outputs are thrown
-        away) when it has :data:`AUTO_MIN_ROWS` images or more, else None (not decided)."""
+        undecided, decided now: the engine is built and run once on ``probe`` (a batch whose
+        outputs are thrown away; default one zero image), dygraph if either fails."""
         shape = tuple(int(s) for s in input_shape)
         if self.backend == "dygraph":
             return "dygraph"
@@ -250,42 +241,27 @@ class ModelRunner:
         if self.backend == "inference" or self.elsewhere:
             return "inference"  # the engine is built (or fails, logged) by its caller
         st = self.auto_state(shape)
-        if st.decision is None and probe is not None and len(probe) >= AUTO_MIN_ROWS:
-            self._measure(st, shape, np.ascontiguousarray(probe, dtype=np.float32))
+        if st.decision is None:
+            self._decide(st, shape, probe)
         return st.decision
 
-    def _measure(self, st, shape, probe):
-        """Time dygraph (2 images, twice) and the engine (a warm-up, then the probe) and decide."""
-        small = probe[:2]
-        dygraph = []
-        for _ in range(2):
-            t = time.perf_counter()
-            self._dygraph(small)
-            dygraph.append((time.perf_counter() - t) / len(small))
-        st.dygraph_per_image = min(dygraph)
+    def _decide(self, st, shape, probe):
+        """``'auto'``: the engine when it builds and runs on the probe, else dygraph."""
+        probe = (np.zeros((1,) + shape, np.float32) if probe is None
+                 else np.ascontiguousarray(probe, dtype=np.float32))
         engine = self.engine(shape)
-        if engine is None or self._run_engine(engine, probe) is None:  # the warm-up
-            st.decision, st.reason = "dygraph", self._failed
+        if engine is None or self._run_engine(engine, probe) is None:
+            st.decision, st.reason = "dygraph", "auto: " + str(self._failed)
             return
-        t = time.perf_counter()
-        if self._run_engine(engine, probe) is None:
-            st.decision, st.reason = "dygraph", self._failed
-            return
-        st.inference_per_image = (time.perf_counter() - t) / len(probe)
-        faster = st.inference_per_image <= AUTO_DYGRAPH_MARGIN * st.dygraph_per_image
-        st.decision = "inference" if faster else "dygraph"
-        st.reason = ("auto: inference %.1f img/s vs dygraph %.1f img/s"
-                     % (1.0 / max(st.inference_per_image, 1e-9),
-                        1.0 / max(st.dygraph_per_image, 1e-9)))
-        logger.info("backend for %s %s: %s (%s)", type(self.layer).__name__, shape,
-                    st.decision, st.reason)
+        st.decision, st.reason = "inference", "auto: the inference engine"
+        logger.debug("backend for %s %s: inference", type(self.layer).__name__, shape)
 
     def plan(self, input_shape, probe=None, parallel=None):
         """The :class:`Plan` for an explanation's batches of ``input_shape``, decided now (see
         the module docstring); ``probe`` is a batch whose outputs are thrown away, used when a
         measurement is still needed."""
         shape = tuple(int(s) for s in input_shape)
-        backend = self.backend_for(shape, probe) or "dygraph"
+        backend = self.backend_for(shape, probe)
         workers, gpu = [], False
         if backend == "inference":
             engine = self.engine(shape)
@@ -372,9 +348,7 @@ class ModelRunner:
             if self.backend == "auto":
                 st = self.auto_state(shape)
                 st.decision, st.reason = "dygraph", self._failed
-        if backend is None:
-            reason = "auto: undecided (fewer than %d images so far)" % AUTO_MIN_ROWS
-        elif self.backend == "dygraph":
+        if self.backend == "dygraph":
             reason = "forced"
         elif self._failed is not None:
             reason = self._failed

@@ -1,5 +1,5 @@
 """paddlex_interpret.runtime.policy (ModelRunner): the forced backends and their fallback to
-dygraph, the ``'auto'`` rule (cheap models stay in dygraph, expensive ones are measured), when the
+dygraph, the ``'auto'`` rule (the engine from the first call, never timed), when the
 inference workers are used and when ``'auto'`` turns them off, and the ``parallel`` option.
 
 The trained model is the session's ``trained_classifier``; models that are measured or changed
@@ -63,41 +63,40 @@ def test_a_layer_that_cannot_be_exported_falls_back(caplog):
     assert probs.shape == (4, 2) and np.allclose(probs.sum(1), 1)
 
 
-def test_auto_decides_once_on_a_probe_and_keeps_the_decision(trained, probe_images):
-    """Calls smaller than a probe run in dygraph, undecided and exporting nothing; the first call
-    of AUTO_MIN_ROWS images or more measures both backends (outputs thrown away) and decides for
-    the process; every later call, of any size, follows the decision."""
-    import paddle
-
-    tiny = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.AdaptiveAvgPool2D(1),
-                                paddle.nn.Flatten(), paddle.nn.Linear(4, 2))
-    clf = LayerClassifier(tiny)  # backend='auto'
-    small = np.zeros((policy.AUTO_MIN_ROWS - 1, 16, 16, 3), np.uint8)
-    clf(small)
-    assert clf.backend_info["backend"] == "dygraph"
-    assert clf.backend_info["reason"].startswith("auto: undecided")
-    assert not [c for c in cache.cache_info() if c[0] == "Sequential"]  # nothing exported
-
+def test_auto_is_the_engine_from_the_first_call_whatever_its_size(trained, probe_images):
+    """'auto' is not timed: the first call, of any size, builds the engine and keeps it for the
+    process, so the numbers do not depend on the machine's load or on the order of the calls;
+    later calls of any size follow it, and the engine's bits do not depend on the batch."""
     model = fresh_model(trained, seed=3)
-    auto = PaddleXClassifier(model)
-    batch = np.concatenate([probe_images] * (1 + policy.AUTO_MIN_ROWS // len(probe_images)))
+    auto = PaddleXClassifier(model)  # backend='auto'
     shape = (3,) + probe_images.shape[1:3]
     state = auto.runner.auto_state(shape)
     assert state.decision is None
-    probs = auto(batch)
-    assert state.decision in ("inference", "dygraph")
-    assert state.reason.startswith("auto: inference")
-    keep = state.inference_per_image <= policy.AUTO_DYGRAPH_MARGIN * state.dygraph_per_image
-    assert state.decision == ("inference" if keep else "dygraph")
-    assert auto.backend_info["backend"] == state.decision
-    decided = (state.decision, state.inference_per_image)
-    again = auto(batch[:2])  # a small call follows the decision
-    assert auto.backend_info["backend"] == state.decision
-    assert (state.decision, state.inference_per_image) == decided  # not measured again
-    np.testing.assert_array_equal(auto(batch), probs)  # same call, same bits
-    np.testing.assert_array_equal(again, probs[:2])  # the engine's bits do not depend on batch
-    np.testing.assert_allclose(probs, PaddleXClassifier(model, backend="dygraph")(batch),
+    first = auto(probe_images[:1])
+    assert (state.decision, state.reason) == ("inference", "auto: the inference engine")
+    assert auto.backend_info["backend"] == "inference"
+    probs = auto(probe_images)
+    np.testing.assert_array_equal(probs[:1], first)
+    forced = PaddleXClassifier(model, backend="inference")
+    np.testing.assert_array_equal(forced(probe_images), probs)  # the same path as forced
+    np.testing.assert_allclose(probs, PaddleXClassifier(model, backend="dygraph")(probe_images),
                                atol=1e-4)
+
+
+def test_auto_falls_back_to_dygraph_when_the_engine_cannot_be_built(trained, probe_images,
+                                                                     monkeypatch):
+    def broken(*args, **kwargs):
+        raise export.ExportError("simulated export failure")
+
+    model = fresh_model(trained, seed=4)
+    monkeypatch.setattr(engine_mod, "export_layer", broken)
+    auto = PaddleXClassifier(model)
+    probs = auto(probe_images)
+    state = auto.runner.auto_state((3,) + probe_images.shape[1:3])
+    assert state.decision == "dygraph" and "simulated export failure" in state.reason
+    assert auto.backend_info["backend"] == "dygraph"
+    np.testing.assert_array_equal(
+        probs, PaddleXClassifier(model, backend="dygraph")(probe_images))
 
 
 @pytest.mark.usefixtures("workers_not_ruled_out")
