@@ -28,6 +28,7 @@ from ..errors import UnsupportedModelError
 from ..runtime.devices import check_device, current_device
 from ..runtime.engine import configure_device
 from ..runtime.fingerprint import transforms_fingerprint
+from ..runtime.modes import math_threads_kept
 from .transforms import TransformSplit
 
 __all__ = ["DeployedClassifier", "is_deployed_model", "program_files", "predictor_config"]
@@ -95,7 +96,8 @@ class DeployedClassifier(Classifier):
             device = check_device(device) if device else current_device()
             pdx_model = ensure_paddlex().load_model(model_dir, with_net=False)
             config, self.options = predictor_config(*files, device, num_threads)
-            predictor = pi.create_predictor(config)
+            with math_threads_kept():
+                predictor = pi.create_predictor(config)
         else:
             if device is not None:
                 raise ValueError("device=%r: a paddlex.deploy.Predictor runs where it was built "
@@ -129,7 +131,8 @@ class DeployedClassifier(Classifier):
         with self._lock:
             self._input.reshape(list(x.shape))
             self._input.copy_from_cpu(x)
-            self.predictor.run()
+            with math_threads_kept():
+                self.predictor.run()
             return self._output.copy_to_cpu()
 
     def __call__(self, images):

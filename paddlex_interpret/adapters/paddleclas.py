@@ -37,6 +37,7 @@ from ..core.classifier import Classifier, as_probabilities, run_in_batches
 from ..core.perturbation import compose_normalised
 from ..errors import UnsupportedModelError
 from ..runtime.devices import current_device, suggest_batch_size
+from ..runtime.modes import math_threads_kept
 from .clas_transforms import ClasTransforms
 from .program import check_loadable, output_op, paddle_version
 
@@ -142,7 +143,8 @@ def _predictor(program, params, device, num_threads):
         config.switch_use_feed_fetch_ops(False)
     if hasattr(config, "disable_glog_info"):
         config.disable_glog_info()
-    return pi.create_predictor(config)
+    with math_threads_kept():
+        return pi.create_predictor(config)
 
 
 def _softmax(x):
@@ -203,7 +205,8 @@ class PaddleClasClassifier(Classifier):
         with self._lock:
             self._input.reshape(list(x.shape))
             self._input.copy_from_cpu(x)
-            self.predictor.run()
+            with math_threads_kept():
+                self.predictor.run()
             out = self._output.copy_to_cpu()
         if self.label_names and out.shape[-1] != len(self.label_names):
             raise UnsupportedModelError("%s: label_list names %d classes but the model outputs "

@@ -26,6 +26,7 @@ import numpy as np
 from .devices import check_device, current_device, gpu_index, is_gpu, predictor_pool_mb
 from .export import ExportError, TracedProgram, export_layer, layer_structure
 from .fingerprint import parameter_fingerprint
+from .modes import math_threads_kept
 
 __all__ = ["InferenceEngine", "EngineWorker", "configure_device"]
 
@@ -111,7 +112,8 @@ class InferenceEngine:
             config = pi.Config(model_file, params_file)
             self.options = self._configure(config, *self._build_args)
             try:
-                self.predictor = pi.create_predictor(config)
+                with math_threads_kept():
+                    self.predictor = pi.create_predictor(config)
             except Exception as exc:
                 raise ExportError("paddle.inference.create_predictor failed: %s: %s"
                                   % (type(exc).__name__, exc)) from exc
@@ -160,7 +162,8 @@ class InferenceEngine:
                 config = pi.Config(*self._files)
                 self._configure(config, *self._build_args, num_threads=threads)
                 try:
-                    predictor = pi.create_predictor(config)
+                    with math_threads_kept():
+                        predictor = pi.create_predictor(config)
                 except Exception as exc:
                     raise ExportError("paddle.inference.create_predictor failed: %s: %s"
                                       % (type(exc).__name__, exc)) from exc
@@ -215,7 +218,8 @@ class InferenceEngine:
             t = time.perf_counter()
             self._input.reshape(list(x.shape))
             self._input.copy_from_cpu(x)
-            self.predictor.run()
+            with math_threads_kept():
+                self.predictor.run()
             out = self._output.copy_to_cpu()
             per = (time.perf_counter() - t) / len(x)
         self.calls += 1
@@ -318,6 +322,7 @@ class EngineWorker:
             if not self.zero_copy:
                 self._input.reshape(list(arr.shape))
                 self._input.copy_from_cpu(arr)
-            self.predictor.run()
+            with math_threads_kept():
+                self.predictor.run()
             return self._output.copy_to_cpu()
 

@@ -138,6 +138,20 @@ def set_dygraph_threads(num_threads=None):
 
 
 @contextlib.contextmanager
+def math_threads_kept():
+    """A block that creates or runs a Paddle Inference predictor, after which the process's CPU
+    math threads are dygraph's again: a predictor sets them to its own on creation and on every
+    run, process-wide, and a training in the same process would then compute with another
+    thread count (other rounding: other weights than the same training without us)."""
+    try:
+        yield
+    finally:
+        setter = getattr(_core(), "set_num_threads", None)
+        if setter is not None:
+            setter(current_threads())
+
+
+@contextlib.contextmanager
 def dygraph_threads(num_threads=None):
     """Run a block with ``num_threads`` dygraph CPU threads (default all cores), then restore."""
     prev = set_dygraph_threads(num_threads)
