@@ -23,11 +23,12 @@ import time
 import numpy as np
 
 from paddlex_interpret.core import metrics
+from paddlex_interpret.core.perturbation import FILLS
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.testing.reliance import object_reliance, top_on_object
 
 GREY = (127, 127, 127)
-FIXED_FILLS = ("black", "grey", "median", "mean", "blur")
+FIXED_FILLS = FILLS
 PEERS = (("interpretdl_lime_inference", "InterpretDL 0.8 LIME"),
          ("lime_inference", "lime 0.2.0.1"))
 

@@ -46,7 +46,7 @@ __all__ = ["audit", "AuditResult", "dataset_atlas", "read_views", "view_labels",
            "class_pictures", "ATLAS_METHODS"]
 
 #: the maps an atlas can be made of (the first is the default)
-ATLAS_METHODS = ("input_x_gradient", "gradcam", "integrated_gradients")
+ATLAS_METHODS = atlas_mod.ATLAS_METHODS
 
 logger = logging.getLogger("paddlex_interpret")
 

@@ -24,7 +24,7 @@ from ..core.baseline import RULE_VERSION
 from ..core.classifier import check_positive_int
 from ..core.lime import DEFAULT_SEGMENTER
 from ..core.concepts import ConceptCodebook
-from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
+from ..core.normlime import (MODES, VARIANTS, GlobalWeights, build_global_weights_aggregate,
                              build_global_weights_fast, select_stratified)
 from ..core.sharding import LOCAL, Collective
 from ..errors import DatasetError
@@ -52,9 +52,9 @@ def names_and_classes(classifier):
 
 
 def normalise_mode(mode, variant):
-    if mode in ("normlime", "avg"):
+    if mode in VARIANTS:
         return "aggregate", mode
-    if mode not in ("fast", "aggregate"):
+    if mode not in MODES:
         raise ValueError("mode must be 'fast' or 'aggregate' (or 'normlime'/'avg'), got %r"
                          % (mode,))
     return mode, variant

@@ -32,7 +32,11 @@ from typing import Dict, List, Optional
 import numpy as np
 
 __all__ = ["ClassAtlas", "class_atlas", "mass_map", "hot_region", "HOT_MASS", "MIN_IMAGES",
-           "place_name"]
+           "place_name", "ATLAS_METHODS"]
+
+#: the gradient maps an atlas can be made of (names of
+#: :data:`~paddlex_interpret.core.saliency.METHODS`), the default first
+ATLAS_METHODS = ("input_x_gradient", "gradcam", "integrated_gradients")
 
 #: share of a map's mass its hot region holds (0.5 let the diffuse half of a map that also reads
 #: the object hide a watermark)

@@ -47,13 +47,15 @@ from typing import Dict
 import numpy as np
 
 from .classifier import as_classifier
-from .perturbation import make_fill
+from .perturbation import FILLS, make_fill
 
 __all__ = ["AutoFill", "FillChoice", "CANDIDATES", "BLANKS", "NEUTRAL", "RULE_VERSION",
-           "resolve_fill", "fill_value"]
+           "FILL_CHOICES", "resolve_fill", "fill_value"]
 
-#: The fills ``'auto'`` tries, in the order ties are broken.
-CANDIDATES = ("black", "grey", "median", "mean", "blur")
+#: Every name ``fill=`` takes: ``'auto'`` and the named fills of :func:`make_fill`.
+FILL_CHOICES = ("auto",) + FILLS
+#: The fills ``'auto'`` tries, in the order ties are broken: every named fill.
+CANDIDATES = FILLS
 #: The named candidates that carry nothing of the image (colours given by the caller are blanks
 #: too).
 BLANKS = ("black", "grey")

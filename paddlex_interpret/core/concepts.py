@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import NormLimeCacheError
 from ..io import atomic_write
 from .images import describe_item, load_item, to_rgb_uint8
-from .segmentation import make_segmenter, relabel
+from .segmentation import SEGMENTERS, make_segmenter, relabel
 from .sharding import checked, gather_in_order, is_local, positions
 
 __all__ = ["DESCRIPTORS", "DEFAULT_DESCRIPTOR", "superpixel_descriptors", "ConceptCodebook",
@@ -203,11 +203,12 @@ class ConceptCodebook:
 
     def make_segmenter(self):
         """The segmenter the codebook was fitted with (a name and its parameters), rebuilt; a
-        callable segmenter cannot be rebuilt and gives ``quickshift``."""
+        callable segmenter cannot be rebuilt and gives ``quickshift``, and so does ``'coarse'``
+        (rebuilt as quickshift with its defaults, as codebooks have always been)."""
         name = self.settings.get("segmenter", "quickshift")
         params = dict(self.settings.get("segmenter_params") or {})
         seed = params.pop("seed", self.settings.get("seed", 0))
-        if name not in ("quickshift", "quickshift_skimage", "slic", "felzenszwalb"):
+        if name not in SEGMENTERS or name == "coarse":
             name, params = "quickshift", {}
         return make_segmenter(name, seed=seed, **params)
 

@@ -51,6 +51,7 @@ from .perturbation import sample_masks
 
 __all__ = ["cosine_distance_to_all_on", "exponential_kernel", "make_kernel", "Sampler",
            "BernoulliSampler", "PairedKernelSampler", "StratifiedPairedSampler", "SAMPLERS",
+           "SAMPLER_NAMES",
            "make_sampler"]
 
 
@@ -223,6 +224,9 @@ class StratifiedPairedSampler(PairedKernelSampler):
 SAMPLERS = {"bernoulli": BernoulliSampler, "lime": BernoulliSampler,
             "paired_kernel": PairedKernelSampler, "paired": PairedKernelSampler,
             "stratified": StratifiedPairedSampler}
+#: The samplers' own names (the aliases ``'lime'`` and ``'paired'`` aside), the default first.
+SAMPLER_NAMES = tuple(cls.name for cls in (StratifiedPairedSampler, PairedKernelSampler,
+                                            BernoulliSampler))
 
 
 def make_sampler(sampler):

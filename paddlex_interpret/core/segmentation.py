@@ -27,8 +27,11 @@ import functools
 
 import numpy as np
 
-__all__ = ["make_segmenter", "relabel", "merge_regions", "SEGMENTER_DEFAULTS", "Segmenter",
-           "MemoSegmenter"]
+__all__ = ["make_segmenter", "relabel", "merge_regions", "SEGMENTERS", "SEGMENTER_DEFAULTS",
+           "Segmenter", "MemoSegmenter"]
+
+#: The segmenters :func:`make_segmenter` knows by name (the default first).
+SEGMENTERS = ("quickshift", "coarse", "slic", "felzenszwalb", "quickshift_skimage")
 
 # PaddleX 1.3 called ``quickshift(image, sigma=1)``, i.e. scikit-image's defaults kernel_size=5,
 # max_dist=10, ratio=1.0 with sigma=1.
