@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.core import native  # noqa: E402
+from paddlex_interpret.core.fill import make_fill  # noqa: E402
 from paddlex_interpret.core.perturbation import (COMPOSE_METHODS,  # noqa: E402
-                                                 compose_normalised, make_fill, perturb,
-                                                 sample_masks)
+                                                 compose_normalised, perturb, sample_masks)
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 
 cv2.setNumThreads(1)

@@ -2,7 +2,7 @@
 sub-commands share (:mod:`paddlex_interpret.cli` builds the parser and runs the commands)."""
 import argparse
 
-from .core.baseline import FILL_CHOICES as FILLS
+from .core.fill import FILL_CHOICES as FILLS
 from .core.normlime import MODES
 from .core.sampling import SAMPLER_NAMES as SAMPLERS
 from .core.segmentation import SEGMENTERS

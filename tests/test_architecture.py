@@ -178,10 +178,10 @@ def test_code_speaks_of_the_code():
 #: Every set of names a user chooses from, at its one definition (module, attribute): anywhere
 #: else it is imported. Read from the owners, so a set that grows is checked as it is.
 NAME_SETS = [
-    ("paddlex_interpret.core.perturbation", "FILLS"),
+    ("paddlex_interpret.core.fill", "FILLS"),
     ("paddlex_interpret.core.perturbation", "COMPOSE_METHODS"),
-    ("paddlex_interpret.core.baseline", "FILL_CHOICES"),
-    ("paddlex_interpret.core.baseline", "BLANKS"),
+    ("paddlex_interpret.core.fill", "FILL_CHOICES"),
+    ("paddlex_interpret.core.fill", "BLANKS"),
     ("paddlex_interpret.core.segmentation", "SEGMENTERS"),
     ("paddlex_interpret.core.sampling", "SAMPLER_NAMES"),
     ("paddlex_interpret.core.saliency", "METHODS"),

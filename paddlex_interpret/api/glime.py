@@ -9,7 +9,7 @@ Example::
 import os
 
 from ..adapters import classifier_for
-from ..core.baseline import resolve_fill
+from ..core.fill import resolve_fill
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          LimeExplainer, check_num_samples)
 from ..core.normlime import GlobalWeights, glime_prior

@@ -80,7 +80,7 @@ def lime(img_file, model, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, save_d
         seed: repeatable sampling and segmentation. top_k / labels: which classes to explain
             (``labels`` by id or class name).
         fill: ``'auto'`` (default: per image, the candidate fill the model is least certain
-            about once everything is hidden, :mod:`~paddlex_interpret.core.baseline`;
+            about once everything is hidden, :mod:`~paddlex_interpret.core.fill`;
             ``settings['fill_chosen']`` and ``['fill_scores']`` say what was chosen and why),
             ``'black'`` (PaddleX 1.3's output exactly), ``'grey'``, ``'median'``, ``'mean'``,
             ``'blur'`` or a colour.

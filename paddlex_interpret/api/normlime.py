@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..core.baseline import resolve_fill
+from ..core.fill import resolve_fill
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          LimeExplainer)
 from ..core.normlime import combine, normlime_weights_for

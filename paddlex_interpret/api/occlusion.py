@@ -15,10 +15,9 @@ import logging
 import time
 
 from ..adapters import classifier_for
-from ..core.baseline import resolve_fill
+from ..core.fill import make_fill, resolve_fill
 from ..core.images import check_image_path
 from ..core.occlusion import cell_grid, default_cell, occlusion_maps
-from ..core.perturbation import make_fill
 from ..core.saliency import SaliencyExplanation
 from ..core.segmentation import make_segmenter
 from ..io import check_writable_dir
@@ -44,7 +43,7 @@ def occlusion(img_file, model, save_dir=None, *, labels=None, top_k=1, cell=None
         cell: cell side in px (default: 16 cells along the short side); window: window side in
             cells (default 2).
         fill: what a hidden window shows: ``'auto'`` (chosen as for LIME, on the cells), a
-            name of :func:`~paddlex_interpret.core.perturbation.make_fill` or a colour.
+            name of :func:`~paddlex_interpret.core.fill.make_fill` or a colour.
         segmenter: superpixels for the explanation's weights (None: the whole image is one).
 
     Returns:

@@ -20,10 +20,10 @@ import os
 import numpy as np
 
 from ..adapters import classifier_for
-from ..core.baseline import RULE_VERSION
 from ..core.classifier import check_positive_int
 from ..core.lime import DEFAULT_SEGMENTER
 from ..core.concepts import ConceptCodebook
+from ..core.fill import RULE_VERSION
 from ..core.normlime import (MODES, VARIANTS, GlobalWeights, build_global_weights_aggregate,
                              build_global_weights_fast, select_stratified)
 from ..core.sharding import LOCAL, Collective

@@ -120,7 +120,7 @@ def label_names(classifier_fn, class_names, num_classes):
 
 def mean_colour(colours):
     """The mean of per-image mean colours, added in list order (each image weighs the same): the
-    dataset colour that ``fill='auto'`` may try (:mod:`~paddlex_interpret.core.baseline`)."""
+    dataset colour that ``fill='auto'`` may try (:mod:`~paddlex_interpret.core.fill`)."""
     if not len(colours):
         return None
     total = np.zeros(3)

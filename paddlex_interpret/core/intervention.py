@@ -20,7 +20,7 @@ a *box* is ``(x0, y0, x1, y1)`` in view pixels, exclusive ends. For a class ``c`
   ``c``. A *control* transplant (another class's template in the same box) tells what the
   template brings from what the box takes away (:meth:`InterventionTest.turned`).
 * *hide*: the box replaced on ``c``'s own images with a neutral fill (``fill='auto'``'s rule,
-  :class:`~paddlex_interpret.core.baseline.AutoFill`: a blank the model is not sure of a class
+  :class:`~paddlex_interpret.core.fill.AutoFill`: a blank the model is not sure of a class
   on); the *drop* is how far p(c) falls on average, and *left* how many images leave ``c``. A
   shortcut beside the object can be sufficient without being necessary, so the drop is evidence
   for a person, not the verdict.
@@ -44,9 +44,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .baseline import BLANKS, AutoFill
 from .classifier import as_classifier, run_in_batches
-from .perturbation import make_fill
+from .fill import BLANKS, AutoFill, make_fill
 from .regions import Box, clip_box
 
 __all__ = ["Evidence", "InterventionTest", "paste", "MIN_OWN", "MIN_TARGETS", "SURE",
@@ -138,9 +137,9 @@ class InterventionTest:
             already gets wrong says little); without, the model's predictions stand for them.
         batch_size: images per forward pass.
         fill: how ``hide`` fills a box: ``'auto'`` (the blank rule of
-            :class:`~paddlex_interpret.core.baseline.AutoFill`, with the views' mean colour as
+            :class:`~paddlex_interpret.core.fill.AutoFill`, with the views' mean colour as
             a candidate) or a name/colour of
-            :func:`~paddlex_interpret.core.perturbation.make_fill`.
+            :func:`~paddlex_interpret.core.fill.make_fill`.
     """
 
     def __init__(self, classifier, views, labels=None, batch_size=64, fill="auto"):

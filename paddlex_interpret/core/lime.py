@@ -29,12 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .baseline import AutoFill, resolve_fill
 from .budget import resolve_budget
 from .classifier import as_classifier, as_probabilities, check_positive_int, resolve_labels
 from .explanation import Explanation
+from .fill import AutoFill, make_fill, resolve_fill
 from .images import to_rgb_uint8
-from .perturbation import make_fill
 from .sampling import make_kernel, make_sampler
 from .segmentation import make_segmenter, relabel
 from .surrogate import as_surrogate
@@ -102,9 +101,9 @@ class LimeExplainer:
             ``'felzenszwalb'`` or a callable.
         segmenter_params: overrides for the named segmenter.
         fill: what hidden superpixels become: ``'auto'`` (chosen per image by measurement,
-            :mod:`~paddlex_interpret.core.baseline`; or an ``AutoFill`` with more candidates),
+            :mod:`~paddlex_interpret.core.fill`; or an ``AutoFill`` with more candidates),
             ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, a colour
-            or an image (:func:`~paddlex_interpret.core.perturbation.make_fill`).
+            or an image (:func:`~paddlex_interpret.core.fill.make_fill`).
         sampler: ``'stratified'`` (default: complementary pairs from LIME's kernel-weighted
             distribution, the number kept stratified; LIME's estimand with less noise),
             ``'bernoulli'`` (LIME's and PaddleX 1.3's: with an int ``num_samples``, their bits),

@@ -42,7 +42,7 @@ import numpy as np
 from .agreement import (explanation_iou, iou, pointing_game, spearman, stability,
                         top_segments_mask, topk_jaccard)
 from .classifier import as_classifier
-from .perturbation import make_fill
+from .fill import make_fill
 
 __all__ = ["order_segments", "perturbation_curve", "deletion_curve", "insertion_curve",
            "morf_curve", "lerf_curve", "area_under_curve", "deletion_auc", "insertion_auc",

@@ -1,7 +1,7 @@
 """Binary masks over superpixels and the perturbed images they stand for, built batch by batch.
 
 A mask row ``z`` (one bool per superpixel) keeps superpixel ``j`` where ``z[j]`` and replaces it with
-the *fill* elsewhere. Images are composed batch by batch, never all at once and never with a Python
+the *fill* (:mod:`~paddlex_interpret.core.fill`) elsewhere. Images are composed batch by batch, never all at once and never with a Python
 loop over pixels: :func:`perturb` gives the uint8 images (one masked ``np.copyto`` per batch);
 :func:`compose_normalised` gives a model's normalised float32 inputs directly from the normalised
 image and fill (the compiled kernel of :mod:`~paddlex_interpret.core.native`, else OpenCV, else
@@ -10,7 +10,8 @@ numpy), the path LIME takes for PaddleX classifiers.
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.perturbation import sample_masks, make_fill, perturb
+    >>> from paddlex_interpret.core.fill import make_fill
+    >>> from paddlex_interpret.core.perturbation import sample_masks, perturb
     >>> img = np.full((4, 4, 3), 200, np.uint8); seg = np.repeat(np.arange(2), 8).reshape(4, 4)
     >>> masks = sample_masks(5, 2, np.random.default_rng(0)); masks[0].all()
     True
@@ -19,10 +20,7 @@ Example::
 """
 import numpy as np
 
-__all__ = ["sample_masks", "make_fill", "perturb", "compose_normalised", "iter_batches", "FILLS",
-           "COMPOSE_METHODS"]
-
-FILLS = ("black", "grey", "median", "mean", "blur")
+__all__ = ["sample_masks", "perturb", "compose_normalised", "iter_batches", "COMPOSE_METHODS"]
 
 
 def sample_masks(num_samples, n_segments, rng):
@@ -31,47 +29,6 @@ def sample_masks(num_samples, n_segments, rng):
     masks = rng.integers(0, 2, size=(num_samples, n_segments)).astype(bool)
     masks[0] = True
     return masks
-
-
-def make_fill(image, segments, fill="black"):
-    """The image hidden superpixels are replaced with.
-
-    ``fill`` is ``'black'`` (PaddleX 1.3), ``'grey'`` (mid-grey 128: what ImageNet-style
-    normalisations map to about 0), ``'median'`` (the image's per-channel median colour: a
-    constant close to the background of most photos, so hidden regions look less out of
-    distribution than black), ``'mean'`` (each superpixel's own mean colour), ``'blur'`` (a strong
-    Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
-    """
-    image = np.asarray(image)
-    if isinstance(fill, str):
-        if fill == "black":
-            return np.zeros_like(image)
-        if fill == "grey":
-            return np.full_like(image, 128)
-        if fill == "median":
-            colour = np.median(image.reshape(-1, image.shape[2]), axis=0)
-            return np.broadcast_to(np.rint(colour).astype(np.uint8), image.shape).copy()
-        if fill == "mean":
-            n = int(segments.max()) + 1
-            flat = segments.ravel()
-            counts = np.bincount(flat, minlength=n).astype(np.float64)
-            means = np.stack([np.bincount(flat, weights=image[..., c].ravel(), minlength=n)
-                              for c in range(image.shape[2])], axis=1) / np.maximum(counts, 1)[:, None]
-            return np.rint(means[segments]).astype(np.uint8)
-        if fill == "blur":
-            import cv2
-
-            sigma = max(image.shape[:2]) / 16.0
-            return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
-        raise ValueError("unknown fill %r; choose one of %s, 'auto', a colour or an image"
-                         % (fill, FILLS))
-    arr = np.asarray(fill)
-    if arr.shape == image.shape:
-        return arr.astype(np.uint8)
-    if arr.ndim <= 1 and arr.size in (1, image.shape[2]):
-        return np.broadcast_to(np.clip(arr, 0, 255).astype(np.uint8), image.shape).copy()
-    raise ValueError("fill array of shape %s does not fit an image of shape %s"
-                     % (arr.shape, image.shape))
 
 
 def perturb(image, fill_image, segments, masks, out=None):

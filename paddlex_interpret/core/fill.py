@@ -1,5 +1,6 @@
-"""``fill='auto'``: the replacement for hidden superpixels, chosen by measuring what the model
-makes of it, per model and, where the model needs it, per image.
+"""The fill: what hidden superpixels are replaced with. :func:`make_fill` builds a named fill,
+a colour or a given image; ``fill='auto'`` (:class:`AutoFill`) chooses it by measuring what the
+model makes of it, per model and, where the model needs it, per image.
 
 LIME's weights say how the model's output changes when a superpixel is replaced by the *fill*,
 so the fill defines "absent". A fill that the model reads as evidence (black read as a dark
@@ -31,7 +32,7 @@ hook and NormLIME know).
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.baseline import AutoFill
+    >>> from paddlex_interpret.core.fill import AutoFill
     >>> def model(images):  # p(bright) = mean brightness: certain on black, unsure on grey
     ...     m = images.mean(axis=(1, 2, 3)) / 255.0
     ...     return np.stack([1 - m, m], axis=1)
@@ -47,10 +48,12 @@ from typing import Dict
 import numpy as np
 
 from .classifier import as_classifier
-from .perturbation import FILLS, make_fill
 
-__all__ = ["AutoFill", "FillChoice", "CANDIDATES", "BLANKS", "NEUTRAL", "RULE_VERSION",
-           "FILL_CHOICES", "resolve_fill", "fill_value"]
+__all__ = ["make_fill", "FILLS", "AutoFill", "FillChoice", "CANDIDATES", "BLANKS", "NEUTRAL",
+           "RULE_VERSION", "FILL_CHOICES", "resolve_fill", "fill_value"]
+
+#: The named fills of :func:`make_fill`.
+FILLS = ("black", "grey", "median", "mean", "blur")
 
 #: Every name ``fill=`` takes: ``'auto'`` and the named fills of :func:`make_fill`.
 FILL_CHOICES = ("auto",) + FILLS
@@ -63,6 +66,47 @@ BLANKS = ("black", "grey")
 NEUTRAL = 0.1
 #: Which rule ``'auto'`` follows; a weights file built with another one is not reused.
 RULE_VERSION = 2
+
+
+def make_fill(image, segments, fill="black"):
+    """The image hidden superpixels are replaced with.
+
+    ``fill`` is ``'black'`` (PaddleX 1.3), ``'grey'`` (mid-grey 128: what ImageNet-style
+    normalisations map to about 0), ``'median'`` (the image's per-channel median colour: a
+    constant close to the background of most photos, so hidden regions look less out of
+    distribution than black), ``'mean'`` (each superpixel's own mean colour), ``'blur'`` (a strong
+    Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
+    """
+    image = np.asarray(image)
+    if isinstance(fill, str):
+        if fill == "black":
+            return np.zeros_like(image)
+        if fill == "grey":
+            return np.full_like(image, 128)
+        if fill == "median":
+            colour = np.median(image.reshape(-1, image.shape[2]), axis=0)
+            return np.broadcast_to(np.rint(colour).astype(np.uint8), image.shape).copy()
+        if fill == "mean":
+            n = int(segments.max()) + 1
+            flat = segments.ravel()
+            counts = np.bincount(flat, minlength=n).astype(np.float64)
+            means = np.stack([np.bincount(flat, weights=image[..., c].ravel(), minlength=n)
+                              for c in range(image.shape[2])], axis=1) / np.maximum(counts, 1)[:, None]
+            return np.rint(means[segments]).astype(np.uint8)
+        if fill == "blur":
+            import cv2
+
+            sigma = max(image.shape[:2]) / 16.0
+            return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
+        raise ValueError("unknown fill %r; choose one of %s, 'auto', a colour or an image"
+                         % (fill, FILLS))
+    arr = np.asarray(fill)
+    if arr.shape == image.shape:
+        return arr.astype(np.uint8)
+    if arr.ndim <= 1 and arr.size in (1, image.shape[2]):
+        return np.broadcast_to(np.clip(arr, 0, 255).astype(np.uint8), image.shape).copy()
+    raise ValueError("fill array of shape %s does not fit an image of shape %s"
+                     % (arr.shape, image.shape))
 
 
 @dataclass
@@ -98,7 +142,7 @@ class AutoFill:
     """Chooses the fill per image (see the module docstring).
 
     Args:
-        candidates: names of :func:`~paddlex_interpret.core.perturbation.make_fill`'s fills.
+        candidates: names of :func:`make_fill`'s fills.
         colours: further candidates, ``{name: RGB}`` (e.g. the dataset's mean colour): blanks.
         neutral: the least normalised entropy on a blank for the rule's first stage.
     """
@@ -147,7 +191,7 @@ class AutoFill:
 def resolve_fill(fill, dataset_colour=None):
     """``'auto'`` -> :class:`AutoFill` (with the candidate ``'dataset'`` when the dataset's mean
     RGB ``dataset_colour`` is known); an :class:`AutoFill` as is; anything else (a name of
-    :func:`~paddlex_interpret.core.perturbation.make_fill`, a colour, an image) unchanged."""
+    :func:`make_fill`, a colour, an image) unchanged."""
     if isinstance(fill, str) and fill == "auto":
         return AutoFill(colours=None if dataset_colour is None else {"dataset": dataset_colour})
     return fill
@@ -155,7 +199,7 @@ def resolve_fill(fill, dataset_colour=None):
 
 def fill_value(explanation, default="black"):
     """The fill an explanation was computed with, usable by
-    :func:`~paddlex_interpret.core.perturbation.make_fill` (e.g. for its metrics): the chosen one
+    :func:`make_fill` (e.g. for its metrics): the chosen one
     for ``fill='auto'``."""
     s = explanation.settings
     return s.get("fill_value", s.get("fill", default)) if s.get("fill") != "custom" else default
