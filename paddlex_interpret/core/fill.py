@@ -42,15 +42,21 @@ Example::
     >>> AutoFill(candidates=("black", "grey")).choose(model, img, seg).stage
     'blank'
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Any, Dict, Mapping, Sequence, TYPE_CHECKING, Union
 
 import numpy as np
+import numpy.typing as npt
 
-from .classifier import as_classifier
+from .classifier import ClassifierLike, as_classifier
 
-__all__ = ["make_fill", "FILLS", "AutoFill", "FillChoice", "CANDIDATES", "BLANKS", "NEUTRAL",
-           "RULE_VERSION", "FILL_CHOICES", "resolve_fill", "fill_value"]
+if TYPE_CHECKING:
+    from .explanation import Explanation
+
+__all__ = ["make_fill", "FILLS", "FillSpec", "AutoFill", "FillChoice", "CANDIDATES", "BLANKS",
+           "NEUTRAL", "RULE_VERSION", "FILL_CHOICES", "resolve_fill", "fill_value"]
 
 #: The named fills of :func:`make_fill`.
 FILLS = ("black", "grey", "median", "mean", "blur")
@@ -66,9 +72,12 @@ BLANKS = ("black", "grey")
 NEUTRAL = 0.1
 #: Which rule ``'auto'`` follows; a weights file built with another one is not reused.
 RULE_VERSION = 2
+#: a fill :func:`make_fill` takes: a name of :data:`FILLS`, a grey level, an RGB colour or an
+#: ``(H, W, 3)`` image
+FillSpec = Union[str, float, Sequence[float], np.ndarray]
 
 
-def make_fill(image, segments, fill="black"):
+def make_fill(image: npt.ArrayLike, segments: np.ndarray, fill: FillSpec = "black") -> np.ndarray:
     """The image hidden superpixels are replaced with.
 
     ``fill`` is ``'black'`` (PaddleX 1.3), ``'grey'`` (mid-grey 128: what ImageNet-style
@@ -122,7 +131,7 @@ class FillChoice:
     value: object = None  # the name of a named fill, or the RGB of a colour candidate
     stage: str = "image"
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"fill": "auto", "fill_chosen": self.name,
                 "fill_value": self.value if self.value is not None else self.name,
                 "fill_scores": {k: round(float(v), 4) for k, v in self.scores.items()},
@@ -132,7 +141,7 @@ class FillChoice:
                                   "%g, else the candidate with the highest" % NEUTRAL}
 
 
-def _normalised_entropy(probs):
+def _normalised_entropy(probs: npt.ArrayLike) -> np.ndarray:
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
     n = p.shape[1]
     return -(p * np.log(p)).sum(axis=1) / np.log(n) if n > 1 else np.zeros(len(p))
@@ -147,7 +156,8 @@ class AutoFill:
         neutral: the least normalised entropy on a blank for the rule's first stage.
     """
 
-    def __init__(self, candidates=CANDIDATES, colours=None, neutral=NEUTRAL):
+    def __init__(self, candidates: Sequence[str] = CANDIDATES,
+                 colours: Mapping[str, Sequence[float]] | None = None, neutral: float = NEUTRAL):
         self.candidates = tuple(candidates)
         self.neutral = float(neutral)
         self.colours = {str(k): tuple(int(round(float(c))) for c in v)
@@ -155,14 +165,15 @@ class AutoFill:
         if not self.candidates and not self.colours:
             raise ValueError("AutoFill needs at least one candidate fill")
 
-    def fills(self, image, segments):
+    def fills(self, image: np.ndarray, segments: np.ndarray) -> dict[str, np.ndarray]:
         """``{name: fill image}`` of every candidate for ``image``."""
         out = {name: make_fill(image, segments, name) for name in self.candidates}
         for name, colour in self.colours.items():
             out[name] = make_fill(image, segments, np.asarray(colour, dtype=np.uint8))
         return out
 
-    def choose(self, classifier, image, segments):
+    def choose(self, classifier: ClassifierLike, image: np.ndarray, segments: np.ndarray
+               ) -> FillChoice:
         """The :class:`FillChoice` for ``image`` and its superpixels, from one batch."""
         fills = self.fills(image, segments)
         names = list(fills)
@@ -174,7 +185,7 @@ class AutoFill:
         value = list(self.colours[name]) if name in self.colours else name
         return FillChoice(name, fills[name], scores, value, stage)
 
-    def _decide(self, names, scores):
+    def _decide(self, names: list[str], scores: dict[str, float]) -> tuple[str, str]:
         """``(name, stage)`` by the module's rule; ``max`` keeps the first of equals."""
         blanks = [n for n in names if n in BLANKS or n in self.colours]
         if blanks:
@@ -183,12 +194,13 @@ class AutoFill:
                 return blank, "blank"
         return max(names, key=lambda n: scores[n]), "image"
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"fill": "auto", "fill_candidates": list(self.candidates) + list(self.colours),
                 "fill_neutral": self.neutral}
 
 
-def resolve_fill(fill, dataset_colour=None):
+def resolve_fill(fill: FillSpec | AutoFill, dataset_colour: Sequence[float] | None = None
+                 ) -> FillSpec | AutoFill:
     """``'auto'`` -> :class:`AutoFill` (with the candidate ``'dataset'`` when the dataset's mean
     RGB ``dataset_colour`` is known); an :class:`AutoFill` as is; anything else (a name of
     :func:`make_fill`, a colour, an image) unchanged."""
@@ -197,7 +209,7 @@ def resolve_fill(fill, dataset_colour=None):
     return fill
 
 
-def fill_value(explanation, default="black"):
+def fill_value(explanation: Explanation, default: FillSpec = "black") -> FillSpec:
     """The fill an explanation was computed with, usable by
     :func:`make_fill` (e.g. for its metrics): the chosen one
     for ``fill='auto'``."""

@@ -18,12 +18,17 @@ Example::
     >>> perturb(img, make_fill(img, seg, "black"), seg, np.array([[True, False]]))[0, :, :, 0].tolist()
     [[200, 200, 200, 200], [200, 200, 200, 200], [0, 0, 0, 0], [0, 0, 0, 0]]
 """
+from __future__ import annotations
+
+from typing import Any, Iterator
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["sample_masks", "perturb", "compose_normalised", "iter_batches", "COMPOSE_METHODS"]
 
 
-def sample_masks(num_samples, n_segments, rng):
+def sample_masks(num_samples: int, n_segments: int, rng: np.random.Generator) -> np.ndarray:
     """``(num_samples, n_segments)`` bool masks, each superpixel on with probability 1/2;
     the first row is all on (the unperturbed image), as in LIME and PaddleX 1.3."""
     masks = rng.integers(0, 2, size=(num_samples, n_segments)).astype(bool)
@@ -31,7 +36,8 @@ def sample_masks(num_samples, n_segments, rng):
     return masks
 
 
-def perturb(image, fill_image, segments, masks, out=None):
+def perturb(image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray, masks: np.ndarray,
+            out: np.ndarray | None = None) -> np.ndarray:
     """``(B, H, W, 3)`` uint8 images for ``B`` mask rows: kept superpixels from ``image``, the rest
     from ``fill_image``. ``out`` may be a preallocated buffer to reuse across batches."""
     keep = masks[:, segments]  # (B, H, W) by fancy indexing of the label map
@@ -44,10 +50,10 @@ def perturb(image, fill_image, segments, masks, out=None):
 
 COMPOSE_METHODS = ("auto", "kernel", "cv2", "numpy")
 
-_CV2 = {}
+_CV2: dict[str, Any] = {}
 
 
-def _cv2():
+def _cv2() -> Any:
     """OpenCV (``cv2``) when it is importable and has ``copyTo`` / ``LUT``, else None."""
     if "mod" not in _CV2:
         try:
@@ -59,7 +65,9 @@ def _cv2():
     return _CV2["mod"]
 
 
-def compose_normalised(image_planes, fill_planes, segments, masks, out=None, method="auto"):
+def compose_normalised(image_planes: npt.ArrayLike, fill_planes: npt.ArrayLike,
+                       segments: npt.ArrayLike, masks: npt.ArrayLike, out: np.ndarray | None = None,
+                       method: str = "auto") -> np.ndarray:
     """``(B, C, H, W)`` float32 model inputs for the mask rows ``masks`` ``(B, d)``: the pixels of
     kept superpixels from ``image_planes`` (the normalised image, ``(C, H, W)`` float32), the
     others from ``fill_planes`` (the normalised fill, same shape). Copies only, no arithmetic, so
@@ -163,7 +171,7 @@ def _compose_cv2(cv2, image_planes, fill_planes, segments, masks, out):
     return out
 
 
-def iter_batches(n, batch_size):
+def iter_batches(n: int, batch_size: int) -> Iterator[slice]:
     """Yield ``slice`` objects covering ``range(n)`` in chunks of ``batch_size``."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
