@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from bench import quality_defaults as QD
+from bench.quality_settings import SEGMENTER
 from paddlex_interpret.core.fill import AutoFill
 
 N = 500
@@ -100,7 +101,6 @@ def summary(title, rows, markdown_table):
 def tune_fill(clf, root, cases, markdown_table):
     """``{section title: body}``; ``cases``: the shapes and real cases of bench_quality."""
     from paddlex_interpret.core.segmentation import make_segmenter
-    from bench.bench_quality import SEGMENTER
 
     name, params = SEGMENTER
     parts = [summary("MobileNetV3_small on Fashion-MNIST", per_image(

@@ -104,6 +104,67 @@ def test_the_import_graph_has_no_circle():
     assert _cycles(_graph()) == []
 
 
+#: what the whole tree's import graph leaves out: environments, caches, builds
+SKIPPED_DIRS = ("build", "dist", "output", "demo_output")
+
+
+def _tree_modules():
+    """Every module of the checkout by the name it is imported as: the package, bench/ and
+    examples/ by their dotted path from the root, tests/ by their file name (pytest imports them
+    so, and the benches import ``conftest`` / ``helpers`` with tests/ on ``sys.path``)."""
+    out = {}
+    for d, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__"))
+                         and x not in SKIPPED_DIRS)
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(d, f)
+            rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+            if rel[0] == "tests":
+                name = rel[-1]
+            else:
+                name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+            assert name not in out, "two modules named %s: %s, %s" % (name, out[name], path)
+            out[name] = path
+    return out
+
+
+def _tree_graph(modules):
+    """``{module: modules it imports}`` over ``modules`` (module-level and lazy imports)."""
+    graph = {}
+    for name, path in modules.items():
+        is_pkg = path.endswith("__init__.py")
+        deps = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf8").read())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                prefix = node.module or ""
+                if node.level:
+                    base = name.split(".") if is_pkg else name.split(".")[:-1]
+                    base = base[:len(base) - node.level + 1]
+                    prefix = ".".join(base + ([node.module] if node.module else []))
+                names = [prefix] + ["%s.%s" % (prefix, a.name) for a in node.names]
+            else:
+                continue
+            for n in names:
+                while n and n not in modules:
+                    n = n.rpartition(".")[0]
+                if n and n != name and not name.startswith(n + "."):
+                    deps.add(n)
+        graph[name] = deps
+    return graph
+
+
+def test_the_whole_tree_has_no_import_circle():
+    """The package, the benches, the tests and the examples: no module imports one that imports
+    it back (a shared part goes into a module of its own)."""
+    modules = _tree_modules()
+    assert {"bench.bench_quality", "helpers", "paddlex_interpret.core.lime"} <= set(modules)
+    assert _cycles(_tree_graph(modules)) == []
+
+
 def test_the_cycle_finder_finds_a_circle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
