@@ -27,8 +27,9 @@ import numpy as np  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.core import native  # noqa: E402
-from paddlex_interpret.core.perturbation import (compose_normalised, make_fill,  # noqa: E402
-                                                 perturb, sample_masks)
+from paddlex_interpret.core.fill import make_fill  # noqa: E402
+from paddlex_interpret.core.perturbation import (COMPOSE_METHODS,  # noqa: E402
+                                                 compose_normalised, perturb, sample_masks)
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 
 cv2.setNumThreads(1)
@@ -67,8 +68,8 @@ def main():
     mean = np.array([0.485, 0.456, 0.406], np.float32)
     std = np.array([0.229, 0.224, 0.225], np.float32)
     rows = []
-    methods = [m for m in ("kernel", "cv2", "numpy")
-               if m != "kernel" or native.available()]
+    methods = [m for m in COMPOSE_METHODS
+               if m != "auto" and (m != "kernel" or native.available())]
     for size in (224, 448):
         image = cv2.resize(make_image(), (size, size))
         seg = make_segmenter("quickshift")(image)

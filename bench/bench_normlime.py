@@ -36,7 +36,7 @@ import paddlex as pdx  # noqa: E402,F401
 from bench.report import markdown_table, write_section  # noqa: E402
 from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E402
 from paddlex_interpret.core import normlime as nl  # noqa: E402
-from paddlex_interpret.core.concepts import ConceptCodebook  # noqa: E402
+from paddlex_interpret.core.concepts import DESCRIPTORS, ConceptCodebook  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.perturbation import sample_masks  # noqa: E402
 from paddlex_interpret.core.sampling import (  # noqa: E402
@@ -124,7 +124,7 @@ def descriptor_table(ds, clf, model, fit_items, eval_items):
                 (pred[obj] == vcat[obj]).mean(), (pred[~obj] > 0).mean())
 
     rows = []
-    for name in ("lab", "lab_std", "lab_std_texture"):
+    for name in DESCRIPTORS:
         segs = iter([s for _, s, _ in fit])
         t0 = time.perf_counter()
         cb = ConceptCodebook().fit([im for im, _, _ in fit], segmenter=lambda im: next(segs),

@@ -55,6 +55,7 @@ import paddlex_interpret  # noqa: E402,F401
 import paddle  # noqa: E402
 
 from bench.bench_speed import run_peers  # noqa: E402
+from bench.quality_settings import SEGMENTER  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.api import glime as glime_api  # noqa: E402
 from paddlex_interpret.api import weights as weights_api  # noqa: E402
@@ -68,7 +69,6 @@ CACHE = os.environ.get("PXI_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "p
 CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle_boot"]
 IMAGE_SIZE = 64
-SEGMENTER = ("slic", {"n_segments": 40, "compactness": 10.0})
 TRAIN = dict(num_epochs=5, train_batch_size=64, learning_rate=0.05, lr_decay_epochs=(4,),
              warmup_steps=0)
 

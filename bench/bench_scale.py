@@ -29,6 +29,7 @@ import paddlex as pdx  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.api.weights import build_normlime_weights  # noqa: E402
+from paddlex_interpret.core.normlime import MODES  # noqa: E402
 from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
 
 SECTION = "NormLIME over several processes"
@@ -85,7 +86,7 @@ def offline_rows(model_dir, items, sizes, tmp):
     model = pdx.load_model(model_dir)
     rows = []
     for n in sizes:
-        for mode in ("fast", "aggregate"):
+        for mode in MODES:
             kw = dict(mode=mode, max_images=n, seed=0, n_concepts=16)
             if mode == "aggregate":
                 kw["num_samples"] = AGGREGATE_SAMPLES

@@ -23,11 +23,12 @@ import time
 import numpy as np
 
 from paddlex_interpret.core import metrics
+from paddlex_interpret.core.fill import FILLS
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.testing.reliance import object_reliance, top_on_object
 
 GREY = (127, 127, 127)
-FIXED_FILLS = ("black", "grey", "median", "mean", "blur")
+FIXED_FILLS = FILLS
 PEERS = (("interpretdl_lime_inference", "InterpretDL 0.8 LIME"),
          ("lime_inference", "lime 0.2.0.1"))
 
@@ -328,7 +329,7 @@ def report(cases, run_peers, workdir, args, markdown_table):
             + ("\n\nPeers: %s." % ", ".join("%s %s" % kv for kv in versions.items())
                if versions else "")),
         "The fill: chosen by measurement": (
-            "`fill='auto'` (paddlex_interpret.core.baseline). The score of a candidate is the "
+            "`fill='auto'` (paddlex_interpret.core.fill). The score of a candidate is the "
             "normalised entropy of the model's prediction on the fully hidden image (how far "
             "the model is from being sure of a class when everything is hidden). Candidates: "
             "the blanks black and grey (and the dataset's mean colour where a dataset is "

@@ -5,7 +5,7 @@ correctly classified of each class; the 4th-7th shapes validation image of each 
 photos that scikit-learn and scikit-image ship besides the four of the real model's sections),
 LIME at N=500 (seed 0) with each fixed fill, scored by InterpretDL's deletion / insertion AUC
 (:func:`bench.quality_defaults.auc_pair`), next to the fill each rule takes: this rule
-(:class:`paddlex_interpret.core.baseline.AutoFill`) and the former one (the highest score of all
+(:class:`paddlex_interpret.core.fill.AutoFill`) and the former one (the highest score of all
 candidates, per image).
 """
 import os
@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from bench import quality_defaults as QD
-from paddlex_interpret.core.baseline import AutoFill
+from bench.quality_settings import SEGMENTER
+from paddlex_interpret.core.fill import AutoFill
 
 N = 500
 
@@ -100,7 +101,6 @@ def summary(title, rows, markdown_table):
 def tune_fill(clf, root, cases, markdown_table):
     """``{section title: body}``; ``cases``: the shapes and real cases of bench_quality."""
     from paddlex_interpret.core.segmentation import make_segmenter
-    from bench.bench_quality import SEGMENTER
 
     name, params = SEGMENTER
     parts = [summary("MobileNetV3_small on Fashion-MNIST", per_image(

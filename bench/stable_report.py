@@ -6,8 +6,8 @@ from itertools import combinations
 
 import numpy as np
 
-from bench import bench_stable as B
 from bench import research_stable as RS
+from bench import stable_common as B
 from bench.report import markdown_table
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.uncertainty import certified_top

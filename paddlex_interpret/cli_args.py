@@ -2,14 +2,16 @@
 sub-commands share (:mod:`paddlex_interpret.cli` builds the parser and runs the commands)."""
 import argparse
 
+from .core.fill import FILL_CHOICES as FILLS
+from .core.normlime import MODES
+from .core.sampling import SAMPLER_NAMES as SAMPLERS
+from .core.segmentation import SEGMENTERS
+
 __all__ = ["FILLS", "SEGMENTERS", "SAMPLERS", "GRADIENT_COMMANDS", "ALARM_EXIT", "HelpFormatter",
            "positive", "samples", "share", "positive_float",
            "explain_args", "gradient_args", "audit_args", "verbosity_args", "progress_args",
            "dataset_args", "DEVICE_HELP", "occlusion_args", "watch_args"]
 
-FILLS = ("auto", "black", "grey", "median", "mean", "blur")
-SEGMENTERS = ("quickshift", "coarse", "slic", "felzenszwalb", "quickshift_skimage")
-SAMPLERS = ("stratified", "paired_kernel", "bernoulli")
 DEVICE_HELP = ("cpu, gpu or gpu:N (default: Paddle's: the first card on a GPU build with a card "
                "visible, else the CPU); a GPU that is not there is an error")
 
@@ -153,7 +155,7 @@ def dataset_args(p, required, weights=True):
     p.add_argument("--label-list", default="labels.txt", help="relative to --dataset")
     if not weights:
         return
-    p.add_argument("--mode", choices=("fast", "aggregate"), default="fast",
+    p.add_argument("--mode", choices=MODES, default=MODES[0],
                    help="NormLIME weights: fast (PaddleX 1.3) or aggregate (LIME per image)")
     p.add_argument("--max-images", type=positive, default=None,
                    help="images the weights are built on (default 1000 fast, 100 aggregate)")

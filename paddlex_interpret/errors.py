@@ -4,6 +4,7 @@ All subclass a built-in exception (``ValueError``/``TypeError``) so generic hand
 :func:`user_error` tells a mistake in what the caller gave (the command line prints one line for
 those) from a failure of the program (a traceback).
 """
+from __future__ import annotations
 
 __all__ = ["ImageReadError", "UnsupportedModelError", "NormLimeCacheError", "DatasetError",
            "UsageError", "DeviceError", "user_error"]
@@ -34,7 +35,7 @@ class DeviceError(UsageError):
     of Paddle, no card visible, an index past the visible cards)."""
 
 
-def user_error(exc):
+def user_error(exc: BaseException) -> bool:
     """Whether ``exc`` is about the caller's input (a bad path, number, image, model, dataset or
     weights file), as opposed to a failure of the program."""
     return isinstance(exc, (ValueError, UnsupportedModelError, FileNotFoundError,

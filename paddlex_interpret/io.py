@@ -19,11 +19,14 @@ Example::
     >>> open(p).read()
     'hello'
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import re
 import tempfile
 import time
+from typing import IO, Any, Iterator
 
 __all__ = ["atomic_write", "check_writable_dir", "ensure_writable_dir", "remove_stale_temporaries",
            "STALE_SECONDS"]
@@ -34,7 +37,7 @@ _PREFIX = ".tmp-pxi-"
 _OURS = re.compile(r"^\.tmp-pxi-(\d+)-")
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -44,11 +47,11 @@ def _alive(pid):
     return True
 
 
-def remove_stale_temporaries(directory, now=None):
+def remove_stale_temporaries(directory: str, now: float | None = None) -> list[str]:
     """Remove this package's temporaries in ``directory`` whose process is gone and that are at
     least :data:`STALE_SECONDS` old; returns the names removed."""
     now = time.time() if now is None else now
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -66,7 +69,7 @@ def remove_stale_temporaries(directory, now=None):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb"):
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on success rename it over ``path``."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -87,13 +90,13 @@ def atomic_write(path, mode="wb"):
         raise
 
 
-def _umask():
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def check_writable_dir(path, what="save_dir"):
+def check_writable_dir(path: str, what: str = "save_dir") -> str:
     """Raise unless files could be written under ``path``; makes nothing.
 
     Raises:
@@ -115,7 +118,7 @@ def check_writable_dir(path, what="save_dir"):
     return path
 
 
-def ensure_writable_dir(path, what="save_dir"):
+def ensure_writable_dir(path: str, what: str = "save_dir") -> str:
     """Create ``path`` if needed (after :func:`check_writable_dir`) and return it.
 
     Raises:

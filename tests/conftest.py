@@ -35,8 +35,8 @@ Every training fixture is session-scoped: a model is trained once per session, w
 use it.
 
 Plain helpers (``from conftest import make_transforms`` works from test modules):
-:func:`seed_everything`, :func:`make_transforms`, :func:`make_paddlex_datasets`,
-:func:`train_classifier`, :func:`val_accuracy`. Helpers shared by several test files that are
+:func:`seed_everything` (defined in ``helpers``), :func:`make_transforms`,
+:func:`make_paddlex_datasets`, :func:`train_classifier`, :func:`val_accuracy`. Helpers shared by several test files that are
 not about the session's fixtures live in ``tests/helpers.py`` (``from helpers import ...``).
 
 Paddle and PaddleX are imported lazily (inside the fixtures/helpers), always after
@@ -44,7 +44,6 @@ Paddle and PaddleX are imported lazily (inside the fixtures/helpers), always aft
 """
 import logging
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ for _path in (_ROOT, _TESTS):  # the package, and `from helpers import ...` from
         sys.path.insert(0, _path)
 
 import paddlex_interpret  # noqa: E402,F401  (must come before any `import paddlex`)
+from helpers import seed_everything  # noqa: E402,F401  (a plain helper of this module's too)
 from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
 
 #: arguments of the session ``shapes_dataset``
@@ -93,15 +93,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ------------------------------------------------------------------------------------ helpers
-def seed_everything(seed=0):
-    """Seed Python's ``random``, NumPy's global RNG and Paddle."""
-    import paddle
-
-    random.seed(seed)
-    np.random.seed(seed)
-    paddle.seed(seed)
-
-
 def make_transforms(image_size=64, flip=False):
     """``(train_transforms, eval_transforms)`` as ``paddlex.transforms.Compose`` objects.
 

@@ -1,7 +1,8 @@
 """Plain helpers shared by several test files: ``from helpers import ...`` (``tests/`` is on
 ``sys.path``, see ``conftest.py``). Fixtures live in ``conftest.py``; this module has none.
 
-* the repository root (:data:`ROOT`) and the ``multi_core`` skip marker;
+* the repository root (:data:`ROOT`), the ``multi_core`` skip marker and :func:`seed_everything`
+  (also importable from ``conftest``, which imports it from here);
 * pure-numpy classifiers whose decision is known: :class:`RegionClassifier` (the top-left
   quadrant), :class:`BrightnessModel` (the left half), :func:`colour_classifier` (the
   coloured-shapes classes) and the label maps they are explained on (:func:`grid_segments`,
@@ -20,6 +21,7 @@ Paddle and PaddleX are imported inside the functions (after ``paddlex_interpret`
 """
 import contextlib
 import os
+import random
 
 import numpy as np
 import pytest
@@ -39,6 +41,15 @@ FAST = dict(num_samples=120, batch_size=60, metric_steps=8, max_images=15, n_con
 
 #: the tiny PaddleX training of the hook tests: epochs per run
 EPOCHS = 2
+
+
+def seed_everything(seed=0):
+    """Seed Python's ``random``, NumPy's global RNG and Paddle."""
+    import paddle
+
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
 
 
 # ------------------------------------------------------------------------------ label maps
@@ -189,8 +200,6 @@ def train_tiny(ds, save_dir, hook=None, model=None, epochs=EPOCHS, seed=0):
     """Train (or fine-tune ``model``) a MobileNetV3_small exactly as a user would (a checkpoint
     per epoch, VisualDL on); the hook only attaches."""
     import paddlex as pdx
-
-    from conftest import seed_everything
 
     seed_everything(seed)
     if model is None:

@@ -104,6 +104,67 @@ def test_the_import_graph_has_no_circle():
     assert _cycles(_graph()) == []
 
 
+#: what the whole tree's import graph leaves out: environments, caches, builds
+SKIPPED_DIRS = ("build", "dist", "output", "demo_output")
+
+
+def _tree_modules():
+    """Every module of the checkout by the name it is imported as: the package, bench/ and
+    examples/ by their dotted path from the root, tests/ by their file name (pytest imports them
+    so, and the benches import ``conftest`` / ``helpers`` with tests/ on ``sys.path``)."""
+    out = {}
+    for d, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__"))
+                         and x not in SKIPPED_DIRS)
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(d, f)
+            rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+            if rel[0] == "tests":
+                name = rel[-1]
+            else:
+                name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+            assert name not in out, "two modules named %s: %s, %s" % (name, out[name], path)
+            out[name] = path
+    return out
+
+
+def _tree_graph(modules):
+    """``{module: modules it imports}`` over ``modules`` (module-level and lazy imports)."""
+    graph = {}
+    for name, path in modules.items():
+        is_pkg = path.endswith("__init__.py")
+        deps = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf8").read())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                prefix = node.module or ""
+                if node.level:
+                    base = name.split(".") if is_pkg else name.split(".")[:-1]
+                    base = base[:len(base) - node.level + 1]
+                    prefix = ".".join(base + ([node.module] if node.module else []))
+                names = [prefix] + ["%s.%s" % (prefix, a.name) for a in node.names]
+            else:
+                continue
+            for n in names:
+                while n and n not in modules:
+                    n = n.rpartition(".")[0]
+                if n and n != name and not name.startswith(n + "."):
+                    deps.add(n)
+        graph[name] = deps
+    return graph
+
+
+def test_the_whole_tree_has_no_import_circle():
+    """The package, the benches, the tests and the examples: no module imports one that imports
+    it back (a shared part goes into a module of its own)."""
+    modules = _tree_modules()
+    assert {"bench.bench_quality", "helpers", "paddlex_interpret.core.lime"} <= set(modules)
+    assert _cycles(_tree_graph(modules)) == []
+
+
 def test_the_cycle_finder_finds_a_circle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -172,3 +233,99 @@ def test_code_speaks_of_the_code():
             if NARRATION.search(line):
                 found.append("%s:%d: %s" % (name, i, line.strip()))
     assert found == []
+
+
+# ---------------------------------------------------------------------------- name sets
+#: Every set of names a user chooses from, at its one definition (module, attribute): anywhere
+#: else it is imported. Read from the owners, so a set that grows is checked as it is.
+NAME_SETS = [
+    ("paddlex_interpret.core.fill", "FILLS"),
+    ("paddlex_interpret.core.perturbation", "COMPOSE_METHODS"),
+    ("paddlex_interpret.core.fill", "FILL_CHOICES"),
+    ("paddlex_interpret.core.fill", "BLANKS"),
+    ("paddlex_interpret.core.segmentation", "SEGMENTERS"),
+    ("paddlex_interpret.core.sampling", "SAMPLER_NAMES"),
+    ("paddlex_interpret.core.saliency", "METHODS"),
+    ("paddlex_interpret.core.atlas", "ATLAS_METHODS"),
+    ("paddlex_interpret.core.normlime", "MODES"),
+    ("paddlex_interpret.core.normlime_aggregate", "VARIANTS"),
+    ("paddlex_interpret.core.concepts", "DESCRIPTORS"),
+]
+#: Sources scanned for copies: the package and the benches (tests spell names out on purpose).
+SCANNED = ("paddlex_interpret", "bench")
+#: Copies known and not yet replaced by an import, ``(module, owner attribute)``: the list may
+#: only shrink (an entry whose copy is gone fails, so that it is taken out).
+KNOWN_COPIES = {
+    ("paddlex_interpret.training.options", "paddlex_interpret.core.normlime.MODES"),
+    ("paddlex_interpret.training.options", "paddlex_interpret.core.atlas.ATLAS_METHODS"),
+}
+
+
+def _known_name_sets():
+    import importlib
+
+    return {"%s.%s" % (m, a): (m, frozenset(getattr(importlib.import_module(m), a)))
+            for m, a in NAME_SETS}
+
+
+def _string_sets(tree):
+    """``(line, names)`` of every tuple, list or set literal made of at least two strings (and
+    nothing else); a dict keyed by the names is a mapping of them, not a copy."""
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            continue
+        items = node.elts
+        if len(items) >= 2 and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                   for e in items):
+            yield node.lineno, frozenset(e.value for e in items)
+
+
+def _name_set_copies(sources, known):
+    """``{(module, owner attribute): [lines]}`` where ``sources`` (module -> source text) spells
+    out a known set of names, or three or more of its names that are no other known set,
+    outside its owner module."""
+    whole = {names for _, names in known.values()}
+    found = {}
+    for module, text in sources.items():
+        for line, names in _string_sets(ast.parse(text)):
+            for attr, (owner, owned) in known.items():
+                if module == owner:
+                    continue
+                if names == owned or (len(names) >= 3 and names < owned and names not in whole):
+                    found.setdefault((module, attr), []).append(line)
+    return found
+
+
+def _scanned_sources():
+    out = {}
+    for top in SCANNED:
+        for d, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(d, f)
+                    rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                    out[rel[:-len(".__init__")] if rel.endswith(".__init__") else rel] = \
+                        open(path, encoding="utf8").read()
+    return out
+
+
+def test_every_set_of_names_is_defined_once():
+    """Fills, segmenters, samplers, gradient methods, atlas methods, NormLIME modes: defined in
+    the core module that owns the concept and imported elsewhere (a copy drifts: a name added
+    to the owner is missing from the copy)."""
+    copies = _name_set_copies(_scanned_sources(), _known_name_sets())
+    assert {k: v for k, v in copies.items() if k not in KNOWN_COPIES} == {}
+    assert sorted(KNOWN_COPIES - set(copies)) == []
+
+
+def test_the_copy_finder_finds_copies():
+    known = {"m.SEGMENTERS": ("m", frozenset({"quickshift", "coarse", "slic", "felzenszwalb"})),
+             "m.BLANKS": ("m", frozenset({"black", "grey"}))}
+    sources = {"m": "S = ('quickshift', 'coarse', 'slic', 'felzenszwalb')\nB = ['black', 'grey']",
+               "a": "if x in ['slic', 'quickshift', 'felzenszwalb', 'coarse']: pass",
+               "b": "if name not in ('quickshift', 'slic', 'felzenszwalb'): pass",
+               "c": "d = {'black': 0, 'grey': 1}\nf(('slic', 'coarse'))\ng(S + ('x', 'y'))",
+               "e": "x = 1\nfor fill in ['grey', 'black']: pass"}
+    assert _name_set_copies(sources, known) == {("a", "m.SEGMENTERS"): [1],
+                                                ("b", "m.SEGMENTERS"): [1],
+                                                ("e", "m.BLANKS"): [2]}

@@ -19,20 +19,24 @@ Example::
     [a.to_dict() for a in result.alarms]          # class, region, evidence
     print(result.alarms[0].message())
 """
+from __future__ import annotations
+
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import rendering
 from ..adapters import classifier_for
 from ..adapters.base import PaddleClassifier
 from ..core import atlas as atlas_mod
 from ..core import saliency
+from ..core.classifier import Classifier
 from ..core.dataset_pass import select_stratified
 from ..core.images import describe_item, load_item
 from ..core.intervention import InterventionTest
@@ -46,7 +50,7 @@ __all__ = ["audit", "AuditResult", "dataset_atlas", "read_views", "view_labels",
            "class_pictures", "ATLAS_METHODS"]
 
 #: the maps an atlas can be made of (the first is the default)
-ATLAS_METHODS = ("input_x_gradient", "gradcam", "integrated_gradients")
+ATLAS_METHODS = atlas_mod.ATLAS_METHODS
 
 logger = logging.getLogger("paddlex_interpret")
 
@@ -68,9 +72,9 @@ class AuditResult:
     settings: Dict = field(default_factory=dict)
     pictures: Dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The report as plain data (what ``paddlex-interpret audit`` prints)."""
-        classes = {}
+        classes: dict[str, dict[str, Any]] = {}
         for c, k in sorted(self.check.classes.items()):
             ev = k.evidence
             classes[k.name] = {
@@ -88,17 +92,21 @@ class AuditResult:
                 "pictures": dict(self.pictures), "settings": dict(self.settings)}
 
 
-def view_labels(labels, chosen, kept):
+def view_labels(labels: Sequence[Any] | None, chosen: Sequence[int] | np.ndarray,
+                kept: Sequence[int]) -> list[int] | None:
     """The labels of the views :func:`read_views` kept of the ``chosen`` items (None without
     labels)."""
     return None if labels is None else [int(labels[chosen[k]]) for k in kept]
 
 
-def read_views(classifier, items):
+def read_views(classifier: Classifier, items: Iterable[Any]
+               ) -> tuple[np.ndarray, list[int], list[str]]:
     """``(views, kept, skipped)``: the model's views of ``items`` (``(N, H, W, 3)`` uint8, the
     first view's size), the indices of the items they come from, and the items left out (not
     readable, or a view of another size) as printable strings."""
-    views, kept, skipped = [], [], []
+    views: list[np.ndarray] = []
+    kept: list[int] = []
+    skipped: list[str] = []
     for i, item in enumerate(items):
         try:
             view = classifier.view(load_item(item))
@@ -127,8 +135,10 @@ def _map(runner, x, label, size, method, target_layer=None):
     return m if m.shape == tuple(size) else saliency.resize(m, size)
 
 
-def gradient_atlas(classifier, views, predicted, n_classes, method=ATLAS_METHODS[0], seed=0,
-                   target_layer=None, label_names=None):
+def gradient_atlas(classifier: PaddleClassifier, views: np.ndarray, predicted: np.ndarray,
+                   n_classes: int, method: str = ATLAS_METHODS[0], seed: int = 0,
+                   target_layer: str | None = None, label_names: Sequence[str] | None = None
+                   ) -> tuple[atlas_mod.ClassAtlas, np.ndarray]:
     """``(ClassAtlas, mean images)`` of ``method``'s map of each view's ``predicted`` class."""
     from ..adapters.gradients import GradientRunner
 
@@ -142,7 +152,7 @@ def gradient_atlas(classifier, views, predicted, n_classes, method=ATLAS_METHODS
     return result, mean_images(views, predicted, n_classes)
 
 
-def mean_images(views, predicted, n_classes):
+def mean_images(views: np.ndarray, predicted: npt.ArrayLike, n_classes: int) -> np.ndarray:
     """``(n_classes, H, W, 3)`` uint8: the mean view of each class (zeros without one)."""
     means = np.zeros((n_classes,) + views.shape[1:], np.uint8)
     for c in range(n_classes):
@@ -152,8 +162,10 @@ def mean_images(views, predicted, n_classes):
     return means
 
 
-def dataset_atlas(classifier, items, n_classes=None, method=ATLAS_METHODS[0], seed=0,
-                  target_layer=None, label_names=None):
+def dataset_atlas(classifier: PaddleClassifier, items: Iterable[Any], n_classes: int | None = None,
+                  method: str = ATLAS_METHODS[0], seed: int = 0, target_layer: str | None = None,
+                  label_names: Sequence[str] | None = None
+                  ) -> tuple[atlas_mod.ClassAtlas, np.ndarray, list[str]]:
     """``(ClassAtlas, mean images, skipped items)`` of ``method``'s maps over ``items``
     (``n_classes``: default the model's outputs)."""
     if method not in ATLAS_METHODS:
@@ -166,7 +178,9 @@ def dataset_atlas(classifier, items, n_classes=None, method=ATLAS_METHODS[0], se
     return result, means, skipped
 
 
-def class_pictures(test, check, alarms, atlas, means, names):
+def class_pictures(test: InterventionTest, check: ShortcutCheck, alarms: Sequence[Alarm],
+                   atlas: atlas_mod.ClassAtlas | None, means: np.ndarray,
+                   names: Sequence[str] | None) -> dict[str, np.ndarray]:
     """``{class name: (H, W, 3) uint8}``: per class in the atlas or tested, its mean view under
     its gradient atlas (or, without one, its transplant-scan map), the atlas's hot region
     outlined in cyan and the region of its alarm, when raised, boxed in magenta."""
@@ -198,8 +212,10 @@ def _save(result, pictures, save_dir):
         json.dump(result.to_dict(), f, indent=1)
 
 
-def audit(model, dataset, max_images=IMAGES, seed=0, method=ATLAS_METHODS[0], target_layer=None,
-          flip=FLIP_ALARM, scan=True, save_dir=None):
+def audit(model: Any, dataset: Any, max_images: int = IMAGES, seed: int = 0,
+          method: str = ATLAS_METHODS[0], target_layer: str | None = None,
+          flip: float = FLIP_ALARM, scan: bool = True, save_dir: str | None = None
+          ) -> AuditResult:
     """Audit ``model`` (a PaddleX classifier, a deployed one: ``paddlex.deploy.Predictor`` or an
     exported inference-model directory, any :class:`~paddlex_interpret.core.classifier.
     Classifier` or ``images -> probabilities`` function) on ``dataset`` (anything

@@ -12,7 +12,10 @@ Example::
     from paddlex_interpret.api.datasets import resolve_dataset
     items, labels, names = resolve_dataset(eval_dataset, class_names=model.labels)
 """
+from __future__ import annotations
+
 import os
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,7 +26,9 @@ __all__ = ["resolve_dataset", "dataset_from_dir", "IMAGE_EXTS", "LAYOUTS"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
 
-def resolve_dataset(dataset, class_names=None, num_classes=None):
+def resolve_dataset(dataset: Any, class_names: Sequence[str] | None = None,
+                    num_classes: int | None = None
+                    ) -> tuple[list[Any], list[int] | None, list[str] | None]:
     """Turn a dataset into ``(items, labels or None, dataset class names or None)``.
 
     ``dataset`` is a ``paddlex.datasets.ImageNet`` (its ``file_list`` and ``labels``), a directory
@@ -89,8 +94,8 @@ def resolve_dataset(dataset, class_names=None, num_classes=None):
 LAYOUTS = (("val.txt", "label.txt", True), ("val_list.txt", "labels.txt", False))
 
 
-def _read_names(path, with_ids):
-    names = []
+def _read_names(path: str, with_ids: bool) -> list[str]:
+    names: list[str] = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -106,7 +111,7 @@ def _read_names(path, with_ids):
     return names
 
 
-def _read_pairs(root, path):
+def _read_pairs(root: str, path: str) -> list[tuple[str, int]]:
     pairs = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -120,7 +125,8 @@ def _read_pairs(root, path):
     return pairs
 
 
-def dataset_from_dir(root, file_list=None, label_list=None):
+def dataset_from_dir(root: str | os.PathLike[str], file_list: str | None = None,
+                     label_list: str | None = None) -> tuple[Any, list[str] | None, str]:
     """``(dataset, class names or None, layout)`` of a dataset directory, for
     :func:`resolve_dataset`: ``(image path, label)`` pairs of its evaluation list, or the
     directory itself (a folder of images, unlabelled).
@@ -137,7 +143,7 @@ def dataset_from_dir(root, file_list=None, label_list=None):
     root = os.fsdecode(root)
     if not os.path.isdir(root):
         raise DatasetError("dataset %r is not a directory" % root)
-    layouts = LAYOUTS
+    layouts: Sequence[tuple[str, str, bool | None]] = LAYOUTS
     if file_list is not None or label_list is not None:
         layouts = [(file_list or "val.txt", label_list or "label.txt", None)]
     for files, labels, with_ids in layouts:

@@ -6,13 +6,24 @@ Example::
     exp = glime("val/0001.png", model, "prior.npz", beta="auto")
     exp.settings["beta"]
 """
+from __future__ import annotations
+
 import os
+from typing import Any, Mapping
+
+import numpy.typing as npt
 
 from ..adapters import classifier_for
-from ..core.baseline import resolve_fill
+from ..core.budget import AutoBudget
+from ..core.concepts import ConceptCodebook
+from ..core.explanation import Explanation
+from ..core.fill import AutoFill, FillSpec, resolve_fill
+from ..core.images import ImageSource
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          LimeExplainer, check_num_samples)
 from ..core.normlime import GlobalWeights, glime_prior
+from ..core.sampling import Sampler
+from ..core.segmentation import SegmenterSpec
 from ..core.surrogate import EvidenceRidge, WeightedRidge
 from ..io import check_writable_dir
 from .output import image_name, save_explanation
@@ -21,12 +32,18 @@ from .weights import resolve_codebook
 __all__ = ["glime"]
 
 
-def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None, beta=10.0,
-          num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, *, seed=0, labels=None, top_k=1,
-          alpha=1.0, tau=1.0, prior_normalize="l1", prior_area_exponent=0.5,
-          sampler=DEFAULT_SAMPLER, surrogate=None, segmenter=DEFAULT_SEGMENTER,
-          segmenter_params=None, fill=DEFAULT_FILL, kernel_width=0.25, segments=None,
-          save_dir=None, progress=False, budget=None):
+def glime(img_file_or_array: ImageSource, model_or_classifier: Any,
+          global_weights: GlobalWeights | str, codebook: ConceptCodebook | str | None = None,
+          beta: float | str = 10.0, num_samples: int | str = DEFAULT_NUM_SAMPLES,
+          batch_size: int | str = 50, *, seed: int = 0, labels: Any = None, top_k: int = 1,
+          alpha: float = 1.0, tau: float = 1.0, prior_normalize: str | None = "l1",
+          prior_area_exponent: float = 0.5, sampler: str | Sampler = DEFAULT_SAMPLER,
+          surrogate: Any = None, segmenter: SegmenterSpec = DEFAULT_SEGMENTER,
+          segmenter_params: Mapping[str, Any] | None = None,
+          fill: FillSpec | AutoFill = DEFAULT_FILL, kernel_width: float = 0.25,
+          segments: npt.ArrayLike | None = None, save_dir: str | None = None,
+          progress: bool = False, budget: AutoBudget | dict[str, Any] | None = None
+          ) -> Explanation:
     """GLIME: LIME with a global NormLIME prior, estimated with variance-reduced sampling.
 
     Two parts, both pluggable:
@@ -121,8 +138,9 @@ def glime(img_file_or_array, model_or_classifier, global_weights, codebook=None,
                                 prior_normalize=prior_normalize,
                                 prior_area_exponent=float(prior_area_exponent),
                                 codebook=codebook.fingerprint())
-    if isinstance(explainer.surrogate, EvidenceRidge):
-        explanation.settings["beta"] = [float(b) for b in explainer.surrogate.last_beta]
+    fitted = explainer.surrogate
+    if isinstance(fitted, EvidenceRidge) and fitted.last_beta is not None:
+        explanation.settings["beta"] = [float(b) for b in fitted.last_beta]
     if save_dir is not None:
         save_explanation(explanation, save_dir, name, "glime_s%s" % num_samples, figure="lime")
     return explanation

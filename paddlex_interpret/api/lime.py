@@ -8,15 +8,23 @@ Example::
     exp = lime("val/0001.png", model, num_samples=1000, save_dir="explain")
     exp.ranked(exp.labels[0])[:3]     # [(superpixel, weight), ...]
 """
+from __future__ import annotations
+
 import logging
 import os
+from typing import Any, Mapping
 
 from ..adapters import classifier_for
 from ..adapters.paddlex import PaddleXClassifier, check_paddlex_classifier
+from ..core.budget import AutoBudget
 from ..core.classifier import Classifier, check_positive_int
-from ..core.images import check_image_path
+from ..core.explanation import Explanation
+from ..core.fill import AutoFill, FillSpec
+from ..core.images import ImageSource, check_image_path
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          LimeExplainer, check_num_samples)
+from ..core.sampling import Sampler
+from ..core.segmentation import SegmenterSpec
 from ..io import check_writable_dir
 from .output import image_name, save_explanation
 
@@ -25,7 +33,9 @@ __all__ = ["lime", "prepare", "samples_stem"]
 logger = logging.getLogger("paddlex_interpret")
 
 
-def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
+def prepare(img_file: ImageSource, model: Any, num_samples: int | str, batch_size: int | str,
+            save_dir: str, backend: str | None = "auto"
+            ) -> tuple[Classifier, str, int | str, int | str]:
     """Check the arguments every PaddleX 1.3 function shares (before anything runs) and return
     ``(classifier, image name, num_samples, batch_size)``. ``model``: a PaddleX classifier, the
     directory of a saved or exported one (PaddleX 2, or PaddleX 3 / PaddleClas), a deployed one,
@@ -52,16 +62,21 @@ def prepare(img_file, model, num_samples, batch_size, save_dir, backend="auto"):
     return classifier, image_name(img_file), num_samples, batch_size
 
 
-def samples_stem(method: str, num_samples) -> str:
+def samples_stem(method: str, num_samples: int | str) -> str:
     """The file stem of a result: ``lime_s1000`` for an int budget (PaddleX 1.3's), ``lime_sauto``
     for ``num_samples='auto'``."""
     return "%s_s%s" % (method, num_samples)
 
 
-def lime(img_file, model, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, save_dir="./", *,
-         seed=0, top_k=1, labels=None, segmenter=DEFAULT_SEGMENTER, segmenter_params=None,
-         fill=DEFAULT_FILL, kernel_width=0.25, surrogate=None, save_png=True, progress=False,
-         backend="auto", adaptive=None, sampler=DEFAULT_SAMPLER, budget=None):
+def lime(img_file: ImageSource, model: Any, num_samples: int | str = DEFAULT_NUM_SAMPLES,
+         batch_size: int | str = 50, save_dir: str = "./", *, seed: int = 0, top_k: int = 1,
+         labels: Any = None, segmenter: SegmenterSpec = DEFAULT_SEGMENTER,
+         segmenter_params: Mapping[str, Any] | None = None,
+         fill: FillSpec | AutoFill = DEFAULT_FILL,
+         kernel_width: float = 0.25, surrogate: Any = None, save_png: bool = True,
+         progress: bool = False, backend: str = "auto", adaptive: Any = None,
+         sampler: str | Sampler = DEFAULT_SAMPLER, budget: AutoBudget | dict[str, Any] | None = None
+         ) -> Explanation:
     """Explain ``model``'s prediction on ``img_file`` with LIME (PaddleX 1.3 semantics).
 
     Args:
@@ -80,7 +95,7 @@ def lime(img_file, model, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, save_d
         seed: repeatable sampling and segmentation. top_k / labels: which classes to explain
             (``labels`` by id or class name).
         fill: ``'auto'`` (default: per image, the candidate fill the model is least certain
-            about once everything is hidden, :mod:`~paddlex_interpret.core.baseline`;
+            about once everything is hidden, :mod:`~paddlex_interpret.core.fill`;
             ``settings['fill_chosen']`` and ``['fill_scores']`` say what was chosen and why),
             ``'black'`` (PaddleX 1.3's output exactly), ``'grey'``, ``'median'``, ``'mean'``,
             ``'blur'`` or a colour.

@@ -8,15 +8,24 @@ Example::
     exp = normlime("val/0001.png", model, dataset=eval_dataset, num_samples=1000, save_dir="out")
     exp.extra["normlime"], exp.extra["combined"]        # (L, n_superpixels) each
 """
+from __future__ import annotations
+
 import logging
 import os
+from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.baseline import resolve_fill
+from ..core.budget import AutoBudget
+from ..core.concepts import ConceptCodebook
+from ..core.explanation import Explanation
+from ..core.fill import AutoFill, FillSpec, resolve_fill
+from ..core.images import ImageSource
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          LimeExplainer)
 from ..core.normlime import combine, normlime_weights_for
+from ..core.sampling import Sampler
+from ..core.segmentation import SegmenterSpec
 from .lime import prepare, samples_stem
 from .output import save_explanation
 from .weights import normalise_mode
@@ -27,12 +36,18 @@ __all__ = ["normlime"]
 logger = logging.getLogger("paddlex_interpret")
 
 
-def normlime(img_file, model, dataset=None, num_samples=DEFAULT_NUM_SAMPLES, batch_size=50,
-             save_dir="./", normlime_weights_file=None, *, seed=0, mode="fast", max_images=None,
-             codebook=None, top_k=1, labels=None, segmenter=DEFAULT_SEGMENTER,
-             segmenter_params=None, fill=DEFAULT_FILL, kernel_width=0.25, n_concepts=16,
-             build_num_samples=1000, save_png=True, progress=False, backend=None,
-             sampler=DEFAULT_SAMPLER, budget=None):
+def normlime(img_file: ImageSource, model: Any, dataset: Any = None,
+             num_samples: int | str = DEFAULT_NUM_SAMPLES, batch_size: int | str = 50,
+             save_dir: str = "./", normlime_weights_file: str | None = None, *, seed: int = 0,
+             mode: str = "fast", max_images: int | None = None,
+             codebook: ConceptCodebook | str | None = None, top_k: int = 1, labels: Any = None,
+             segmenter: SegmenterSpec = DEFAULT_SEGMENTER,
+             segmenter_params: Mapping[str, Any] | None = None,
+             fill: FillSpec | AutoFill = DEFAULT_FILL, kernel_width: float = 0.25,
+             n_concepts: int = 16, build_num_samples: int = 1000, save_png: bool = True,
+             progress: bool = False, backend: str | None = None,
+             sampler: str | Sampler = DEFAULT_SAMPLER,
+             budget: AutoBudget | dict[str, Any] | None = None) -> Explanation:
     """Explain ``model``'s prediction on ``img_file`` with LIME and NormLIME (PaddleX 1.3
     semantics).
 
@@ -76,7 +91,8 @@ def normlime(img_file, model, dataset=None, num_samples=DEFAULT_NUM_SAMPLES, bat
     build_batch_size = batch_size if isinstance(batch_size, (int, np.integer)) else 50
     mode_n, variant = normalise_mode(mode, "normlime")
     explicit = normlime_weights_file is not None
-    path = (os.path.join(os.fspath(save_dir), os.fspath(normlime_weights_file)) if explicit
+    path = (os.path.join(os.fspath(save_dir), os.fspath(normlime_weights_file))
+            if normlime_weights_file is not None
             else default_weights_path(save_dir, model, mode if mode_n == "fast" else variant))
     gw = load_or_build_normlime_weights(
         path, model, dataset, keep_existing=explicit or None, mode=mode_n, codebook=codebook, max_images=max_images, seed=seed,
@@ -90,13 +106,15 @@ def normlime(img_file, model, dataset=None, num_samples=DEFAULT_NUM_SAMPLES, bat
                               sampler=sampler, budget=budget)
     image = classifier.view(img_file)
     explanation = explainer.explain(image, labels=labels, top_k=top_k)
-    concepts = gw.codebook.assign(explanation.image, explanation.segments)
+    book = gw.codebook
+    assert book is not None, "weights are loaded or built with their codebook"
+    concepts = book.assign(explanation.image, explanation.segments)
     nl = normlime_weights_for(explanation, concepts, gw)
     explanation.extra["normlime"] = nl
     explanation.extra["combined"] = combine(explanation.weights, nl)
     explanation.settings.update(method="normlime", normlime_mode=gw.mode,
                                 normlime_variant=gw.settings.get("variant"),
-                                normlime_weights_file=path, codebook=gw.codebook.fingerprint())
+                                normlime_weights_file=path, codebook=book.fingerprint())
     explanation.concepts = concepts
     explanation.global_weights = gw
     explanation.weights_file = path

@@ -11,16 +11,18 @@ Example::
                                       save_dir="explain")
     exp.heatmap(exp.labels[0])        # (H, W) map in [-1, 1]
 """
+from __future__ import annotations
+
 import logging
 import time
+from typing import Any, Mapping
 
 from ..adapters import classifier_for
-from ..core.baseline import resolve_fill
-from ..core.images import check_image_path
+from ..core.fill import AutoFill, FillSpec, make_fill, resolve_fill
+from ..core.images import ImageSource, check_image_path
 from ..core.occlusion import cell_grid, default_cell, occlusion_maps
-from ..core.perturbation import make_fill
 from ..core.saliency import SaliencyExplanation
-from ..core.segmentation import make_segmenter
+from ..core.segmentation import SegmenterSpec, make_segmenter
 from ..io import check_writable_dir
 from .output import image_name, save_explanation
 from .saliency import _labels
@@ -30,9 +32,11 @@ __all__ = ["occlusion"]
 logger = logging.getLogger("paddlex_interpret")
 
 
-def occlusion(img_file, model, save_dir=None, *, labels=None, top_k=1, cell=None, window=2,
-              fill="auto", segmenter="quickshift", segmenter_params=None, seed=0,
-              batch_size=50):
+def occlusion(img_file: ImageSource, model: Any, save_dir: str | None = None, *,
+              labels: Any = None, top_k: int = 1, cell: int | None = None, window: int = 2,
+              fill: FillSpec | AutoFill = "auto", segmenter: SegmenterSpec | None = "quickshift",
+              segmenter_params: Mapping[str, Any] | None = None, seed: int = 0,
+              batch_size: int = 50) -> SaliencyExplanation:
     """Occlusion sensitivity of ``model`` on ``img_file``.
 
     Args:
@@ -44,7 +48,7 @@ def occlusion(img_file, model, save_dir=None, *, labels=None, top_k=1, cell=None
         cell: cell side in px (default: 16 cells along the short side); window: window side in
             cells (default 2).
         fill: what a hidden window shows: ``'auto'`` (chosen as for LIME, on the cells), a
-            name of :func:`~paddlex_interpret.core.perturbation.make_fill` or a colour.
+            name of :func:`~paddlex_interpret.core.fill.make_fill` or a colour.
         segmenter: superpixels for the explanation's weights (None: the whole image is one).
 
     Returns:
@@ -62,7 +66,7 @@ def occlusion(img_file, model, save_dir=None, *, labels=None, top_k=1, cell=None
     chosen = resolve_fill(fill)
     settings = {"method": "occlusion", "cell": int(cell), "window": int(window),
                 "seed": int(seed)}
-    if hasattr(chosen, "choose"):
+    if isinstance(chosen, AutoFill):
         choice = chosen.choose(classifier, view, grid)
         fill_image = choice.fill_image
         settings.update(choice.describe())

@@ -6,9 +6,13 @@ Example::
     from paddlex_interpret.api.output import save_explanation
     png = save_explanation(exp, "out", "0001", "lime_s1000")   # out/0001/lime_s1000-0.png
 """
+from __future__ import annotations
+
 import logging
 import os
+from typing import Any
 
+from ..core.explanation import Explanation
 from ..io import ensure_writable_dir
 
 __all__ = ["next_free_path", "save_explanation", "image_name"]
@@ -16,7 +20,7 @@ __all__ = ["next_free_path", "save_explanation", "image_name"]
 logger = logging.getLogger("paddlex_interpret")
 
 
-def next_free_path(directory, stem, ext=".png"):
+def next_free_path(directory: str, stem: str, ext: str = ".png") -> str:
     """PaddleX 1.3's naming: ``<stem>-0.png``, or ``-1``, ``-2``... when taken."""
     n = 0
     while os.path.exists(os.path.join(directory, "%s-%d%s" % (stem, n, ext))):
@@ -24,7 +28,7 @@ def next_free_path(directory, stem, ext=".png"):
     return os.path.join(directory, "%s-%d%s" % (stem, n, ext))
 
 
-def image_name(img_file):
+def image_name(img_file: Any) -> str:
     """The name of the result directory for an image: its file name without extension, or
     ``'image'`` for an array."""
     if isinstance(img_file, (str, bytes, os.PathLike)):
@@ -32,7 +36,8 @@ def image_name(img_file):
     return "image"
 
 
-def save_explanation(explanation, save_dir, name, stem, figure="lime"):
+def save_explanation(explanation: Explanation, save_dir: str, name: str, stem: str,
+                     figure: str = "lime") -> str:
     """Render ``explanation`` (``figure``: ``'lime'`` or ``'normlime'``, PaddleX 1.3's figures, or
     ``'saliency'`` for a gradient method's map)
     into ``save_dir/<name>/<stem>-<k>.png`` and save its ``.npz`` beside it; sets

@@ -13,17 +13,21 @@ Example::
     exp.heatmap(exp.labels[0])        # (H, W) map in [-1, 1]
     exp.ranked(exp.labels[0])[:3]     # superpixels by their mean of the map
 """
+from __future__ import annotations
+
 import logging
 import time
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..adapters import classifier_for
 from ..adapters.gradients import GradientRunner
 from ..core import saliency
 from ..core.classifier import check_positive_int, resolve_labels
-from ..core.images import check_image_path
-from ..core.segmentation import make_segmenter
+from ..core.images import ImageSource, check_image_path
+from ..core.segmentation import SegmenterSpec, make_segmenter
 from ..io import check_writable_dir
 from .output import image_name, save_explanation
 
@@ -33,16 +37,21 @@ __all__ = ["gradcam", "smoothgrad", "integrated_gradients", "input_x_gradient",
 logger = logging.getLogger("paddlex_interpret")
 
 
-def _labels(probabilities, labels, top_k, label_names):
+def _labels(probabilities: np.ndarray, labels: Any, top_k: int,
+            label_names: Sequence[str] | None) -> list[int]:
     chosen = resolve_labels(labels, label_names)
     if chosen is None:
         chosen = np.argsort(-probabilities, kind="stable")[:check_positive_int(top_k, "top_k")]
     return [int(l) for l in chosen]
 
 
-def explain_gradients(image, model, method, labels=None, top_k=1, segmenter="quickshift",
-                      segmenter_params=None, seed=0, save_dir=None, target_layer=None,
-                      n_samples=25, noise=0.15, steps=32, baseline=None, batch_size=25):
+def explain_gradients(image: ImageSource, model: Any, method: str, labels: Any = None,
+                      top_k: int = 1, segmenter: SegmenterSpec | None = "quickshift",
+                      segmenter_params: Mapping[str, Any] | None = None, seed: int = 0,
+                      save_dir: str | None = None, target_layer: str | None = None,
+                      n_samples: int = 25, noise: float = 0.15, steps: int = 32,
+                      baseline: npt.ArrayLike | None = None, batch_size: int = 25
+                      ) -> saliency.SaliencyExplanation:
     """``method`` (one of :data:`~paddlex_interpret.core.saliency.METHODS`) on ``image``;
     the arguments as for :func:`gradcam` and the others."""
     if method not in saliency.METHODS:
@@ -87,8 +96,11 @@ def explain_gradients(image, model, method, labels=None, top_k=1, segmenter="qui
     return exp
 
 
-def gradcam(img_file, model, save_dir=None, *, labels=None, top_k=1, target_layer=None,
-            segmenter="quickshift", segmenter_params=None, seed=0):
+def gradcam(img_file: ImageSource, model: Any, save_dir: str | None = None, *, labels: Any = None,
+            top_k: int = 1, target_layer: str | None = None,
+            segmenter: SegmenterSpec | None = "quickshift",
+            segmenter_params: Mapping[str, Any] | None = None, seed: int = 0
+            ) -> saliency.SaliencyExplanation:
     """Grad-CAM of ``model`` on ``img_file``: the target layer's activations weighted by the mean
     gradient of the class logit (default target: the last convolution with a spatial map).
 
@@ -109,9 +121,11 @@ def gradcam(img_file, model, save_dir=None, *, labels=None, top_k=1, target_laye
                              save_dir=save_dir, target_layer=target_layer)
 
 
-def smoothgrad(img_file, model, save_dir=None, *, labels=None, top_k=1, n_samples=25,
-               noise=0.15, segmenter="quickshift", segmenter_params=None, seed=0,
-               batch_size=25):
+def smoothgrad(img_file: ImageSource, model: Any, save_dir: str | None = None, *,
+               labels: Any = None, top_k: int = 1, n_samples: int = 25, noise: float = 0.15,
+               segmenter: SegmenterSpec | None = "quickshift",
+               segmenter_params: Mapping[str, Any] | None = None, seed: int = 0,
+               batch_size: int = 25) -> saliency.SaliencyExplanation:
     """SmoothGrad: the mean absolute input gradient over ``n_samples`` noisy copies (Gaussian,
     ``noise`` times the input range, seeded). Other arguments as for :func:`gradcam`."""
     return explain_gradients(img_file, model, "smoothgrad", labels=labels, top_k=top_k,
@@ -120,9 +134,12 @@ def smoothgrad(img_file, model, save_dir=None, *, labels=None, top_k=1, n_sample
                              batch_size=batch_size)
 
 
-def integrated_gradients(img_file, model, save_dir=None, *, labels=None, top_k=1, steps=32,
-                         baseline=None, segmenter="quickshift", segmenter_params=None, seed=0,
-                         batch_size=32):
+def integrated_gradients(img_file: ImageSource, model: Any, save_dir: str | None = None, *,
+                         labels: Any = None, top_k: int = 1, steps: int = 32,
+                         baseline: npt.ArrayLike | None = None,
+                         segmenter: SegmenterSpec | None = "quickshift",
+                         segmenter_params: Mapping[str, Any] | None = None, seed: int = 0,
+                         batch_size: int = 32) -> saliency.SaliencyExplanation:
     """Integrated Gradients from ``baseline`` (a normalised ``(C, H, W)`` input; default zeros)
     in ``steps`` (midpoint rule). Other arguments as for :func:`gradcam`."""
     return explain_gradients(img_file, model, "integrated_gradients", labels=labels,
@@ -131,8 +148,11 @@ def integrated_gradients(img_file, model, save_dir=None, *, labels=None, top_k=1
                              batch_size=batch_size)
 
 
-def input_x_gradient(img_file, model, save_dir=None, *, labels=None, top_k=1,
-                     segmenter="quickshift", segmenter_params=None, seed=0):
+def input_x_gradient(img_file: ImageSource, model: Any, save_dir: str | None = None, *,
+                     labels: Any = None, top_k: int = 1,
+                     segmenter: SegmenterSpec | None = "quickshift",
+                     segmenter_params: Mapping[str, Any] | None = None, seed: int = 0
+                     ) -> saliency.SaliencyExplanation:
     """Input x gradient: one backward pass, a map at the input's resolution (the class atlas's
     default). Arguments as for :func:`gradcam`."""
     return explain_gradients(img_file, model, "input_x_gradient", labels=labels, top_k=top_k,

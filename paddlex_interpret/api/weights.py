@@ -14,18 +14,22 @@ Example::
     gw = paddlex_interpret.build_normlime_weights(model, eval_dataset, save_path="nl.npz")
     gw.top_concepts(0, 5)
 """
+from __future__ import annotations
+
 import logging
 import os
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..adapters import classifier_for
-from ..core.baseline import RULE_VERSION
-from ..core.classifier import check_positive_int
-from ..core.lime import DEFAULT_SEGMENTER
+from ..core.classifier import Classifier, check_positive_int
 from ..core.concepts import ConceptCodebook
-from ..core.normlime import (GlobalWeights, build_global_weights_aggregate,
+from ..core.fill import RULE_VERSION, AutoFill, FillSpec
+from ..core.lime import DEFAULT_SEGMENTER
+from ..core.normlime import (MODES, VARIANTS, GlobalWeights, build_global_weights_aggregate,
                              build_global_weights_fast, select_stratified)
+from ..core.segmentation import SegmenterSpec
 from ..core.sharding import LOCAL, Collective
 from ..errors import DatasetError
 from .datasets import resolve_dataset
@@ -41,7 +45,7 @@ DEFAULT_MAX_IMAGES = {"fast": 1000, "aggregate": 100}
 _FINGERPRINT_VERSION = 2
 
 
-def names_and_classes(classifier):
+def names_and_classes(classifier: Classifier) -> tuple[list[str] | None, int | None]:
     """``(class names or None, number of classes or None)`` of a classifier."""
     names = classifier.label_names
     names = [str(n) for n in names] if names else None
@@ -51,17 +55,19 @@ def names_and_classes(classifier):
     return names, (int(n) if n is not None else None)
 
 
-def normalise_mode(mode, variant):
-    if mode in ("normlime", "avg"):
+def normalise_mode(mode: str, variant: str) -> tuple[str, str]:
+    if mode in VARIANTS:
         return "aggregate", mode
-    if mode not in ("fast", "aggregate"):
+    if mode not in MODES:
         raise ValueError("mode must be 'fast' or 'aggregate' (or 'normlime'/'avg'), got %r"
                          % (mode,))
     return mode, variant
 
 
-def build_settings(mode, variant, max_images, seed, num_samples, top_k, grid, fill,
-                    kernel_width, segmenter, segmenter_params):
+def build_settings(mode: str, variant: str, max_images: int, seed: int, num_samples: int,
+                   top_k: int, grid: int | None, fill: FillSpec | AutoFill, kernel_width: float,
+                   segmenter: SegmenterSpec, segmenter_params: Mapping[str, Any] | None
+                   ) -> dict[str, Any]:
     s = {"mode": mode, "max_images": int(max_images), "seed": int(seed),
          "segmenter": segmenter if isinstance(segmenter, str) else "custom",
          "segmenter_params": {k: v for k, v in sorted((segmenter_params or {}).items())
@@ -76,8 +82,10 @@ def build_settings(mode, variant, max_images, seed, num_samples, top_k, grid, fi
     return s
 
 
-def expected_fingerprint(classifier, class_names, num_classes, mode, settings, codebook=None,
-                         n_concepts=16):
+def expected_fingerprint(classifier: Classifier, class_names: Sequence[str] | None,
+                         num_classes: int | None, mode: str, settings: Mapping[str, Any],
+                         codebook: ConceptCodebook | None = None, n_concepts: int = 16
+                         ) -> dict[str, Any]:
     """The fingerprint a weights file must carry to be reused for ``classifier`` (a
     :class:`~paddlex_interpret.core.classifier.Classifier`: its ``fingerprint()``). With a
     ``codebook`` it must have been built on that codebook; without one, on a codebook of
@@ -93,7 +101,8 @@ def expected_fingerprint(classifier, class_names, num_classes, mode, settings, c
     return fp
 
 
-def resolve_codebook(codebook):
+def resolve_codebook(codebook: ConceptCodebook | str | os.PathLike[str] | None
+                     ) -> ConceptCodebook | None:
     if codebook is None or isinstance(codebook, ConceptCodebook):
         return codebook
     if isinstance(codebook, (str, bytes, os.PathLike)):
@@ -101,11 +110,18 @@ def resolve_codebook(codebook):
     raise TypeError("codebook must be a ConceptCodebook, a path to one, or None")
 
 
-def build_normlime_weights(model, dataset, save_path=None, mode="fast", max_images=None,
-                           codebook=None, seed=0, num_samples=1000, batch_size=50, progress=False,
-                           *, variant="normlime", n_concepts=16, segmenter=DEFAULT_SEGMENTER,
-                           segmenter_params=None, grid=None, top_k=1, fill="auto",
-                           kernel_width=0.25, collective=None, nproc=None, _expected=None):
+def build_normlime_weights(model: Any, dataset: Any,
+                           save_path: str | os.PathLike[str] | None = None,
+                           mode: str = "fast", max_images: int | None = None,
+                           codebook: ConceptCodebook | str | None = None, seed: int = 0,
+                           num_samples: int = 1000, batch_size: int | str = 50,
+                           progress: bool = False, *, variant: str = "normlime",
+                           n_concepts: int = 16, segmenter: SegmenterSpec = DEFAULT_SEGMENTER,
+                           segmenter_params: Mapping[str, Any] | None = None,
+                           grid: int | None = None, top_k: int = 1,
+                           fill: FillSpec | AutoFill = "auto", kernel_width: float = 0.25,
+                           collective: Collective | str | None = None, nproc: int | None = None,
+                           _expected: Mapping[str, Any] | None = None) -> GlobalWeights:
     """Learn NormLIME's per-class concept weights from ``dataset`` and ``model``.
 
     Args:
@@ -210,7 +226,7 @@ def _report_and_save(gw, save_path):
         logger.info("NormLIME weights saved in %s", save_path)
 
 
-def resolve_collective(collective):
+def resolve_collective(collective: Collective | str | None) -> Collective:
     """The :class:`~paddlex_interpret.core.sharding.Collective` a build runs with: ``None`` one
     process, ``'job'`` the running ``paddle.distributed`` job, or the one given."""
     if collective is None:
@@ -224,7 +240,9 @@ def resolve_collective(collective):
     raise TypeError("collective must be None, 'job' or a Collective, got %r" % (collective,))
 
 
-def _fit_codebook(chosen, segmenter, n_concepts, seed, load, progress, collective):
+def _fit_codebook(chosen: list[Any], segmenter: SegmenterSpec, n_concepts: int, seed: int,
+                  load: Callable[[Any], Any], progress: bool, collective: Collective
+                  ) -> ConceptCodebook:
     try:
         return ConceptCodebook().fit(chosen, segmenter=segmenter, n_concepts=n_concepts,
                                      seed=seed, load=load, progress=progress,
@@ -235,8 +253,10 @@ def _fit_codebook(chosen, segmenter, n_concepts, seed, load, progress, collectiv
         raise
 
 
-def stamp(gw, classifier, mode, settings, codebook, expected=None, class_names=None,
-          num_classes=None):
+def stamp(gw: GlobalWeights, classifier: Classifier, mode: str, settings: Mapping[str, Any],
+          codebook: ConceptCodebook, expected: Mapping[str, Any] | None = None,
+          class_names: Sequence[str] | None = None, num_classes: int | None = None
+          ) -> GlobalWeights:
     """Give ``gw`` its build ``settings`` and the fingerprint the weights cache
     (:mod:`~paddlex_interpret.api.weights_cache`) checks (``expected``, or the one of ``classifier`` and ``settings``), naming the codebook it
     was built on. Returns ``gw``."""

@@ -19,14 +19,18 @@ Example::
     from paddlex_interpret.api.weights_cache import load_or_build_normlime_weights
     gw = load_or_build_normlime_weights("output/epoch_4/normlime_weights.npz", model)
 """
+from __future__ import annotations
+
 import logging
 import os
 import warnings
+from typing import Any
 
 from ..adapters import classifier_for
 from ..core.classifier import check_positive_int
-from ..core.lime import DEFAULT_SEGMENTER
+from ..core.concepts import ConceptCodebook
 from ..core.global_weights import GlobalWeights
+from ..core.lime import DEFAULT_SEGMENTER
 from ..errors import DatasetError, NormLimeCacheError
 from .datasets import resolve_dataset
 from .weights import (DEFAULT_MAX_IMAGES, build_normlime_weights, build_settings,
@@ -41,13 +45,13 @@ logger = logging.getLogger("paddlex_interpret")
 FIT_KEYS = ("model", "class_names", "num_classes")
 
 
-def warn(message):
+def warn(message: str) -> None:
     """A decision the user must know about: the package logger at WARNING and a RuntimeWarning."""
     logger.warning("%s", message)
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def in_checkpoint(path):
+def in_checkpoint(path: str) -> bool:
     """Whether ``path`` lies in a PaddleX checkpoint directory (``model.pdparams`` beside it)."""
     return os.path.exists(os.path.join(os.path.dirname(os.path.abspath(path)), "model.pdparams"))
 
@@ -70,9 +74,12 @@ def _read(path, expected, codebook):
     return gw, ("built for another %s" % ", ".join(wrong) if wrong else None)
 
 
-def load_or_build_normlime_weights(path, model, dataset=None, mode="fast", codebook=None,
-                                   max_images=None, seed=0, num_samples=1000, batch_size=50,
-                                   progress=False, keep_existing=None, **kwargs):
+def load_or_build_normlime_weights(path: str, model: Any, dataset: Any = None, mode: str = "fast",
+                                   codebook: ConceptCodebook | str | None = None,
+                                   max_images: int | None = None, seed: int = 0,
+                                   num_samples: int = 1000, batch_size: int | str = 50,
+                                   progress: bool = False, keep_existing: bool | None = None,
+                                   **kwargs: Any) -> GlobalWeights:
     """The weights at ``path`` when they fit ``model`` (see the module docstring), else built
     from ``dataset`` and saved there atomically.
 
@@ -127,7 +134,7 @@ def load_or_build_normlime_weights(path, model, dataset=None, mode="fast", codeb
                                   progress=progress, _expected=expected, **kwargs)
 
 
-def default_weights_path(save_dir, model, mode="fast"):
+def default_weights_path(save_dir: str, model: Any, mode: str = "fast") -> str:
     """``save_dir/normlime_weights-<model class>-<mode>.npz``: the file :func:`normlime` uses when
     ``normlime_weights_file`` is None (PaddleX 1.3 crashed there)."""
     from ..adapters.paddlex import is_paddlex_model

@@ -24,13 +24,18 @@ Example::
         gw = build_normlime_weights("output/best_model", "data/val_list.txt", nproc=4,
                                     save_path="nl.npz")
 """
+from __future__ import annotations
+
 import contextlib
 import logging
 import os
 import pickle
 import shutil
 import tempfile
+from typing import Any, Callable
 
+from ..core.classifier import Classifier
+from ..core.global_weights import GlobalWeights
 from ..errors import UsageError
 from ..runtime.devices import child_env, gpu_count, on_gpu
 
@@ -57,7 +62,7 @@ def _check_inputs(model, dataset):
                          "a list of paths or a paddlex.datasets.ImageNet): %s" % exc) from None
 
 
-def rank_classifier(model_dir, num_threads=None):
+def rank_classifier(model_dir: str, num_threads: int | None = None) -> Classifier:
     """The classifier a rank of a parallel build explains with: the model of ``model_dir`` on
     Paddle Inference (one predictor of ``num_threads`` threads)."""
     from ..adapters import classifier_for
@@ -125,14 +130,14 @@ def _rank_main(build, model_dir, dataset, out_path, kwargs, num_threads, device=
     build(classifier, dataset, save_path=out_path, collective=collective, **kwargs)
 
 
-def build_in_processes(build, nproc, model, dataset, save_path=None, **kwargs):
+def build_in_processes(build: Callable[..., Any], nproc: int, model: Any, dataset: Any,
+                       save_path: str | os.PathLike[str] | None = None, **kwargs: Any
+                       ) -> GlobalWeights:
     """``build(model, dataset, ...)`` (``build_normlime_weights``, handed in: it calls this) with
     ``nproc`` processes (see the module docstring); returns the
     :class:`~paddlex_interpret.core.global_weights.GlobalWeights` rank 0 wrote to
     ``save_path`` (or to a temporary file, removed after)."""
     import paddle.distributed as dist
-
-    from ..core.global_weights import GlobalWeights
 
     _check_inputs(model, dataset)
     nproc = int(nproc)
@@ -144,7 +149,8 @@ def build_in_processes(build, nproc, model, dataset, save_path=None, **kwargs):
         out_path = os.path.join(tmp, _WEIGHTS_NAME)
     else:
         out_path = os.path.abspath(os.fspath(save_path))
-    options, env = {}, dict(os.environ)
+    options: dict[str, Any] = {}
+    env = dict(os.environ)
     if device == "cpu":  # the ranks see no card, so that none opens a context on one
         options, env = {"backend": "gloo"}, child_env("cpu")[0]
     logger.info("NormLIME weights: %d processes (paddle.distributed.spawn, %s), %d thread(s) "

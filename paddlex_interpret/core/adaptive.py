@@ -42,10 +42,15 @@ Example::
     >>> sorted(exp.top_segments(1, 4).tolist())
     [0, 1, 2, 3]
 """
+from __future__ import annotations
+
 import math
 from statistics import NormalDist
+from typing import Any, Callable, Protocol
 
 import numpy as np
+
+from .surrogate import Surrogate
 
 
 __all__ = ["AdaptiveSampling", "resolve_adaptive", "posterior", "certify_topk"]
@@ -65,8 +70,9 @@ class AdaptiveSampling:
         rank_by: ``'value'`` (largest positive weights: what LIME shows) or ``'abs'``.
     """
 
-    def __init__(self, top_k=5, tolerance=0.05, confidence=0.95, round_size=None,
-                 min_samples=None, rank_by="value"):
+    def __init__(self, top_k: int = 5, tolerance: float = 0.05, confidence: float = 0.95,
+                 round_size: int | None = None, min_samples: int | None = None,
+                 rank_by: str = "value"):
         if int(top_k) < 1:
             raise ValueError("top_k must be >= 1, got %r" % (top_k,))
         if not 0 <= float(tolerance) < 1:
@@ -82,11 +88,11 @@ class AdaptiveSampling:
         self.min_samples = None if min_samples is None else int(min_samples)
         self.rank_by = rank_by
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"adaptive_top_k": self.top_k, "adaptive_tolerance": self.tolerance,
                 "adaptive_confidence": self.confidence, "adaptive_rank_by": self.rank_by}
 
-    def plan(self, num_samples, batch_size):
+    def plan(self, num_samples: int, batch_size: int) -> tuple[int, int]:
         """``(round_size, min_samples)`` for a run capped at ``num_samples``."""
         if self.round_size is not None:
             size = self.round_size
@@ -98,7 +104,8 @@ class AdaptiveSampling:
         return size, max(1, min(min_samples, num_samples))
 
 
-def resolve_adaptive(adaptive):
+def resolve_adaptive(adaptive: bool | dict[str, Any] | AdaptiveSampling | None
+                     ) -> AdaptiveSampling | None:
     """``None``/``False`` -> None; ``True`` -> defaults; a dict -> keyword arguments; or an
     :class:`AdaptiveSampling`."""
     if adaptive is None or adaptive is False:
@@ -113,7 +120,9 @@ def resolve_adaptive(adaptive):
                     % (adaptive,))
 
 
-def posterior(masks, targets, sample_weight, alpha=1.0, beta=0.0, tau=1.0, prior=None):
+def posterior(masks: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray, alpha: float = 1.0,
+              beta: float = 0.0, tau: float = 1.0, prior: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of the kernel-weighted ridge surrogate.
 
     ``targets`` is ``(N, L)``; returns ``(mean (L, d), sd (L, d))``. The mean is the
@@ -147,7 +156,8 @@ def posterior(masks, targets, sample_weight, alpha=1.0, beta=0.0, tau=1.0, prior
     return coef, np.sqrt(s2[:, None] * var[None, :])
 
 
-def certify_topk(mean, sd, top_k, tolerance=0.05, confidence=0.95, rank_by="value"):
+def certify_topk(mean: np.ndarray, sd: np.ndarray, top_k: int, tolerance: float = 0.05,
+                 confidence: float = 0.95, rank_by: str = "value") -> tuple[bool, list[int], float]:
     """Whether the top-``k`` set of ``mean`` ``(d,)`` is separated from the rest.
 
     Returns ``(certified, top_ids (sorted), samples_factor)``: ``samples_factor`` is how many
@@ -182,7 +192,17 @@ def certify_topk(mean, sd, top_k, tolerance=0.05, confidence=0.95, rank_by="valu
     return certified, sorted(top.tolist()), float(np.max(factor))
 
 
-def run_adaptive(explainer, masks, labels, batch_size, policy, predict_masks, prior=None):
+class _Explainer(Protocol):
+    """What :func:`run_adaptive` asks of a :class:`~paddlex_interpret.core.lime.LimeExplainer`."""
+
+    surrogate: Surrogate
+
+    def sample_weight(self, masks: np.ndarray) -> np.ndarray: ...
+
+
+def run_adaptive(explainer: _Explainer, masks: np.ndarray, labels: np.ndarray, batch_size: int,
+                 policy: AdaptiveSampling, predict_masks: Callable[[np.ndarray], np.ndarray],
+                 prior: np.ndarray | None = None) -> tuple[int, np.ndarray, dict[str, Any]]:
     """Consume ``masks`` (all ``num_samples`` rows, drawn as the explainer's sampler draws them)
     in rounds.
 
@@ -230,4 +250,5 @@ def run_adaptive(explainer, masks, labels, batch_size, policy, predict_masks, pr
             "adaptive_estimated_samples": (int(math.ceil(used * factor))
                                            if math.isfinite(factor) else None)}
     info.update(policy.describe())
+    assert outputs is not None, "no masks to sample"
     return used, outputs[:used], info

@@ -12,14 +12,20 @@ Example::
     >>> pointing_game([0.2, 0.1, 0.9], gt, segments=seg)
     True
 """
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["top_segments_mask", "pointing_game", "iou", "explanation_iou", "topk_jaccard",
            "spearman", "stability"]
 
 
 # ----------------------------------------------------------------------------- localisation
-def top_segments_mask(weights, segments, k=None, positive_only=True):
+def top_segments_mask(weights: npt.ArrayLike, segments: npt.ArrayLike, k: int | None = None,
+                      positive_only: bool = True) -> np.ndarray:
     """``(H, W)`` bool mask of the ``k`` highest-weighted superpixels (all positive ones when
     ``k`` is None).
 
@@ -38,7 +44,8 @@ def top_segments_mask(weights, segments, k=None, positive_only=True):
     return keep[np.asarray(segments)]
 
 
-def pointing_game(saliency, gt_mask, segments=None, tolerance=0):
+def pointing_game(saliency: npt.ArrayLike, gt_mask: npt.ArrayLike,
+                  segments: npt.ArrayLike | None = None, tolerance: int = 0) -> bool:
     """Whether the saliency maximum falls on the object (Zhang et al., 2016).
 
     Args:
@@ -67,7 +74,7 @@ def pointing_game(saliency, gt_mask, segments=None, tolerance=0):
     return bool(gt[at_max].mean() >= 0.5)
 
 
-def _dilate(mask, radius):
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation by a disc of ``radius`` pixels (pure numpy shifts)."""
     out = mask.copy()
     h, w = mask.shape
@@ -85,7 +92,7 @@ def _dilate(mask, radius):
     return out
 
 
-def iou(mask_a, mask_b):
+def iou(mask_a: npt.ArrayLike, mask_b: npt.ArrayLike) -> float:
     """Intersection over union of two bool masks (1.0 when both are empty).
 
     >>> iou(np.array([1, 1, 0], bool), np.array([0, 1, 1], bool))
@@ -97,7 +104,8 @@ def iou(mask_a, mask_b):
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def explanation_iou(weights, segments, gt_mask, k=None):
+def explanation_iou(weights: npt.ArrayLike, segments: npt.ArrayLike, gt_mask: npt.ArrayLike,
+                    k: int | None = None) -> float:
     """IoU of the top-``k`` positive superpixels with the ground truth. With ``k=None`` the
     superpixels are taken in weight order until they cover as many pixels as the ground truth.
 
@@ -117,7 +125,8 @@ def explanation_iou(weights, segments, gt_mask, k=None):
 
 
 # ----------------------------------------------------------------------------- stability
-def topk_jaccard(weights_a, weights_b, k=5, positive_only=False):
+def topk_jaccard(weights_a: npt.ArrayLike, weights_b: npt.ArrayLike, k: int = 5,
+                 positive_only: bool = False) -> float:
     """Jaccard index of the two top-``k`` superpixel sets (by weight; by ``|weight|`` unless
     ``positive_only``, then only positive weights count). 1.0 when both sets are empty.
 
@@ -137,7 +146,7 @@ def topk_jaccard(weights_a, weights_b, k=5, positive_only=False):
     return float(len(a & b) / len(union)) if union else 1.0
 
 
-def _ranks(x):
+def _ranks(x: np.ndarray) -> np.ndarray:
     """Average ranks (ties share their mean rank), 0-based."""
     x = np.asarray(x, dtype=np.float64)
     order = np.argsort(x, kind="stable")
@@ -150,7 +159,7 @@ def _ranks(x):
     return ranks
 
 
-def spearman(weights_a, weights_b):
+def spearman(weights_a: npt.ArrayLike, weights_b: npt.ArrayLike) -> float:
     """Spearman rank correlation of two weight vectors (1.0 if identical, also when constant).
 
     >>> spearman([1, 2, 3], [10, 20, 30]), spearman([1, 2, 3], [3, 2, 1])
@@ -169,7 +178,8 @@ def spearman(weights_a, weights_b):
     return float(np.clip((ra * rb).sum() / denom, -1.0, 1.0)) if denom > 0 else 0.0
 
 
-def stability(runs, k=5, positive_only=False):
+def stability(runs: np.ndarray | Sequence[npt.ArrayLike], k: int = 5,
+              positive_only: bool = False) -> dict[str, float]:
     """Agreement of repeated explanations of one image (same superpixels, e.g. other seeds).
 
     Args:

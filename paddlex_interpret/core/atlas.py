@@ -26,13 +26,20 @@ Example::
     atlas.concentration          # (3,) NaN for a class with too few images
     atlas.region(2)              # (x0, y0, x1, y1) of class 2's hot region
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["ClassAtlas", "class_atlas", "mass_map", "hot_region", "HOT_MASS", "MIN_IMAGES",
-           "place_name"]
+           "place_name", "ATLAS_METHODS"]
+
+#: the gradient maps an atlas can be made of (names of
+#: :data:`~paddlex_interpret.core.saliency.METHODS`), the default first
+ATLAS_METHODS = ("input_x_gradient", "gradcam", "integrated_gradients")
 
 #: share of a map's mass its hot region holds (0.5 let the diffuse half of a map that also reads
 #: the object hide a watermark)
@@ -41,7 +48,7 @@ HOT_MASS = 0.2
 MIN_IMAGES = 4
 
 
-def mass_map(m):
+def mass_map(m: npt.ArrayLike) -> np.ndarray | None:
     """The positive part of a ``(H, W)`` map summed to 1, or None when it has no positive mass."""
     m = np.maximum(np.asarray(m, np.float64), 0.0)
     total = m.sum()
@@ -50,7 +57,7 @@ def mass_map(m):
     return m / total
 
 
-def hot_region(atlas, mass=HOT_MASS):
+def hot_region(atlas: np.ndarray, mass: float = HOT_MASS) -> np.ndarray:
     """``(H, W)`` bool: the fewest pixels of ``atlas`` (a mass map) holding ``mass`` of it."""
     flat = atlas.ravel()
     order = np.argsort(-flat, kind="stable")
@@ -71,7 +78,7 @@ def _shuffled_area(maps, rng, shuffles, mass):
     return float(np.mean(areas))
 
 
-def place_name(region):
+def place_name(region: np.ndarray) -> str:
     """Where a ``(H, W)`` bool region's centre of mass lies, in words ("bottom-right", "centre")."""
     ys, xs = np.nonzero(region)
     h, w = region.shape
@@ -97,27 +104,29 @@ class ClassAtlas:
     settings: Dict = field(default_factory=dict)
     label_names: Optional[List[str]] = None
 
-    def hot(self, c):
+    def hot(self, c: int) -> np.ndarray:
         """``(H, W)`` bool hot region of class ``c``."""
         return hot_region(self.maps[c], self.settings.get("hot_mass", HOT_MASS))
 
-    def region(self, c):
+    def region(self, c: int) -> tuple[int, int, int, int]:
         """``(x0, y0, x1, y1)`` (exclusive ends) bounding class ``c``'s hot region."""
         ys, xs = np.nonzero(self.hot(c))
         return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
-    def name(self, c):
+    def name(self, c: int) -> str:
         return self.label_names[c] if self.label_names else str(c)
 
-    def scores(self):
+    def scores(self) -> dict[str, tuple[float, float, int]]:
         """``{class name: (concentration, specificity, images)}`` of the scored classes."""
         return {self.name(c): (float(self.concentration[c]), float(self.specificity[c]),
                                int(self.counts[c]))
                 for c in range(len(self.counts)) if np.isfinite(self.concentration[c])}
 
 
-def class_atlas(maps, classes, n_classes, seed=0, shuffles=16, mass=HOT_MASS,
-                min_images=MIN_IMAGES, label_names=None):
+def class_atlas(maps: Sequence[np.ndarray] | np.ndarray, classes: npt.ArrayLike, n_classes: int,
+                seed: int = 0, shuffles: int = 16, mass: float = HOT_MASS,
+                min_images: int = MIN_IMAGES, label_names: Sequence[str] | None = None
+                ) -> ClassAtlas:
     """:class:`ClassAtlas` of explanation ``maps`` (``(N, H, W)`` or a list of equal-sized maps,
     image coordinates) grouped by ``classes`` (``(N,)`` ints: the predicted or true class of each
     image). Maps without positive mass are left out; ``seed`` drives the shuffled baseline."""
@@ -126,8 +135,8 @@ def class_atlas(maps, classes, n_classes, seed=0, shuffles=16, mass=HOT_MASS,
         raise ValueError("%d maps but %d classes" % (len(maps), len(classes)))
     if len(classes) and (classes.min() < 0 or classes.max() >= n_classes):
         raise ValueError("classes must lie in [0, %d)" % n_classes)
-    masses = [mass_map(m) for m in maps]
-    keep = [i for i, m in enumerate(masses) if m is not None]
+    masses = {i: m for i, m in enumerate(mass_map(m) for m in maps) if m is not None}
+    keep = list(masses)
     if not keep:
         raise ValueError("no map has positive mass")
     shape = masses[keep[0]].shape
@@ -148,7 +157,7 @@ def class_atlas(maps, classes, n_classes, seed=0, shuffles=16, mass=HOT_MASS,
             area[c] = hot.mean()
             shuffled[c] = _shuffled_area(own, rng, shuffles, mass)
             conc[c] = shuffled[c] / area[c]
-    for c in np.flatnonzero(np.isfinite(conc)):
+    for c in np.flatnonzero(np.isfinite(conc)).tolist():
         others = [o for o in range(n_classes) if o != c and counts[o]]
         if not others:  # no other class to compare with: undefined, not "only this class"
             continue

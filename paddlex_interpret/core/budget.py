@@ -21,11 +21,14 @@ Example::
     >>> AutoBudget().plan(n_segments=25, batch_size=50)
     [200, 300, 450, 700, 1000]
 """
+from __future__ import annotations
+
 import math
-from typing import List, Optional, Union
+from typing import Any, Callable, List, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
+from .surrogate import Prior, SurrogateFit
 from .uncertainty import top_k_certified
 
 __all__ = ["AutoBudget", "resolve_budget", "run_budget"]
@@ -68,7 +71,8 @@ class AutoBudget:
         """Cumulative sample counts at which to look (the last is the cap)."""
         step = int(batch_size) if int(batch_size) % 2 == 0 else 2 * int(batch_size)
         first = self.first if self.first is not None else max(200, 8 * int(n_segments))
-        sizes, n = [], min(first, self.cap)
+        sizes: list[int] = []
+        n: float = min(first, self.cap)
         while True:
             n = min(self.cap, int(math.ceil(n / float(step))) * step)
             if sizes and n <= sizes[-1]:
@@ -81,7 +85,7 @@ class AutoBudget:
             n = n * self.growth
         return sizes
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"budget": "auto", "budget_top_k": self.top_k,
                 "budget_confidence": self.confidence, "budget_cap": self.cap,
                 "budget_tolerance": self.tolerance}
@@ -98,24 +102,51 @@ def resolve_budget(budget: Union[None, dict, "AutoBudget"]) -> "AutoBudget":
     raise TypeError("budget must be None, a dict or an AutoBudget, got %r" % (budget,))
 
 
-def run_budget(explainer, masks, plan, predict, choose_labels, segments, prior, image):
+class _Explainer(Protocol):
+    """What :func:`run_budget` asks of a :class:`~paddlex_interpret.core.lime.LimeExplainer`."""
+
+    budget: AutoBudget
+
+    def _image_probabilities(self, image: np.ndarray, masks: np.ndarray,
+                             outputs: np.ndarray) -> np.ndarray: ...
+
+    def sample_weight(self, masks: np.ndarray) -> np.ndarray: ...
+
+    def fit(self, masks: np.ndarray, outputs: np.ndarray, labels: np.ndarray,
+            prior: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+            ) -> SurrogateFit: ...
+
+    def covariance(self, masks: np.ndarray, outputs: np.ndarray, labels: np.ndarray,
+                   sample_weight: np.ndarray, fit: SurrogateFit, prior: np.ndarray | None = None
+                   ) -> np.ndarray | None: ...
+
+
+def run_budget(explainer: _Explainer, masks: np.ndarray, plan: Sequence[int],
+               predict: Callable[[np.ndarray], np.ndarray],
+               choose_labels: Callable[[np.ndarray], np.ndarray], segments: np.ndarray,
+               prior: Prior, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                         np.ndarray, dict[str, Any], Prior]:
     """``num_samples='auto'`` for a :class:`~paddlex_interpret.core.lime.LimeExplainer`: the
     model (``predict(masks part) -> outputs``) on ``masks`` (drawn for the cap) round by round,
     up to the looks of ``plan``, until every label's top superpixels are certified
     (``choose_labels(probabilities of the image) -> labels`` after the first round). Returns
     ``(masks used, outputs, probabilities of the image, labels, settings, prior)``."""
     policy = explainer.budget
-    outputs, probs, labels, used, certified = None, None, None, 0, False
+    outputs: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    used, certified = 0, False
     k = min(policy.top_k, masks.shape[1] - 1)
     for n in plan:
         part = predict(masks[used:n])
         outputs = part if outputs is None else np.concatenate([outputs, part])
         used = n
-        if probs is None:  # the first sample is the image itself
+        if probs is None or labels is None:  # the first sample is the image itself
             probs = explainer._image_probabilities(image, masks, outputs)
             labels = choose_labels(probs)
             if callable(prior):
                 prior = prior(segments, labels)
+        assert not callable(prior)  # made an array on the first look
         X = masks[:used]
         weights = explainer.sample_weight(X)
         fit = explainer.fit(X, outputs, labels, prior=prior, sample_weight=weights)
@@ -128,4 +159,5 @@ def run_budget(explainer, masks, plan, predict, choose_labels, segments, prior, 
             break
     info = dict(policy.describe(), budget_looks=len(plan), budget_plan=[int(n) for n in plan],
                 budget_certified=bool(certified))
+    assert outputs is not None and probs is not None and labels is not None, "an empty plan"
     return masks[:used], outputs, probs, labels, info, prior

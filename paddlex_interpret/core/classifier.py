@@ -26,25 +26,29 @@ Example::
     >>> clf.predict(np.zeros((1, 2, 2, 3), np.uint8)).tolist()   # logits -> softmax
     [[0.5, 0.5]]
 """
+from __future__ import annotations
+
 import contextlib
+from typing import Any, Callable, ContextManager, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .images import load_image, to_rgb_uint8
 from .perturbation import iter_batches, perturb
 
 __all__ = ["Classifier", "FunctionClassifier", "as_classifier", "as_probabilities",
-           "check_positive_int", "resolve_labels", "run_in_batches"]
+           "check_positive_int", "resolve_labels", "run_in_batches", "ClassifierLike"]
 
 
-def check_positive_int(value, name):
+def check_positive_int(value: Any, name: str) -> int:
     """Return ``int(value)`` or raise ValueError naming ``name`` when it is not an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError("%s must be an integer >= 1, got %r" % (name, value))
     return int(value)
 
 
-def as_probabilities(outputs):
+def as_probabilities(outputs: npt.ArrayLike) -> np.ndarray:
     """Model outputs ``(B, C)`` as float64 probabilities: a row that is not a probability vector
     (a negative entry, or a sum off 1 by more than 1e-4) gets a softmax, so logits and
     probabilities are both accepted (PaddleX 1.3's rule, per row)."""
@@ -60,13 +64,13 @@ def as_probabilities(outputs):
     return out
 
 
-def _softmax(x):
+def _softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def resolve_labels(labels, label_names=None):
+def resolve_labels(labels: Any, label_names: Sequence[Any] | None = None) -> np.ndarray | None:
     """Class ids for ``labels`` given as ids or class names (``['blue']``); None stays None.
     A name that is not a class raises ``ValueError`` listing the classes."""
     if labels is None:
@@ -86,10 +90,11 @@ def resolve_labels(labels, label_names=None):
     return np.asarray(out, dtype=np.int64)
 
 
-def run_in_batches(batch, n_rows, batch_size, on_batch=None):
+def run_in_batches(batch: Callable[[slice], np.ndarray], n_rows: int, batch_size: int,
+                   on_batch: Callable[[int], object] | None = None) -> np.ndarray:
     """``(n_rows, C)`` float64: ``batch(rows)`` (a slice of rows -> probabilities) run
-    ``batch_size`` rows at a time; ``on_batch(n)`` after each."""
-    outputs = None
+    ``batch_size`` rows at a time; ``on_batch(n)`` after each. No rows: a ``(0, 0)`` array."""
+    outputs: np.ndarray | None = None
     for sl in iter_batches(int(n_rows), int(batch_size)):
         probs = batch(sl)
         if outputs is None:
@@ -97,7 +102,7 @@ def run_in_batches(batch, n_rows, batch_size, on_batch=None):
         outputs[sl] = probs
         if on_batch is not None:
             on_batch(sl.stop - sl.start)
-    return outputs
+    return outputs if outputs is not None else np.empty((0, 0), dtype=np.float64)
 
 
 class Classifier:
@@ -105,56 +110,58 @@ class Classifier:
     what the core may ask of it. Subclasses give :meth:`__call__`; see the module docstring."""
 
     #: class names indexed by class id, or None
-    label_names = None
+    label_names: list[str] | None = None
     #: number of classes, or None when unknown before the first call
-    num_classes = None
+    num_classes: int | None = None
 
-    def __call__(self, images):
+    def __call__(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def predict(self, images):
+    def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities ``(B, C)`` (:func:`as_probabilities` of :meth:`__call__`)."""
         return as_probabilities(self(images))
 
-    def view(self, image):
+    def view(self, image: Any) -> np.ndarray:
         """The image the model sees, as uint8 HWC RGB, from a path or an array."""
         if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
             return load_image(image)
         return to_rgb_uint8(image)
 
-    def predict_masks(self, image, fill_image, segments, masks, batch_size, on_batch=None):
+    def predict_masks(self, image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray,
+                      masks: np.ndarray, batch_size: int,
+                      on_batch: Callable[[int], object] | None = None) -> np.ndarray:
         """Probabilities ``(len(masks), C)`` of the perturbed images of ``masks`` (kept
         superpixels from ``image``, the rest from ``fill_image``), ``batch_size`` at a time.
         ``on_batch(n)`` is called after every ``n`` rows done (progress)."""
-        buffer = [None]
+        buffer: list[np.ndarray | None] = [None]
 
-        def batch(sl):
-            buffer[0] = perturb(image, fill_image, segments, masks[sl], out=buffer[0])
-            return self.predict(buffer[0])
+        def batch(sl: slice) -> np.ndarray:
+            images = buffer[0] = perturb(image, fill_image, segments, masks[sl], out=buffer[0])
+            return self.predict(images)
 
         return run_in_batches(batch, len(masks), batch_size, on_batch)
 
-    def prepare(self, image, batch_size):
+    def prepare(self, image: np.ndarray, batch_size: int) -> None:
         """Called once before an explanation's forward passes on ``image``: a classifier that
         chooses how to run (backend, workers) decides here, so that the choice is the same for
         all of the explanation's batches. Default: nothing to decide."""
         return None
 
-    def hold_weights(self):
+    def hold_weights(self) -> ContextManager[Any]:
         """A block in which the weights do not change (one explanation, one NormLIME build)."""
         return contextlib.nullcontext(self)
 
-    def suggest_batch_size(self, image):
+    def suggest_batch_size(self, image: np.ndarray) -> int:
         """The batch size to use for ``image`` when the user gives none."""
         return 50
 
-    def fingerprint(self):
+    def fingerprint(self) -> str | None:
         """A string that changes when what the model computes changes (weights, preprocessing),
         or None when unknown: NormLIME weights files are reused only for an equal fingerprint."""
         return None
 
     @property
-    def backend_info(self):
+    def backend_info(self) -> dict[str, Any]:
         """What ran the last batch and why (``{'backend': ..., ...}``); empty when not known."""
         return {}
 
@@ -169,7 +176,8 @@ class FunctionClassifier(Classifier):
             :meth:`Classifier.fingerprint`).
     """
 
-    def __init__(self, fn, label_names=None, fingerprint=None):
+    def __init__(self, fn: Callable[[np.ndarray], Any],
+                 label_names: Sequence[str] | None = None, fingerprint: str | None = None):
         if not callable(fn):
             raise TypeError("a classifier must be callable (images -> probabilities), got %s"
                             % type(fn).__name__)
@@ -178,14 +186,19 @@ class FunctionClassifier(Classifier):
         self.num_classes = len(self.label_names) if self.label_names is not None else None
         self._fingerprint = fingerprint
 
-    def __call__(self, images):
+    def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.fn(images)
 
-    def fingerprint(self):
+    def fingerprint(self) -> str | None:
         return self._fingerprint
 
 
-def as_classifier(model, label_names=None):
+#: what the core takes as a model: a :class:`Classifier`, or a function ``images -> outputs``
+ClassifierLike = Union[Classifier, Callable[[np.ndarray], Any]]
+
+
+def as_classifier(model: ClassifierLike, label_names: Sequence[str] | None = None
+                  ) -> Classifier:
     """``model`` itself when it is a :class:`Classifier`, else a :class:`FunctionClassifier` of
     the callable ``model``."""
     if isinstance(model, Classifier):

@@ -32,19 +32,24 @@ Example::
     >>> cb.assign(imgs[0], halves(imgs[0])).shape
     (2,)
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import logging
 import os
 import time
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import NormLimeCacheError
 from ..io import atomic_write
 from .images import describe_item, load_item, to_rgb_uint8
-from .segmentation import make_segmenter, relabel
-from .sharding import checked, gather_in_order, is_local, positions
+from .segmentation import (SEGMENTERS, MemoSegmenter, Segmenter, SegmenterSpec, make_segmenter,
+                           relabel)
+from .sharding import LOCAL, Collective, checked, gather_in_order, is_local, positions
 
 __all__ = ["DESCRIPTORS", "DEFAULT_DESCRIPTOR", "superpixel_descriptors", "ConceptCodebook",
            "load_item", "describe_item"]
@@ -73,7 +78,8 @@ def _segment_means(values, flat, n, counts):
                      for c in range(values.shape[1])], axis=1) / counts[:, None]
 
 
-def superpixel_descriptors(image, segments, descriptor=DEFAULT_DESCRIPTOR):
+def superpixel_descriptors(image: npt.ArrayLike, segments: npt.ArrayLike,
+                           descriptor: str = DEFAULT_DESCRIPTOR) -> np.ndarray:
     """Raw (unstandardised) descriptors ``(n_segments, D)`` of the superpixels of ``image``.
 
     ``image`` is converted to uint8 RGB; ``segments`` is an ``(H, W)`` integer label map (relabelled
@@ -117,7 +123,7 @@ def _describe_share(images, seg_fn, descriptor, load, progress, collective):
     total = len(images) if hasattr(images, "__len__") else None
     step = 1
     if is_local(collective):
-        items = enumerate(images)
+        items: Iterable[tuple[int, Any]] = enumerate(images)
     else:  # rank 0's bar counts the whole list, as if every rank went at its pace
         images = list(images)
         items = [(int(p), images[int(p)]) for p in positions(len(images), collective)]
@@ -165,7 +171,9 @@ class ConceptCodebook:
         fit_info (dict): images used and skipped, superpixels clustered, seconds.
     """
 
-    def __init__(self, centers=None, mean=None, scale=None, settings=None, fit_info=None):
+    def __init__(self, centers: npt.ArrayLike | None = None, mean: npt.ArrayLike | None = None,
+                 scale: npt.ArrayLike | None = None, settings: Mapping[str, Any] | None = None,
+                 fit_info: Mapping[str, Any] | None = None):
         self.centers = None if centers is None else np.asarray(centers, dtype=np.float64)
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
         self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
@@ -174,47 +182,52 @@ class ConceptCodebook:
 
     # ------------------------------------------------------------------ basics
     @property
-    def fitted(self):
+    def fitted(self) -> bool:
         return self.centers is not None
 
     @property
-    def n_concepts(self):
-        self._check_fitted()
-        return int(self.centers.shape[0])
+    def n_concepts(self) -> int:
+        centers, _, _ = self._fitted()
+        return int(centers.shape[0])
 
     @property
-    def descriptor(self):
+    def descriptor(self) -> str:
         return self.settings.get("descriptor", DEFAULT_DESCRIPTOR)
 
-    def _check_fitted(self):
-        if self.centers is None:
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(centers, mean, scale)``; raises ``ValueError`` before :meth:`fit` or :meth:`load`."""
+        if self.centers is None or self.mean is None or self.scale is None:
             raise ValueError("this ConceptCodebook is not fitted: call fit(images) or load(path)")
+        return self.centers, self.mean, self.scale
 
     def _group_weights(self):
         sizes, weights = DESCRIPTORS[self.descriptor]
         return np.concatenate([np.full(s, w / np.sqrt(s)) for s, w in zip(sizes, weights)])
 
-    def transform(self, descriptors):
+    def transform(self, descriptors: npt.ArrayLike) -> np.ndarray:
         """Raw descriptors -> the standardised, group-weighted space the centres live in."""
-        if self.mean is None:
-            self._check_fitted()
+        if self.mean is None or self.scale is None:
+            raise ValueError("this ConceptCodebook is not fitted: call fit(images) or load(path)")
         d = np.asarray(descriptors, dtype=np.float64)
         return (d - self.mean) / self.scale * self._group_weights()
 
-    def make_segmenter(self):
+    def make_segmenter(self) -> Segmenter | MemoSegmenter:
         """The segmenter the codebook was fitted with (a name and its parameters), rebuilt; a
-        callable segmenter cannot be rebuilt and gives ``quickshift``."""
+        callable segmenter cannot be rebuilt and gives ``quickshift``, and so does ``'coarse'``
+        (rebuilt as quickshift with its defaults, as codebooks have always been)."""
         name = self.settings.get("segmenter", "quickshift")
         params = dict(self.settings.get("segmenter_params") or {})
         seed = params.pop("seed", self.settings.get("seed", 0))
-        if name not in ("quickshift", "quickshift_skimage", "slic", "felzenszwalb"):
+        if name not in SEGMENTERS or name == "coarse":
             name, params = "quickshift", {}
         return make_segmenter(name, seed=seed, **params)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, images, segmenter="quickshift", n_concepts=16, seed=0, max_superpixels=20000,
-            descriptor=DEFAULT_DESCRIPTOR, segmenter_params=None, load=None, progress=False,
-            collective=None):
+    def fit(self, images: Iterable[Any], segmenter: SegmenterSpec = "quickshift",
+            n_concepts: int = 16, seed: int = 0, max_superpixels: int = 20000,
+            descriptor: str = DEFAULT_DESCRIPTOR, segmenter_params: Mapping[str, Any] | None = None,
+            load: Callable[[Any], npt.ArrayLike] | None = None, progress: bool = False,
+            collective: Collective | None = None) -> ConceptCodebook:
         """Fit the concepts on the superpixels of ``images``; returns ``self``.
 
         Args:
@@ -248,16 +261,18 @@ class ConceptCodebook:
         if not descs:
             raise ValueError("no readable image to fit the concept codebook on (%d skipped)"
                              % len(skipped))
+        job = collective or LOCAL
+
         def fit():  # on rank 0 only; the other ranks wait for its codebook
-            if is_local(collective) or collective.rank == 0:
+            if is_local(job) or job.rank == 0:
                 self._fit_descriptors(descs, seg_fn, descriptor, n_concepts, seed,
                                       max_superpixels)
                 self.fit_info.update(n_skipped=len(skipped), skipped=skipped[:20],
                                      seconds=time.perf_counter() - t0)
 
-        checked(collective, fit)
-        if not is_local(collective):
-            fitted = collective.broadcast(self.to_arrays() if collective.rank == 0 else None)
+        checked(job, fit)
+        if not is_local(job):
+            fitted = job.broadcast(self.to_arrays() if job.rank == 0 else None)
             other = ConceptCodebook.from_arrays(fitted)
             self.centers, self.mean, self.scale = other.centers, other.mean, other.scale
             self.settings, self.fit_info = other.settings, other.fit_info
@@ -288,52 +303,50 @@ class ConceptCodebook:
                          "n_clustered": int(len(X)), "n_concepts": int(k)}
 
     # ------------------------------------------------------------------ use
-    def assign(self, image, segments):
+    def assign(self, image: npt.ArrayLike, segments: npt.ArrayLike) -> np.ndarray:
         """``(n_segments,)`` int64 concept id of each superpixel of ``image``."""
-        self._check_fitted()
+        centers, _, _ = self._fitted()
         Z = self.transform(superpixel_descriptors(image, segments, self.descriptor))
-        d2 = (Z ** 2).sum(1)[:, None] - 2.0 * Z @ self.centers.T + (self.centers ** 2).sum(1)[None]
+        d2 = (Z ** 2).sum(1)[:, None] - 2.0 * Z @ centers.T + (centers ** 2).sum(1)[None]
         return np.argmin(d2, axis=1).astype(np.int64)
 
-    def occurrences(self, image, segments):
+    def occurrences(self, image: npt.ArrayLike, segments: npt.ArrayLike) -> np.ndarray:
         """``(n_concepts,)`` bool: which concepts occur among the superpixels of ``image``."""
         out = np.zeros(self.n_concepts, dtype=bool)
         out[self.assign(image, segments)] = True
         return out
 
-    def concept_colours(self):
+    def concept_colours(self) -> np.ndarray:
         """``(n_concepts, 3)`` uint8 RGB: the mean colour (Lab, from the first three descriptor
         features) of each concept's centre, e.g. for a swatch beside its id."""
         import cv2
 
-        self._check_fitted()
-        centers = self.centers[:, :3] / self._group_weights()[:3] * self.scale[:3] + self.mean[:3]
+        fitted, mean, scale = self._fitted()
+        centers = fitted[:, :3] / self._group_weights()[:3] * scale[:3] + mean[:3]
         lab = np.asarray(centers, np.float32).reshape(1, -1, 3)
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).reshape(-1, 3)
         return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """A short hex digest of the centres, standardisation and settings: equal fingerprints mean
         equal concept assignments."""
-        self._check_fitted()
         h = hashlib.sha256()
-        for a in (self.centers, self.mean, self.scale):
+        for a in self._fitted():
             h.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
         h.update(json.dumps(self.settings, sort_keys=True, default=str).encode("utf8"))
         return h.hexdigest()[:20]
 
     # ------------------------------------------------------------------ persistence
-    def to_arrays(self, prefix=""):
+    def to_arrays(self, prefix: str = "") -> dict[str, Any]:
         """The codebook as named arrays (for embedding into another ``.npz``)."""
-        self._check_fitted()
+        centers, mean, scale = self._fitted()
         meta = {"format": _FORMAT, "settings": self.settings, "fit_info": self.fit_info}
-        return {prefix + "centers": self.centers, prefix + "mean": self.mean,
-                prefix + "scale": self.scale,
+        return {prefix + "centers": centers, prefix + "mean": mean, prefix + "scale": scale,
                 prefix + "meta_json": np.frombuffer(
                     json.dumps(meta, default=str).encode("utf8"), dtype=np.uint8)}
 
     @classmethod
-    def from_arrays(cls, arrays, prefix=""):
+    def from_arrays(cls, arrays: Mapping[str, Any], prefix: str = "") -> ConceptCodebook:
         try:
             meta = json.loads(bytes(np.asarray(arrays[prefix + "meta_json"])).decode("utf8"))
             if meta.get("format") != _FORMAT:
@@ -346,15 +359,16 @@ class ConceptCodebook:
             raise
         except Exception as exc:
             raise NormLimeCacheError("corrupt concept codebook: %s" % exc) from exc
-        d = cb.centers.shape[1] if cb.centers.ndim == 2 else -1
-        if (cb.centers.ndim != 2 or cb.mean.shape != (d,) or cb.scale.shape != (d,)
+        centers, mean, scale = cb._fitted()
+        d = centers.shape[1] if centers.ndim == 2 else -1
+        if (centers.ndim != 2 or mean.shape != (d,) or scale.shape != (d,)
                 or cb.descriptor not in DESCRIPTORS
                 or d != sum(DESCRIPTORS[cb.descriptor][0])
-                or not np.all(np.isfinite(cb.centers))):
+                or not np.all(np.isfinite(centers))):
             raise NormLimeCacheError("corrupt concept codebook: inconsistent arrays")
         return cb
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write to ``path`` atomically (a pickle-free ``.npz``); returns the path."""
         path = os.fspath(path)
         with atomic_write(path, "wb") as f:
@@ -362,7 +376,7 @@ class ConceptCodebook:
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> ConceptCodebook:
         """Read a codebook written by :meth:`save`.
 
         Raises:
@@ -379,7 +393,7 @@ class ConceptCodebook:
         except Exception as exc:
             raise NormLimeCacheError("cannot read concept codebook %r: %s" % (path, exc)) from exc
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not self.fitted:
             return "ConceptCodebook(unfitted)"
         return "ConceptCodebook(n_concepts=%d, descriptor=%r, segmenter=%r, fingerprint=%s)" % (

@@ -9,14 +9,18 @@ Example::
     for position, index, image in ShareLoader(items, indices, None, False, "NormLIME"):
         ...
 """
+from __future__ import annotations
+
 import logging
 import time
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from .classifier import as_classifier
+from .classifier import ClassifierLike, as_classifier
 from .images import describe_item, load_item
-from .sharding import is_local, positions
+from .sharding import LOCAL, Collective, is_local, positions
 
 __all__ = ["select_stratified", "ShareLoader", "report_skipped", "image_colour", "mean_colour",
            "as_items", "label_names", "StreamingPredictor"]
@@ -24,7 +28,8 @@ __all__ = ["select_stratified", "ShareLoader", "report_skipped", "image_colour",
 logger = logging.getLogger("paddlex_interpret")
 
 
-def select_stratified(n_items, labels=None, max_images=None, seed=0):
+def select_stratified(n_items: int, labels: npt.ArrayLike | None = None,
+                      max_images: int | None = None, seed: int = 0) -> np.ndarray:
     """Indices (sorted) of at most ``max_images`` of ``n_items`` items.
 
     With ``labels``, classes take turns (round robin over classes, a seeded random order inside
@@ -44,7 +49,7 @@ def select_stratified(n_items, labels=None, max_images=None, seed=0):
     if len(labels) != n_items:
         raise ValueError("%d labels for %d items" % (len(labels), n_items))
     queues = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
-    chosen = []
+    chosen: list[int] = []
     while len(chosen) < max_images:
         for q in queues:
             if q and len(chosen) < max_images:
@@ -56,24 +61,27 @@ class ShareLoader:
     """Iterates this rank's share of the chosen items (all of them in one process), loads them,
     skips and records the ones that fail. Yields ``(position, item index, image)``."""
 
-    def __init__(self, items, indices, load, progress, desc, collective=None):
+    def __init__(self, items: Sequence[Any], indices: Sequence[int] | np.ndarray,
+                 load: Callable[[Any], npt.ArrayLike] | None, progress: bool, desc: str,
+                 collective: Collective | None = None):
         self.items, self.indices, self.load = items, indices, load
         self.progress, self.desc, self.collective = progress, desc, collective
-        self.skipped = []  # (position, reason)
+        self.skipped: list[tuple[int, str]] = []  # (position, reason)
 
-    def _bar(self):
+    def _bar(self) -> Any:
         """A tqdm bar over the whole list on rank 0 (none on the others): in a job rank 0
         advances it by ``world`` per image of its own, as if every rank went at its pace."""
-        c = self.collective
+        c = self.collective or LOCAL
         if not self.progress or (not is_local(c) and c.rank != 0):
             return None
         from tqdm import tqdm
 
         return tqdm(total=len(self.indices), desc=self.desc, unit="img")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
         bar = self._bar()
-        step = 1 if is_local(self.collective) else int(self.collective.world)
+        c = self.collective or LOCAL
+        step = 1 if is_local(c) else int(c.world)
         try:
             for p in positions(len(self.indices), self.collective):
                 i = int(self.indices[p])
@@ -91,25 +99,27 @@ class ShareLoader:
                 bar.close()
 
 
-def report_skipped(skipped, n, what, collective=None):
+def report_skipped(skipped: Sequence[Any], n: int, what: str,
+                   collective: Collective | None = None) -> None:
     """Log the skipped images once (on rank 0 of a job)."""
-    if skipped and (is_local(collective) or collective.rank == 0):
+    if skipped and (collective is None or is_local(collective) or collective.rank == 0):
         logger.warning("%s: skipped %d unreadable image(s) of %d, e.g. %s", what, len(skipped),
                        n, skipped[0])
 
 
-def image_colour(image):
+def image_colour(image: npt.ArrayLike) -> np.ndarray:
     """The mean RGB colour of one image (float64, 3 values)."""
     return np.asarray(image, dtype=np.float64).reshape(-1, 3).mean(axis=0)
 
 
-def as_items(images):
+def as_items(images: Iterable[Any]) -> list[Any]:
     if isinstance(images, np.ndarray) and images.ndim == 4:
         return [im for im in images]
     return list(images)
 
 
-def label_names(classifier_fn, class_names, num_classes):
+def label_names(classifier_fn: ClassifierLike, class_names: Sequence[str] | None,
+                num_classes: int) -> list[str]:
     names = class_names if class_names is not None else as_classifier(classifier_fn).label_names
     if names is not None and len(names) == num_classes:
         return [str(n) for n in names]
@@ -118,9 +128,9 @@ def label_names(classifier_fn, class_names, num_classes):
     return [str(i) for i in range(num_classes)]
 
 
-def mean_colour(colours):
+def mean_colour(colours: Sequence[np.ndarray]) -> list[float] | None:
     """The mean of per-image mean colours, added in list order (each image weighs the same): the
-    dataset colour that ``fill='auto'`` may try (:mod:`~paddlex_interpret.core.baseline`)."""
+    dataset colour that ``fill='auto'`` may try (:mod:`~paddlex_interpret.core.fill`)."""
     if not len(colours):
         return None
     total = np.zeros(3)
@@ -133,25 +143,27 @@ class StreamingPredictor:
     """Collects images and runs the classifier a batch at a time (a batch holds images of one
     shape), so memory stays at one batch whatever the dataset size."""
 
-    def __init__(self, classifier_fn, batch_size):
+    def __init__(self, classifier_fn: ClassifierLike, batch_size: int):
         self.classifier_fn, self.batch_size = as_classifier(classifier_fn), int(batch_size)
-        self.pending, self.probs, self.seconds = [], [], 0.0
-        self.colours = []
+        self.pending: list[np.ndarray] = []
+        self.probs: list[np.ndarray] = []
+        self.seconds = 0.0
+        self.colours: list[np.ndarray] = []
 
-    def add(self, image):
+    def add(self, image: np.ndarray) -> None:
         self.colours.append(image_colour(image))
         if self.pending and (image.shape != self.pending[0].shape
                              or len(self.pending) >= self.batch_size):
             self.flush()
         self.pending.append(image)
 
-    def flush(self):
+    def flush(self) -> None:
         if self.pending:
             t0 = time.perf_counter()
             self.probs.append(self.classifier_fn.predict(np.stack(self.pending)))
             self.seconds += time.perf_counter() - t0
             self.pending = []
 
-    def result(self):
+    def result(self) -> np.ndarray:
         self.flush()
         return np.concatenate(self.probs) if self.probs else np.zeros((0, 0))

@@ -19,15 +19,21 @@ Example::
     >>> int(e.mask(1, num_features=2).sum())
     8
 """
+from __future__ import annotations
+
 import json
 import os
-from typing import List, Optional
+from typing import Any, List, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..io import atomic_write
 
 __all__ = ["Explanation"]
+
+
+_E = TypeVar("_E", bound="Explanation")
 
 
 class Explanation:
@@ -48,11 +54,26 @@ class Explanation:
         weight_cov (ndarray or None): ``(L, n_segments, n_segments)`` covariance of ``weights``
             over the random draw of LIME's samples (:mod:`~paddlex_interpret.core.uncertainty`);
             ``weight_se`` is the square root of its diagonal. None when the surrogate gives none.
+
+    Set by the API functions that write or extend a result (absent otherwise): ``png_path``,
+    ``npz_path`` (where it was saved); NormLIME's ``concepts`` (each superpixel's concept id),
+    ``global_weights`` (the :class:`~paddlex_interpret.core.global_weights.GlobalWeights`) and
+    ``weights_file``.
     """
 
-    def __init__(self, image, segments, probabilities, labels, weights, intercepts, scores,
-                 local_predictions, label_names=None, settings=None, extra=None,
-                 weight_cov=None):
+    png_path: str
+    npz_path: str
+    concepts: np.ndarray
+    global_weights: Any  # a GlobalWeights (core.global_weights imports this module)
+    weights_file: str | None
+
+    def __init__(self, image: npt.ArrayLike, segments: npt.ArrayLike,
+                 probabilities: npt.ArrayLike, labels: npt.ArrayLike, weights: npt.ArrayLike,
+                 intercepts: npt.ArrayLike, scores: npt.ArrayLike, local_predictions: npt.ArrayLike,
+                 label_names: Sequence[str] | None = None,
+             settings: Mapping[str, Any] | None = None,
+                 extra: Mapping[str, npt.ArrayLike] | None = None,
+                 weight_cov: npt.ArrayLike | None = None):
         self.image = np.asarray(image)
         self.segments = np.asarray(segments, dtype=np.int32)
         self.probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -62,32 +83,32 @@ class Explanation:
         self.scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         self.local_predictions = np.asarray(local_predictions, dtype=np.float64).reshape(-1)
         self.label_names = list(label_names) if label_names is not None else None
-        self.settings = dict(settings or {})
+        self.settings: dict[str, Any] = dict(settings or {})
         self.extra = {k: np.asarray(v, dtype=np.float64) for k, v in (extra or {}).items()}
         self.weight_cov = (None if weight_cov is None else np.asarray(
             weight_cov, dtype=np.float64).reshape(len(self.labels), self.weights.shape[1], -1))
 
     # ------------------------------------------------------------------ queries
     @property
-    def n_segments(self):
+    def n_segments(self) -> int:
         return int(self.weights.shape[1])
 
     @property
-    def predicted_label(self):
+    def predicted_label(self) -> int:
         """The top-1 class id of the model on ``image``."""
         return int(np.argmax(self.probabilities))
 
     @property
-    def predicted_probability(self):
+    def predicted_probability(self) -> float:
         return float(self.probabilities[self.predicted_label])
 
-    def label_name(self, label):
+    def label_name(self, label: int) -> str:
         label = int(label)
         if self.label_names is not None and 0 <= label < len(self.label_names):
             return str(self.label_names[label])
         return str(label)
 
-    def _row(self, label, kind="lime"):
+    def _row(self, label: int, kind: str = "lime") -> np.ndarray:
         idx = np.flatnonzero(self.labels == int(label))
         if idx.size == 0:
             raise KeyError("label %r was not explained; explained labels: %s"
@@ -128,18 +149,18 @@ class Explanation:
         return certified_top(self.weights[i], self.weight_cov[i], k, confidence,
                              looks=self.settings.get("budget_looks", 1))
 
-    def _index(self, label):
+    def _index(self, label: int) -> int:
         idx = np.flatnonzero(self.labels == int(label))
         if idx.size == 0:
             raise KeyError("label %r was not explained; explained labels: %s"
                            % (label, self.labels.tolist()))
         return int(idx[0])
 
-    def weights_for(self, label, kind="lime"):
+    def weights_for(self, label: int, kind: str = "lime") -> np.ndarray:
         """``(n_segments,)`` weights of ``label``; ``kind`` names an ``extra`` table or ``'lime'``."""
         return self._row(label, kind).copy()
 
-    def ranked(self, label, kind="lime"):
+    def ranked(self, label: int, kind: str = "lime") -> list[tuple[int, float]]:
         """``[(segment, weight), ...]`` sorted by decreasing ``|weight|`` (PaddleX 1.3's
         ``local_weights[label]`` format)."""
         w = self._row(label, kind)
@@ -147,11 +168,12 @@ class Explanation:
         return [(int(i), float(w[i])) for i in order]
 
     @property
-    def local_weights(self):
+    def local_weights(self) -> dict[int, list[tuple[int, float]]]:
         """PaddleX 1.3 / ``lime`` style dict ``{label: [(segment, weight), ...]}``."""
-        return {int(l): self.ranked(l) for l in self.labels}
+        return {int(l): self.ranked(int(l)) for l in self.labels}
 
-    def top_segments(self, label, k, positive_only=True, kind="lime"):
+    def top_segments(self, label: int, k: int, positive_only: bool = True,
+                     kind: str = "lime") -> np.ndarray:
         """Ids of the ``k`` superpixels with the largest (positive) weight for ``label``."""
         w = self._row(label, kind)
         order = np.argsort(-(w if positive_only else np.abs(w)), kind="stable")
@@ -159,13 +181,14 @@ class Explanation:
             order = order[w[order] > 0]
         return order[:k].astype(np.int64)
 
-    def mask(self, label, num_features=5, positive_only=True, kind="lime"):
+    def mask(self, label: int, num_features: int = 5, positive_only: bool = True,
+             kind: str = "lime") -> np.ndarray:
         """``(H, W)`` bool mask of the ``num_features`` most important superpixels."""
         keep = np.zeros(self.n_segments, dtype=bool)
         keep[self.top_segments(label, num_features, positive_only, kind)] = True
         return keep[self.segments]
 
-    def heatmap(self, label, kind="lime", normalize=True):
+    def heatmap(self, label: int, kind: str = "lime", normalize: bool = True) -> np.ndarray:
         """``(H, W)`` float map: every pixel carries its superpixel's weight (scaled to [-1, 1])."""
         w = self._row(label, kind)
         if normalize:
@@ -173,7 +196,7 @@ class Explanation:
             w = w / m if m > 0 else w
         return w[self.segments]
 
-    def num_features_for_mass(self, label, fraction, kind="lime"):
+    def num_features_for_mass(self, label: int, fraction: float, kind: str = "lime") -> int:
         """How many superpixels (in ``ranked`` order) hold ``fraction`` of the positive weight.
 
         PaddleX 1.3's ``auto_choose_num_features_to_show``: superpixels smaller than 1/8 of the mean
@@ -196,7 +219,7 @@ class Explanation:
         return 5
 
     # ------------------------------------------------------------ persistence
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "image": self.image, "segments": self.segments, "probabilities": self.probabilities,
             "labels": self.labels, "weights": self.weights, "intercepts": self.intercepts,
@@ -205,9 +228,9 @@ class Explanation:
             "weight_cov": self.weight_cov,
         }
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write to ``path`` (``.npz``) atomically; returns the path."""
-        arrays = {k: v for k, v in self.to_dict().items()
+        arrays: dict[str, Any] = {k: v for k, v in self.to_dict().items()
                   if isinstance(v, np.ndarray)}
         for k, v in self.extra.items():
             arrays["extra__" + k] = v
@@ -223,12 +246,12 @@ class Explanation:
             np.savez_compressed(f, **arrays)
         return path
 
-    def _more_arrays(self):
+    def _more_arrays(self) -> dict[str, np.ndarray]:
         """Arrays a subclass saves besides the base ones (read back by its ``load``)."""
         return {}
 
     @classmethod
-    def load(cls, path):
+    def load(cls: type[_E], path: str | os.PathLike[str]) -> _E:
         """Read an :class:`Explanation` written by :meth:`save`."""
         with np.load(os.fspath(path), allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta_json"]).decode("utf8"))
@@ -241,7 +264,7 @@ class Explanation:
                        extra=extra,
                        weight_cov=z["weight_cov"] if "weight_cov" in z.files else None)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return ("Explanation(image=%s, n_segments=%d, labels=%s, predicted=%s p=%.3f)"
                 % (self.image.shape, self.n_segments, self.labels.tolist(),
                    self.label_name(self.predicted_label), self.predicted_probability))

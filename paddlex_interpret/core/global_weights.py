@@ -12,14 +12,21 @@ Example::
     >>> gw.top_concepts("cat", 2).tolist()
     [1, 2]
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import NormLimeCacheError
 from ..io import atomic_write
 from .concepts import ConceptCodebook
+
+if TYPE_CHECKING:
+    from .explanation import Explanation
 
 __all__ = ["GlobalWeights", "normlime_weights_for", "combine", "glime_prior"]
 
@@ -43,8 +50,10 @@ class GlobalWeights:
         codebook (ConceptCodebook or None): the concepts, saved along with the weights.
     """
 
-    def __init__(self, weights, class_names=None, mode="fast", settings=None, fingerprint=None,
-                 counts=None, info=None, codebook=None):
+    def __init__(self, weights: npt.ArrayLike, class_names: Sequence[str] | None = None,
+                 mode: str = "fast", settings: Mapping[str, Any] | None = None,
+                 fingerprint: Mapping[str, Any] | None = None, counts: npt.ArrayLike | None = None,
+                 info: Mapping[str, Any] | None = None, codebook: ConceptCodebook | None = None):
         self.weights = np.asarray(weights, dtype=np.float64)
         if self.weights.ndim != 2:
             raise ValueError("weights must be (num_classes, n_concepts), got %s"
@@ -63,14 +72,14 @@ class GlobalWeights:
         self.codebook = codebook
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         return int(self.weights.shape[0])
 
     @property
-    def n_concepts(self):
+    def n_concepts(self) -> int:
         return int(self.weights.shape[1])
 
-    def _class(self, cls):
+    def _class(self, cls: int | str) -> int:
         if isinstance(cls, str):
             if cls not in self.class_names:
                 raise KeyError("unknown class %r; classes: %s" % (cls, self.class_names))
@@ -80,12 +89,12 @@ class GlobalWeights:
             raise IndexError("class %d out of range (%d classes)" % (cls, self.num_classes))
         return cls
 
-    def top_concepts(self, cls, k=5):
+    def top_concepts(self, cls: int | str, k: int = 5) -> np.ndarray:
         """Ids of the ``k`` concepts with the largest weight for class ``cls`` (id or name)."""
         row = self.weights[self._class(cls)]
         return np.argsort(-row, kind="stable")[:int(k)].astype(np.int64)
 
-    def prior_for(self, concepts_of_segments, labels):
+    def prior_for(self, concepts_of_segments: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
         """``(L, n_segments)``: the weight of each superpixel's concept for each of ``labels``."""
         concepts = np.asarray(concepts_of_segments, dtype=np.int64).reshape(-1)
         labels = np.atleast_1d(np.asarray(labels, dtype=np.int64))
@@ -96,20 +105,21 @@ class GlobalWeights:
                              % (labels.tolist(), self.num_classes))
         return self.weights[labels][:, concepts]
 
-    def mismatches(self, expected):
+    def mismatches(self, expected: Mapping[str, Any]) -> list[str]:
         """Keys of ``expected`` (a fingerprint dict) whose values differ from this one's."""
         mine = json.loads(json.dumps(self.fingerprint, sort_keys=True, default=str))
         theirs = json.loads(json.dumps(expected, sort_keys=True, default=str))
         return sorted(k for k in theirs if mine.get(k) != theirs[k])
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write to ``path`` atomically (pickle-free ``.npz``, codebook inside); returns it."""
         meta = {"format": _FORMAT, "class_names": self.class_names, "mode": self.mode,
                 "settings": self.settings, "fingerprint": self.fingerprint, "info": self.info}
-        arrays = {"weights": self.weights, "counts": self.counts,
-                  "meta_json": np.frombuffer(json.dumps(meta, default=str).encode("utf8"),
-                                             dtype=np.uint8)}
+        arrays: dict[str, Any] = {
+            "weights": self.weights, "counts": self.counts,
+            "meta_json": np.frombuffer(json.dumps(meta, default=str).encode("utf8"),
+                                       dtype=np.uint8)}
         if self.codebook is not None:
             arrays.update(self.codebook.to_arrays(prefix="codebook__"))
         path = os.fspath(path)
@@ -118,7 +128,7 @@ class GlobalWeights:
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> GlobalWeights:
         """Read weights written by :meth:`save`.
 
         Raises:
@@ -165,12 +175,13 @@ class GlobalWeights:
                                      % (path, codebook.n_concepts, gw.n_concepts))
         return gw
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "GlobalWeights(mode=%r, classes=%d, concepts=%d, images=%s)" % (
             self.mode, self.num_classes, self.n_concepts, self.info.get("n_images"))
 
 
-def normlime_weights_for(explanation, concepts, global_weights):
+def normlime_weights_for(explanation: Explanation, concepts: npt.ArrayLike,
+                         global_weights: GlobalWeights) -> np.ndarray:
     """``(L, n_segments)`` NormLIME weights of an explanation's superpixels: for each explained
     label, the global weight of each superpixel's concept (PaddleX 1.3's ``g_weights``).
 
@@ -180,7 +191,7 @@ def normlime_weights_for(explanation, concepts, global_weights):
     return global_weights.prior_for(concepts, explanation.labels)
 
 
-def combine(lime_weights, normlime_weights):
+def combine(lime_weights: npt.ArrayLike, normlime_weights: npt.ArrayLike) -> np.ndarray:
     """PaddleX 1.3's combined weights: LIME x NormLIME, per superpixel."""
     a = np.asarray(lime_weights, dtype=np.float64)
     b = np.asarray(normlime_weights, dtype=np.float64)
@@ -190,7 +201,9 @@ def combine(lime_weights, normlime_weights):
     return a * b
 
 
-def glime_prior(global_weights, codebook=None, image=None, normalize="l1", area_exponent=0.5):
+def glime_prior(global_weights: GlobalWeights, codebook: ConceptCodebook | None = None,
+                image: np.ndarray | None = None, normalize: str | None = "l1",
+                area_exponent: float = 0.5) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A GLIME prior for :meth:`LimeExplainer.explain(prior=...) <LimeExplainer.explain>`:
     a callable ``(segments, labels) -> (L, n_segments)``.
 
@@ -214,7 +227,7 @@ def glime_prior(global_weights, codebook=None, image=None, normalize="l1", area_
         raise ValueError("normalize must be 'l1' or None, got %r" % (normalize,))
     area_exponent = float(area_exponent)
 
-    def prior(segments, labels):
+    def prior(segments: np.ndarray, labels: np.ndarray) -> np.ndarray:
         p = global_weights.prior_for(codebook.assign(image, segments), labels)
         if area_exponent:
             area = np.bincount(np.asarray(segments).ravel(), minlength=p.shape[1])

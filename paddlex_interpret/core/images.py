@@ -9,13 +9,21 @@ Example::
     >>> to_rgb_uint8(np.full((2, 2), 65535, np.uint16))[0, 0].tolist()
     [255, 255, 255]
 """
+from __future__ import annotations
+
 import os
+from typing import Any, Callable, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ImageReadError
 
-__all__ = ["to_rgb_uint8", "load_image", "check_image_path", "load_item", "describe_item"]
+__all__ = ["to_rgb_uint8", "load_image", "check_image_path", "load_item", "describe_item",
+           "ImageSource"]
+
+#: an image the API takes: a file path or an image array
+ImageSource = Union[str, "os.PathLike[str]", np.ndarray]
 
 
 def _to_uint8(a):
@@ -38,7 +46,7 @@ def _to_uint8(a):
     raise ImageReadError("unsupported image dtype %s" % a.dtype)
 
 
-def to_rgb_uint8(image):
+def to_rgb_uint8(image: npt.ArrayLike) -> np.ndarray:
     """Convert an image array (HxW, HxWx1, HxWx2, HxWx3 or HxWx4; any numeric dtype) to uint8 RGB.
 
     Alpha is dropped (the colour channels are kept as they are). Raises ImageReadError for
@@ -57,7 +65,7 @@ def to_rgb_uint8(image):
     return np.ascontiguousarray(_to_uint8(a))
 
 
-def check_image_path(path):
+def check_image_path(path: str | os.PathLike[str]) -> str:
     """Raise FileNotFoundError / IsADirectoryError naming ``path`` unless it is a file."""
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -67,7 +75,7 @@ def check_image_path(path):
     return path
 
 
-def load_image(path):
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as uint8 RGB (any bit depth, grey, palette or alpha).
 
     Raises:
@@ -89,14 +97,12 @@ def load_image(path):
         from PIL import Image
 
         with Image.open(path) as im:
-            if im.mode == "P":
-                im = im.convert("RGBA")
-            return to_rgb_uint8(np.asarray(im))
+            return to_rgb_uint8(np.asarray(im.convert("RGBA") if im.mode == "P" else im))
     except Exception as exc:
         raise ImageReadError("cannot read image file %r: %s" % (path, exc)) from exc
 
 
-def load_item(item, load=None):
+def load_item(item: Any, load: Callable[[Any], npt.ArrayLike] | None = None) -> np.ndarray:
     """An image from a dataset item: ``load(item)`` if given, else a path is read and an array
     converted (uint8 RGB). Raises whatever the reader raises for a bad item."""
     if load is not None:
@@ -106,7 +112,7 @@ def load_item(item, load=None):
     return to_rgb_uint8(item)
 
 
-def describe_item(item, limit=120):
+def describe_item(item: Any, limit: int = 120) -> str:
     """A short printable name for a dataset item (path or array), for skip reports."""
     if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__"):
         return os.fsdecode(os.fspath(item) if not isinstance(item, bytes) else item)[:limit]

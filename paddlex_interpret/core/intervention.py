@@ -20,7 +20,7 @@ a *box* is ``(x0, y0, x1, y1)`` in view pixels, exclusive ends. For a class ``c`
   ``c``. A *control* transplant (another class's template in the same box) tells what the
   template brings from what the box takes away (:meth:`InterventionTest.turned`).
 * *hide*: the box replaced on ``c``'s own images with a neutral fill (``fill='auto'``'s rule,
-  :class:`~paddlex_interpret.core.baseline.AutoFill`: a blank the model is not sure of a class
+  :class:`~paddlex_interpret.core.fill.AutoFill`: a blank the model is not sure of a class
   on); the *drop* is how far p(c) falls on average, and *left* how many images leave ``c``. A
   shortcut beside the object can be sufficient without being necessary, so the drop is evidence
   for a person, not the verdict.
@@ -39,14 +39,16 @@ Example::
     ev.flipped, ev.targets, ev.drop
     test.tighten(2, (48, 48, 64, 64), need=ev.flipped)    # the smallest box that still does it
 """
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
-from .baseline import BLANKS, AutoFill
-from .classifier import as_classifier, run_in_batches
-from .perturbation import make_fill
+from .classifier import ClassifierLike, as_classifier, run_in_batches
+from .fill import BLANKS, AutoFill, FillChoice, FillSpec, make_fill
 from .regions import Box, clip_box
 
 __all__ = ["Evidence", "InterventionTest", "paste", "MIN_OWN", "MIN_TARGETS", "SURE",
@@ -75,7 +77,7 @@ SCAN_TARGETS = 8
 _EPS = 1e-12
 
 
-def paste(images, source, box):
+def paste(images: npt.ArrayLike, source: npt.ArrayLike, box: Sequence[int]) -> np.ndarray:
     """Copies of ``images`` (``(N, H, W, 3)``) with ``source``'s pixels (one ``(H, W, 3)`` image, or
     one per image) inside ``box``."""
     x0, y0, x1, y1 = box
@@ -109,18 +111,18 @@ class Evidence:
     view: Tuple[int, int] = (0, 0)
 
     @property
-    def flip_rate(self):
+    def flip_rate(self) -> float:
         """``flipped / targets`` (NaN without targets)."""
         return self.flipped / self.targets if self.targets else float("nan")
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["box"], d["view"] = list(self.box), list(self.view)
         d["flip_rate"] = self.flip_rate
         return d
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: Mapping[str, Any]) -> Evidence:
         keep = {k: v for k, v in d.items() if k != "flip_rate"}
         keep["box"], keep["view"] = tuple(d["box"]), tuple(d.get("view", (0, 0)))
         return cls(**keep)
@@ -138,12 +140,14 @@ class InterventionTest:
             already gets wrong says little); without, the model's predictions stand for them.
         batch_size: images per forward pass.
         fill: how ``hide`` fills a box: ``'auto'`` (the blank rule of
-            :class:`~paddlex_interpret.core.baseline.AutoFill`, with the views' mean colour as
+            :class:`~paddlex_interpret.core.fill.AutoFill`, with the views' mean colour as
             a candidate) or a name/colour of
-            :func:`~paddlex_interpret.core.perturbation.make_fill`.
+            :func:`~paddlex_interpret.core.fill.make_fill`.
     """
 
-    def __init__(self, classifier, views, labels=None, batch_size=64, fill="auto"):
+    def __init__(self, classifier: ClassifierLike, views: npt.ArrayLike,
+                 labels: npt.ArrayLike | None = None, batch_size: int = 64,
+                 fill: FillSpec = "auto"):
         views = np.asarray(views)
         if views.ndim != 4 or views.shape[-1] != 3 or views.dtype != np.uint8:
             raise ValueError("views must be (N, H, W, 3) uint8 images of one size, got %s %s"
@@ -167,16 +171,16 @@ class InterventionTest:
                       (labels < 0) | (labels == self.predicted))
         self._templates: Dict[int, Optional[np.ndarray]] = {}
         self._flips: Dict[Tuple[int, Box], Tuple[int, int]] = {}
-        self._fill_choice = None
-        self._blank = None
-        self._hide_blank = None
-        self._scans: Dict[int, Tuple[list, np.ndarray]] = {}
+        self._fill_choice: AutoFill | None = None
+        self._blank: np.ndarray | None = None
+        self._hide_blank: FillChoice | None = None
+        self._scans: Dict[int, Tuple[list[Box], np.ndarray]] = {}
 
     @property
-    def shape(self):
-        return self.views.shape[1:3]
+    def shape(self) -> tuple[int, int]:
+        return int(self.views.shape[1]), int(self.views.shape[2])
 
-    def predict(self, images):
+    def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities of ``images``, ``batch_size`` at a time (counted in ``passes``)."""
         images = np.asarray(images)
         self.passes += len(images)
@@ -184,21 +188,21 @@ class InterventionTest:
             return run_in_batches(lambda sl: self.classifier.predict(images[sl]), len(images),
                                   self.batch_size)
 
-    def own(self, c):
+    def own(self, c: int) -> np.ndarray:
         """Indices of the views the model gives to ``c`` (rightly, where labels are known)."""
         return np.flatnonzero((self.predicted == int(c)) & self.right)
 
-    def others(self, c):
+    def others(self, c: int) -> np.ndarray:
         """Indices of the *targets* of class ``c``: the views the model gives to another class
         (rightly, where labels are known), with a probability of at least :data:`SURE`."""
         return np.flatnonzero((self.predicted != int(c)) & self.right
                               & (self.base.max(axis=1) >= SURE))
 
-    def testable(self, c):
+    def testable(self, c: int) -> bool:
         """Whether class ``c`` has a template and targets (:data:`MIN_OWN`, :data:`MIN_TARGETS`)."""
         return len(self.own(c)) >= MIN_OWN and len(self.others(c)) >= MIN_TARGETS
 
-    def template(self, c):
+    def template(self, c: int) -> np.ndarray | None:
         """The per-pixel median of class ``c``'s views (uint8), or None below :data:`MIN_OWN`."""
         c = int(c)
         if c not in self._templates:
@@ -207,14 +211,21 @@ class InterventionTest:
                                   if len(own) >= MIN_OWN else None)
         return self._templates[c]
 
+    def _template(self, c: int) -> np.ndarray:
+        """:meth:`template`, which class ``c`` must have (a class the test can test)."""
+        t = self.template(c)
+        if t is None:
+            raise ValueError("class %d has fewer than %d views of its own" % (c, MIN_OWN))
+        return t
+
     # ------------------------------------------------------------------ transplant
-    def flips(self, c, box):
+    def flips(self, c: int, box: Sequence[int]) -> int:
         """How many of class ``c``'s targets the transplant of ``box`` turns into ``c`` and no
         control transplant does (:meth:`turned`'s first count less its second)."""
         turned, control = self.turned(c, box)
         return turned - control
 
-    def turned(self, c, box):
+    def turned(self, c: int, box: Sequence[int]) -> tuple[int, int]:
         """``(turned, control)``: how many of class ``c``'s targets the transplant of ``box``
         turns into ``c``, and how many of those a *control* transplant turns into ``c`` too. The
         control tells what the template brings from what the box takes away: pasting one
@@ -226,7 +237,7 @@ class InterventionTest:
         key = (c, box)
         if key not in self._flips:
             targets = self.others(c)
-            probs = self.predict(paste(self.views[targets], self.template(c), box))
+            probs = self.predict(paste(self.views[targets], self._template(c), box))
             hit = targets[np.argmax(probs, axis=1) == c]
             control = 0
             for d in np.unique(self.predicted[hit]):
@@ -245,7 +256,7 @@ class InterventionTest:
         others = [e for e in range(self.n_classes) if e not in (c, d)
                   and self.template(e) is not None]
         if others:
-            return [self.template(e) for e in others[:2]]
+            return [self._template(e) for e in others[:2]]
         return [np.broadcast_to(self._blank_colour(), self.views.shape[1:])]
 
     def _blank_colour(self):
@@ -259,7 +270,7 @@ class InterventionTest:
             self._blank = np.asarray(choice.fill_image[0, 0], np.uint8)
         return self._blank
 
-    def tighten(self, c, box, need):
+    def tighten(self, c: int, box: Sequence[int], need: int) -> Box:
         """The smallest box inside ``box`` (trimming one side at a time, largest trim first by
         bisection, until a round trims nothing) whose transplant still turns at least ``need``
         of class ``c``'s targets into ``c``."""
@@ -279,13 +290,14 @@ class InterventionTest:
                 if lo:
                     box = list(_trimmed(box, side, lo))
                     changed = True
-        return tuple(box)
+        x0, y0, x1, y1 = box
+        return x0, y0, x1, y1
 
-    def shared(self, c, box):
+    def shared(self, c: int, box: Sequence[int]) -> int:
         """How many pixels of ``box`` class ``c``'s images carry the same, and its targets do
         not (:data:`SAME`, :data:`SHARED_BY`)."""
         c, (x0, y0, x1, y1) = int(c), clip_box(box, self.shape)
-        template = self.template(c)[y0:y1, x0:x1].astype(np.int16)
+        template = self._template(c)[y0:y1, x0:x1].astype(np.int16)
 
         def near(idx):
             region = self.views[idx][:, y0:y1, x0:x1].astype(np.int16)
@@ -310,14 +322,15 @@ class InterventionTest:
         if self._hide_blank is not None:
             return [(self._hide_blank.fill_image, self._hide_blank.name) for _ in images]
         # every blank is evidence to this model: the fill is chosen per image
+        chooser = self._fill_choice
         return [(choice.fill_image, choice.name) for choice in
-                (self._fill_choice.choose(self._counted, im, segments) for im in images)]
+                (chooser.choose(self._counted, im, segments) for im in images)]
 
     def _counted(self, images):
         self.passes += len(images)
         return self.classifier.predict(images)
 
-    def hide(self, c, box):
+    def hide(self, c: int, box: Sequence[int]) -> tuple[float, int, int, str | None]:
         """``(drop, left, own, fill name)`` of hiding ``box`` on class ``c``'s own views."""
         c, box = int(c), clip_box(box, self.shape)
         own = self.own(c)
@@ -334,18 +347,18 @@ class InterventionTest:
         names = sorted({n for _, n in fills})
         return drop, left, len(own), "/".join(names)
 
-    def evidence(self, c, box, hide=True):
+    def evidence(self, c: int, box: Sequence[int], hide: bool = True) -> Evidence:
         """:class:`Evidence` of ``box`` for class ``c`` (the hide only when ``hide``)."""
         box = clip_box(box, self.shape)
         turned, control = self.turned(c, box)
         ev = Evidence(box, turned - control, len(self.others(c)), control=control,
-                      shared=self.shared(c, box), view=tuple(self.shape))
+                      shared=self.shared(c, box), view=self.shape)
         if hide:
             ev.drop, ev.left, ev.own, ev.fill = self.hide(c, box)
         return ev
 
     # ------------------------------------------------------------------ scan
-    def scan_boxes(self):
+    def scan_boxes(self) -> list[Box]:
         """The scan's cells: side ``1/SCAN_CELLS`` of the view, stride half a side."""
         h, w = self.shape
         sy, sx = max(2, -(-h // SCAN_CELLS)), max(2, -(-w // SCAN_CELLS))
@@ -353,14 +366,14 @@ class InterventionTest:
         xs = sorted({min(x, w - sx) for x in range(0, w - sx + sx // 2, sx // 2)})
         return [(x, y, x + sx, y + sy) for y in ys for x in xs]
 
-    def scan_targets(self, c):
+    def scan_targets(self, c: int) -> np.ndarray:
         """At most :data:`SCAN_TARGETS` of class ``c``'s targets, spread evenly over them."""
         others = self.others(c)
         if len(others) <= SCAN_TARGETS:
             return others
         return others[np.linspace(0, len(others) - 1, SCAN_TARGETS).round().astype(int)]
 
-    def scan(self, c):
+    def scan(self, c: int) -> tuple[list[Box], np.ndarray]:
         """``(boxes, scores)``: per scan cell, how many of the scan's targets pasting the
         template's cell onto them turns into ``c``, plus (below 1, to break ties) the mean rise
         of log p(c) on them over 100 (made once per class). Counting turned images ranks the
@@ -370,7 +383,7 @@ class InterventionTest:
         if c in self._scans:
             return self._scans[c]
         boxes, targets = self.scan_boxes(), self.scan_targets(c)
-        template = self.template(c)
+        template = self._template(c)
         batch = np.concatenate([paste(self.views[targets], template, b) for b in boxes])
         probs = self.predict(batch).reshape(len(boxes), len(targets), -1)
         turned = (np.argmax(probs, axis=2) == c).sum(axis=1)
@@ -378,7 +391,7 @@ class InterventionTest:
         self._scans[c] = boxes, turned + np.clip(rise.mean(axis=1), 0.0, 99.0) / 100.0
         return self._scans[c]
 
-def _trimmed(box, side, t):
+def _trimmed(box: Sequence[int], side: int, t: int) -> Box:
     x0, y0, x1, y1 = box
     return ((x0 + t, y0, x1, y1), (x0, y0 + t, x1, y1), (x0, y0, x1 - t, y1),
             (x0, y0, x1, y1 - t))[side]

@@ -24,20 +24,24 @@ Example::
     >>> sorted(exp.top_segments(1, 2).tolist())
     [0, 1]
 """
+from __future__ import annotations
+
 import time
 from dataclasses import dataclass
+from typing import Any, ContextManager, Mapping, Optional, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from .baseline import AutoFill, resolve_fill
-from .budget import resolve_budget
-from .classifier import as_classifier, as_probabilities, check_positive_int, resolve_labels
+from .budget import AutoBudget, resolve_budget
+from .classifier import (ClassifierLike, as_classifier, as_probabilities, check_positive_int,
+                         resolve_labels)
 from .explanation import Explanation
+from .fill import AutoFill, FillSpec, make_fill, resolve_fill
 from .images import to_rgb_uint8
-from .perturbation import make_fill
-from .sampling import make_kernel, make_sampler
-from .segmentation import make_segmenter, relabel
-from .surrogate import as_surrogate
+from .sampling import Kernel, Sampler, make_kernel, make_sampler
+from .segmentation import SegmenterSpec, make_segmenter, relabel
+from .surrogate import Prior, SurrogateFit, as_surrogate
 from .uncertainty import ridge_covariance
 
 __all__ = ["LimeExplainer", "LimeRun", "select_labels", "check_num_samples", "DEFAULT_SAMPLER",
@@ -51,7 +55,7 @@ DEFAULT_FILL = "auto"
 DEFAULT_NUM_SAMPLES = "auto"
 
 
-def check_num_samples(value, name: str = "num_samples"):
+def check_num_samples(value: int | str, name: str = "num_samples") -> int | str:
     """``'auto'`` (sample until the top superpixels are certified,
     :mod:`~paddlex_interpret.core.budget`) or an int >= 1 (exactly that many samples)."""
     if isinstance(value, str):
@@ -61,7 +65,8 @@ def check_num_samples(value, name: str = "num_samples"):
     return check_positive_int(value, name)
 
 
-def select_labels(probabilities, labels=None, top_k=1):
+def select_labels(probabilities: np.ndarray, labels: npt.ArrayLike | None = None,
+                  top_k: int = 1) -> np.ndarray:
     """The labels to explain: ``labels`` (ids) if given (validated), else the ``top_k`` most
     probable."""
     n = len(probabilities)
@@ -86,7 +91,7 @@ class LimeRun:
     outputs: np.ndarray
     sample_weight: np.ndarray
     fill_image: np.ndarray
-    prior: object = None
+    prior: Optional[np.ndarray] = None
 
 
 class LimeExplainer:
@@ -102,9 +107,9 @@ class LimeExplainer:
             ``'felzenszwalb'`` or a callable.
         segmenter_params: overrides for the named segmenter.
         fill: what hidden superpixels become: ``'auto'`` (chosen per image by measurement,
-            :mod:`~paddlex_interpret.core.baseline`; or an ``AutoFill`` with more candidates),
+            :mod:`~paddlex_interpret.core.fill`; or an ``AutoFill`` with more candidates),
             ``'black'`` (PaddleX 1.3), ``'grey'``, ``'median'``, ``'mean'``, ``'blur'``, a colour
-            or an image (:func:`~paddlex_interpret.core.perturbation.make_fill`).
+            or an image (:func:`~paddlex_interpret.core.fill.make_fill`).
         sampler: ``'stratified'`` (default: complementary pairs from LIME's kernel-weighted
             distribution, the number kept stratified; LIME's estimand with less noise),
             ``'bernoulli'`` (LIME's and PaddleX 1.3's: with an int ``num_samples``, their bits),
@@ -130,10 +135,14 @@ class LimeExplainer:
             how many were drawn.
     """
 
-    def __init__(self, classifier_fn, segmenter=DEFAULT_SEGMENTER, segmenter_params=None,
-                 fill=DEFAULT_FILL, kernel_width=0.25, kernel=None, surrogate=None,
-                 num_samples=DEFAULT_NUM_SAMPLES, batch_size=50, seed=0, label_names=None,
-                 progress=False, adaptive=None, sampler=DEFAULT_SAMPLER, budget=None):
+    def __init__(self, classifier_fn: ClassifierLike, segmenter: SegmenterSpec = DEFAULT_SEGMENTER,
+                 segmenter_params: Mapping[str, Any] | None = None,
+                 fill: FillSpec | AutoFill = DEFAULT_FILL, kernel_width: float = 0.25,
+                 kernel: Kernel | None = None, surrogate: Any = None,
+                 num_samples: int | str = DEFAULT_NUM_SAMPLES, batch_size: int | str = 50,
+                 seed: int = 0, label_names: Sequence[str] | None = None, progress: bool = False,
+                 adaptive: Any = None, sampler: str | Sampler = DEFAULT_SAMPLER,
+                 budget: AutoBudget | dict[str, Any] | None = None):
         from .adaptive import resolve_adaptive
 
         self.classifier = as_classifier(classifier_fn)
@@ -154,21 +163,21 @@ class LimeExplainer:
                             else self.classifier.label_names)
         self.progress = progress
         self.adaptive = resolve_adaptive(adaptive)
-        self.last_timings = {}
+        self.last_timings: dict[str, float] = {}
 
     # --------------------------------------------------------------- pieces
-    def predict(self, images):
+    def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities ``(B, C)`` of uint8 images."""
         return as_probabilities(self.classifier.predict(images))
 
-    def segment(self, image):
+    def segment(self, image: np.ndarray) -> np.ndarray:
         return self.segmenter(image)
 
-    def hold_weights(self):
+    def hold_weights(self) -> ContextManager[Any]:
         """The classifier's :meth:`~paddlex_interpret.core.classifier.Classifier.hold_weights`."""
         return self.classifier.hold_weights()
 
-    def auto_batch_size(self, image, num_samples=None):
+    def auto_batch_size(self, image: np.ndarray, num_samples: int | None = None) -> int:
         """``batch_size='auto'``: the classifier's ``suggest_batch_size(image)``, lowered to the
         largest size in ``[suggested / 2, suggested]`` that divides ``num_samples`` when there is
         one (every batch then has the same shape: no warm-up of a last, smaller batch in an
@@ -180,7 +189,7 @@ class LimeExplainer:
                     return b
         return size
 
-    def draw(self, n_segments, num_samples, seed):
+    def draw(self, n_segments: int, num_samples: int, seed: int) -> np.ndarray:
         """The sampler's ``(num_samples, n_segments)`` masks for ``seed`` (first row all on)."""
         masks = np.asarray(self.sampler.sample(num_samples, n_segments,
                                                np.random.default_rng(seed), self.kernel_fn),
@@ -190,11 +199,12 @@ class LimeExplainer:
                              % (masks.shape, (num_samples, n_segments)))
         return masks
 
-    def sample_weight(self, masks):
+    def sample_weight(self, masks: np.ndarray) -> np.ndarray:
         """The surrogate's sample weights of ``masks`` (the sampler's, with this kernel)."""
         return np.asarray(self.sampler.sample_weight(masks, self.kernel_fn), dtype=np.float64)
 
-    def predict_masks(self, image, fill_image, segments, masks, batch_size):
+    def predict_masks(self, image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray,
+                      masks: np.ndarray, batch_size: int) -> np.ndarray:
         """Probabilities ``(len(masks), C)`` of the perturbed images of ``masks``."""
         bar = None
         if self.progress:
@@ -211,7 +221,8 @@ class LimeExplainer:
                 bar.close()
         return as_probabilities(out)
 
-    def fill_for(self, image, segments):
+    def fill_for(self, image: np.ndarray, segments: np.ndarray
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
         """``(fill image, settings)``: the image hidden superpixels take, and what was chosen
         (for ``fill='auto'``: the candidate and every candidate's score)."""
         if isinstance(self._fill, AutoFill):
@@ -219,18 +230,21 @@ class LimeExplainer:
             return choice.fill_image, choice.describe()
         return make_fill(image, segments, self._fill), {}
 
-    def sample(self, image, segments, num_samples, batch_size, seed):
+    def sample(self, image: np.ndarray, segments: np.ndarray, num_samples: int, batch_size: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks ``(N, d)`` and the classifier's probabilities ``(N, C)`` on the perturbed images."""
         masks = self.draw(int(segments.max()) + 1, num_samples, seed)
         fill_image, _ = self.fill_for(image, segments)
         return masks, self.predict_masks(image, fill_image, segments, masks, batch_size)
 
-    def fit(self, masks, outputs, labels, prior=None, sample_weight=None):
+    def fit(self, masks: np.ndarray, outputs: np.ndarray, labels: np.ndarray,
+            prior: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+            ) -> SurrogateFit:
         """The surrogate fitted on ``masks`` and the ``labels`` columns of ``outputs``."""
         weights = self.sample_weight(masks) if sample_weight is None else sample_weight
         return self.surrogate.fit(masks, outputs[:, labels], weights, prior=prior)
 
-    def settings(self, num_samples, batch_size, seed):
+    def settings(self, num_samples: int | str, batch_size: int, seed: int) -> dict[str, Any]:
         fill = self.fill if isinstance(self.fill, str) else (
             "auto" if isinstance(self._fill, AutoFill) else "custom")
         s = {"method": "lime", "num_samples": num_samples, "batch_size": batch_size, "seed": seed,
@@ -243,16 +257,20 @@ class LimeExplainer:
         return s
 
     # --------------------------------------------------------------- explain
-    def explain(self, image, labels=None, top_k=1, segments=None, num_samples=None,
-                batch_size=None, seed=None, prior=None):
+    def explain(self, image: npt.ArrayLike, labels: Any = None, top_k: int = 1,
+                segments: npt.ArrayLike | None = None, num_samples: int | str | None = None,
+                batch_size: int | str | None = None, seed: int | None = None,
+                prior: Prior = None) -> Explanation:
         """Explain ``image``; returns an :class:`~paddlex_interpret.core.explanation.Explanation`
         (see :meth:`run`)."""
         return self.run(image, labels=labels, top_k=top_k, segments=segments,
                         num_samples=num_samples, batch_size=batch_size, seed=seed,
                         prior=prior).explanation
 
-    def run(self, image, labels=None, top_k=1, segments=None, num_samples=None, batch_size=None,
-            seed=None, prior=None):
+    def run(self, image: npt.ArrayLike, labels: Any = None, top_k: int = 1,
+            segments: npt.ArrayLike | None = None, num_samples: int | str | None = None,
+            batch_size: int | str | None = None, seed: int | None = None,
+            prior: Prior = None) -> LimeRun:
         """Explain ``image`` (array; converted to uint8 RGB); returns a :class:`LimeRun`.
 
         ``labels`` names the classes to explain (ids, or class names when the classifier has
@@ -272,9 +290,10 @@ class LimeExplainer:
             segments = self.segment(image) if segments is None else relabel(segments, image.shape)
             t1 = time.perf_counter()
             d = int(segments.max()) + 1
-            batch_size = self._batch_size(batch_size, image, None if auto else num_samples)
+            batch_size = self._batch_size(batch_size, image,
+                                          None if isinstance(num_samples, str) else num_samples)
             plan = self.budget.plan(d, batch_size) if auto else None
-            cap = plan[-1] if auto else num_samples
+            cap = plan[-1] if plan is not None else int(num_samples)
             n_classes = self.classifier.num_classes
             if labels is not None and isinstance(n_classes, int):
                 select_labels(np.zeros(n_classes), labels, top_k)  # bad labels fail first
@@ -286,6 +305,7 @@ class LimeExplainer:
             t2 = time.perf_counter()
         if callable(prior):
             prior = prior(segments, labels)
+        assert not callable(prior)
         weights = self.sample_weight(masks)
         fit = self.fit(masks, outputs, labels, prior=prior, sample_weight=weights)
         cov = self.covariance(masks, outputs, labels, weights, fit, prior)
@@ -335,13 +355,16 @@ class LimeExplainer:
         probs = self._image_probabilities(image, masks, outputs)
         return masks, outputs, probs, select_labels(probs, labels, top_k), {}, prior
 
-    def _batch_size(self, batch_size, image, num_samples):
+    def _batch_size(self, batch_size: int | str | None, image: np.ndarray,
+                    num_samples: int | None) -> int:
         batch_size = batch_size or self.batch_size
         if isinstance(batch_size, str) and batch_size == "auto":
             batch_size = self.auto_batch_size(image, num_samples)
         return check_positive_int(batch_size, "batch_size")
 
-    def covariance(self, masks, outputs, labels, sample_weight, fit, prior=None):
+    def covariance(self, masks: np.ndarray, outputs: np.ndarray, labels: np.ndarray,
+                   sample_weight: np.ndarray, fit: SurrogateFit, prior: np.ndarray | None = None
+                   ) -> np.ndarray | None:
         """``(L, d, d)`` covariance of the fitted weights over the draw of the masks
         (:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`), or None when the
         surrogate is not a ridge this module knows."""
@@ -364,10 +387,12 @@ class LimeExplainer:
         draw, consumed in rounds until the top superpixels are certified."""
         from .adaptive import run_adaptive
 
+        policy = self.adaptive
+        assert policy is not None, "adaptive sampling is off"
         if callable(prior):
             prior = prior(segments, labels)
         used, outputs, info = run_adaptive(
-            self, masks, labels, batch_size, self.adaptive,
+            self, masks, labels, batch_size, policy,
             lambda part: self.predict_masks(image, fill_image, segments, part, batch_size),
             prior=prior)
         return masks[:used], outputs, info, prior

@@ -37,12 +37,18 @@ deletes the evidence faster than the reverse order::
     >>> metrics.topk_jaccard(oracle, oracle, k=2), metrics.spearman(oracle, oracle)
     (1.0, 1.0)
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .agreement import (explanation_iou, iou, pointing_game, spearman, stability,
                         top_segments_mask, topk_jaccard)
-from .classifier import as_classifier
-from .perturbation import make_fill
+from .classifier import ClassifierLike, as_classifier
+from .explanation import Explanation
+from .fill import FillSpec, make_fill
 
 __all__ = ["order_segments", "perturbation_curve", "deletion_curve", "insertion_curve",
            "morf_curve", "lerf_curve", "area_under_curve", "deletion_auc", "insertion_auc",
@@ -51,7 +57,8 @@ __all__ = ["order_segments", "perturbation_curve", "deletion_curve", "insertion_
 
 
 # ----------------------------------------------------------------------------- ordering / curves
-def order_segments(weights, order="morf", rng=None):
+def order_segments(weights: npt.ArrayLike, order: str = "morf",
+                   rng: int | np.random.Generator | None = None) -> np.ndarray:
     """Superpixel ids in the order they are changed.
 
     ``order``: ``'morf'`` (decreasing weight, ties by id), ``'lerf'`` (increasing weight) or
@@ -72,7 +79,7 @@ def order_segments(weights, order="morf", rng=None):
     raise ValueError("order must be 'morf', 'lerf' or 'random', got %r" % (order,))
 
 
-def _steps(n, num_steps):
+def _steps(n: int, num_steps: int | None) -> np.ndarray:
     """Counts of changed superpixels at each point: ``0..n`` or ``num_steps + 1`` spread points."""
     if num_steps is None or num_steps >= n:
         return np.arange(n + 1)
@@ -81,9 +88,12 @@ def _steps(n, num_steps):
     return np.unique(np.rint(np.linspace(0, n, int(num_steps) + 1)).astype(np.int64))
 
 
-def perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
-                       order="morf", fill="black", batch_size=50, num_steps=None, x="pixels",
-                       rng=None):
+def perturbation_curve(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+                       weights: npt.ArrayLike, label: int, mode: str = "deletion",
+                       order: str = "morf", fill: FillSpec = "black", batch_size: int = 50,
+                       num_steps: int | None = None, x: str = "pixels",
+                       rng: int | np.random.Generator | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """The model's probability of ``label`` as superpixels are hidden (``mode='deletion'``) or
     revealed from the fill (``mode='insertion'``) in ``order`` of ``weights``.
 
@@ -139,35 +149,43 @@ def perturbation_curve(classifier_fn, image, segments, weights, label, mode="del
     return xs.astype(np.float64), probs
 
 
-def deletion_curve(classifier_fn, image, segments, weights, label, **kwargs):
+def deletion_curve(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+                   weights: npt.ArrayLike, label: int, **kwargs: Any
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`perturbation_curve` hiding the highest-weighted superpixels first (MoRF)."""
     kwargs.setdefault("order", "morf")
     return perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
                               **kwargs)
 
 
-def insertion_curve(classifier_fn, image, segments, weights, label, **kwargs):
+def insertion_curve(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+                    weights: npt.ArrayLike, label: int, **kwargs: Any
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`perturbation_curve` revealing the highest-weighted superpixels first."""
     kwargs.setdefault("order", "morf")
     return perturbation_curve(classifier_fn, image, segments, weights, label, mode="insertion",
                               **kwargs)
 
 
-def morf_curve(classifier_fn, image, segments, weights, label, **kwargs):
+def morf_curve(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+               weights: npt.ArrayLike, label: int, **kwargs: Any
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Most Relevant First: the deletion curve (an alias)."""
     kwargs["order"] = "morf"
     return perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
                               **kwargs)
 
 
-def lerf_curve(classifier_fn, image, segments, weights, label, **kwargs):
+def lerf_curve(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+               weights: npt.ArrayLike, label: int, **kwargs: Any
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Least Relevant First: hide the lowest-weighted superpixels first (should stay high)."""
     kwargs["order"] = "lerf"
     return perturbation_curve(classifier_fn, image, segments, weights, label, mode="deletion",
                               **kwargs)
 
 
-def area_under_curve(xs, ys):
+def area_under_curve(xs: npt.ArrayLike, ys: npt.ArrayLike) -> float:
     """Trapezoidal area of ``ys`` over ``xs`` (``xs`` increasing in [0, 1]).
 
     >>> area_under_curve([0, 0.5, 1], [1, 1, 0])
@@ -180,20 +198,22 @@ def area_under_curve(xs, ys):
     return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2.0))
 
 
-def deletion_auc(classifier_fn, image, segments, weights, label, **kwargs):
+def deletion_auc(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+                 weights: npt.ArrayLike, label: int, **kwargs: Any) -> float:
     """Area under the deletion (MoRF) curve; lower = more faithful.
     See :func:`perturbation_curve`."""
     return area_under_curve(*deletion_curve(classifier_fn, image, segments, weights, label,
                                             **kwargs))
 
 
-def insertion_auc(classifier_fn, image, segments, weights, label, **kwargs):
+def insertion_auc(classifier_fn: ClassifierLike, image: np.ndarray, segments: np.ndarray,
+                  weights: npt.ArrayLike, label: int, **kwargs: Any) -> float:
     """Area under the insertion curve; higher = more faithful. See :func:`perturbation_curve`."""
     return area_under_curve(*insertion_curve(classifier_fn, image, segments, weights, label,
                                              **kwargs))
 
 
-def aopc(probs):
+def aopc(probs: npt.ArrayLike) -> float:
     """Area over the perturbation curve (Samek et al.): mean drop ``p_0 - p_k`` over the steps.
 
     >>> aopc([0.9, 0.5, 0.1])
@@ -204,8 +224,10 @@ def aopc(probs):
 
 
 # ----------------------------------------------------------------------------- one call
-def explanation_scores(explanation, classifier_fn, label=None, kind="lime", fill="black",
-                       batch_size=50, num_steps=None, gt_mask=None):
+def explanation_scores(explanation: Explanation, classifier_fn: ClassifierLike,
+                       label: int | None = None, kind: str = "lime", fill: FillSpec = "black",
+                       batch_size: int = 50, num_steps: int | None = None,
+                       gt_mask: npt.ArrayLike | None = None) -> dict[str, float]:
     """Deletion and insertion AUC (and, given ``gt_mask``, pointing game and IoU) of one label of
     an :class:`~paddlex_interpret.core.explanation.Explanation`-like object (``image``,
     ``segments``, ``weights_for(label, kind)``, ``labels``).

@@ -19,22 +19,25 @@ Example::
     >>> native.kernels() is None or "compose" in native.kernels()
     True
 """
+from __future__ import annotations
+
 import ctypes
 import glob
 import importlib.machinery
 import logging
 import os
 import warnings
+from typing import Any, Sequence
 
 __all__ = ["ABI", "kernels", "available", "load"]
 
 #: The calling convention this package expects of the library (``pxi_abi_version()``).
 ABI = 4
 
-_STATE = {}
+_STATE: dict[str, Any] = {}
 
 
-def _signatures():
+def _signatures() -> dict[str, tuple[str, list[Any], Any]]:
     vp, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_double
     return {
         "density": ("pxi_qs_density", [vp, i32, i64, vp, vp, i32, f64, vp, vp, i64, i64, i64],
@@ -47,14 +50,14 @@ def _signatures():
     }
 
 
-def library_paths():
+def library_paths() -> list[str]:
     """The built library files next to this module (normally one)."""
     here = os.path.dirname(os.path.abspath(__file__))
     return [p for suffix in importlib.machinery.EXTENSION_SUFFIXES
             for p in sorted(glob.glob(os.path.join(here, "_kernels" + suffix)))]
 
 
-def load(paths=None):
+def load(paths: Sequence[str] | None = None) -> dict[str, Any] | None:
     """``{name: ctypes function}`` (``density``, ``link``, ``exp``, ``compose``) from the first
     usable library of ``paths`` (default :func:`library_paths`, the built one), or None when it
     is not built, fails to load, is a stale build, or ``PADDLEX_INTERPRET_KERNELS=0``. Not
@@ -87,13 +90,13 @@ def load(paths=None):
     return None
 
 
-def kernels():
+def kernels() -> dict[str, Any] | None:
     """The loaded kernels (:func:`load`, once per process), or None."""
     if "fns" not in _STATE:
         _STATE["fns"] = load()
     return _STATE["fns"]
 
 
-def available():
+def available() -> bool:
     """Whether the compiled kernels are in use."""
     return kernels() is not None

@@ -39,19 +39,25 @@ Example::
     >>> gw.weights.shape
     (2, 4)
 """
+from __future__ import annotations
+
 import logging
 import time
 import warnings
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from .images import load_item
+from .classifier import ClassifierLike
+from .concepts import ConceptCodebook
 from .dataset_pass import (ShareLoader, StreamingPredictor, as_items, label_names, mean_colour,
                            report_skipped, select_stratified)
+from .images import load_item
 from .global_weights import GlobalWeights, combine, glime_prior, normlime_weights_for
 from .normlime_aggregate import VARIANTS, build_global_weights_aggregate
-from .segmentation import make_segmenter
-from .sharding import checked, gather_in_order, is_local
+from .segmentation import SegmenterSpec, make_segmenter
+from .sharding import LOCAL, Collective, checked, gather_in_order, is_local
 
 __all__ = ["GlobalWeights", "select_stratified", "grid_segments", "concept_occurrences",
            "build_global_weights_fast", "build_global_weights_aggregate", "normlime_weights_for",
@@ -64,7 +70,7 @@ __all__ += ["MODES", "VARIANTS"]
 
 
 # ---------------------------------------------------------------------------- helpers
-def softmax_weights(coef, scale=10.0):
+def softmax_weights(coef: npt.ArrayLike, scale: float = 10.0) -> np.ndarray:
     """PaddleX 1.3's normalisation of a coefficient row: ``softmax(scale * coef)``."""
     w = np.asarray(coef, dtype=np.float64) * float(scale)
     w = w - w.max()
@@ -72,7 +78,7 @@ def softmax_weights(coef, scale=10.0):
     return e / e.sum()
 
 
-def grid_segments(shape, num_blocks=10):
+def grid_segments(shape: Sequence[int], num_blocks: int = 10) -> np.ndarray:
     """PaddleX 1.3's fixed grid: ``num_blocks x num_blocks`` cells over an image of ``shape``."""
     h, w = int(shape[0]), int(shape[1])
     rows = np.arange(h) // (h // num_blocks + 1)
@@ -81,9 +87,13 @@ def grid_segments(shape, num_blocks=10):
 
 
 # ---------------------------------------------------------------------------- fast mode
-def concept_occurrences(images, codebook, segmenter=None, grid=None, labels=None,
-                        max_images=None, seed=0, load=None, progress=False, on_image=None,
-                        collective=None):
+def concept_occurrences(images: Iterable[Any], codebook: ConceptCodebook,
+                        segmenter: SegmenterSpec | None = None, grid: int | None = None,
+                        labels: npt.ArrayLike | None = None, max_images: int | None = None,
+                        seed: int = 0, load: Callable[[Any], npt.ArrayLike] | None = None,
+                        progress: bool = False,
+                        on_image: Callable[[np.ndarray], object] | None = None,
+                        collective: Collective | None = None) -> dict[str, Any]:
     """Which concepts occur in each image (model-independent, so reusable across checkpoints).
 
     Returns a dict: ``X`` ``(n, n_concepts)`` bool, ``indices`` of the items used and their
@@ -98,17 +108,23 @@ def concept_occurrences(images, codebook, segmenter=None, grid=None, labels=None
         seg_fn = (codebook.make_segmenter() if segmenter is None
                   else make_segmenter(segmenter, seed=seed))
     loader = ShareLoader(items, indices, load, progress, "concepts", collective)
-    X, used, at = [], [], []
+    rows: list[np.ndarray] = []
+    used: list[int] = []
+    at: list[int] = []
     for p, i, image in loader:
-        segments = grid_segments(image.shape, int(grid)) if grid is not None else seg_fn(image)
-        X.append(codebook.occurrences(image, segments))
+        if grid is not None:
+            segments = grid_segments(image.shape, int(grid))
+        else:
+            assert seg_fn is not None
+            segments = seg_fn(image)
+        rows.append(codebook.occurrences(image, segments))
         used.append(i)
         at.append(p)
         if on_image is not None:
             on_image(image)
     if is_local(collective):
         report_skipped([m for _, m in loader.skipped], len(indices), "NormLIME")
-    X = np.stack(X) if X else np.zeros((0, codebook.n_concepts), dtype=bool)
+    X = np.stack(rows) if rows else np.zeros((0, codebook.n_concepts), dtype=bool)
     return {"X": X, "indices": np.asarray(used, dtype=np.int64),
             "positions": np.asarray(at, dtype=np.int64), "skipped": loader.skipped,
             "n_selected": len(indices)}
@@ -141,10 +157,16 @@ def _fit_fast(X, y, num_classes, scale, C, speak=True):
     return weights
 
 
-def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_images=None,
-                              seed=0, segmenter=None, grid=None, batch_size=50, softmax_scale=10.0,
-                              C=1.0, num_classes=None, class_names=None, load=None,
-                              occurrences=None, progress=False, collective=None):
+def build_global_weights_fast(classifier_fn: ClassifierLike, images: Iterable[Any],
+                              codebook: ConceptCodebook, labels: npt.ArrayLike | None = None,
+                              max_images: int | None = None, seed: int = 0,
+                              segmenter: SegmenterSpec | None = None, grid: int | None = None,
+                              batch_size: int = 50, softmax_scale: float = 10.0, C: float = 1.0,
+                              num_classes: int | None = None,
+                              class_names: Sequence[str] | None = None,
+                              load: Callable[[Any], npt.ArrayLike] | None = None,
+                              occurrences: dict[str, Any] | None = None, progress: bool = False,
+                              collective: Collective | None = None) -> GlobalWeights:
     """Global concept weights, PaddleX 1.3's fast way (about one forward pass per image).
 
     Args:
@@ -166,7 +188,8 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     t0 = time.perf_counter()
     predictor = StreamingPredictor(classifier_fn, batch_size)
 
-    def work():  # this rank's share: segmentation, occurrences, forward passes
+    def work() -> tuple[dict[str, Any], np.ndarray]:
+        # this rank's share: segmentation, occurrences, forward passes
         occ = occurrences
         with predictor.classifier_fn.hold_weights():  # weights verified once for the build
             if occ is None:
@@ -193,8 +216,8 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
     X = np.stack([r[0] for r in rows])
     y = np.asarray([r[1] for r in rows], dtype=np.int64)
     num_classes = int(num_classes or rows[0][3])
-    weights = _fit_fast(X, y, num_classes, softmax_scale, C,
-                        speak=is_local(collective) or collective.rank == 0)
+    job = collective or LOCAL
+    weights = _fit_fast(X, y, num_classes, softmax_scale, C, speak=is_local(job) or job.rank == 0)
     settings = {"mode": "fast", "softmax_scale": float(softmax_scale), "C": float(C),
                 "occurrence": "grid%d" % int(grid) if grid is not None else "superpixels",
                 "max_images": None if max_images is None else int(max_images), "seed": int(seed)}
@@ -204,7 +227,7 @@ def build_global_weights_fast(classifier_fn, images, codebook, labels=None, max_
             "seconds_forward": predictor.seconds, "seconds_concepts": seconds - predictor.seconds,
             "mean_colour": mean_colour([r[2] for r in rows]),
             "concept_frequency": np.round(X.mean(axis=0), 4).tolist(),
-            "ranks": 1 if is_local(collective) else int(collective.world)}
+            "ranks": 1 if is_local(job) else int(job.world)}
     return GlobalWeights(weights, label_names(classifier_fn, class_names, num_classes),
                          mode="fast", settings=settings,
                          counts=np.bincount(y, minlength=num_classes), info=info,

@@ -8,17 +8,24 @@ Example::
     from paddlex_interpret.core.normlime import build_global_weights_aggregate
     gw = build_global_weights_aggregate(classifier, images, codebook, num_samples=300)
 """
+from __future__ import annotations
+
 import logging
 import time
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from .classifier import as_classifier
+from .classifier import ClassifierLike, as_classifier
+from .concepts import ConceptCodebook
 from .dataset_pass import (ShareLoader, as_items, image_colour, label_names, mean_colour,
                            report_skipped, select_stratified)
+from .fill import AutoFill, FillSpec
 from .global_weights import GlobalWeights
 from .lime import LimeExplainer
-from .sharding import checked, gather_in_order, is_local
+from .segmentation import SegmenterSpec
+from .sharding import LOCAL, Collective, checked, gather_in_order
 
 __all__ = ["VARIANTS", "build_global_weights_aggregate"]
 
@@ -27,11 +34,18 @@ logger = logging.getLogger("paddlex_interpret")
 VARIANTS = ("normlime", "avg")
 
 
-def build_global_weights_aggregate(classifier_fn, images, codebook, variant="normlime",
-                                   labels=None, max_images=None, seed=0, num_samples=1000,
-                                   batch_size=50, top_k=1, segmenter=None, fill="black",
-                                   kernel_width=0.25, num_classes=None, class_names=None,
-                                   load=None, progress=False, collective=None):
+def build_global_weights_aggregate(classifier_fn: ClassifierLike, images: Iterable[Any],
+                                   codebook: ConceptCodebook, variant: str = "normlime",
+                                   labels: npt.ArrayLike | None = None,
+                                   max_images: int | None = None, seed: int = 0,
+                                   num_samples: int = 1000, batch_size: int | str = 50,
+                                   top_k: int = 1, segmenter: SegmenterSpec | None = None,
+                                   fill: FillSpec | AutoFill = "black", kernel_width: float = 0.25,
+                                   num_classes: int | None = None,
+                                   class_names: Sequence[str] | None = None,
+                                   load: Callable[[Any], npt.ArrayLike] | None = None,
+                                   progress: bool = False, collective: Collective | None = None
+                                   ) -> GlobalWeights:
     """Global concept weights, the NormLIME paper's way: LIME on each image, then per class and
     concept the mean over the concept's superpixels of ``w^2 / ||w||_1`` (``'normlime'``, as PaddleX
     1.3 and InterpretDL) or of ``w`` (``'avg'``). Concepts never seen for a class get 0, classes
@@ -82,7 +96,7 @@ def build_global_weights_aggregate(classifier_fn, images, codebook, variant="nor
             "support": counts_ck.astype(np.int64).tolist(),
             "mean_colour": mean_colour([r[4] for r in rows]),
             "concept_frequency": np.round(seen / len(rows), 4).tolist(),
-            "ranks": 1 if is_local(collective) else int(collective.world)}
+            "ranks": int((collective or LOCAL).world)}
     return GlobalWeights(weights, label_names(classifier_fn, class_names, weights.shape[0]),
                          mode="aggregate", settings=settings, counts=explained, info=info,
                          codebook=codebook)

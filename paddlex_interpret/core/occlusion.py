@@ -23,19 +23,24 @@ Example::
     >>> bool(maps[0][:8, :8].mean() > maps[0][16:, 16:].mean())
     True
 """
-import numpy as np
+from __future__ import annotations
 
-from .classifier import as_classifier, check_positive_int
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .classifier import ClassifierLike, as_classifier, check_positive_int
 
 __all__ = ["occlusion_maps", "default_cell", "cell_grid"]
 
 
-def default_cell(shape, cells=16):
+def default_cell(shape: Sequence[int], cells: int = 16) -> int:
     """The cell side giving about ``cells`` cells along the short side (at least 2 px)."""
     return max(2, int(min(shape[:2])) // int(cells))
 
 
-def cell_grid(shape, cell):
+def cell_grid(shape: Sequence[int], cell: int) -> tuple[np.ndarray, int, int]:
     """``(H, W)`` int32 map of the cells (``cell`` px squares; the last row and column of cells
     take what is left), and the number of cells down and across."""
     h, w = int(shape[0]), int(shape[1])
@@ -45,7 +50,9 @@ def cell_grid(shape, cell):
     return (ys[:, None] * nx + xs[None, :]).astype(np.int32), ny, nx
 
 
-def occlusion_maps(classifier, image, fill_image, labels, cell=None, window=2, batch_size=50):
+def occlusion_maps(classifier: ClassifierLike, image: npt.ArrayLike, fill_image: npt.ArrayLike,
+                   labels: Sequence[int], cell: int | None = None, window: int = 2,
+                   batch_size: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """``(maps, probabilities)``: per label of ``labels`` the ``(H, W)`` occlusion map of
     ``image`` (uint8 ``(H, W, 3)``) with ``fill_image`` in hidden windows, and the model's
     probabilities on the whole image. ``cell``: cell side in px (default :func:`default_cell`);

@@ -1,7 +1,7 @@
 """Binary masks over superpixels and the perturbed images they stand for, built batch by batch.
 
 A mask row ``z`` (one bool per superpixel) keeps superpixel ``j`` where ``z[j]`` and replaces it with
-the *fill* elsewhere. Images are composed batch by batch, never all at once and never with a Python
+the *fill* (:mod:`~paddlex_interpret.core.fill`) elsewhere. Images are composed batch by batch, never all at once and never with a Python
 loop over pixels: :func:`perturb` gives the uint8 images (one masked ``np.copyto`` per batch);
 :func:`compose_normalised` gives a model's normalised float32 inputs directly from the normalised
 image and fill (the compiled kernel of :mod:`~paddlex_interpret.core.native`, else OpenCV, else
@@ -10,22 +10,25 @@ numpy), the path LIME takes for PaddleX classifiers.
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.perturbation import sample_masks, make_fill, perturb
+    >>> from paddlex_interpret.core.fill import make_fill
+    >>> from paddlex_interpret.core.perturbation import sample_masks, perturb
     >>> img = np.full((4, 4, 3), 200, np.uint8); seg = np.repeat(np.arange(2), 8).reshape(4, 4)
     >>> masks = sample_masks(5, 2, np.random.default_rng(0)); masks[0].all()
     True
     >>> perturb(img, make_fill(img, seg, "black"), seg, np.array([[True, False]]))[0, :, :, 0].tolist()
     [[200, 200, 200, 200], [200, 200, 200, 200], [0, 0, 0, 0], [0, 0, 0, 0]]
 """
+from __future__ import annotations
+
+from typing import Any, Iterator
+
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["sample_masks", "make_fill", "perturb", "compose_normalised", "iter_batches", "FILLS",
-           "COMPOSE_METHODS"]
-
-FILLS = ("black", "grey", "median", "mean", "blur")
+__all__ = ["sample_masks", "perturb", "compose_normalised", "iter_batches", "COMPOSE_METHODS"]
 
 
-def sample_masks(num_samples, n_segments, rng):
+def sample_masks(num_samples: int, n_segments: int, rng: np.random.Generator) -> np.ndarray:
     """``(num_samples, n_segments)`` bool masks, each superpixel on with probability 1/2;
     the first row is all on (the unperturbed image), as in LIME and PaddleX 1.3."""
     masks = rng.integers(0, 2, size=(num_samples, n_segments)).astype(bool)
@@ -33,48 +36,8 @@ def sample_masks(num_samples, n_segments, rng):
     return masks
 
 
-def make_fill(image, segments, fill="black"):
-    """The image hidden superpixels are replaced with.
-
-    ``fill`` is ``'black'`` (PaddleX 1.3), ``'grey'`` (mid-grey 128: what ImageNet-style
-    normalisations map to about 0), ``'median'`` (the image's per-channel median colour: a
-    constant close to the background of most photos, so hidden regions look less out of
-    distribution than black), ``'mean'`` (each superpixel's own mean colour), ``'blur'`` (a strong
-    Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
-    """
-    image = np.asarray(image)
-    if isinstance(fill, str):
-        if fill == "black":
-            return np.zeros_like(image)
-        if fill == "grey":
-            return np.full_like(image, 128)
-        if fill == "median":
-            colour = np.median(image.reshape(-1, image.shape[2]), axis=0)
-            return np.broadcast_to(np.rint(colour).astype(np.uint8), image.shape).copy()
-        if fill == "mean":
-            n = int(segments.max()) + 1
-            flat = segments.ravel()
-            counts = np.bincount(flat, minlength=n).astype(np.float64)
-            means = np.stack([np.bincount(flat, weights=image[..., c].ravel(), minlength=n)
-                              for c in range(image.shape[2])], axis=1) / np.maximum(counts, 1)[:, None]
-            return np.rint(means[segments]).astype(np.uint8)
-        if fill == "blur":
-            import cv2
-
-            sigma = max(image.shape[:2]) / 16.0
-            return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
-        raise ValueError("unknown fill %r; choose one of %s, 'auto', a colour or an image"
-                         % (fill, FILLS))
-    arr = np.asarray(fill)
-    if arr.shape == image.shape:
-        return arr.astype(np.uint8)
-    if arr.ndim <= 1 and arr.size in (1, image.shape[2]):
-        return np.broadcast_to(np.clip(arr, 0, 255).astype(np.uint8), image.shape).copy()
-    raise ValueError("fill array of shape %s does not fit an image of shape %s"
-                     % (arr.shape, image.shape))
-
-
-def perturb(image, fill_image, segments, masks, out=None):
+def perturb(image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray, masks: np.ndarray,
+            out: np.ndarray | None = None) -> np.ndarray:
     """``(B, H, W, 3)`` uint8 images for ``B`` mask rows: kept superpixels from ``image``, the rest
     from ``fill_image``. ``out`` may be a preallocated buffer to reuse across batches."""
     keep = masks[:, segments]  # (B, H, W) by fancy indexing of the label map
@@ -87,10 +50,10 @@ def perturb(image, fill_image, segments, masks, out=None):
 
 COMPOSE_METHODS = ("auto", "kernel", "cv2", "numpy")
 
-_CV2 = {}
+_CV2: dict[str, Any] = {}
 
 
-def _cv2():
+def _cv2() -> Any:
     """OpenCV (``cv2``) when it is importable and has ``copyTo`` / ``LUT``, else None."""
     if "mod" not in _CV2:
         try:
@@ -102,7 +65,9 @@ def _cv2():
     return _CV2["mod"]
 
 
-def compose_normalised(image_planes, fill_planes, segments, masks, out=None, method="auto"):
+def compose_normalised(image_planes: npt.ArrayLike, fill_planes: npt.ArrayLike,
+                       segments: npt.ArrayLike, masks: npt.ArrayLike, out: np.ndarray | None = None,
+                       method: str = "auto") -> np.ndarray:
     """``(B, C, H, W)`` float32 model inputs for the mask rows ``masks`` ``(B, d)``: the pixels of
     kept superpixels from ``image_planes`` (the normalised image, ``(C, H, W)`` float32), the
     others from ``fill_planes`` (the normalised fill, same shape). Copies only, no arithmetic, so
@@ -206,7 +171,7 @@ def _compose_cv2(cv2, image_planes, fill_planes, segments, masks, out):
     return out
 
 
-def iter_batches(n, batch_size):
+def iter_batches(n: int, batch_size: int) -> Iterator[slice]:
     """Yield ``slice`` objects covering ``range(n)`` in chunks of ``batch_size``."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))

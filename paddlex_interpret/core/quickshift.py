@@ -43,10 +43,14 @@ Example::
     >>> labels.shape, labels[0, 0] != labels[0, 39]
     ((40, 40), True)
 """
+from __future__ import annotations
+
 import inspect
 import os
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .quickshift_link import link_compiled, link_numpy, run_threads
 
@@ -64,7 +68,7 @@ _MIN_EXPONENT = -700.0
 _SPARSE_FRACTION = 0.25
 
 
-def skimage_quickshift(image, seed=0, **params):
+def skimage_quickshift(image: np.ndarray, seed: int = 0, **params: Any) -> np.ndarray:
     """scikit-image's own ``quickshift`` with the tie-breaking seed under its version's name
     (``rng`` since 0.21, ``random_seed`` before)."""
     from skimage.segmentation import quickshift as sk_quickshift
@@ -168,10 +172,10 @@ def _load_kernels():
     return native.kernels()
 
 
-_KERNELS = {}
+_KERNELS: dict[str, Any] = {}
 
 
-def kernels_available():
+def kernels_available() -> bool:
     """Whether the compiled kernels are in use (see :func:`_load_kernels`)."""
     if "fns" not in _KERNELS:
         _KERNELS["fns"] = _load_kernels()
@@ -257,8 +261,10 @@ def _density(img, positive, inv, keep_within, rng, num_threads):
     return dens, kept
 
 
-def quickshift(image, ratio=1.0, kernel_size=5, max_dist=10, sigma=0, convert2lab=True, rng=42,
-               num_threads=None):
+def quickshift(image: npt.ArrayLike, ratio: float = 1.0, kernel_size: float = 5,
+               max_dist: float = 10,
+               sigma: float = 0, convert2lab: bool = True, rng: int = 42,
+               num_threads: int | None = None) -> np.ndarray:
     """Quickshift segmentation with scikit-image's parameters and result (see the module doc).
 
     Args:

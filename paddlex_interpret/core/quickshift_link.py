@@ -3,15 +3,20 @@ nearest denser pixel within ``max_dist``, ties going to scikit-image's raster or
 ``(distance, raster rank)``), visited nearest offset first; the numpy path and the compiled
 kernel's wrapper, and the threads both passes run on.
 """
+from __future__ import annotations
+
 import ctypes
 import threading
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 __all__ = ["link_numpy", "link_compiled", "nearest_first", "run_threads"]
 
+_T = TypeVar("_T")
 
-def nearest_first(offsets):
+
+def nearest_first(offsets: Sequence[tuple[int, int]]) -> tuple[list[float], list[int]]:
     """``(spatial, order)``: each offset's squared length, and the offsets' indices sorted by it
     (raster order among equals)."""
     spatial = [float(dr * dr + dc * dc) for dr, dc in offsets]
@@ -120,7 +125,8 @@ class _Linker:
         closest[act], choice[act] = cl, ch
 
 
-def link_numpy(img, dens, kept, offsets, num_threads, sparse_fraction=0.25):
+def link_numpy(img: Any, dens: np.ndarray, kept: np.ndarray, offsets: Sequence[tuple[int, int]],
+               num_threads: int, sparse_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """``(closest, choice)``: per flat pixel the squared distance to its parent and the parent's
     index in ``offsets`` (raster order; -1: none), the smallest ``(distance, index)`` among the
     denser pixels. ``kept``: colour distances the density pass kept (``{(dr, dc): array}``);
@@ -133,20 +139,21 @@ def link_numpy(img, dens, kept, offsets, num_threads, sparse_fraction=0.25):
     return linker.closest, linker.choice
 
 
-def link_compiled(fn, img, dens, offsets, num_threads):
+def link_compiled(fn: Any, img: Any, dens: np.ndarray, offsets: Sequence[tuple[int, int]],
+                  num_threads: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`link_numpy` in the compiled kernel ``fn``: per pixel, offsets nearest first,
     stopping at the first whose spatial distance alone exceeds the best distance found."""
     n = img.n
-    spatial, order = nearest_first(offsets)
+    lengths, order = nearest_first(offsets)
     shifts = np.array([img.shift(*offsets[i]) for i in order], dtype=np.int64)
-    spatial = np.array([spatial[i] for i in order])
+    spatial = np.array([lengths[i] for i in order])
     index = np.array(order, dtype=np.int32)
     finite = np.maximum(dens, -np.finfo(np.float64).max)  # padding: -DBL_MAX, not -inf
     planes = img.plane_pointers()
     closest = np.empty(n)
     choice = np.empty(n, dtype=np.int32)
 
-    def part(lo, hi):
+    def part(lo: int, hi: int) -> None:
         status = fn(ctypes.cast(planes, ctypes.c_void_p), len(img.chans), n, finite.ctypes.data,
                     shifts.ctypes.data, spatial.ctypes.data, index.ctypes.data, len(order),
                     lo, hi, closest.ctypes.data, choice.ctypes.data)
@@ -157,14 +164,14 @@ def link_compiled(fn, img, dens, offsets, num_threads):
     return closest, choice
 
 
-def run_threads(target, jobs):
+def run_threads(target: Callable[..., _T], jobs: Sequence[Sequence[Any]]) -> list[_T]:
     """``[target(*job) for job in jobs]``, each job in its own thread (numpy and the kernels
     release the GIL)."""
     if len(jobs) == 1:
         return [target(*jobs[0])]
-    results = [None] * len(jobs)
+    results: list[Any] = [None] * len(jobs)
 
-    def run(i):
+    def run(i: int) -> None:
         results[i] = target(*jobs[i])
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]

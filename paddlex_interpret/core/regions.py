@@ -11,9 +11,12 @@ Example::
 
     propose_boxes(atlas.maps[2], (16, 16))      # [(48, 48, 64, 64), (8, 24, 24, 40)]
 """
-from typing import Tuple
+from __future__ import annotations
+
+from typing import Iterable, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from .atlas import place_name
 
@@ -25,13 +28,13 @@ Box = Tuple[int, int, int, int]
 PROPOSALS = 2
 
 
-def box_area(box):
+def box_area(box: Box) -> int:
     """Pixels of ``box`` (0 when empty)."""
     x0, y0, x1, y1 = box
     return max(0, x1 - x0) * max(0, y1 - y0)
 
 
-def clip_box(box, shape):
+def clip_box(box: Sequence[int], shape: Sequence[int]) -> Box:
     """``box`` clipped to an ``(H, W)`` view, at least one pixel a side."""
     h, w = int(shape[0]), int(shape[1])
     x0, y0, x1, y1 = (int(v) for v in box)
@@ -39,7 +42,8 @@ def clip_box(box, shape):
     return x0, y0, max(x0 + 1, min(x1, w)), max(y0 + 1, min(y1, h))
 
 
-def cells_map(boxes, scores, shape):
+def cells_map(boxes: Iterable[Sequence[int]], scores: Iterable[float], shape: Sequence[int]
+              ) -> np.ndarray:
     """An ``(H, W)`` map of per-box ``scores`` (the mean over the boxes covering each pixel)."""
     total = np.zeros(tuple(shape), np.float64)
     count = np.zeros(tuple(shape), np.float64)
@@ -63,19 +67,22 @@ def _iou(a, b):
     return inter / float(box_area(a) + box_area(b) - inter)
 
 
-def top_boxes(boxes, scores, k=PROPOSALS, overlap=0.25):
+def top_boxes(boxes: Sequence[Sequence[int]] | np.ndarray, scores: npt.ArrayLike,
+              k: int = PROPOSALS, overlap: float = 0.25) -> list[Box]:
     """The ``k`` boxes of highest positive score, none overlapping a better one by more than
     ``overlap`` (intersection over union)."""
-    out = []
-    for i in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
+    out: list[Box] = []
+    scores = np.asarray(scores, np.float64)
+    for i in np.argsort(-scores, kind="stable"):
         if len(out) >= k or not scores[i] > 0:
             break
         if all(_iou(boxes[i], b) <= overlap for b in out):
-            out.append(tuple(int(v) for v in boxes[i]))
+            x0, y0, x1, y1 = (int(v) for v in boxes[i])
+            out.append((x0, y0, x1, y1))
     return out
 
 
-def propose_boxes(m, side, k=PROPOSALS):
+def propose_boxes(m: npt.ArrayLike, side: Sequence[int], k: int = PROPOSALS) -> list[Box]:
     """Up to ``k`` boxes of ``side`` ``(h, w)`` holding the most of map ``m``'s positive mass
     (``(H, W)``), not overlapping much."""
     m = np.maximum(np.nan_to_num(np.asarray(m, np.float64)), 0.0)
@@ -88,7 +95,7 @@ def propose_boxes(m, side, k=PROPOSALS):
     return top_boxes(boxes, sums.ravel(), k)
 
 
-def describe_box(box, view):
+def describe_box(box: Box, view: Sequence[int]) -> str:
     """``"a 6x6 region in the bottom-right corner (x 56..61, y 56..61 of the 64x64 view)"``."""
     x0, y0, x1, y1 = box
     h, w = view

@@ -23,9 +23,13 @@ Example::
     >>> m.shape, bool(m[7, 7] > m[0, 0])
     ((8, 8), True)
 """
+from __future__ import annotations
+
 import os
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .explanation import Explanation
 
@@ -33,9 +37,12 @@ __all__ = ["SaliencyExplanation", "segment_means", "gradcam_map", "resize", "smo
            "integrated_gradients", "input_x_gradient", "METHODS"]
 
 METHODS = ("gradcam", "smoothgrad", "integrated_gradients", "input_x_gradient")
+#: gradients of a class's score: ``(inputs (B, C, H, W) float32, label) -> (B, C, H, W)``
+GradientFn = Callable[[np.ndarray, int], npt.ArrayLike]
 
 
-def segment_means(maps, segments):
+def segment_means(maps: Sequence[npt.ArrayLike] | np.ndarray, segments: npt.ArrayLike
+                  ) -> np.ndarray:
     """``(L, n_segments)``: the mean of every map of ``maps`` (``(L, H, W)``) per superpixel."""
     segments = np.asarray(segments)
     n = int(segments.max()) + 1
@@ -45,7 +52,7 @@ def segment_means(maps, segments):
                      / counts for m in maps])
 
 
-def resize(m, size):
+def resize(m: npt.ArrayLike, size: Sequence[int]) -> np.ndarray:
     """``m`` (``(h, w)``) resized bilinearly to ``size`` ``(H, W)``, float32."""
     import cv2
 
@@ -53,7 +60,8 @@ def resize(m, size):
     return cv2.resize(np.asarray(m, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def gradcam_map(activations, gradients, size):
+def gradcam_map(activations: npt.ArrayLike, gradients: npt.ArrayLike, size: Sequence[int]
+                ) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017): ``relu(sum_k mean(dy/dA_k) A_k)`` of a layer's
     ``(K, h, w)`` activations and gradients, bilinearly resized to ``size`` ``(H, W)``."""
     a = np.asarray(activations, np.float64)
@@ -65,12 +73,14 @@ def gradcam_map(activations, gradients, size):
     return resize(cam, size).astype(np.float64)
 
 
-def _batched(gradient_fn, inputs, label, batch_size):
+def _batched(gradient_fn: GradientFn, inputs: np.ndarray, label: int, batch_size: int
+             ) -> np.ndarray:
     return np.concatenate([np.asarray(gradient_fn(inputs[i:i + batch_size], label))
                            for i in range(0, len(inputs), batch_size)])
 
 
-def smoothgrad(gradient_fn, x, label, n_samples=25, noise=0.15, seed=0, batch_size=25):
+def smoothgrad(gradient_fn: GradientFn, x: npt.ArrayLike, label: int, n_samples: int = 25,
+               noise: float = 0.15, seed: int = 0, batch_size: int = 25) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017): the mean over ``n_samples`` noisy copies of ``x``
     (``(C, H, W)``; Gaussian noise of ``noise`` times the input's range, seeded) of the absolute
     input gradient, summed over channels: ``(H, W)``."""
@@ -82,7 +92,9 @@ def smoothgrad(gradient_fn, x, label, n_samples=25, noise=0.15, seed=0, batch_si
     return np.abs(grads).mean(axis=0).sum(axis=0).astype(np.float64)
 
 
-def integrated_gradients(gradient_fn, x, label, baseline=None, steps=32, batch_size=32):
+def integrated_gradients(gradient_fn: GradientFn, x: npt.ArrayLike, label: int,
+                         baseline: npt.ArrayLike | None = None, steps: int = 32,
+                         batch_size: int = 32) -> np.ndarray:
     """Integrated Gradients (Sundararajan et al. 2017) from ``baseline`` (default zeros: the
     normalised input's mean) to ``x`` (``(C, H, W)``), midpoint rule over ``steps``, summed
     over channels: ``(H, W)``, signed; its sum approximates ``f(x) - f(baseline)``."""
@@ -94,7 +106,7 @@ def integrated_gradients(gradient_fn, x, label, baseline=None, steps=32, batch_s
     return ((x - base) * grads.mean(axis=0)).sum(axis=0).astype(np.float64)
 
 
-def input_x_gradient(gradient_fn, x, label):
+def input_x_gradient(gradient_fn: GradientFn, x: npt.ArrayLike, label: int) -> np.ndarray:
     """Input x gradient (Shrikumar et al. 2016; captum's ``InputXGradient``): ``x * d score / d x``
     of ``x`` (``(C, H, W)``), summed over channels: ``(H, W)``, signed. One backward pass, at the
     input's resolution (Grad-CAM's map is the target layer's, 8 x 8 at 64 px)."""
@@ -111,8 +123,11 @@ class SaliencyExplanation(Explanation):
     ``local_predictions`` NaN: there is no surrogate). ``settings["method"]`` names the method.
     """
 
-    def __init__(self, image, segments, probabilities, labels, maps, label_names=None,
-                 settings=None, weights=None, **_ignored):
+    def __init__(self, image: npt.ArrayLike, segments: npt.ArrayLike | None,
+                 probabilities: npt.ArrayLike, labels: npt.ArrayLike, maps: npt.ArrayLike,
+                 label_names: Sequence[str] | None = None,
+             settings: Mapping[str, Any] | None = None,
+                 weights: npt.ArrayLike | None = None, **_ignored: Any):
         maps = np.asarray(maps, dtype=np.float64)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if maps.ndim != 3 or len(maps) != len(labels):
@@ -127,10 +142,10 @@ class SaliencyExplanation(Explanation):
                          label_names=label_names, settings=settings)
         self.maps = maps
 
-    def _more_arrays(self):
+    def _more_arrays(self) -> dict[str, np.ndarray]:
         return {"saliency_maps": self.maps}
 
-    def heatmap(self, label, kind="map", normalize=True):
+    def heatmap(self, label: int, kind: str = "map", normalize: bool = True) -> np.ndarray:
         """The method's ``(H, W)`` map of ``label`` (scaled to [-1, 1]); ``kind='lime'`` the
         superpixel means, as for LIME."""
         if kind != "map":
@@ -144,7 +159,7 @@ class SaliencyExplanation(Explanation):
         return m / peak if normalize and peak > 0 else m.copy()
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> SaliencyExplanation:
         """Read a :class:`SaliencyExplanation` written by ``save``."""
         exp = Explanation.load(path)
         with np.load(os.fspath(path), allow_pickle=False) as z:
@@ -152,7 +167,7 @@ class SaliencyExplanation(Explanation):
         return cls(exp.image, exp.segments, exp.probabilities, exp.labels, maps,
                    label_names=exp.label_names, settings=exp.settings, weights=exp.weights)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return ("SaliencyExplanation(%s, image=%s, labels=%s, predicted=%s p=%.3f)"
                 % (self.settings.get("method"), self.image.shape, self.labels.tolist(),
                    self.label_name(self.predicted_label), self.predicted_probability))

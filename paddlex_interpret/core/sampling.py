@@ -43,18 +43,27 @@ Example::
     >>> bool(m[0].all()), bool((m[0::2] == ~m[1::2]).all())
     (True, True)
 """
+from __future__ import annotations
+
 import functools
+from typing import Any, Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from .perturbation import sample_masks
 
 __all__ = ["cosine_distance_to_all_on", "exponential_kernel", "make_kernel", "Sampler",
            "BernoulliSampler", "PairedKernelSampler", "StratifiedPairedSampler", "SAMPLERS",
+           "SAMPLER_NAMES",
            "make_sampler"]
 
 
-def cosine_distance_to_all_on(masks):
+#: a kernel: cosine distances ``(N,)`` -> sample weights ``(N,)``
+Kernel = Callable[[np.ndarray], np.ndarray]
+
+
+def cosine_distance_to_all_on(masks: npt.ArrayLike) -> np.ndarray:
     """Cosine distance of every binary mask row to the all-on row (LIME's default distance).
 
     For a row with ``k`` of ``d`` superpixels on it is ``1 - sqrt(k / d)``; an all-off row is at 1.
@@ -64,13 +73,13 @@ def cosine_distance_to_all_on(masks):
     return 1.0 - np.sqrt(k / masks.shape[1])
 
 
-def exponential_kernel(distances, kernel_width=0.25):
+def exponential_kernel(distances: npt.ArrayLike, kernel_width: float = 0.25) -> np.ndarray:
     """LIME's kernel ``sqrt(exp(-d^2 / width^2))``; PaddleX 1.3 used width 0.25."""
     d = np.asarray(distances, dtype=np.float64)
     return np.sqrt(np.exp(-(d ** 2) / float(kernel_width) ** 2))
 
 
-def make_kernel(kernel=None, kernel_width=0.25):
+def make_kernel(kernel: Kernel | None = None, kernel_width: float = 0.25) -> Kernel:
     """The kernel ``distances -> weights``: ``kernel`` when given, else LIME's exponential kernel
     of width ``kernel_width``."""
     if kernel is not None:
@@ -87,15 +96,16 @@ class Sampler:
     #: consecutive rows drawn together (not independently): the error bars treat them as one draw
     cluster_size = 1
 
-    def sample(self, num_samples, n_segments, rng, kernel):
+    def sample(self, num_samples: int, n_segments: int, rng: np.random.Generator,
+               kernel: Kernel | None) -> np.ndarray:
         """``(num_samples, n_segments)`` bool masks, first row all on."""
         raise NotImplementedError
 
-    def sample_weight(self, masks, kernel):
+    def sample_weight(self, masks: np.ndarray, kernel: Kernel) -> np.ndarray:
         """``(N,)`` weights of the surrogate fit for ``masks``."""
         raise NotImplementedError
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"sampler": self.name}
 
 
@@ -104,10 +114,11 @@ class BernoulliSampler(Sampler):
 
     name = "bernoulli"
 
-    def sample(self, num_samples, n_segments, rng, kernel=None):
+    def sample(self, num_samples: int, n_segments: int, rng: np.random.Generator,
+               kernel: Kernel | None = None) -> np.ndarray:
         return sample_masks(num_samples, n_segments, rng)
 
-    def sample_weight(self, masks, kernel):
+    def sample_weight(self, masks: np.ndarray, kernel: Kernel) -> np.ndarray:
         return kernel(cosine_distance_to_all_on(masks))
 
 
@@ -145,7 +156,8 @@ class PairedKernelSampler(Sampler):
         c = float(np.exp(logb - d * np.log(2.0)) @ pi)
         return q, m, c
 
-    def sample(self, num_samples, n_segments, rng, kernel=None):
+    def sample(self, num_samples: int, n_segments: int, rng: np.random.Generator,
+               kernel: Kernel | None = None) -> np.ndarray:
         d = int(n_segments)
         kernel = kernel or functools.partial(exponential_kernel, kernel_width=0.25)
         _, m, _ = self._laws(d, kernel)
@@ -160,7 +172,7 @@ class PairedKernelSampler(Sampler):
         masks[1::2] = ~first
         return masks[:int(num_samples)]
 
-    def sample_weight(self, masks, kernel):
+    def sample_weight(self, masks: np.ndarray, kernel: Kernel) -> np.ndarray:
         masks = np.asarray(masks, dtype=bool)
         q, m, c = self._laws(masks.shape[1], kernel)
         k = masks.sum(axis=1)
@@ -197,7 +209,8 @@ class StratifiedPairedSampler(PairedKernelSampler):
     name = "stratified"
     block = 32  # pairs per block of random keys (fixed: prefixes must not depend on N)
 
-    def sample(self, num_samples, n_segments, rng, kernel=None):
+    def sample(self, num_samples: int, n_segments: int, rng: np.random.Generator,
+               kernel: Kernel | None = None) -> np.ndarray:
         d = int(n_segments)
         kernel = kernel or functools.partial(exponential_kernel, kernel_width=0.25)
         _, m, _ = self._laws(d, kernel)
@@ -223,9 +236,12 @@ class StratifiedPairedSampler(PairedKernelSampler):
 SAMPLERS = {"bernoulli": BernoulliSampler, "lime": BernoulliSampler,
             "paired_kernel": PairedKernelSampler, "paired": PairedKernelSampler,
             "stratified": StratifiedPairedSampler}
+#: The samplers' own names (the aliases ``'lime'`` and ``'paired'`` aside), the default first.
+SAMPLER_NAMES = tuple(cls.name for cls in (StratifiedPairedSampler, PairedKernelSampler,
+                                            BernoulliSampler))
 
 
-def make_sampler(sampler):
+def make_sampler(sampler: str | Sampler) -> Sampler:
     """A :class:`Sampler` from a name (``'bernoulli'``/``'lime'``, ``'paired_kernel'``/
     ``'paired'``, ``'stratified'``) or a :class:`Sampler` instance (returned as is)."""
     if isinstance(sampler, str):

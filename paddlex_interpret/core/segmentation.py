@@ -23,12 +23,19 @@ Example::
     >>> seg.min(), seg.max() >= 1
     (0, True)
 """
+from __future__ import annotations
+
 import functools
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["make_segmenter", "relabel", "merge_regions", "SEGMENTER_DEFAULTS", "Segmenter",
-           "MemoSegmenter"]
+__all__ = ["make_segmenter", "relabel", "merge_regions", "SEGMENTERS", "SEGMENTER_DEFAULTS",
+           "Segmenter", "MemoSegmenter"]
+
+#: The segmenters :func:`make_segmenter` knows by name (the default first).
+SEGMENTERS = ("quickshift", "coarse", "slic", "felzenszwalb", "quickshift_skimage")
 
 # PaddleX 1.3 called ``quickshift(image, sigma=1)``, i.e. scikit-image's defaults kernel_size=5,
 # max_dist=10, ratio=1.0 with sigma=1.
@@ -41,7 +48,7 @@ SEGMENTER_DEFAULTS = {
 }
 
 
-def relabel(segments, shape=None):
+def relabel(segments: npt.ArrayLike, shape: Sequence[int] | None = None) -> np.ndarray:
     """Return ``segments`` as int32 with labels ``0..n-1`` (order of first appearance kept by value)."""
     seg = np.asarray(segments)
     if seg.ndim != 2 or not np.issubdtype(seg.dtype, np.integer):
@@ -81,12 +88,13 @@ def merge_regions(image: np.ndarray, segments: np.ndarray, max_regions: int = 25
     lab = rgb2lab(np.asarray(image, dtype=np.uint8)).reshape(-1, 3)
     flat = seg.ravel()
     size = np.bincount(flat, minlength=n).astype(np.float64)
-    mean = np.stack([np.bincount(flat, weights=lab[:, c], minlength=n) for c in range(3)], 1)
+    mean: np.ndarray = np.stack([np.bincount(flat, weights=lab[:, c], minlength=n)
+                                 for c in range(3)], 1)
     mean /= np.maximum(size, 1)[:, None]
     pairs = np.concatenate([np.stack([seg[:, :-1].ravel(), seg[:, 1:].ravel()], 1),
                             np.stack([seg[:-1].ravel(), seg[1:].ravel()], 1)])
     pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
-    neighbours = {i: set() for i in range(n)}
+    neighbours: dict[int, set[int]] = {i: set() for i in range(n)}
     for a, b in pairs.tolist():
         neighbours[a].add(b)
         neighbours[b].add(a)
@@ -143,18 +151,25 @@ _ALGORITHMS = {"coarse": _coarse, "quickshift": _quickshift,
 class Segmenter:
     """Callable ``image (H, W, 3) uint8 -> segments (H, W) int32 in 0..n-1``."""
 
-    def __init__(self, name, fn, params):
+    def __init__(self, name: str, fn: Callable[[np.ndarray], npt.ArrayLike],
+                 params: dict[str, Any]):
         self.name, self._fn, self.params = name, fn, dict(params)
 
-    def __call__(self, image):
+    def __call__(self, image: np.ndarray) -> np.ndarray:
         return relabel(self._fn(image), image.shape)
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"segmenter": self.name, "segmenter_params": {k: v for k, v in self.params.items()
                                                              if np.isscalar(v)}}
 
 
-def make_segmenter(spec="quickshift", seed=0, **params):
+#: what ``segmenter=`` takes: a name of :data:`SEGMENTERS`, a built segmenter or a function
+#: ``image -> labels``
+SegmenterSpec = Union[str, Segmenter, "MemoSegmenter", Callable[[np.ndarray], npt.ArrayLike]]
+
+
+def make_segmenter(spec: SegmenterSpec = "quickshift", seed: int = 0, **params: Any
+                   ) -> Segmenter | MemoSegmenter:
     """Build a segmenter from a name (``coarse``/``quickshift``/``slic``/``felzenszwalb``;
     quickshift with PaddleX 1.3's settings, ``coarse`` merges its superpixels into at most
     ``max_regions=25``; overridable with ``params``) or a callable ``f(image)``."""
@@ -176,13 +191,13 @@ class MemoSegmenter:
     so that the stages of one run that segment the same image (the concept codebook, the concept
     occurrences, a probe at every checkpoint) compute it once."""
 
-    def __init__(self, segmenter, size=4096):
+    def __init__(self, segmenter: SegmenterSpec, size: int = 4096):
         self.segmenter = make_segmenter(segmenter)
         self.size = int(size)
-        self._memo = {}
+        self._memo: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
         self.name = getattr(self.segmenter, "name", "memo")
 
-    def __call__(self, image):
+    def __call__(self, image: npt.ArrayLike) -> np.ndarray:
         image = np.asarray(image)
         key = (image.shape, hash(image.tobytes()))
         seg = self._memo.get(key)
@@ -192,5 +207,5 @@ class MemoSegmenter:
                 self._memo.pop(next(iter(self._memo)))
         return seg
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return self.segmenter.describe()

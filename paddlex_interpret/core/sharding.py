@@ -18,6 +18,10 @@ Example::
     records = [(p, work(items[p])) for p in mine]
     ordered = gather_in_order(collective, records)         # [(p, record), ...] of every rank
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, TypeVar
+
 import numpy as np
 
 __all__ = ["Collective", "LOCAL", "RankError", "positions", "checked", "gather_in_order",
@@ -27,26 +31,28 @@ __all__ = ["Collective", "LOCAL", "RankError", "positions", "checked", "gather_i
 class Collective:
     """One process (rank 0 of 1); subclasses talk to the other ranks of a job."""
 
-    rank = 0
-    world = 1
+    rank: int = 0
+    world: int = 1
 
-    def all_gather(self, obj):
+    def all_gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
         return [obj]
 
-    def broadcast(self, obj, src=0):
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank."""
         return obj
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s(rank=%d, world=%d)" % (type(self).__name__, self.rank, self.world)
 
+
+_T = TypeVar("_T")
 
 #: the collective of a one-process build
 LOCAL = Collective()
 
 
-def is_local(collective):
+def is_local(collective: Collective | None) -> bool:
     """True when ``collective`` is None or a one-process job."""
     return collective is None or int(collective.world) == 1
 
@@ -58,17 +64,18 @@ class RankError(RuntimeError):
         failures: ``[(rank, "ExceptionType: message"), ...]``.
     """
 
-    def __init__(self, failures):
+    def __init__(self, failures: Iterable[tuple[int, str]]):
         self.failures = list(failures)
         super().__init__("; ".join("rank %d: %s" % f for f in self.failures))
 
 
-def checked(collective, work):
+def checked(collective: Collective | None, work: Callable[[], _T]) -> _T:
     """``work()`` on this rank, then (in a job) every rank learns whether any rank failed: all
     return its result, or all raise :class:`RankError`. In one process ``work``'s exception
     propagates as it is."""
     if is_local(collective):
         return work()
+    assert collective is not None
     try:
         out, err = work(), None
     except Exception as exc:  # said to every rank below, then raised on all of them
@@ -76,28 +83,32 @@ def checked(collective, work):
     failures = [(r, e) for r, e in enumerate(collective.all_gather(err)) if e]
     if failures:
         raise RankError(failures)
-    return out
+    return out  # type: ignore[return-value]  # no rank failed: work() returned it
 
 
-def positions(n, collective=None):
+def positions(n: int, collective: Collective | None = None) -> np.ndarray:
     """The positions ``0 <= p < n`` this rank works on (all of them in a one-process job)."""
     if is_local(collective):
         return np.arange(int(n), dtype=np.int64)
+    assert collective is not None
     return np.arange(int(collective.rank), int(n), int(collective.world), dtype=np.int64)
 
 
-def gather_in_order(collective, records):
+def gather_in_order(collective: Collective | None, records: Iterable[tuple[int, _T]]
+                    ) -> list[tuple[int, _T]]:
     """``records`` (``[(position, record), ...]`` of this rank) of every rank, merged in position
     order, on every rank. Positions must be distinct across ranks."""
     if is_local(collective):
         return sorted(records, key=lambda r: r[0])
+    assert collective is not None
     merged = [r for part in collective.all_gather(list(records)) for r in part]
     merged.sort(key=lambda r: r[0])
     return merged
 
 
-def gather_list(collective, values):
+def gather_list(collective: Collective | None, values: Iterable[_T]) -> list[_T]:
     """The concatenation of every rank's list ``values``, in rank order, on every rank."""
     if is_local(collective):
         return list(values)
+    assert collective is not None
     return [v for part in collective.all_gather(list(values)) for v in part]

@@ -33,14 +33,16 @@ Example::
     events = memory.update(check, epoch=6)     # [("raised", Alarm), ...]
     [a.message() for _, a in events]
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .atlas import place_name
-from .intervention import MIN_SHARED, Evidence
+from .intervention import MIN_SHARED, Evidence, InterventionTest
 from .regions import PROPOSALS, Box, box_area, describe_box, propose_boxes, top_boxes
 
 __all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "IMAGES", "VERDICTS", "ClassCheck",
@@ -63,6 +65,8 @@ VERDICTS = ("none", "alarm")
 #: default, in the training hook, :func:`~paddlex_interpret.api.audit.audit` and the command
 #: line alike: 40 a class for 3 classes (a flip rate over 80 images of other classes)
 IMAGES = 120
+#: maps proposing regions: ``{source name: (n_classes, H, W) maps}`` (None: no maps)
+Maps = Optional[Mapping[str, Optional[Union[np.ndarray, Sequence[np.ndarray]]]]]
 
 
 @dataclass
@@ -81,7 +85,7 @@ class ClassCheck:
     evidence: Optional[Evidence] = None
     confirmed: bool = False
 
-    def found_by(self, source, flip=FLIP_ALARM):
+    def found_by(self, source: str, flip: float = FLIP_ALARM) -> bool:
         """Whether ``source``'s candidates alone hold one that turns at least ``flip``."""
         need = math.ceil(flip * self.targets)
         return any(s == source and n >= need for s, _, n in self.tested)
@@ -98,11 +102,12 @@ class ShortcutCheck:
     flip: float
     passes: int
 
-    def confirmed(self):
+    def confirmed(self) -> list[ClassCheck]:
         return [k for k in self.classes.values() if k.confirmed]
 
 
-def _candidates(test, c, maps, memory, scan):
+def _candidates(test: InterventionTest, c: int, maps: Maps,
+                memory: ShortcutMemory | None, scan: bool) -> dict[str, list[Box]]:
     """``{source: [box, ...]}``: the remembered boxes, each map's proposals, the scan's."""
     side = tuple(-(-s // 4) for s in test.shape)
     out = {"memory": memory.boxes(c) if memory is not None else []}
@@ -124,8 +129,10 @@ def _tight_evidence(test, c, box, need, full, fallback=None):
     return test.evidence(c, tight)
 
 
-def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALARM,
-                exhaustive=False):
+def check_class(test: InterventionTest, c: int, name: str,
+                maps: Maps = None,
+                memory: ShortcutMemory | None = None, scan: bool = True, flip: float = FLIP_ALARM,
+                exhaustive: bool = False) -> ClassCheck:
     """:class:`ClassCheck` of class ``c`` (see the module docstring). A remembered alarm region
     that still turns enough images is confirmed (and tightened again) without asking the
     proposers (``exhaustive``: ask them all the same, to compare them)."""
@@ -138,6 +145,7 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
         if turned >= need and not exhaustive:
             # tightened again (the model may need less of it now), keeping what the box it
             # was first tightened from turns now
+            assert memory is not None
             proposal = memory.alarms[int(c)].proposal or box
             ev = _tight_evidence(test, c, box, need, max(turned, test.flips(c, proposal)),
                                  proposal)
@@ -145,7 +153,7 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
                 check.source, check.proposal, check.evidence = "memory", proposal, ev
                 check.confirmed = True
                 return check
-    first = {}
+    first: dict[Box, str] = {}
     for source, boxes in _candidates(test, c, maps, memory, scan).items():
         for box in boxes:
             first.setdefault(box, source)
@@ -156,15 +164,18 @@ def check_class(test, c, name, maps=None, memory=None, scan=True, flip=FLIP_ALAR
     check.source, check.proposal = first.get(box, "memory"), box
     if turned < need:
         control = test.turned(c, box)[1]
-        check.evidence = Evidence(box, turned, targets, control=control, view=tuple(test.shape))
+        check.evidence = Evidence(box, turned, targets, control=control, view=test.shape)
         return check
     check.evidence = _tight_evidence(test, c, box, need, turned)
     check.confirmed = check.evidence.shared >= MIN_SHARED
     return check
 
 
-def check_shortcuts(test, maps=None, memory=None, scan=True, flip=FLIP_ALARM, label_names=None,
-                    exhaustive=False):
+def check_shortcuts(test: InterventionTest,
+                    maps: Maps = None,
+                    memory: ShortcutMemory | None = None, scan: bool = True,
+                    flip: float = FLIP_ALARM, label_names: Sequence[str] | None = None,
+                    exhaustive: bool = False) -> ShortcutCheck:
     """:class:`ShortcutCheck` of every class of ``test``
     (:class:`~paddlex_interpret.core.intervention.InterventionTest`).
 
@@ -210,14 +221,14 @@ class Alarm:
     source: Optional[str] = None
 
     @property
-    def place(self):
+    def place(self) -> str:
         x0, y0, x1, y1 = self.region
         h, w = self.evidence.view
         region = np.zeros((max(h, y1), max(w, x1)), bool)
         region[y0:y1, x0:x1] = True
         return place_name(region)
 
-    def message(self, epoch=None):
+    def message(self, epoch: int | None = None) -> str:
         """One paragraph a person can act on: which class, where, and what the two
         interventions did, with counts."""
         ev = self.evidence
@@ -234,7 +245,7 @@ class Alarm:
                      "classes'" % ev.shared)
         if ev.own and np.isfinite(ev.drop):
             fill = ("%s fill" % ev.fill if "/" not in (ev.fill or "") else
-                    "fills chosen per image: %s" % ev.fill.replace("/", ", "))
+                    "fills chosen per image: %s" % (ev.fill or "").replace("/", ", "))
             text += ("; hiding it (%s) on the class's own %d images lowered p(%r) by %.2f on "
                      "average, and %d of them left the class" % (fill, ev.own, self.name,
                                                                   ev.drop, ev.left))
@@ -244,7 +255,7 @@ class Alarm:
             text += " Raised at epoch %d." % self.first
         return text
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"class": self.cls, "name": self.name, "region": list(self.region),
                 "place": self.place, "first": self.first, "last": self.last,
                 "checkpoints": list(self.checkpoints), "active": self.active,
@@ -252,16 +263,18 @@ class Alarm:
                 "source": self.source, "evidence": self.evidence.to_dict()}
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: Mapping[str, Any]) -> Alarm:
         return cls(int(d["class"]), d["name"], tuple(d["region"]),
                    Evidence.from_dict(d["evidence"]), d.get("first"), d.get("last"),
                    list(d.get("checkpoints", [])), bool(d.get("active", True)),
                    None if d.get("proposal") is None else tuple(d["proposal"]), d.get("source"))
 
 
-def alarm_of(check, epoch=None):
+def alarm_of(check: ClassCheck, epoch: int | None = None) -> Alarm:
     """An :class:`Alarm` of a confirmed :class:`ClassCheck`."""
     ev = check.evidence
+    if ev is None:
+        raise ValueError("class %d was not confirmed: it has no evidence" % check.cls)
     return Alarm(check.cls, check.name, ev.box, ev, epoch, epoch,
                  [] if epoch is None else [epoch], True, check.proposal, check.source)
 
@@ -270,10 +283,10 @@ class ShortcutMemory:
     """The alarm over the checkpoints of one run (see the module docstring). Its state is plain
     data (:meth:`state` / :meth:`restore`), so that it can go on in another process."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         #: class id -> :class:`Alarm` of every class ever raised in this run
         self.alarms: Dict[int, Alarm] = {}
         #: class id -> remembered boxes (most recent last): confirmed ones and suspects
@@ -283,11 +296,11 @@ class ShortcutMemory:
         #: the checkpoints checked, in order
         self.checked: List[Optional[int]] = []
 
-    def tight_boxes(self, c):
+    def tight_boxes(self, c: int) -> list[Box]:
         a = self.alarms.get(int(c))
         return [a.region] if a is not None else []
 
-    def boxes(self, c):
+    def boxes(self, c: int) -> list[Box]:
         """The boxes to re-test for class ``c``: its alarm's region and proposal, then its
         suspects."""
         out = []
@@ -295,13 +308,14 @@ class ShortcutMemory:
         if a is not None:
             out += [a.region] + ([a.proposal] if a.proposal is not None else [])
         out += self.suspects.get(int(c), [])[::-1]
-        return list(dict.fromkeys(tuple(b) for b in out))
+        return list(dict.fromkeys(_as_box(b) for b in out))
 
-    def _remember(self, c, box):
-        kept = [b for b in self.suspects.get(c, []) if b != box] + [tuple(box)]
+    def _remember(self, c: int, box: Box | None) -> None:
+        assert box is not None, "a suspect has a box"
+        kept = [b for b in self.suspects.get(c, []) if b != box] + [_as_box(box)]
         self.suspects[c] = kept[-REMEMBER:]
 
-    def update(self, check, epoch=None):
+    def update(self, check: ShortcutCheck, epoch: int | None = None) -> list[tuple[str, Alarm]]:
         """Take in a :class:`ShortcutCheck`; returns the events ``[(kind, Alarm)]`` it caused
         (``'raised'``: confirmed now and not at the previous check; ``'cleared'``: raised, and
         not confirmed now). A class that could not be tested now (too few images of its own or
@@ -326,30 +340,34 @@ class ShortcutMemory:
         self.checked.append(epoch)
         return events
 
-    def active(self):
+    def active(self) -> list[Alarm]:
         """The raised alarms, by class."""
         return [a for _, a in sorted(self.alarms.items()) if a.active]
 
-    def state(self):
+    def state(self) -> dict[str, Any]:
         return {"alarms": {int(c): a.to_dict() for c, a in self.alarms.items()},
                 "suspects": {int(c): [list(b) for b in bs] for c, bs in self.suspects.items()},
                 "events": [list(e) for e in self.events], "checked": list(self.checked)}
 
-    def restore(self, state):
+    def restore(self, state: Mapping[str, Any]) -> None:
         self.reset()
         self.alarms = {int(c): Alarm.from_dict(d) for c, d in state.get("alarms", {}).items()}
-        self.suspects = {int(c): [tuple(b) for b in bs]
+        self.suspects = {int(c): [_as_box(b) for b in bs]
                          for c, bs in state.get("suspects", {}).items()}
-        self.events = [tuple(e) for e in state.get("events", [])]
+        self.events = [(e[0], e[1], e[2]) for e in state.get("events", [])]
         self.checked = list(state.get("checked", []))
 
 
-def verdict(alarms):
+def _as_box(b: Sequence[int]) -> Box:
+    return b[0], b[1], b[2], b[3]
+
+
+def verdict(alarms: Iterable[Alarm]) -> str:
     """``'alarm'`` when any of ``alarms`` is active, else ``'none'``."""
     return VERDICTS[int(any(a.active for a in alarms))]
 
 
-def cleared_message(alarm, epoch, check=None):
+def cleared_message(alarm: Alarm, epoch: int | None, check: ShortcutCheck | None = None) -> str:
     """The line said when a raised alarm is not confirmed any more."""
     k = check.classes.get(alarm.cls) if check is not None else None
     if k is None or k.evidence is None:

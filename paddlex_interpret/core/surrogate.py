@@ -23,24 +23,31 @@ Example::
     >>> np.round(fit.coef[0], 3).tolist() == [0.6, 0.0, -0.3]
     True
 """
+from __future__ import annotations
+
 import contextlib
 import functools
+from typing import Any, Callable, Iterator, Optional, TypeVar, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Surrogate", "SurrogateFit", "WeightedRidge", "PriorScaledRidge", "EvidenceRidge",
-           "SklearnSurrogate", "as_surrogate", "single_thread_blas"]
+           "SklearnSurrogate", "as_surrogate", "single_thread_blas", "Prior"]
 
-_BLAS = {}
+_BLAS: dict[str, Any] = {}
+_F = TypeVar("_F", bound=Callable[..., Any])
+#: GLIME's prior: ``(L, d)`` weights, a function ``(segments, labels) -> (L, d)``, or None
+Prior = Optional[Union[np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]]
 
 
 @contextlib.contextmanager
-def single_thread_blas():
+def single_thread_blas() -> Iterator[None]:
     """numpy's BLAS limited to one thread inside the block (``threadpoolctl``, a scikit-learn
     dependency; a no-op without it). A surrogate's problem is small (N x d, d ~ 100): one thread
     is as fast, and several compete with the inference engine's threads, which keep spinning
     after a forward pass (BENCHMARKS.md, "Where MobileNetV3_small's LIME time goes")."""
-    ctl = _BLAS.get("ctl")
+    ctl: Any = _BLAS.get("ctl")
     if ctl is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -56,26 +63,27 @@ def single_thread_blas():
         yield
 
 
-def _one_blas_thread(fit):
+def _one_blas_thread(fit: _F) -> _F:
     """Run a surrogate's ``fit`` under :func:`single_thread_blas`."""
     @functools.wraps(fit)
-    def wrapped(*args, **kwargs):
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
         with single_thread_blas():
             return fit(*args, **kwargs)
-    return wrapped
+    return cast(_F, wrapped)
 
 
 class SurrogateFit:
     """Coefficients ``(L, d)``, intercepts, weighted R^2 and the prediction for the all-on mask."""
 
-    def __init__(self, coef, intercept, score, local_prediction):
+    def __init__(self, coef: npt.ArrayLike, intercept: npt.ArrayLike, score: npt.ArrayLike,
+                 local_prediction: npt.ArrayLike):
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = np.asarray(intercept, dtype=np.float64)
         self.score = np.asarray(score, dtype=np.float64)
         self.local_prediction = np.asarray(local_prediction, dtype=np.float64)
 
 
-def _weighted_r2(y, pred, w):
+def _weighted_r2(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> np.ndarray:
     mean = np.average(y, axis=0, weights=w)
     ss_res = (w[:, None] * (y - pred) ** 2).sum(axis=0)
     ss_tot = (w[:, None] * (y - mean) ** 2).sum(axis=0)
@@ -87,26 +95,30 @@ def _weighted_r2(y, pred, w):
 class Surrogate:
     """An interpretable model fitted on (mask, model output) pairs (see the module docstring)."""
 
-    #: whether :meth:`fit` reads its ``prior`` (then the explanation is GLIME)
-    uses_prior = False
+    @property
+    def uses_prior(self) -> bool:
+        """Whether :meth:`fit` reads its ``prior`` (then the explanation is GLIME)."""
+        return False
 
-    def fit(self, X, Y, sample_weight, prior=None):
+    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray,
+            prior: np.ndarray | None = None) -> SurrogateFit:
         """Fit ``Y (N, L)`` on ``X (N, d)`` with weights ``sample_weight (N,)``; returns a
         :class:`SurrogateFit`."""
         raise NotImplementedError
 
-    def penalties(self):
+    def penalties(self) -> tuple[float, float, float]:
         """``(alpha, beta, tau)`` of the kernel-weighted ridge whose Gaussian posterior adaptive
         sampling uses for this surrogate (:func:`~paddlex_interpret.core.adaptive.posterior`)."""
         return (1.0, 0.0, 1.0)
 
-    def ridge_diag(self, fit, n_labels, n_features, prior=None):
+    def ridge_diag(self, fit: SurrogateFit, n_labels: int, n_features: int,
+                   prior: np.ndarray | None = None) -> np.ndarray | None:
         """``(L, d)`` penalties on the diagonal of the fit's normal equations, for its error bars
         (:func:`~paddlex_interpret.core.uncertainty.ridge_covariance`); None when this
         surrogate is not such a ridge (then an explanation has no error bars)."""
         return None
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"surrogate": type(self).__name__}
 
 
@@ -119,27 +131,29 @@ class WeightedRidge(Surrogate):
         tau: scale applied to the prior.
     """
 
-    def __init__(self, alpha=1.0, beta=0.0, tau=1.0):
+    def __init__(self, alpha: float = 1.0, beta: float = 0.0, tau: float = 1.0):
         if alpha < 0 or beta < 0:
             raise ValueError("alpha and beta must be >= 0")
         self.alpha, self.beta, self.tau = float(alpha), float(beta), float(tau)
 
     @property
-    def uses_prior(self):
+    def uses_prior(self) -> bool:
         return self.beta > 0
 
-    def penalties(self):
+    def penalties(self) -> tuple[float, float, float]:
         return (self.alpha, self.beta, self.tau)
 
-    def ridge_diag(self, fit, n_labels, n_features, prior=None):
+    def ridge_diag(self, fit: SurrogateFit, n_labels: int, n_features: int,
+                   prior: np.ndarray | None = None) -> np.ndarray | None:
         return np.full((n_labels, n_features), self.alpha + self.beta)
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"surrogate": "WeightedRidge", "alpha": self.alpha, "beta": self.beta,
                 "tau": self.tau}
 
     @_one_blas_thread
-    def fit(self, X, Y, sample_weight, prior=None):
+    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray,
+            prior: np.ndarray | None = None) -> SurrogateFit:
         """Fit ``Y (N, L)`` on ``X (N, d)``; ``prior (L, d)`` is needed when ``beta > 0``."""
         X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
         d = X.shape[1]
@@ -191,24 +205,25 @@ class PriorScaledRidge(Surrogate):
     is plain ridge.
     """
 
-    def __init__(self, alpha=1.0, lam=10.0, eps=0.1):
+    def __init__(self, alpha: float = 1.0, lam: float = 10.0, eps: float = 0.1):
         if alpha < 0 or lam < 0 or eps <= 0:
             raise ValueError("alpha and lam must be >= 0 and eps > 0")
         self.alpha, self.lam, self.eps = float(alpha), float(lam), float(eps)
 
     @property
-    def uses_prior(self):
+    def uses_prior(self) -> bool:
         return self.lam > 0
 
-    def penalties(self):
+    def penalties(self) -> tuple[float, float, float]:
         return (self.alpha, 0.0, 1.0)
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"surrogate": "PriorScaledRidge", "alpha": self.alpha, "lam": self.lam,
                 "eps": self.eps}
 
     @_one_blas_thread
-    def fit(self, X, Y, sample_weight, prior=None):
+    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray,
+            prior: np.ndarray | None = None) -> SurrogateFit:
         X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
         d = X.shape[1]
         if self.lam == 0:
@@ -247,31 +262,34 @@ class EvidenceRidge(Surrogate):
     True
     """
 
-    def __init__(self, alpha=1.0, tau=1.0, betas=None, fit_tau=True):
+    def __init__(self, alpha: float = 1.0, tau: float = 1.0, betas: npt.ArrayLike | None = None,
+                 fit_tau: bool = True):
         if alpha < 0:
             raise ValueError("alpha must be >= 0")
         self.alpha, self.tau, self.fit_tau = float(alpha), float(tau), bool(fit_tau)
         self.betas = np.asarray(np.logspace(-2, 4, 31) if betas is None else betas, np.float64)
         if self.betas.ndim != 1 or not len(self.betas) or (self.betas < 0).any():
             raise ValueError("betas must be a non-empty list of values >= 0")
-        self.last_beta = None
+        self.last_beta: np.ndarray | None = None
 
     uses_prior = True
 
-    def penalties(self):
+    def penalties(self) -> tuple[float, float, float]:
         return (self.alpha, 0.0, 1.0)
 
-    def ridge_diag(self, fit, n_labels, n_features, prior=None):
+    def ridge_diag(self, fit: SurrogateFit, n_labels: int, n_features: int,
+                   prior: np.ndarray | None = None) -> np.ndarray | None:
         beta = np.asarray(getattr(fit, "beta", np.zeros(n_labels)), dtype=np.float64)
         return np.repeat((self.alpha + beta)[:, None], n_features, axis=1)
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"surrogate": "EvidenceRidge", "alpha": self.alpha,
                 "tau": "fitted" if self.fit_tau else self.tau,
                 "betas": [float(self.betas.min()), float(self.betas.max()), len(self.betas)]}
 
     @_one_blas_thread
-    def fit(self, X, Y, sample_weight, prior=None):
+    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray,
+            prior: np.ndarray | None = None) -> SurrogateFit:
         X, Y, w, x_mean, y_mean, gram, rhs = _centred_normal_equations(X, Y, sample_weight)
         n, d = X.shape
         if prior is None:
@@ -318,17 +336,18 @@ class SklearnSurrogate(Surrogate):
     """Any scikit-learn regressor with ``coef_``/``intercept_`` and ``fit(X, y, sample_weight)``,
     cloned and fitted once per label (e.g. ``Lasso``); slower than :class:`WeightedRidge`."""
 
-    def __init__(self, regressor):
+    def __init__(self, regressor: Any):
         self.regressor = regressor
 
-    def penalties(self):
+    def penalties(self) -> tuple[float, float, float]:
         return (float(getattr(self.regressor, "alpha", 1.0)), 0.0, 1.0)
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"surrogate": type(self.regressor).__name__}
 
     @_one_blas_thread
-    def fit(self, X, Y, sample_weight, prior=None):
+    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray,
+            prior: np.ndarray | None = None) -> SurrogateFit:
         from sklearn.base import clone
 
         X = np.asarray(X, dtype=np.float64)
@@ -343,7 +362,7 @@ class SklearnSurrogate(Surrogate):
         return SurrogateFit(coefs, icpts, scores, local)
 
 
-def as_surrogate(surrogate):
+def as_surrogate(surrogate: Any) -> Surrogate:
     """A :class:`Surrogate`: ``None`` -> ``WeightedRidge(alpha=1)`` (PaddleX 1.3's Ridge), a
     :class:`Surrogate` as is, a scikit-learn regressor (``fit`` and ``get_params``) wrapped in
     :class:`SklearnSurrogate`; anything else raises ``TypeError``."""

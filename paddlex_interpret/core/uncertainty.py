@@ -27,6 +27,8 @@ Example::
     >>> certified_top(coef, np.diag([0.09] * 4), k=2)   # not told apart from 2 and 3
     []
 """
+from __future__ import annotations
+
 from statistics import NormalDist
 from typing import List, Optional
 
@@ -36,7 +38,7 @@ __all__ = ["ridge_covariance", "certified_top", "certify_all", "top_k_certified"
 
 
 def ridge_covariance(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray, coef: np.ndarray,
-                     intercept: np.ndarray, ridge, cluster_size: int = 1) -> np.ndarray:
+                     intercept: np.ndarray, ridge: np.ndarray, cluster_size: int = 1) -> np.ndarray:
     """Sandwich covariance ``(L, d, d)`` of kernel-weighted ridge coefficients.
 
     Args:

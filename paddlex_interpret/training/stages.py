@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import rendering
 from ..core import metrics
-from ..core.baseline import fill_value, resolve_fill
+from ..core.fill import fill_value, resolve_fill
 from ..core.lime import LimeExplainer
 
 __all__ = ["NormLimeStage", "ProbeStage"]

@@ -9,7 +9,8 @@ import paddlex_interpret  # noqa: F401  (before paddlex)
 from helpers import grid_of
 from paddlex_interpret import LayerClassifier
 from paddlex_interpret.adapters.base import channel_lut
-from paddlex_interpret.core.perturbation import iter_batches, make_fill, perturb, sample_masks
+from paddlex_interpret.core.fill import make_fill
+from paddlex_interpret.core.perturbation import iter_batches, perturb, sample_masks
 from paddlex_interpret.training.callback import make_preprocess
 
 

@@ -13,8 +13,8 @@ from helpers import grid_of
 from paddlex_interpret import PaddleXClassifier
 from paddlex_interpret.core import native
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.core.perturbation import (compose_normalised, make_fill, perturb,
-                                                 sample_masks)
+from paddlex_interpret.core.fill import make_fill
+from paddlex_interpret.core.perturbation import compose_normalised, perturb, sample_masks
 
 
 @pytest.fixture(scope="module")

@@ -241,7 +241,7 @@ def test_a_weights_build_verifies_the_weights_once(model, ds, monkeypatch):
 
 
 def test_the_auto_fill_rule_is_part_of_an_aggregate_build_s_settings():
-    from paddlex_interpret.core.baseline import RULE_VERSION
+    from paddlex_interpret.core.fill import RULE_VERSION
 
     auto = weights_api.build_settings("aggregate", "normlime", 10, 0, 100, 1, None, "auto", 0.25,
                                       "quickshift", None)

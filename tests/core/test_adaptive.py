@@ -7,7 +7,8 @@ from paddlex_interpret.core.adaptive import (AdaptiveSampling, certify_topk, pos
                                              resolve_adaptive)
 from paddlex_interpret.core.classifier import as_probabilities
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.core.perturbation import make_fill, perturb, sample_masks
+from paddlex_interpret.core.fill import make_fill
+from paddlex_interpret.core.perturbation import perturb, sample_masks
 from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
 from paddlex_interpret.core.surrogate import WeightedRidge
 

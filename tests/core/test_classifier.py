@@ -7,7 +7,8 @@ from helpers import BrightnessModel, grid_segments
 from paddlex_interpret.core.classifier import (Classifier, FunctionClassifier, as_classifier,
                                                as_probabilities, check_positive_int,
                                                resolve_labels)
-from paddlex_interpret.core.perturbation import iter_batches, make_fill, perturb, sample_masks
+from paddlex_interpret.core.fill import make_fill
+from paddlex_interpret.core.perturbation import iter_batches, perturb, sample_masks
 
 
 def softmax(x):

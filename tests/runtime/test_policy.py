@@ -13,7 +13,8 @@ import pytest
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from helpers import fresh_model, grid_of, multi_core
 from paddlex_interpret import LayerClassifier, PaddleXClassifier
-from paddlex_interpret.core.perturbation import make_fill, sample_masks
+from paddlex_interpret.core.fill import make_fill
+from paddlex_interpret.core.perturbation import sample_masks
 from paddlex_interpret.runtime import cache, engine, export, policy
 from paddlex_interpret.runtime import engine as engine_mod
 

@@ -14,7 +14,8 @@ import paddlex_interpret  # noqa: F401  (before paddlex)
 from helpers import grid_of, multi_core
 from paddlex_interpret import PaddleXClassifier
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.core.perturbation import iter_batches, make_fill, perturb, sample_masks
+from paddlex_interpret.core.fill import make_fill
+from paddlex_interpret.core.perturbation import iter_batches, perturb, sample_masks
 from paddlex_interpret.runtime import engine, policy, scheduling
 
 

@@ -1,5 +1,6 @@
-"""``fill='auto'``: the replacement for hidden superpixels, chosen by measuring what the model
-makes of it, per model and, where the model needs it, per image.
+"""The fill: what hidden superpixels are replaced with. :func:`make_fill` builds a named fill,
+a colour or a given image; ``fill='auto'`` (:class:`AutoFill`) chooses it by measuring what the
+model makes of it, per model and, where the model needs it, per image.
 
 LIME's weights say how the model's output changes when a superpixel is replaced by the *fill*,
 so the fill defines "absent". A fill that the model reads as evidence (black read as a dark
@@ -31,7 +32,7 @@ hook and NormLIME know).
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.baseline import AutoFill
+    >>> from paddlex_interpret.core.fill import AutoFill
     >>> def model(images):  # p(bright) = mean brightness: certain on black, unsure on grey
     ...     m = images.mean(axis=(1, 2, 3)) / 255.0
     ...     return np.stack([1 - m, m], axis=1)
@@ -41,19 +42,29 @@ Example::
     >>> AutoFill(candidates=("black", "grey")).choose(model, img, seg).stage
     'blank'
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Any, Dict, Mapping, Sequence, TYPE_CHECKING, Union
 
 import numpy as np
+import numpy.typing as npt
 
-from .classifier import as_classifier
-from .perturbation import make_fill
+from .classifier import ClassifierLike, as_classifier
 
-__all__ = ["AutoFill", "FillChoice", "CANDIDATES", "BLANKS", "NEUTRAL", "RULE_VERSION",
-           "resolve_fill", "fill_value"]
+if TYPE_CHECKING:
+    from .explanation import Explanation
 
-#: The fills ``'auto'`` tries, in the order ties are broken.
-CANDIDATES = ("black", "grey", "median", "mean", "blur")
+__all__ = ["make_fill", "FILLS", "FillSpec", "AutoFill", "FillChoice", "CANDIDATES", "BLANKS",
+           "NEUTRAL", "RULE_VERSION", "FILL_CHOICES", "resolve_fill", "fill_value"]
+
+#: The named fills of :func:`make_fill`.
+FILLS = ("black", "grey", "median", "mean", "blur")
+
+#: Every name ``fill=`` takes: ``'auto'`` and the named fills of :func:`make_fill`.
+FILL_CHOICES = ("auto",) + FILLS
+#: The fills ``'auto'`` tries, in the order ties are broken: every named fill.
+CANDIDATES = FILLS
 #: The named candidates that carry nothing of the image (colours given by the caller are blanks
 #: too).
 BLANKS = ("black", "grey")
@@ -61,6 +72,50 @@ BLANKS = ("black", "grey")
 NEUTRAL = 0.1
 #: Which rule ``'auto'`` follows; a weights file built with another one is not reused.
 RULE_VERSION = 2
+#: a fill :func:`make_fill` takes: a name of :data:`FILLS`, a grey level, an RGB colour or an
+#: ``(H, W, 3)`` image
+FillSpec = Union[str, float, Sequence[float], np.ndarray]
+
+
+def make_fill(image: npt.ArrayLike, segments: np.ndarray, fill: FillSpec = "black") -> np.ndarray:
+    """The image hidden superpixels are replaced with.
+
+    ``fill`` is ``'black'`` (PaddleX 1.3), ``'grey'`` (mid-grey 128: what ImageNet-style
+    normalisations map to about 0), ``'median'`` (the image's per-channel median colour: a
+    constant close to the background of most photos, so hidden regions look less out of
+    distribution than black), ``'mean'`` (each superpixel's own mean colour), ``'blur'`` (a strong
+    Gaussian blur), a number or RGB triple (a constant colour), or an ``(H, W, 3)`` array.
+    """
+    image = np.asarray(image)
+    if isinstance(fill, str):
+        if fill == "black":
+            return np.zeros_like(image)
+        if fill == "grey":
+            return np.full_like(image, 128)
+        if fill == "median":
+            colour = np.median(image.reshape(-1, image.shape[2]), axis=0)
+            return np.broadcast_to(np.rint(colour).astype(np.uint8), image.shape).copy()
+        if fill == "mean":
+            n = int(segments.max()) + 1
+            flat = segments.ravel()
+            counts = np.bincount(flat, minlength=n).astype(np.float64)
+            means = np.stack([np.bincount(flat, weights=image[..., c].ravel(), minlength=n)
+                              for c in range(image.shape[2])], axis=1) / np.maximum(counts, 1)[:, None]
+            return np.rint(means[segments]).astype(np.uint8)
+        if fill == "blur":
+            import cv2
+
+            sigma = max(image.shape[:2]) / 16.0
+            return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
+        raise ValueError("unknown fill %r; choose one of %s, 'auto', a colour or an image"
+                         % (fill, FILLS))
+    arr = np.asarray(fill)
+    if arr.shape == image.shape:
+        return arr.astype(np.uint8)
+    if arr.ndim <= 1 and arr.size in (1, image.shape[2]):
+        return np.broadcast_to(np.clip(arr, 0, 255).astype(np.uint8), image.shape).copy()
+    raise ValueError("fill array of shape %s does not fit an image of shape %s"
+                     % (arr.shape, image.shape))
 
 
 @dataclass
@@ -76,7 +131,7 @@ class FillChoice:
     value: object = None  # the name of a named fill, or the RGB of a colour candidate
     stage: str = "image"
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"fill": "auto", "fill_chosen": self.name,
                 "fill_value": self.value if self.value is not None else self.name,
                 "fill_scores": {k: round(float(v), 4) for k, v in self.scores.items()},
@@ -86,7 +141,7 @@ class FillChoice:
                                   "%g, else the candidate with the highest" % NEUTRAL}
 
 
-def _normalised_entropy(probs):
+def _normalised_entropy(probs: npt.ArrayLike) -> np.ndarray:
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
     n = p.shape[1]
     return -(p * np.log(p)).sum(axis=1) / np.log(n) if n > 1 else np.zeros(len(p))
@@ -96,12 +151,13 @@ class AutoFill:
     """Chooses the fill per image (see the module docstring).
 
     Args:
-        candidates: names of :func:`~paddlex_interpret.core.perturbation.make_fill`'s fills.
+        candidates: names of :func:`make_fill`'s fills.
         colours: further candidates, ``{name: RGB}`` (e.g. the dataset's mean colour): blanks.
         neutral: the least normalised entropy on a blank for the rule's first stage.
     """
 
-    def __init__(self, candidates=CANDIDATES, colours=None, neutral=NEUTRAL):
+    def __init__(self, candidates: Sequence[str] = CANDIDATES,
+                 colours: Mapping[str, Sequence[float]] | None = None, neutral: float = NEUTRAL):
         self.candidates = tuple(candidates)
         self.neutral = float(neutral)
         self.colours = {str(k): tuple(int(round(float(c))) for c in v)
@@ -109,14 +165,15 @@ class AutoFill:
         if not self.candidates and not self.colours:
             raise ValueError("AutoFill needs at least one candidate fill")
 
-    def fills(self, image, segments):
+    def fills(self, image: np.ndarray, segments: np.ndarray) -> dict[str, np.ndarray]:
         """``{name: fill image}`` of every candidate for ``image``."""
         out = {name: make_fill(image, segments, name) for name in self.candidates}
         for name, colour in self.colours.items():
             out[name] = make_fill(image, segments, np.asarray(colour, dtype=np.uint8))
         return out
 
-    def choose(self, classifier, image, segments):
+    def choose(self, classifier: ClassifierLike, image: np.ndarray, segments: np.ndarray
+               ) -> FillChoice:
         """The :class:`FillChoice` for ``image`` and its superpixels, from one batch."""
         fills = self.fills(image, segments)
         names = list(fills)
@@ -128,7 +185,7 @@ class AutoFill:
         value = list(self.colours[name]) if name in self.colours else name
         return FillChoice(name, fills[name], scores, value, stage)
 
-    def _decide(self, names, scores):
+    def _decide(self, names: list[str], scores: dict[str, float]) -> tuple[str, str]:
         """``(name, stage)`` by the module's rule; ``max`` keeps the first of equals."""
         blanks = [n for n in names if n in BLANKS or n in self.colours]
         if blanks:
@@ -137,23 +194,24 @@ class AutoFill:
                 return blank, "blank"
         return max(names, key=lambda n: scores[n]), "image"
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"fill": "auto", "fill_candidates": list(self.candidates) + list(self.colours),
                 "fill_neutral": self.neutral}
 
 
-def resolve_fill(fill, dataset_colour=None):
+def resolve_fill(fill: FillSpec | AutoFill, dataset_colour: Sequence[float] | None = None
+                 ) -> FillSpec | AutoFill:
     """``'auto'`` -> :class:`AutoFill` (with the candidate ``'dataset'`` when the dataset's mean
     RGB ``dataset_colour`` is known); an :class:`AutoFill` as is; anything else (a name of
-    :func:`~paddlex_interpret.core.perturbation.make_fill`, a colour, an image) unchanged."""
+    :func:`make_fill`, a colour, an image) unchanged."""
     if isinstance(fill, str) and fill == "auto":
         return AutoFill(colours=None if dataset_colour is None else {"dataset": dataset_colour})
     return fill
 
 
-def fill_value(explanation, default="black"):
+def fill_value(explanation: Explanation, default: FillSpec = "black") -> FillSpec:
     """The fill an explanation was computed with, usable by
-    :func:`~paddlex_interpret.core.perturbation.make_fill` (e.g. for its metrics): the chosen one
+    :func:`make_fill` (e.g. for its metrics): the chosen one
     for ``fill='auto'``."""
     s = explanation.settings
     return s.get("fill_value", s.get("fill", default)) if s.get("fill") != "custom" else default

@@ -1,15 +1,26 @@
-"""paddlex_interpret.core.baseline: ``fill='auto'`` takes the blank the model is least sure
-about when the model is not sure of a class on it, else, per image, the candidate whose fully
-hidden image leaves the model least certain; it is recorded in the settings; and on a model that
-reads its objects' colour it gives explanations that point at the object where black does
-not."""
+"""paddlex_interpret.core.fill: the named fills, colours and images; ``fill='auto'`` takes the
+blank the model is least sure about when the model is not sure of a class on it, else, per
+image, the candidate whose fully hidden image leaves the model least certain; it is recorded in
+the settings; and on a model that reads its objects' colour it gives explanations that point at
+the object where black does not."""
 import numpy as np
 import pytest
 
-from paddlex_interpret.core.baseline import AutoFill, fill_value, resolve_fill
 from paddlex_interpret.core.classifier import Classifier
+from paddlex_interpret.core.fill import AutoFill, fill_value, make_fill, resolve_fill
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.core.perturbation import make_fill
+
+
+def test_fills():
+    img = np.zeros((4, 4, 3), np.uint8); img[:, :2] = 100; img[:, 2:] = 200
+    seg = np.repeat(np.array([[0, 0, 1, 1]]), 4, axis=0)
+    assert make_fill(img, seg, "black").max() == 0
+    assert make_fill(img, seg, "median")[0, 0].tolist() == [150, 150, 150]
+    np.testing.assert_array_equal(make_fill(img, seg, "mean"), img)
+    assert make_fill(img, seg, (1, 2, 3))[0, 0].tolist() == [1, 2, 3]
+    assert make_fill(img, seg, "blur").shape == img.shape
+    with pytest.raises(ValueError, match="unknown fill"):
+        make_fill(img, seg, "pink")
 
 
 class DarkIsBlue(Classifier):
