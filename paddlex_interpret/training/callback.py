@@ -41,8 +41,9 @@ import time
 import numpy as np
 import paddle
 
-from ..runtime.distributed import cpu_share, world_size
+from ..runtime.distributed import cpu_share
 from ..runtime.modes import get_rank
+from .ranks import SharedNormLime
 from .report import CheckpointContext
 from .session import ExplainSession
 
@@ -152,11 +153,7 @@ class ExplainCallback(paddle.callbacks.Callback):
         self._epoch = None
         self._epochs = (self.params or {}).get("epochs")
         self.session.reset_run()
-        self._shared = None
-        if self._share and self.session.options.normlime and world_size() > 1:
-            from .ranks import SharedNormLime
-
-            self._shared = SharedNormLime(self.session)
+        self._shared = SharedNormLime.for_run(self.session, self._share)
 
     def on_train_end(self, logs=None):
         self._in_fit = False

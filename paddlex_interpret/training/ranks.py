@@ -26,7 +26,7 @@ import time
 
 from ..adapters.collective import PaddleCollective
 from ..core.sharding import is_local
-from ..runtime.distributed import cpu_share
+from ..runtime.distributed import cpu_share, world_size
 from ..runtime.modes import preserve_training_state
 from .builders import NormLimeBuilder
 from .report import CheckpointContext
@@ -77,6 +77,15 @@ class SharedNormLime:
         self.explained = 0
         #: seconds rank 0 spent in the shared builds of this run
         self.seconds = 0.0
+
+    @classmethod
+    def for_run(cls, session, wanted=True):
+        """The shared builds of a training run that starts now, or None: not ``wanted`` (the
+        integration's ``shared_normlime`` and no weights builder of the user's), no NormLIME, or
+        a single process."""
+        if not wanted or not session.options.normlime or world_size() < 2:
+            return None
+        return cls(session)
 
     def at_evaluation(self, model, epoch, is_last, dataset):
         """On every rank, after a PaddleX model's evaluation at a checkpoint."""

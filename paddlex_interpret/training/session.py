@@ -132,6 +132,21 @@ class ExplainSession:
         """Count one checkpoint; True when this one is explained (:class:`Schedule`)."""
         return self.schedule.should_run(is_last)
 
+    def last_alarm_state(self):
+        """The shortcut alarm's memory after the latest report that carries one, or None."""
+        states = [r.alarm_state for r in self.history if r.alarm_state]
+        return states[-1] if states else None
+
+    def alarms(self):
+        """Every class the alarm was raised for in this run (the latest report's memory), by
+        class."""
+        from ..core.shortcut import ShortcutMemory
+
+        memory, state = ShortcutMemory(), self.last_alarm_state()
+        if state:
+            memory.restore(state)
+        return [a for _, a in sorted(memory.alarms.items())]
+
     # ------------------------------------------------------------------ VisualDL
     def writer(self, logdir=None):
         """The sink's ``visualdl.LogWriter`` for ``logdir`` (rank 0 only), or None."""
