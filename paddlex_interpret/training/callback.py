@@ -44,7 +44,7 @@ import paddle
 from ..runtime.distributed import cpu_share
 from ..runtime.modes import get_rank
 from .ranks import SharedNormLime
-from .report import CheckpointContext
+from .report import CheckpointJob
 from .session import ExplainSession
 
 __all__ = ["ExplainCallback", "make_preprocess", "DEFAULT_LOGDIR"]
@@ -185,11 +185,11 @@ class ExplainCallback(paddle.callbacks.Callback):
             weights_path = None
             if self.save_dir is not None:
                 weights_path = os.path.join(self.save_dir, "%d.normlime_weights.npz" % epoch)
-            context = CheckpointContext(
-                epoch=int(epoch) + 1, classifier=classifier, layer=network,
-                checkpoint_dir=self.save_dir, weights_path=weights_path, dataset=self.dataset,
+            context = CheckpointJob(
+                epoch=int(epoch) + 1, checkpoint_dir=self.save_dir, weights_path=weights_path,
+                dataset=self.dataset, label_names=self.label_names,
                 is_last=self._epochs is not None and int(epoch) + 1 >= int(self._epochs),
-                label_names=self.label_names)
+            ).context(classifier, network)
         except Exception:  # never raise into fit
             logger.exception("explanations: could not prepare the checkpoint at epoch %s", epoch)
             return None

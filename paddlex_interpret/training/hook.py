@@ -57,13 +57,12 @@ import os
 import re
 import time
 
-from ..api.datasets import resolve_dataset
 from ..runtime.devices import device_or_cpu
 from ..runtime.distributed import quiet_other_ranks
 from ..runtime.modes import get_rank
 from .hook_worker import HookWorker
 from .ranks import SharedNormLime
-from .report import WEIGHTS_FILENAME, CheckpointContext
+from .report import WEIGHTS_FILENAME, CheckpointJob
 from .session import ExplainSession
 
 __all__ = ["ExplainHook", "EXPLAIN_SUBDIR"]
@@ -258,10 +257,14 @@ class ExplainHook:
         num_epochs = run.get("num_epochs")
         is_last = num_epochs is not None and epoch >= int(num_epochs)
         decided, fields = self._shared.take(epoch) if self._shared else (None, {})
+        labels = getattr(self.model, "labels", None)
+        job = CheckpointJob(epoch=epoch, checkpoint_dir=save_dir, dataset=run["eval_dataset"],
+                            logdir=os.path.abspath(run["logdir"]), is_last=is_last,
+                            label_names=list(labels) if labels else None, **fields)
         if self._worker is not None:
-            self._dispatch(epoch, save_dir, is_last, run, decided, fields)
+            self._dispatch(job, decided)
             return
-        self._explain_here(epoch, save_dir, is_last, run, decided=decided, fields=fields)
+        self._explain_here(job, decided)
 
     # ------------------------------------------------------------------ every rank (multi-card)
     def _after_evaluate(self):
@@ -281,7 +284,7 @@ class ExplainHook:
         finally:
             self._took(time.perf_counter() - t0)
 
-    def _explain_here(self, epoch, save_dir, is_last, run, decided=None, fields=None):
+    def _explain_here(self, job, decided=None):
         """Explain the checkpoint in the training process, from the live model (``decided``:
         whether it is explained was decided already, by the schedule)."""
         from ..adapters.paddlex import PaddleXClassifier
@@ -293,14 +296,9 @@ class ExplainHook:
             # worker process")
             classifier = PaddleXClassifier(model, parallel=False)
         except Exception as exc:
-            self.session.log_error(None, CheckpointContext(epoch=epoch, classifier=None,
-                                                           logdir=run["logdir"]),
-                                   "classifier", exc)
+            self.session.log_error(None, job.context(), "classifier", exc)
             return
-        context = CheckpointContext(
-            epoch=epoch, classifier=classifier, layer=model.net, checkpoint_dir=save_dir,
-            dataset=run["eval_dataset"], logdir=run["logdir"], is_last=is_last,
-            label_names=classifier.label_names, **(fields or {}))
+        context = job.context(classifier, model.net)
         if decided is not None:
             if not decided:
                 return
@@ -322,29 +320,20 @@ class ExplainHook:
                                                         "explanations: worker_device")
         return self._worker_device_checked
 
-    def _dispatch(self, epoch, save_dir, is_last, run, decided=None, fields=None):
-        """Hand the checkpoint directory to the worker; when it died, explain here."""
+    def _dispatch(self, job, decided=None):
+        """Hand the checkpoint to the worker; when it died, explain here."""
         from .worker import WorkerError
 
-        session = self.session
         t0 = time.perf_counter()
         try:
-            if get_rank() != 0 or not (session.should_run(is_last) if decided is None
+            if get_rank() != 0 or not (self.session.should_run(job.is_last) if decided is None
                                        else decided):
                 return
             try:
-                dataset = run["eval_dataset"]
-                items, labels, _ = (resolve_dataset(dataset) if dataset is not None
-                                    else (None, None, None))
-                model = self.model
-                self._worker.submit({
-                    "epoch": epoch, "checkpoint_dir": save_dir, "is_last": is_last,
-                    "logdir": os.path.abspath(run["logdir"]), "items": items, "labels": labels,
-                    "label_names": list(model.labels) if getattr(model, "labels", None) else None,
-                    "log_files": dict(session.sink.log_files), **(fields or {})})
+                self._worker.submit(job)
             except WorkerError as exc:
-                self._worker_failed(exc, epoch, run["logdir"])
-                self._explain_here(epoch, save_dir, is_last, run, decided=True, fields=fields)
+                self._worker_failed(exc, job)
+                self._explain_here(job, decided=True)
         finally:
             self._took(time.perf_counter() - t0)
 
@@ -353,9 +342,10 @@ class ExplainHook:
         self.blocked_seconds += seconds
         self.session.schedule.add(seconds)
 
-    def _worker_failed(self, exc, epoch, logdir):
-        """The worker died: it says so, and checkpoints are explained here from now on."""
-        self._worker.failed(exc, epoch, logdir)
+    def _worker_failed(self, exc, job):
+        """The worker died (at ``job``): it says so, and checkpoints are explained here from
+        now on."""
+        self._worker.failed(exc, job)
         self._let_worker_go()
 
     def _finish_worker(self, wait=True):
@@ -364,7 +354,8 @@ class ExplainHook:
             return
         t0 = time.perf_counter()
         try:
-            self._worker.finish(wait, (self._run or {}).get("logdir"))
+            self._worker.finish(wait, CheckpointJob(epoch=0, logdir=(self._run or {}).get(
+                "logdir")))
         finally:
             self._let_worker_go()
             self.blocked_seconds += time.perf_counter() - t0

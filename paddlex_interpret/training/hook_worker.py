@@ -15,9 +15,12 @@ Example (what ``ExplainHook._train`` does)::
     worker.submit(job)          # after the previous checkpoint's report is in
     worker.finish(wait=True)    # the last reports, then the worker ends
 """
+import dataclasses
 import logging
 import os
 import pickle
+
+from ..api.datasets import resolve_dataset
 
 __all__ = ["HookWorker"]
 
@@ -70,27 +73,38 @@ class HookWorker:
         return self.process.pid
 
     def submit(self, job):
-        """Hand the worker one checkpoint, once its previous one is done (so that it never
-        falls more than one checkpoint behind). Raises ``WorkerError`` when it died."""
+        """Hand the worker one :class:`~paddlex_interpret.training.report.CheckpointJob`, once
+        its previous one is done (so that it never falls more than one checkpoint behind). Raises
+        ``WorkerError`` when it died."""
         self.collect()
-        self.process.submit(job)
+        self.process.submit(self.portable(job))
+
+    def portable(self, job):
+        """``job`` as the worker gets it: its dataset as items (with labels), and the record
+        file the run's VisualDL log goes on in."""
+        dataset = job.dataset
+        if dataset is not None:
+            items, labels, _ = resolve_dataset(dataset)
+            dataset = list(zip(items, labels)) if labels else list(items)
+        return dataclasses.replace(job, dataset=dataset,
+                                   record_file=self.session.sink.log_files.get(job.logdir))
 
     def collect(self):
         """Wait for the pending checkpoints and take in their reports. Raises ``WorkerError``
         when the worker died."""
         session = self.session
         while self.process.pending:
-            reply = self.process.result()
-            if reply.get("log_file"):
-                session.sink.log_files[os.path.dirname(reply["log_file"])] = \
-                    os.path.basename(reply["log_file"])
-            if reply.get("device"):
-                self.device_info = reply["device"]
-            if reply.get("peak_rss_mib"):
-                self.peak_rss_mib = max(self.peak_rss_mib or 0.0, float(reply["peak_rss_mib"]))
-            if reply.get("error"):
-                logger.error("explanations (worker): %s", reply["error"])
-            report = reply.get("report")
+            result = self.process.result()
+            if result.record_file:
+                session.sink.log_files[os.path.dirname(result.record_file)] = \
+                    os.path.basename(result.record_file)
+            if result.device:
+                self.device_info = result.device
+            if result.peak_rss_mib:
+                self.peak_rss_mib = max(self.peak_rss_mib or 0.0, float(result.peak_rss_mib))
+            if result.error:
+                logger.error("explanations (worker): %s", result.error)
+            report = result.report
             if report is not None:
                 for error in report.errors:  # already in VisualDL; into this process's log too
                     logger.error("explanations (worker): %s", error)
@@ -100,27 +114,24 @@ class HookWorker:
                     old.images, old.explanations = {}, {}
                 session.history.append(report)
 
-    def failed(self, exc, epoch, logdir):
+    def failed(self, exc, job):
         """The worker died (``exc``): it is stopped, the loss is said (log and VisualDL text at
-        ``epoch``), and the alarm's memory goes on from its last report in the session."""
-        from .report import CheckpointContext
-
+        ``job``'s epoch), and the alarm's memory goes on from its last report in the session."""
         self.process.terminate()
         try:
             raise exc
         except Exception as err:  # so that the traceback is logged with it
-            self.session.log_error(None, CheckpointContext(epoch=epoch, classifier=None,
-                                                           logdir=logdir), "worker", err)
+            self.session.log_error(None, job.context(), "worker", err)
         logger.error("explanations: the remaining checkpoints are explained in the training "
                      "process")
         state = self.session.last_alarm_state()
         if state:
             self.session.atlas_stage.memory.restore(state)
 
-    def finish(self, wait=True, logdir=None):
+    def finish(self, wait, job):
         """End the worker: with ``wait``, its last reports are taken in, it closes its VisualDL
         writer and its final state (the run's codebook and weights) goes into the session; else
-        it is stopped at once."""
+        it is stopped at once. ``job``: where a loss is said (the run's log directory)."""
         from .worker import WorkerError
 
         if not wait:
@@ -129,7 +140,7 @@ class HookWorker:
         try:
             self.collect()
         except WorkerError as exc:
-            self.failed(exc, 0, logdir)
+            self.failed(exc, job)
             return
         state = self.process.close()
         if state:

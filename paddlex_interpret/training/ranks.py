@@ -29,7 +29,7 @@ from ..core.sharding import is_local
 from ..runtime.distributed import cpu_share, world_size
 from ..runtime.modes import preserve_training_state
 from .builders import NormLimeBuilder
-from .report import CheckpointContext
+from .report import CheckpointJob
 
 __all__ = ["SharedNormLime", "rank0_state"]
 
@@ -129,8 +129,7 @@ class SharedNormLime:
         from ..core.sharding import checked
 
         classifier = checked(self.collective, make_classifier)
-        context = CheckpointContext(epoch=epoch, classifier=classifier, layer=layer,
-                                    dataset=dataset, label_names=classifier.label_names)
+        context = CheckpointJob(epoch=epoch, dataset=dataset).context(classifier, layer)
         try:
             with preserve_training_state(layer), classifier.hold_weights():
                 return {"global_weights": self.builder(context)}
