@@ -19,6 +19,7 @@ from .. import rendering
 from ..core import metrics
 from ..core.baseline import fill_value, resolve_fill
 from ..core.lime import LimeExplainer
+from ..core.normlime import combine, normlime_weights_for
 
 __all__ = ["NormLimeStage", "ProbeStage"]
 
@@ -135,11 +136,10 @@ class ProbeStage:
         self._spread(report, prefix, exp, label)
         if global_weights is not None and codebook is not None:
             try:
+                # the API's NormLIME (paddlex_interpret.normlime): the same two calls
                 concepts = codebook.assign(exp.image, exp.segments)
-                prior = np.asarray(global_weights.prior_for(concepts, exp.labels),
-                                   dtype=np.float64)
-                exp.extra["normlime"] = prior.reshape(exp.weights.shape)
-                exp.extra["combined"] = exp.weights * exp.extra["normlime"]
+                exp.extra["normlime"] = normlime_weights_for(exp, concepts, global_weights)
+                exp.extra["combined"] = combine(exp.weights, exp.extra["normlime"])
             except Exception as exc:
                 if on_error is None:
                     raise
