@@ -31,7 +31,6 @@ Example (what the integrations do)::
 import contextlib
 import logging
 import os
-import re
 import time
 import traceback
 
@@ -44,16 +43,12 @@ from .builders import NormLimeBuilder, as_weights_builder
 from .options import ExplainOptions
 from .report import CheckpointReport
 from .schedule import Schedule
-from .sink import VisualDLSink
+from .sink import VisualDLSink, tag_part
 from .stages import NormLimeStage, ProbeStage
 
 __all__ = ["ExplainSession"]
 
 logger = logging.getLogger("paddlex_interpret")
-
-
-def _sanitize_tag(name):
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(name)).strip("_") or "probe"
 
 
 class ExplainSession:
@@ -102,7 +97,7 @@ class ExplainSession:
             probe_names = ["probe_%d" % i for i in range(n)]
         if len(probe_names) != n:
             raise ValueError("probe_names has %d entries for %d probes" % (len(probe_names), n))
-        self.probe_names = [_sanitize_tag(p) for p in probe_names]
+        self.probe_names = [tag_part(p, "probe") for p in probe_names]
         if len(set(self.probe_names)) != n:
             raise ValueError("probe_names must be distinct: %s" % self.probe_names)
         o = self.options

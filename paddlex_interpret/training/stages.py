@@ -11,7 +11,6 @@ Both write into a :class:`~paddlex_interpret.training.report.CheckpointReport`; 
 each inside its own guard.
 """
 import os
-import re
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ..core import metrics
 from ..core.baseline import fill_value, resolve_fill
 from ..core.lime import LimeExplainer
 from ..core.normlime import combine, normlime_weights_for
+from .sink import tag_part
 
 __all__ = ["NormLimeStage", "ProbeStage"]
 
@@ -93,7 +93,7 @@ def top_concepts_texts(gw, label_names=None, k=5):
             if freq is not None and t < len(freq):
                 parts.append("in %.0f%% of images" % (100 * freq[t]))
             items.append(" ".join(parts))
-        tag = "normlime/top_concepts/" + re.sub(r"[^A-Za-z0-9_.\-]+", "_", name)
+        tag = "normlime/top_concepts/" + tag_part(name, str(c))
         out[tag] = "%s (%s weights, %d of %s eval images): %s" % (
             name, gw.mode, count, gw.info.get("n_images", "?"), " | ".join(items))
     return out
