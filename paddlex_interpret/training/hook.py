@@ -354,8 +354,7 @@ class ExplainHook:
             return
         t0 = time.perf_counter()
         try:
-            self._worker.finish(wait, CheckpointJob(epoch=0, logdir=(self._run or {}).get(
-                "logdir")))
+            self._worker.finish(wait, (self._run or {}).get("logdir"))
         finally:
             self._let_worker_go()
             self.blocked_seconds += time.perf_counter() - t0

@@ -13,14 +13,16 @@ Example (what ``ExplainHook._train`` does)::
     worker = HookWorker.start(session, options, weights_builder, num_threads, device)
     # None: checkpoints are explained in the training process
     worker.submit(job)          # after the previous checkpoint's report is in
-    worker.finish(wait=True)    # the last reports, then the worker ends
+    worker.finish(wait=True, logdir=logdir)   # the last reports, then the worker ends
 """
 import dataclasses
 import logging
 import os
 import pickle
+from typing import Any, Dict, Optional
 
 from ..api.datasets import resolve_dataset
+from .report import CheckpointJob
 
 __all__ = ["HookWorker"]
 
@@ -37,16 +39,17 @@ class HookWorker:
         process: the running :class:`~paddlex_interpret.training.worker.CheckpointWorker`.
     """
 
-    def __init__(self, session, process):
+    def __init__(self, session, process) -> None:
         self.session = session
         self.process = process
         #: peak resident memory of the worker process (MiB), after its first report
-        self.peak_rss_mib = None
+        self.peak_rss_mib: Optional[float] = None
         #: where the worker explains, read inside it, after its first report
-        self.device_info = None
+        self.device_info: Optional[Dict[str, Any]] = None
 
     @classmethod
-    def start(cls, session, options, weights_builder, num_threads, device):
+    def start(cls, session, options: Dict[str, Any], weights_builder, num_threads: Optional[int],
+              device: str) -> Optional["HookWorker"]:
         """A worker for this run, or None (then checkpoints are explained in the training
         process, and the reason is logged) when it cannot run here."""
         from .worker import CheckpointWorker, WorkerError, background_supported
@@ -69,17 +72,17 @@ class HookWorker:
             return None
 
     @property
-    def pid(self):
+    def pid(self) -> int:
         return self.process.pid
 
-    def submit(self, job):
+    def submit(self, job: CheckpointJob) -> None:
         """Hand the worker one :class:`~paddlex_interpret.training.report.CheckpointJob`, once
         its previous one is done (so that it never falls more than one checkpoint behind). Raises
         ``WorkerError`` when it died."""
         self.collect()
         self.process.submit(self.portable(job))
 
-    def portable(self, job):
+    def portable(self, job: CheckpointJob) -> CheckpointJob:
         """``job`` as the worker gets it: its dataset as items (with labels), and the record
         file the run's VisualDL log goes on in."""
         dataset = job.dataset
@@ -89,7 +92,7 @@ class HookWorker:
         return dataclasses.replace(job, dataset=dataset,
                                    record_file=self.session.sink.log_files.get(job.logdir))
 
-    def collect(self):
+    def collect(self) -> None:
         """Wait for the pending checkpoints and take in their reports. Raises ``WorkerError``
         when the worker died."""
         session = self.session
@@ -114,7 +117,7 @@ class HookWorker:
                     old.images, old.explanations = {}, {}
                 session.history.append(report)
 
-    def failed(self, exc, job):
+    def failed(self, exc: BaseException, job: CheckpointJob) -> None:
         """The worker died (``exc``): it is stopped, the loss is said (log and VisualDL text at
         ``job``'s epoch), and the alarm's memory goes on from its last report in the session."""
         self.process.terminate()
@@ -128,10 +131,10 @@ class HookWorker:
         if state:
             self.session.atlas_stage.memory.restore(state)
 
-    def finish(self, wait, job):
+    def finish(self, wait: bool = True, logdir: Optional[str] = None) -> None:
         """End the worker: with ``wait``, its last reports are taken in, it closes its VisualDL
         writer and its final state (the run's codebook and weights) goes into the session; else
-        it is stopped at once. ``job``: where a loss is said (the run's log directory)."""
+        it is stopped at once. ``logdir``: where a loss is said (the run's log directory)."""
         from .worker import WorkerError
 
         if not wait:
@@ -140,13 +143,13 @@ class HookWorker:
         try:
             self.collect()
         except WorkerError as exc:
-            self.failed(exc, job)
+            self.failed(exc, CheckpointJob(epoch=0, logdir=logdir))
             return
         state = self.process.close()
         if state:
             self.session.codebook = state.get("codebook") or self.session.codebook
             self.session.global_weights = state.get("global_weights")
 
-    def terminate(self):
+    def terminate(self) -> None:
         """Stop the worker now (no goodbye)."""
         self.process.terminate()

@@ -23,6 +23,7 @@ Example (what :class:`~paddlex_interpret.training.hook.ExplainHook` does)::
 import contextlib
 import logging
 import time
+from typing import Optional
 
 from ..adapters.collective import PaddleCollective
 from ..core.sharding import is_local
@@ -79,7 +80,7 @@ class SharedNormLime:
         self.seconds = 0.0
 
     @classmethod
-    def for_run(cls, session, wanted=True):
+    def for_run(cls, session, wanted: bool = True) -> Optional["SharedNormLime"]:
         """The shared builds of a training run that starts now, or None: not ``wanted`` (the
         integration's ``shared_normlime`` and no weights builder of the user's), no NormLIME, or
         a single process."""

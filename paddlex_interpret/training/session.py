@@ -33,6 +33,7 @@ import logging
 import os
 import time
 import traceback
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -127,12 +128,12 @@ class ExplainSession:
         """Count one checkpoint; True when this one is explained (:class:`Schedule`)."""
         return self.schedule.should_run(is_last)
 
-    def last_alarm_state(self):
+    def last_alarm_state(self) -> Optional[Dict[str, Any]]:
         """The shortcut alarm's memory after the latest report that carries one, or None."""
         states = [r.alarm_state for r in self.history if r.alarm_state]
         return states[-1] if states else None
 
-    def alarms(self):
+    def alarms(self) -> List[Any]:
         """Every class the alarm was raised for in this run (the latest report's memory), by
         class."""
         from ..core.shortcut import ShortcutMemory

@@ -25,7 +25,7 @@ __all__ = ["VisualDLSink", "tag_part"]
 logger = logging.getLogger("paddlex_interpret")
 
 
-def tag_part(name, default):
+def tag_part(name: object, default: str) -> str:
     """``name`` as one part of a VisualDL tag (a probe's or a class's name): every run of
     characters other than letters, digits, ``_``, ``.`` and ``-`` becomes one ``_`` (a ``/``
     would nest the tag), without leading or trailing ``_``; ``default`` when nothing is left.
