@@ -15,7 +15,7 @@ What you see: the scalars tab has ``train/loss`` and ``eval/acc`` (run ``.``) an
 ``explain/...`` and ``normlime/...`` curves (run ``explain``); the image tab has one
 ``explain/probe_<i>/lime`` and ``explain/probe_<i>/normlime`` panel per probe, with a slider over
 the epochs; the text tab has ``normlime/top_concepts``. The NormLIME weights of every epoch are in
-``fit_output/ckpt/<epoch>.normlime_weights.npz`` next to Paddle's checkpoints.
+``fit_output/ckpt/<epoch>/normlime_weights.npz`` next to Paddle's checkpoints.
 """
 import argparse
 import logging

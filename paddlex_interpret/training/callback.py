@@ -13,8 +13,8 @@ Logs go to ``logdir`` (default ``vdl_log/explain``): pair it with
 ``paddle.callbacks.VisualDL(log_dir="vdl_log")`` and one ``visualdl --logdir vdl_log`` shows the
 loss curves and the explanations. VisualDL reads one record file per directory, hence the
 sub-directory. With ``save_dir`` (the one given to ``fit``) the NormLIME weights of each
-explained epoch are written next to Paddle's checkpoints as
-``<save_dir>/<epoch>.normlime_weights.npz`` (``<epoch>`` 0-based, like Paddle's
+explained epoch are written next to Paddle's checkpoints, under the hook's file name, as
+``<save_dir>/<epoch>/normlime_weights.npz`` (``<epoch>`` 0-based, like Paddle's
 ``<epoch>.pdparams``).
 
 Multi-card: every rank runs the callback; every rank builds its share of the NormLIME weights
@@ -34,6 +34,7 @@ Example::
                          normlime_data=(val_images, val_labels), label_names=["a", "b"])
     model.fit(train_ds, eval_ds, epochs=5, callbacks=[cb, paddle.callbacks.VisualDL("vdl_log")])
 """
+import glob
 import logging
 import os
 import time
@@ -41,9 +42,10 @@ import time
 import numpy as np
 import paddle
 
-from ..runtime.distributed import cpu_share, world_size
+from ..runtime.distributed import cpu_share
 from ..runtime.modes import get_rank
-from .report import CheckpointContext
+from .ranks import SharedNormLime
+from .report import WEIGHTS_FILENAME, CheckpointJob
 from .session import ExplainSession
 
 __all__ = ["ExplainCallback", "make_preprocess", "DEFAULT_LOGDIR"]
@@ -92,7 +94,8 @@ class ExplainCallback(paddle.callbacks.Callback):
             scale to [0, 1], channels first); :func:`make_preprocess` builds the usual ones.
         probe_size: resize probes (int or ``(h, w)``) to the network's input size first.
         logdir: VisualDL directory (default ``vdl_log/explain``).
-        save_dir: the ``save_dir`` given to ``fit``: NormLIME weights files go there.
+        save_dir: the ``save_dir`` given to ``fit``: NormLIME weights files go there
+            (``<save_dir>/<epoch>/normlime_weights.npz``).
         trigger: ``'epoch_end'`` or ``'eval_end'`` (after the evaluation ``fit`` runs every
             ``eval_freq`` epochs).
         normlime_data: images for the NormLIME weights: a sequence of paths/arrays, an
@@ -145,6 +148,7 @@ class ExplainCallback(paddle.callbacks.Callback):
         self._epochs = None
         self._share = shared_normlime and weights_builder is None
         self._shared = None
+        self._said_weights_dir = False
 
     # ------------------------------------------------------------------ paddle hooks
     def on_train_begin(self, logs=None):
@@ -152,11 +156,7 @@ class ExplainCallback(paddle.callbacks.Callback):
         self._epoch = None
         self._epochs = (self.params or {}).get("epochs")
         self.session.reset_run()
-        self._shared = None
-        if self._share and self.session.options.normlime and world_size() > 1:
-            from .ranks import SharedNormLime
-
-            self._shared = SharedNormLime(self.session)
+        self._shared = SharedNormLime.for_run(self.session, self._share)
 
     def on_train_end(self, logs=None):
         self._in_fit = False
@@ -185,20 +185,37 @@ class ExplainCallback(paddle.callbacks.Callback):
                                          input_size=self.probe_size, backend=self.backend,
                                          parallel=self.parallel)
             self.classifier = classifier
-            weights_path = None
-            if self.save_dir is not None:
-                weights_path = os.path.join(self.save_dir, "%d.normlime_weights.npz" % epoch)
-            context = CheckpointContext(
-                epoch=int(epoch) + 1, classifier=classifier, layer=network,
-                checkpoint_dir=self.save_dir, weights_path=weights_path, dataset=self.dataset,
+            context = CheckpointJob(
+                epoch=int(epoch) + 1, checkpoint_dir=self._weights_dir(epoch),
+                dataset=self.dataset, label_names=self.label_names,
                 is_last=self._epochs is not None and int(epoch) + 1 >= int(self._epochs),
-                label_names=self.label_names)
+            ).context(classifier, network)
         except Exception:  # never raise into fit
             logger.exception("explanations: could not prepare the checkpoint at epoch %s", epoch)
             return None
         if self._shared is None:
             return self.session.on_checkpoint(context)
         return self._shared_checkpoint(context, network)
+
+    def _weights_dir(self, epoch):
+        """The directory of epoch ``epoch``'s (0-based) NormLIME weights file: Paddle's
+        checkpoint name ``<save_dir>/<epoch>`` as a directory, where the file has the hook's
+        name (:data:`~paddlex_interpret.training.report.WEIGHTS_FILENAME`); None without
+        ``save_dir``. Said once, with the files of the former name found there."""
+        if self.save_dir is None:
+            return None
+        o = self.session.options
+        if not self._said_weights_dir and get_rank() == 0 and o.normlime and o.save_weights:
+            self._said_weights_dir = True
+            former = sorted(glob.glob(os.path.join(glob.escape(self.save_dir),
+                                                   "*." + WEIGHTS_FILENAME)))
+            (logger.warning if former else logger.info)(
+                "explanations: the NormLIME weights of epoch N go to %s%s (the training hook's "
+                "file name)%s", os.path.join(self.save_dir, "N", ""), WEIGHTS_FILENAME,
+                "; %d file(s) %s of the former name <epoch>.%s there are left as they are "
+                "and no longer written" % (len(former), former[:2], WEIGHTS_FILENAME)
+                if former else "")
+        return os.path.join(self.save_dir, str(int(epoch)))
 
     def _shared_checkpoint(self, context, network):
         """Every rank builds its share of the weights, then rank 0 explains with them."""

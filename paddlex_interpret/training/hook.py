@@ -57,10 +57,12 @@ import os
 import re
 import time
 
-from ..runtime.distributed import quiet_other_ranks, world_size
+from ..runtime.devices import device_or_cpu
+from ..runtime.distributed import quiet_other_ranks
 from ..runtime.modes import get_rank
-from .hook_worker import WorkerSide
-from .report import WEIGHTS_FILENAME, CheckpointContext
+from .hook_worker import HookWorker
+from .ranks import SharedNormLime
+from .report import WEIGHTS_FILENAME, CheckpointJob
 from .session import ExplainSession
 
 __all__ = ["ExplainHook", "EXPLAIN_SUBDIR"]
@@ -74,7 +76,7 @@ _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 _WRAPPED = ("train", "save_model", "evaluate")
 
 
-class ExplainHook(WorkerSide):
+class ExplainHook:
     """Explain probe images at every checkpoint of ``model.train(...)`` and log to VisualDL.
 
     Args:
@@ -118,7 +120,8 @@ class ExplainHook(WorkerSide):
         self.model = None
         self._saved = {}
         self._run = None
-        self._worker = None
+        self._worker = None  # the HookWorker of the current run, or None
+        self._worker_device_checked = None
         #: seconds ``model.train`` was held up by the hook in the last run (dispatching a
         #: checkpoint, waiting for the worker's previous one, and the final join)
         self.blocked_seconds = 0.0
@@ -216,9 +219,11 @@ class ExplainHook(WorkerSide):
             self.session.close()  # the worker writes the logs of this run
             self.session.sink.log_files[os.path.abspath(logdir)] = \
                 "vdlrecords.%010d.log" % time.time()
-            self._worker = self._start_worker()
+            self._worker = HookWorker.start(self.session, self._options, self.weights_builder,
+                                            self.worker_threads, self._checked_worker_device())
         args, kwargs = quiet_other_ranks(params, args, kwargs)
-        self._shared = self._shared_builds()
+        self._shared = SharedNormLime.for_run(
+            self.session, self.shared_normlime and self.weights_builder is None)
         finished = False
         try:
             result = original_train(*args, **kwargs)
@@ -252,22 +257,16 @@ class ExplainHook(WorkerSide):
         num_epochs = run.get("num_epochs")
         is_last = num_epochs is not None and epoch >= int(num_epochs)
         decided, fields = self._shared.take(epoch) if self._shared else (None, {})
+        labels = getattr(self.model, "labels", None)
+        job = CheckpointJob(epoch=epoch, checkpoint_dir=save_dir, dataset=run["eval_dataset"],
+                            logdir=os.path.abspath(run["logdir"]), is_last=is_last,
+                            label_names=list(labels) if labels else None, **fields)
         if self._worker is not None:
-            self._dispatch(epoch, save_dir, is_last, run, decided, fields)
+            self._dispatch(job, decided)
             return
-        self._explain_here(epoch, save_dir, is_last, run, decided=decided, fields=fields)
+        self._explain_here(job, decided)
 
     # ------------------------------------------------------------------ every rank (multi-card)
-    def _shared_builds(self):
-        """A :class:`~paddlex_interpret.training.ranks.SharedNormLime` for this run when it
-        has more than one rank (and NormLIME is the default builder's), else None."""
-        if (not self.shared_normlime or self.weights_builder is not None
-                or not self.session.options.normlime or world_size() < 2):
-            return None
-        from .ranks import SharedNormLime
-
-        return SharedNormLime(self.session)
-
     def _after_evaluate(self):
         """Every rank, after PaddleX's evaluation at a checkpoint: the shared NormLIME build."""
         shared, run = self._shared, self._run
@@ -283,11 +282,9 @@ class ExplainHook(WorkerSide):
         except Exception:  # never raise into training
             logger.exception("explanations: the ranks' NormLIME build failed")
         finally:
-            spent = time.perf_counter() - t0
-            self.blocked_seconds += spent
-            self.session.schedule.add(spent)
+            self._took(time.perf_counter() - t0)
 
-    def _explain_here(self, epoch, save_dir, is_last, run, decided=None, fields=None):
+    def _explain_here(self, job, decided=None):
         """Explain the checkpoint in the training process, from the live model (``decided``:
         whether it is explained was decided already, by the schedule)."""
         from ..adapters.paddlex import PaddleXClassifier
@@ -299,14 +296,9 @@ class ExplainHook(WorkerSide):
             # worker process")
             classifier = PaddleXClassifier(model, parallel=False)
         except Exception as exc:
-            self.session.log_error(None, CheckpointContext(epoch=epoch, classifier=None,
-                                                           logdir=run["logdir"]),
-                                   "classifier", exc)
+            self.session.log_error(None, job.context(), "classifier", exc)
             return
-        context = CheckpointContext(
-            epoch=epoch, classifier=classifier, layer=model.net, checkpoint_dir=save_dir,
-            dataset=run["eval_dataset"], logdir=run["logdir"], is_last=is_last,
-            label_names=classifier.label_names, **(fields or {}))
+        context = job.context(classifier, model.net)
         if decided is not None:
             if not decided:
                 return
@@ -319,6 +311,65 @@ class ExplainHook(WorkerSide):
             self.session.on_checkpoint(context)
             self.blocked_seconds += time.perf_counter() - t0
 
+    # ------------------------------------------------------------------ the worker process
+    def _checked_worker_device(self):
+        """``worker_device``, checked once per hook: a GPU that is not there is a logged error
+        (said once, not at every ``train``) and the worker runs on the CPU."""
+        if self._worker_device_checked is None:
+            self._worker_device_checked = device_or_cpu(self.worker_device,
+                                                        "explanations: worker_device")
+        return self._worker_device_checked
+
+    def _dispatch(self, job, decided=None):
+        """Hand the checkpoint to the worker; when it died, explain here."""
+        from .worker import WorkerError
+
+        t0 = time.perf_counter()
+        try:
+            if get_rank() != 0 or not (self.session.should_run(job.is_last) if decided is None
+                                       else decided):
+                return
+            try:
+                self._worker.submit(job)
+            except WorkerError as exc:
+                self._worker_failed(exc, job)
+                self._explain_here(job, decided=True)
+        finally:
+            self._took(time.perf_counter() - t0)
+
+    def _took(self, seconds):
+        """Count ``seconds`` that training was held up (the schedule's time budget too)."""
+        self.blocked_seconds += seconds
+        self.session.schedule.add(seconds)
+
+    def _worker_failed(self, exc, job):
+        """The worker died (at ``job``): it says so, and checkpoints are explained here from
+        now on."""
+        self._worker.failed(exc, job)
+        self._let_worker_go()
+
+    def _finish_worker(self, wait=True):
+        """The end of ``train``: the worker's last reports (``wait``), then it ends."""
+        if self._worker is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            self._worker.finish(wait, (self._run or {}).get("logdir"))
+        finally:
+            self._let_worker_go()
+            self.blocked_seconds += time.perf_counter() - t0
+
+    def _let_worker_go(self):
+        """Keep what the worker measured of itself; the hook has no worker from now on."""
+        worker, self._worker = self._worker, None
+        self.worker_peak_rss_mib = worker.peak_rss_mib or self.worker_peak_rss_mib
+        self.worker_device_info = worker.device_info or self.worker_device_info
+
+    @property
+    def worker_pid(self):
+        """The pid of the worker process explaining this run's checkpoints, or None."""
+        return self._worker.pid if self._worker is not None else None
+
     # ------------------------------------------------------------------ conveniences
     @property
     def history(self):
@@ -330,13 +381,7 @@ class ExplainHook(WorkerSide):
         :class:`~paddlex_interpret.core.shortcut.Alarm` (class, region, the first and the last
         checkpoint that confirmed it and every one between, the latest evidence, and ``active``:
         still raised at the last explained checkpoint)."""
-        from ..core.shortcut import ShortcutMemory
-
-        states = [r.alarm_state for r in self.history if r.alarm_state]
-        memory = ShortcutMemory()
-        if states:
-            memory.restore(states[-1])
-        return [a for _, a in sorted(memory.alarms.items())]
+        return self.session.alarms()
 
     @staticmethod
     def weights_file(checkpoint_dir):

@@ -1,86 +1,113 @@
-"""The hook's side of its worker process: starting it with a run, handing it checkpoints,
-taking in its reports, and explaining in the training process when it cannot run or dies.
-:class:`WorkerSide` is the part of :class:`~paddlex_interpret.training.hook.ExplainHook` that does
-it (the worker itself is :mod:`~paddlex_interpret.training.worker`).
+"""The hook's worker process for one training run, as the hook sees it: started with the run,
+handed checkpoints, its reports taken into the hook's session, closed at the end.
+
+:class:`HookWorker` is an object the :class:`~paddlex_interpret.training.hook.ExplainHook` owns
+(one per ``train`` call); everything it needs comes through its constructor (the session whose
+history and VisualDL sink its reports go to, and the child process), and everything it learns is
+on its attributes. Whether a checkpoint is explained, and explaining it in the training process
+when the worker cannot run or dies, stay with the hook. The child process itself is
+:class:`~paddlex_interpret.training.worker.CheckpointWorker`.
 
 Example (what ``ExplainHook._train`` does)::
 
-    self._worker = self._start_worker()       # None: checkpoints are explained here
-    ...
-    self._finish_worker(wait=True)            # the last reports, then the worker ends
+    worker = HookWorker.start(session, options, weights_builder, num_threads, device)
+    # None: checkpoints are explained in the training process
+    worker.submit(job)          # after the previous checkpoint's report is in
+    worker.finish(wait=True, logdir=logdir)   # the last reports, then the worker ends
 """
+import dataclasses
 import logging
 import os
 import pickle
-import time
+from typing import Any, Dict, Optional
 
 from ..api.datasets import resolve_dataset
-from ..runtime.devices import device_or_cpu
-from ..runtime.modes import get_rank
-from .report import CheckpointContext
+from .report import CheckpointJob
 
-__all__ = ["WorkerSide"]
+__all__ = ["HookWorker"]
 
 logger = logging.getLogger("paddlex_interpret")
 
 
-class WorkerSide:
-    """Worker handling for :class:`~paddlex_interpret.training.hook.ExplainHook` (which gives
-    ``session``, ``model``, ``weights_builder``, ``worker_threads``, ``worker_device``,
-    ``_options``, ``_worker``, ``_run``, ``blocked_seconds``, ``worker_peak_rss_mib``,
-    ``worker_device_info`` and ``_explain_here``)."""
+class HookWorker:
+    """The worker process of one run (see the module docstring).
 
-    _worker_device_checked = None
+    Args:
+        session: the hook's :class:`~paddlex_interpret.training.session.ExplainSession`: the
+            worker's reports are appended to its ``history``, the record file the worker writes
+            goes into its sink's ``log_files``, and its final codebook and weights into it.
+        process: the running :class:`~paddlex_interpret.training.worker.CheckpointWorker`.
+    """
 
-    def _checked_worker_device(self):
-        """``worker_device``, checked once per hook: a GPU that is not there is a logged error
-        (said once, not at every ``train``) and the worker runs on the CPU."""
-        if self._worker_device_checked is None:
-            self._worker_device_checked = device_or_cpu(self.worker_device,
-                                                        "explanations: worker_device")
-        return self._worker_device_checked
+    def __init__(self, session, process) -> None:
+        self.session = session
+        self.process = process
+        #: peak resident memory of the worker process (MiB), after its first report
+        self.peak_rss_mib: Optional[float] = None
+        #: where the worker explains, read inside it, after its first report
+        self.device_info: Optional[Dict[str, Any]] = None
 
-    def _start_worker(self):
-        """A :class:`~paddlex_interpret.worker.CheckpointWorker` for this run, or None (then
-        checkpoints are explained in the training process) when it cannot run here."""
+    @classmethod
+    def start(cls, session, options: Dict[str, Any], weights_builder, num_threads: Optional[int],
+              device: str) -> Optional["HookWorker"]:
+        """A worker for this run, or None (then checkpoints are explained in the training
+        process, and the reason is logged) when it cannot run here."""
         from .worker import CheckpointWorker, WorkerError, background_supported
 
         if not background_supported():
             logger.info("explanations: no worker process on this system; explaining in the "
                         "training process")
             return None
-        builder = self.weights_builder
         try:
-            pickle.dumps((self.session.probes, self._options, builder))
+            pickle.dumps((session.probes, options, weights_builder))
         except Exception as exc:
             logger.info("explanations: the probes, options or weights_builder cannot be sent to "
                         "a worker process (%s); explaining in the training process", exc)
             return None
         try:
-            return CheckpointWorker(self.session.probes, self._options, builder,
-                                    num_threads=self.worker_threads,
-                                    device=self._checked_worker_device())
+            return cls(session, CheckpointWorker(session.probes, options, weights_builder,
+                                                 num_threads=num_threads, device=device))
         except WorkerError as exc:
             logger.warning("explanations: %s; explaining in the training process", exc)
             return None
 
-    def _collect(self):
-        """Wait for the worker's pending checkpoints and take in their reports."""
-        worker = self._worker
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def submit(self, job: CheckpointJob) -> None:
+        """Hand the worker one :class:`~paddlex_interpret.training.report.CheckpointJob`, once
+        its previous one is done (so that it never falls more than one checkpoint behind). Raises
+        ``WorkerError`` when it died."""
+        self.collect()
+        self.process.submit(self.portable(job))
+
+    def portable(self, job: CheckpointJob) -> CheckpointJob:
+        """``job`` as the worker gets it: its dataset as items (with labels), and the record
+        file the run's VisualDL log goes on in."""
+        dataset = job.dataset
+        if dataset is not None:
+            items, labels, _ = resolve_dataset(dataset)
+            dataset = list(zip(items, labels)) if labels else list(items)
+        return dataclasses.replace(job, dataset=dataset,
+                                   record_file=self.session.sink.log_files.get(job.logdir))
+
+    def collect(self) -> None:
+        """Wait for the pending checkpoints and take in their reports. Raises ``WorkerError``
+        when the worker died."""
         session = self.session
-        while worker is not None and worker.pending:
-            reply = worker.result()
-            if reply.get("log_file") and self._run is not None:
-                session.sink.log_files[os.path.dirname(reply["log_file"])] = \
-                    os.path.basename(reply["log_file"])
-            if reply.get("device"):
-                self.worker_device_info = reply["device"]
-            if reply.get("peak_rss_mib"):
-                self.worker_peak_rss_mib = max(self.worker_peak_rss_mib or 0.0,
-                                               float(reply["peak_rss_mib"]))
-            if reply.get("error"):
-                logger.error("explanations (worker): %s", reply["error"])
-            report = reply.get("report")
+        while self.process.pending:
+            result = self.process.result()
+            if result.record_file:
+                session.sink.log_files[os.path.dirname(result.record_file)] = \
+                    os.path.basename(result.record_file)
+            if result.device:
+                self.device_info = result.device
+            if result.peak_rss_mib:
+                self.peak_rss_mib = max(self.peak_rss_mib or 0.0, float(result.peak_rss_mib))
+            if result.error:
+                logger.error("explanations (worker): %s", result.error)
+            report = result.report
             if report is not None:
                 for error in report.errors:  # already in VisualDL; into this process's log too
                     logger.error("explanations (worker): %s", error)
@@ -90,75 +117,39 @@ class WorkerSide:
                     old.images, old.explanations = {}, {}
                 session.history.append(report)
 
-    def _worker_failed(self, exc, epoch, logdir):
-        """The worker died: say so (log and VisualDL text) and explain in-process from now on."""
-        if self._worker is not None:
-            self._worker.terminate()
-        self._worker = None
+    def failed(self, exc: BaseException, job: CheckpointJob) -> None:
+        """The worker died (``exc``): it is stopped, the loss is said (log and VisualDL text at
+        ``job``'s epoch), and the alarm's memory goes on from its last report in the session."""
+        self.process.terminate()
         try:
             raise exc
         except Exception as err:  # so that the traceback is logged with it
-            self.session.log_error(None, CheckpointContext(epoch=epoch, classifier=None,
-                                                           logdir=logdir), "worker", err)
+            self.session.log_error(None, job.context(), "worker", err)
         logger.error("explanations: the remaining checkpoints are explained in the training "
                      "process")
-        states = [r.alarm_state for r in self.session.history if r.alarm_state]
-        if states:  # the alarm's memory goes on from the worker's last report
-            self.session.atlas_stage.memory.restore(states[-1])
+        state = self.session.last_alarm_state()
+        if state:
+            self.session.atlas_stage.memory.restore(state)
 
-    def _finish_worker(self, wait=True):
-        worker = self._worker
-        if worker is None:
+    def finish(self, wait: bool = True, logdir: Optional[str] = None) -> None:
+        """End the worker: with ``wait``, its last reports are taken in, it closes its VisualDL
+        writer and its final state (the run's codebook and weights) goes into the session; else
+        it is stopped at once. ``logdir``: where a loss is said (the run's log directory)."""
+        from .worker import WorkerError
+
+        if not wait:
+            self.process.terminate()
             return
-        t0 = time.perf_counter()
-        from .worker import WorkerError
-
         try:
-            if wait:
-                self._collect()
+            self.collect()
         except WorkerError as exc:
-            run = self._run or {}
-            self._worker_failed(exc, 0, run.get("logdir"))
-        finally:
-            if self._worker is not None:
-                state = self._worker.close() if wait else self._worker.terminate()
-                if state:
-                    self.session.codebook = state.get("codebook") or self.session.codebook
-                    self.session.global_weights = state.get("global_weights")
-            self._worker = None
-            self.blocked_seconds += time.perf_counter() - t0
+            self.failed(exc, CheckpointJob(epoch=0, logdir=logdir))
+            return
+        state = self.process.close()
+        if state:
+            self.session.codebook = state.get("codebook") or self.session.codebook
+            self.session.global_weights = state.get("global_weights")
 
-    def _dispatch(self, epoch, save_dir, is_last, run, decided=None, fields=None):
-        """Hand the checkpoint directory to the worker (after its previous checkpoint is done,
-        so that it never falls more than one checkpoint behind)."""
-        from .worker import WorkerError
-
-        session = self.session
-        t0 = time.perf_counter()
-        try:
-            if get_rank() != 0 or not (session.should_run(is_last) if decided is None
-                                       else decided):
-                return
-            try:
-                self._collect()
-                dataset = run["eval_dataset"]
-                items, labels, _ = (resolve_dataset(dataset) if dataset is not None
-                                    else (None, None, None))
-                model = self.model
-                self._worker.submit({
-                    "epoch": epoch, "checkpoint_dir": save_dir, "is_last": is_last,
-                    "logdir": os.path.abspath(run["logdir"]), "items": items, "labels": labels,
-                    "label_names": list(model.labels) if getattr(model, "labels", None) else None,
-                    "log_files": dict(session.sink.log_files), **(fields or {})})
-            except WorkerError as exc:
-                self._worker_failed(exc, epoch, run["logdir"])
-                self._explain_here(epoch, save_dir, is_last, run, decided=True, fields=fields)
-        finally:
-            spent = time.perf_counter() - t0
-            self.blocked_seconds += spent
-            session.schedule.add(spent)
-
-    @property
-    def worker_pid(self):
-        """The pid of the worker process explaining this run's checkpoints, or None."""
-        return self._worker.pid if self._worker is not None else None
+    def terminate(self) -> None:
+        """Stop the worker now (no goodbye)."""
+        self.process.terminate()

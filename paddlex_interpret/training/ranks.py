@@ -23,13 +23,14 @@ Example (what :class:`~paddlex_interpret.training.hook.ExplainHook` does)::
 import contextlib
 import logging
 import time
+from typing import Optional
 
 from ..adapters.collective import PaddleCollective
 from ..core.sharding import is_local
-from ..runtime.distributed import cpu_share
+from ..runtime.distributed import cpu_share, world_size
 from ..runtime.modes import preserve_training_state
 from .builders import NormLimeBuilder
-from .report import CheckpointContext
+from .report import CheckpointJob
 
 __all__ = ["SharedNormLime", "rank0_state"]
 
@@ -78,6 +79,15 @@ class SharedNormLime:
         #: seconds rank 0 spent in the shared builds of this run
         self.seconds = 0.0
 
+    @classmethod
+    def for_run(cls, session, wanted: bool = True) -> Optional["SharedNormLime"]:
+        """The shared builds of a training run that starts now, or None: not ``wanted`` (the
+        integration's ``shared_normlime`` and no weights builder of the user's), no NormLIME, or
+        a single process."""
+        if not wanted or not session.options.normlime or world_size() < 2:
+            return None
+        return cls(session)
+
     def at_evaluation(self, model, epoch, is_last, dataset):
         """On every rank, after a PaddleX model's evaluation at a checkpoint."""
         from ..adapters.paddlex import PaddleXClassifier
@@ -120,8 +130,7 @@ class SharedNormLime:
         from ..core.sharding import checked
 
         classifier = checked(self.collective, make_classifier)
-        context = CheckpointContext(epoch=epoch, classifier=classifier, layer=layer,
-                                    dataset=dataset, label_names=classifier.label_names)
+        context = CheckpointJob(epoch=epoch, dataset=dataset).context(classifier, layer)
         try:
             with preserve_training_state(layer), classifier.hold_weights():
                 return {"global_weights": self.builder(context)}

@@ -31,9 +31,9 @@ Example (what the integrations do)::
 import contextlib
 import logging
 import os
-import re
 import time
 import traceback
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -44,16 +44,12 @@ from .builders import NormLimeBuilder, as_weights_builder
 from .options import ExplainOptions
 from .report import CheckpointReport
 from .schedule import Schedule
-from .sink import VisualDLSink
+from .sink import VisualDLSink, tag_part
 from .stages import NormLimeStage, ProbeStage
 
 __all__ = ["ExplainSession"]
 
 logger = logging.getLogger("paddlex_interpret")
-
-
-def _sanitize_tag(name):
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(name)).strip("_") or "probe"
 
 
 class ExplainSession:
@@ -102,7 +98,7 @@ class ExplainSession:
             probe_names = ["probe_%d" % i for i in range(n)]
         if len(probe_names) != n:
             raise ValueError("probe_names has %d entries for %d probes" % (len(probe_names), n))
-        self.probe_names = [_sanitize_tag(p) for p in probe_names]
+        self.probe_names = [tag_part(p, "probe") for p in probe_names]
         if len(set(self.probe_names)) != n:
             raise ValueError("probe_names must be distinct: %s" % self.probe_names)
         o = self.options
@@ -131,6 +127,21 @@ class ExplainSession:
     def should_run(self, is_last=False):
         """Count one checkpoint; True when this one is explained (:class:`Schedule`)."""
         return self.schedule.should_run(is_last)
+
+    def last_alarm_state(self) -> Optional[Dict[str, Any]]:
+        """The shortcut alarm's memory after the latest report that carries one, or None."""
+        states = [r.alarm_state for r in self.history if r.alarm_state]
+        return states[-1] if states else None
+
+    def alarms(self) -> List[Any]:
+        """Every class the alarm was raised for in this run (the latest report's memory), by
+        class."""
+        from ..core.shortcut import ShortcutMemory
+
+        memory, state = ShortcutMemory(), self.last_alarm_state()
+        if state:
+            memory.restore(state)
+        return [a for _, a in sorted(memory.alarms.items())]
 
     # ------------------------------------------------------------------ VisualDL
     def writer(self, logdir=None):

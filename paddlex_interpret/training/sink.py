@@ -14,14 +14,26 @@ Example::
 import contextlib
 import logging
 import os
+import re
 
 import numpy as np
 
 from ..runtime.modes import get_rank
 
-__all__ = ["VisualDLSink"]
+__all__ = ["VisualDLSink", "tag_part"]
 
 logger = logging.getLogger("paddlex_interpret")
+
+
+def tag_part(name: object, default: str) -> str:
+    """``name`` as one part of a VisualDL tag (a probe's or a class's name): every run of
+    characters other than letters, digits, ``_``, ``.`` and ``-`` becomes one ``_`` (a ``/``
+    would nest the tag), without leading or trailing ``_``; ``default`` when nothing is left.
+
+    >>> tag_part("my probe/1", "probe"), tag_part("T-shirt/top", "0"), tag_part("%%", "3")
+    ('my_probe_1', 'T-shirt_top', '3')
+    """
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(name)).strip("_") or default
 
 
 class VisualDLSink:

@@ -11,7 +11,6 @@ Both write into a :class:`~paddlex_interpret.training.report.CheckpointReport`; 
 each inside its own guard.
 """
 import os
-import re
 
 import numpy as np
 
@@ -19,6 +18,8 @@ from .. import rendering
 from ..core import metrics
 from ..core.fill import fill_value, resolve_fill
 from ..core.lime import LimeExplainer
+from ..core.normlime import combine, normlime_weights_for
+from .sink import tag_part
 
 __all__ = ["NormLimeStage", "ProbeStage"]
 
@@ -92,7 +93,7 @@ def top_concepts_texts(gw, label_names=None, k=5):
             if freq is not None and t < len(freq):
                 parts.append("in %.0f%% of images" % (100 * freq[t]))
             items.append(" ".join(parts))
-        tag = "normlime/top_concepts/" + re.sub(r"[^A-Za-z0-9_.\-]+", "_", name)
+        tag = "normlime/top_concepts/" + tag_part(name, str(c))
         out[tag] = "%s (%s weights, %d of %s eval images): %s" % (
             name, gw.mode, count, gw.info.get("n_images", "?"), " | ".join(items))
     return out
@@ -135,11 +136,10 @@ class ProbeStage:
         self._spread(report, prefix, exp, label)
         if global_weights is not None and codebook is not None:
             try:
+                # the API's NormLIME (paddlex_interpret.normlime): the same two calls
                 concepts = codebook.assign(exp.image, exp.segments)
-                prior = np.asarray(global_weights.prior_for(concepts, exp.labels),
-                                   dtype=np.float64)
-                exp.extra["normlime"] = prior.reshape(exp.weights.shape)
-                exp.extra["combined"] = exp.weights * exp.extra["normlime"]
+                exp.extra["normlime"] = normlime_weights_for(exp, concepts, global_weights)
+                exp.extra["combined"] = combine(exp.weights, exp.extra["normlime"])
             except Exception as exc:
                 if on_error is None:
                     raise

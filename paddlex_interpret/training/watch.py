@@ -44,7 +44,7 @@ from typing import Any, Dict, Optional
 
 from ..core.global_weights import GlobalWeights
 from ..errors import DatasetError, UnsupportedModelError
-from .report import CheckpointContext
+from .report import CheckpointJob
 from .run_dir import PaddleClasRun, detect_run
 from .session import ExplainSession
 from .watch_state import WatchState
@@ -294,14 +294,17 @@ class Watcher:
         """Explain one complete checkpoint; False when its files changed while it was read
         (tried again at the next poll)."""
         before = ck.signature()
-        context = CheckpointContext(epoch=ck.epoch, classifier=None, logdir=self.state.logdir)
+        job = CheckpointJob(
+            epoch=ck.epoch, dataset=self.dataset_items, logdir=self.state.logdir,
+            weights_path=os.path.join(self.state.logdir, "normlime", ck.name + ".npz"),
+            is_last=self._is_last(ck))
         t0 = time.perf_counter()
         try:
             classifier, layer = self.loader.load(ck)
         except Exception as exc:
             if ck.signature() != before:
                 return False
-            self.session.log_error(None, context, "load checkpoint %s" % ck.path, exc)
+            self.session.log_error(None, job.context(), "load checkpoint %s" % ck.path, exc)
             self.state.finish(ck.name, ck.epoch, "failed", error="%s: %s" % (
                 type(exc).__name__, exc))
             return True
@@ -313,11 +316,7 @@ class Watcher:
         if not self.session.should_run(self._is_last(ck)):
             self.state.finish(ck.name, ck.epoch, "thinned (freq)")
             return True
-        context = CheckpointContext(
-            epoch=ck.epoch, classifier=classifier, layer=layer, dataset=self.dataset_items,
-            weights_path=os.path.join(self.state.logdir, "normlime", ck.name + ".npz"),
-            logdir=self.state.logdir, is_last=self._is_last(ck),
-            label_names=classifier.label_names)
+        context = job.context(classifier, layer)
         try:
             report = self.session.explain_checkpoint(context)
         except Exception as exc:  # the stages guard themselves; this is the last resort

@@ -18,11 +18,12 @@ process elsewhere). The child runs at a lower priority (``nice`` 10; the environ
 
 Example (what the hook does)::
 
+    from paddlex_interpret.training.report import CheckpointJob
     from paddlex_interpret.training.worker import CheckpointWorker
     worker = CheckpointWorker(probes=["val/0.png"], options={"num_samples": 300})
-    worker.submit({"epoch": 1, "checkpoint_dir": "output/epoch_1",
-                   "logdir": "output/vdl_log/explain", "items": paths, "labels": labels})
-    reply = worker.result()          # {"report": CheckpointReport, "log_file": ...}
+    worker.submit(CheckpointJob(epoch=1, checkpoint_dir="output/epoch_1",
+                                logdir="output/vdl_log/explain", dataset=list(zip(paths, labels))))
+    result = worker.result()         # CheckpointResult: .report, .record_file, .error
     worker.close()
 """
 import logging
@@ -34,6 +35,7 @@ import sys
 
 from ..runtime.devices import child_env, current_device, device_or_cpu, gpu_count
 from ..runtime.distributed import single_process_env
+from .report import CheckpointJob, CheckpointResult
 
 __all__ = ["CheckpointWorker", "WorkerError", "background_supported", "default_worker_threads"]
 
@@ -144,17 +146,17 @@ class CheckpointWorker:
         return WorkerError("the explanation worker (pid %d) stopped: %s; exit code %s"
                            % (self.process.pid, what, code))
 
-    def submit(self, job):
-        """Send one checkpoint job (a dict, see :func:`_run_job`)."""
+    def submit(self, job: CheckpointJob) -> None:
+        """Send one checkpoint (its dataset, if any, a list the child can unpickle)."""
         if not self.alive():
-            raise self._dead("it exited before this checkpoint (epoch %s) was sent"
-                             % job.get("epoch"))
+            raise self._dead("it exited before this checkpoint (epoch %s) was sent" % job.epoch)
         self._send_bytes(pickle.dumps(("checkpoint", job), protocol=pickle.HIGHEST_PROTOCOL))
         self.pending += 1
-        self.pending_epochs.append(job.get("epoch"))
+        self.pending_epochs.append(job.epoch)
 
-    def result(self, timeout=None):
-        """The reply to the oldest pending job: ``{"report", "log_file", "error"}``.
+    def result(self, timeout=None) -> CheckpointResult:
+        """The :class:`~paddlex_interpret.training.report.CheckpointResult` of the oldest
+        pending job.
         Raises :class:`WorkerError` when the child died; ``TimeoutError`` after ``timeout`` s."""
         if timeout is not None and not self._conn.poll(timeout):
             raise TimeoutError("no answer from the explanation worker in %.0f s" % timeout)
@@ -243,40 +245,27 @@ class _ChildState:
 
 
 def _run_job(state, job):
-    """Explain one checkpoint: ``job`` = ``{"epoch", "checkpoint_dir", "logdir", "is_last",
-    "label_names", "items", "labels", "log_files"}``. Returns the reply dict; never raises."""
-    from .report import CheckpointContext
-
+    """Explain one :class:`~paddlex_interpret.training.report.CheckpointJob`; its
+    :class:`~paddlex_interpret.training.report.CheckpointResult`. Never raises."""
     session = state.session
-    session.sink.log_files.update(job.get("log_files") or {})
-    epoch = int(job["epoch"])
-    context = CheckpointContext(epoch=epoch, classifier=None, logdir=job.get("logdir"),
-                                checkpoint_dir=job.get("checkpoint_dir"),
-                                is_last=bool(job.get("is_last")))
+    if job.record_file and job.logdir:  # the run's one record file, which the parent names
+        session.sink.log_files[os.path.abspath(job.logdir)] = job.record_file
     try:
-        model = state.load(job["checkpoint_dir"])
+        model = state.load(job.checkpoint_dir)
     except Exception as exc:
-        session.log_error(None, context, "load checkpoint", exc)
-        return {"report": None, "log_file": session.sink.log_file,
-                "error": "could not load checkpoint %s: %s: %s"
-                % (job["checkpoint_dir"], type(exc).__name__, exc)}
-    items, labels = job.get("items"), job.get("labels")
-    if items is not None:
-        context.dataset = list(zip(items, labels)) if labels else list(items)
-    context.shared_weights = bool(job.get("shared_weights"))  # built by the training ranks
-    context.global_weights, context.shared_error = job.get("global_weights"), job.get(
-        "shared_error")
-    context.classifier = state.classifier
-    context.layer = model.net
-    context.label_names = job.get("label_names") or state.classifier.label_names
+        session.log_error(None, job.context(), "load checkpoint", exc)
+        return CheckpointResult(job.epoch, record_file=session.sink.log_file,
+                                error="could not load checkpoint %s: %s: %s"
+                                % (job.checkpoint_dir, type(exc).__name__, exc))
+    context = job.context(state.classifier, model.net)
     try:
         report = session.explain_checkpoint(context)
     except Exception as exc:  # explain_checkpoint guards its stages; this is the last resort
         session.log_error(None, context, "checkpoint", exc)
-        return {"report": None, "log_file": session.sink.log_file,
-                "error": "%s: %s" % (type(exc).__name__, exc)}
-    return {"report": report, "log_file": session.sink.log_file, "error": None,
-            "peak_rss_mib": _peak_rss_mib(), "device": _device_info()}
+        return CheckpointResult(job.epoch, record_file=session.sink.log_file,
+                                error="%s: %s" % (type(exc).__name__, exc))
+    return CheckpointResult(job.epoch, report=report, record_file=session.sink.log_file,
+                            peak_rss_mib=_peak_rss_mib(), device=_device_info())
 
 
 def _device_info():
@@ -321,13 +310,13 @@ def main(fd):
             try:
                 data = pickle.dumps(("reply", reply), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # an unpicklable report: send the numbers only
-                if reply.get("report") is not None:
-                    reply["report"].explanations = {}
+                if reply.report is not None:
+                    reply.report.explanations = {}
                 try:
                     data = pickle.dumps(("reply", reply), protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception:
-                    data = pickle.dumps(("reply", {"report": None, "log_file": None,
-                                                   "error": "unpicklable report: %s" % exc}))
+                    data = pickle.dumps(("reply", CheckpointResult(
+                        reply.epoch, error="unpicklable report: %s" % exc)))
             conn.send_bytes(data)
         elif kind == "close":
             final = None

@@ -133,7 +133,8 @@ def test_normlime_weights_next_to_paddle_checkpoints(with_callback, data):
     fingerprints = []
     for epoch in range(EPOCHS):  # Paddle names checkpoints by the 0-based epoch
         assert os.path.isfile(os.path.join(ckpt, "%d.pdparams" % epoch))
-        gw = GlobalWeights.load(os.path.join(ckpt, "%d.normlime_weights.npz" % epoch))
+        # the hook's file name, in a directory named as Paddle's checkpoint
+        gw = GlobalWeights.load(os.path.join(ckpt, str(epoch), "normlime_weights.npz"))
         assert gw.class_names == data["ds"].labels and gw.codebook is not None
         fingerprints.append(gw.codebook.fingerprint())
     assert len(set(fingerprints)) == 1
@@ -169,6 +170,30 @@ def test_a_failing_probe_does_not_stop_fit(data, tmp_path, caplog):
     reader = read_run(os.path.join(root, "vdl_log", "explain"))
     assert "missing.png" in reader.get_data("text", "explain/errors")[0].text.encoded_text_string
     assert probe_images(reader) == {"explain/probe_1/lime"}
+
+
+def test_a_weights_file_of_the_former_name_is_left_and_the_new_place_said(data, tmp_path,
+                                                                          caplog):
+    """The callback once wrote ``<save_dir>/<epoch>.normlime_weights.npz``; now the hook's name
+    in ``<save_dir>/<epoch>/``. A file of the former name (an earlier run's) stays as it was,
+    and one warning names it and says where the weights go."""
+    root = str(tmp_path)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    former = ckpt / "0.normlime_weights.npz"
+    former.write_bytes(b"an earlier run's weights")
+    cb = make_callback(data, root, probes=[data["val"][0][0]], probe_labels=None, metrics=False,
+                       atlas=False, alarm=False)
+    with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
+        fit(data, root, cb, epochs=2, extra_callbacks=False)
+    assert former.read_bytes() == b"an earlier run's weights"
+    for epoch in (0, 1):
+        gw = GlobalWeights.load(str(ckpt / str(epoch) / "normlime_weights.npz"))
+        assert gw.class_names == data["ds"].labels
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1, said
+    assert str(former) in said[0] and os.path.join(str(ckpt), "N", "normlime_weights.npz") \
+        in said[0]
 
 
 def test_eval_end_trigger_with_frequency(data, tmp_path):
@@ -293,10 +318,11 @@ def test_two_process_cpu_run_only_rank_zero_explains(tmp_path):
     assert ranks[0]["epochs"] == [1, 2] and ranks[0]["errors"] == 0
     assert ranks[1]["epochs"] == []
     assert len([f for f in os.listdir(str(out / "vdl" / "explain")) if "vdlrecords" in f]) == 1
-    assert sorted(os.listdir(str(out / "weights"))) == ["0.normlime_weights.npz",
-                                                       "1.normlime_weights.npz"]
+    assert sorted(os.listdir(str(out / "weights"))) == ["0", "1"]
+    assert all(os.listdir(str(out / "weights" / e)) == ["normlime_weights.npz"]
+               for e in ("0", "1"))
     reader = read_run(str(out / "vdl" / "explain"))
     assert steps(reader, "image", "explain/probe_0/lime") == [1, 2]
     # both ranks built their share of every epoch's weights
-    shared = GlobalWeights.load(str(out / "weights" / "1.normlime_weights.npz"))
+    shared = GlobalWeights.load(str(out / "weights" / "1" / "normlime_weights.npz"))
     assert shared.info["ranks"] == 2 and shared.info["n_images"] == 6

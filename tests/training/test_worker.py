@@ -14,6 +14,7 @@ import pytest
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from helpers import FAST, read_run, steps, train_tiny
 from paddlex_interpret.hooks import ExplainHook
+from paddlex_interpret.training.report import CheckpointJob, CheckpointResult
 from paddlex_interpret.training.worker import CheckpointWorker, WorkerError
 
 
@@ -26,9 +27,9 @@ def test_a_killed_worker_never_stops_training(tiny_shapes, probes, tmp_path, mon
     hook = ExplainHook(probes[0][:1], **FAST)
     dispatch = hook._dispatch
 
-    def dispatch_then_kill(epoch, *args):
-        dispatch(epoch, *args)
-        if epoch == 1:
+    def dispatch_then_kill(job, *args):
+        dispatch(job, *args)
+        if job.epoch == 1:
             os.kill(hook.worker_pid, signal.SIGKILL)
 
     monkeypatch.setattr(hook, "_dispatch", dispatch_then_kill)
@@ -57,9 +58,9 @@ def test_the_alarm_s_memory_goes_on_in_the_training_process_when_the_worker_dies
     dispatch, run = hook._dispatch, AtlasStage.run
     seen = []  # the in-process alarm's memory as each checkpoint starts
 
-    def dispatch_then_kill(epoch, *args, **kwargs):
-        dispatch(epoch, *args, **kwargs)
-        if epoch == 2:
+    def dispatch_then_kill(job, *args, **kwargs):
+        dispatch(job, *args, **kwargs)
+        if job.epoch == 2:
             os.kill(hook.worker_pid, signal.SIGKILL)
 
     def recording_run(self, *args, **kwargs):
@@ -116,18 +117,19 @@ def test_a_worker_explains_a_checkpoint_directory(hooked, tiny_shapes, probes, t
                               num_threads=1)
     try:
         assert worker.alive() and worker.pid != os.getpid() and worker.pending == 0
-        worker.submit({"epoch": 2, "checkpoint_dir": ckpt, "is_last": True, "logdir": logdir,
-                       "items": [p for p, _, _ in val], "labels": [l for _, l, _ in val],
-                       "label_names": list(tiny_shapes.labels)})
+        worker.submit(CheckpointJob(epoch=2, checkpoint_dir=ckpt, is_last=True, logdir=logdir,
+                                    dataset=[(p, l) for p, l, _ in val],
+                                    label_names=list(tiny_shapes.labels)))
         assert worker.pending == 1 and worker.pending_epochs == [2]
         reply = worker.result(timeout=300)
         assert worker.pending == 0 and worker.pending_epochs == []
-        assert reply["error"] is None, reply["error"]
-        report = reply["report"]
+        assert isinstance(reply, CheckpointResult) and reply.epoch == 2
+        assert reply.error is None, reply.error
+        report = reply.report
         assert isinstance(report, CheckpointReport)
         assert report.epoch == 2 and not report.errors, report.errors
         assert report.pid == worker.pid  # explained in the child
-        assert reply["peak_rss_mib"] > 100  # a real process with Paddle in it
+        assert reply.peak_rss_mib > 100  # a real process with Paddle in it
         state = worker.close()
     except BaseException:
         worker.terminate()
@@ -150,13 +152,13 @@ def test_a_worker_explains_a_checkpoint_directory(hooked, tiny_shapes, probes, t
     assert state["codebook"].fingerprint() == gw.codebook.fingerprint()
     np.testing.assert_array_equal(state["global_weights"].weights, gw.weights)
     # its VisualDL record, closed and readable
-    assert os.path.dirname(reply["log_file"]) == logdir and os.path.isfile(reply["log_file"])
+    assert os.path.dirname(reply.record_file) == logdir and os.path.isfile(reply.record_file)
     reader = read_run(logdir)
     assert steps(reader, "image", "explain/probe_0/lime") == [2]
     assert steps(reader, "scalar", "explain/probe_0/deletion_auc") == [2]
     # a worker that exited takes no more work
     with pytest.raises(WorkerError, match="exited"):
-        worker.submit({"epoch": 3, "checkpoint_dir": ckpt})
+        worker.submit(CheckpointJob(epoch=3, checkpoint_dir=ckpt))
 
 
 def test_the_worker_s_imports_print_nothing_a_user_cannot_act_on():

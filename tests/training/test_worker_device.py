@@ -14,6 +14,7 @@ import pytest
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from helpers import FAST, train_tiny
 from paddlex_interpret.hooks import ExplainHook
+from paddlex_interpret.training.report import CheckpointJob
 from paddlex_interpret.training.worker import CheckpointWorker
 
 pytestmark = pytest.mark.device
@@ -33,17 +34,17 @@ def explain_once(worker, trained, tmp_path):
     shutil.copytree(trained.best_model_dir, ckpt)
     val = trained.dataset.val_items()
     try:
-        worker.submit({"epoch": 4, "checkpoint_dir": ckpt, "is_last": True,
-                       "logdir": str(tmp_path / "vdl_log" / "explain"),
-                       "items": [p for p, _, _ in val], "labels": [l for _, l, _ in val],
-                       "label_names": list(trained.dataset.labels)})
+        worker.submit(CheckpointJob(epoch=4, checkpoint_dir=ckpt, is_last=True,
+                                    logdir=str(tmp_path / "vdl_log" / "explain"),
+                                    dataset=[(p, l) for p, l, _ in val],
+                                    label_names=list(trained.dataset.labels)))
         reply = worker.result(timeout=600)
         worker.close()
     except BaseException:
         worker.terminate()
         raise
-    assert reply["error"] is None, reply["error"]
-    assert reply["report"].pid == worker.pid != os.getpid() and not reply["report"].errors
+    assert reply.error is None, reply.error
+    assert reply.report.pid == worker.pid != os.getpid() and not reply.report.errors
     return reply
 
 
@@ -57,7 +58,7 @@ def test_a_cpu_worker_sees_no_card_whatever_training_sees(trained_classifier, pr
                               device="cpu")
     assert worker.device == "cpu"
     reply = explain_once(worker, trained_classifier, tmp_path)
-    assert reply["device"] == CPU_WORKER
+    assert reply.device == CPU_WORKER
 
 
 def test_a_worker_asked_for_a_missing_gpu_explains_on_the_cpu(trained_classifier, probe,
@@ -69,8 +70,8 @@ def test_a_worker_asked_for_a_missing_gpu_explains_on_the_cpu(trained_classifier
     assert len(errors) == 1 and "'gpu:0'" in errors[0] and "CPU" in errors[0], errors
     assert worker.device == "cpu"
     reply = explain_once(worker, trained_classifier, tmp_path)
-    assert reply["device"] == CPU_WORKER
-    assert reply["report"].explanations["probe_0"].labels.size == 1
+    assert reply.device == CPU_WORKER
+    assert reply.report.explanations["probe_0"].labels.size == 1
 
 
 def test_the_hook_on_a_missing_gpu_says_it_once_and_training_goes_on(tiny_shapes, probes,
