@@ -265,6 +265,16 @@ def oracle_weights():
     return w
 
 
+# ------------------------------------------------------------------------------ command line
+def run_cli(*args, timeout=300):
+    """``paddlex-interpret ARGS`` in a process of its own, as a user runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "paddlex_interpret.cli"] + list(args),
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
 # ------------------------------------------------------------------------------ PaddleX 3 models
 #: the preprocessing PaddleClas's export writes for a 224 px ImageNet classifier
 CLAS_OPS = [{"ResizeImage": {"resize_short": 256}}, {"CropImage": {"size": 224}},

@@ -255,10 +255,7 @@ NAME_SETS = [
 SCANNED = ("paddlex_interpret", "bench")
 #: Copies known and not yet replaced by an import, ``(module, owner attribute)``: the list may
 #: only shrink (an entry whose copy is gone fails, so that it is taken out).
-KNOWN_COPIES = {
-    ("paddlex_interpret.training.options", "paddlex_interpret.core.normlime.MODES"),
-    ("paddlex_interpret.training.options", "paddlex_interpret.core.atlas.ATLAS_METHODS"),
-}
+KNOWN_COPIES: set = set()
 
 
 def _known_name_sets():

@@ -13,9 +13,11 @@ Example::
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional
 
+from ..core.atlas import ATLAS_METHODS
 from ..core.classifier import check_positive_int
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
                          check_num_samples)
+from ..core.normlime import MODES
 from ..core.shortcut import FLIP_ALARM, IMAGES
 
 __all__ = ["ExplainOptions"]
@@ -130,15 +132,15 @@ class ExplainOptions:
         self.n_concepts = int(self.n_concepts)
         self.segmenter_params = dict(self.segmenter_params or {})
         self.normlime_kwargs = dict(self.normlime_kwargs or {})
-        if self.normlime_mode not in ("fast", "aggregate"):
-            raise ValueError("normlime_mode must be 'fast' or 'aggregate', got %r"
-                             % (self.normlime_mode,))
+        if self.normlime_mode not in MODES:
+            raise ValueError("normlime_mode must be one of %s, got %r"
+                             % (MODES, self.normlime_mode))
         for name in ("max_images", "atlas_max_images"):
             if getattr(self, name) is not None:
                 setattr(self, name, check_positive_int(getattr(self, name), name))
-        if self.atlas_method not in ("input_x_gradient", "gradcam", "integrated_gradients"):
-            raise ValueError("atlas_method must be 'input_x_gradient', 'gradcam' or "
-                             "'integrated_gradients', got %r" % (self.atlas_method,))
+        if self.atlas_method not in ATLAS_METHODS:
+            raise ValueError("atlas_method must be one of %s, got %r"
+                             % (ATLAS_METHODS, self.atlas_method))
         self.alarm_flip = float(self.alarm_flip)
         if not 0 < self.alarm_flip <= 1:
             raise ValueError("alarm_flip must be in (0, 1] (a share of images), got %r"

@@ -106,7 +106,7 @@ def test_the_save_dir_is_made_or_refused_before_the_work(trained_classifier, tmp
 
 
 def test_the_command_line_audit(last_audit, watermarked, trained_classifier, tmp_path):
-    from test_cli import run_cli
+    from helpers import run_cli
 
     from paddlex_interpret.cli_args import ALARM_EXIT
 

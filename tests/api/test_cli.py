@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,6 @@ def test_cli_lime_on_a_saved_model(trained_classifier, val_items, tmp_path):
     assert os.path.exists(summary["png"]) and summary["png"].endswith("lime_s40-0.png")
     assert summary["predicted"] in trained_classifier.model.labels
 
-
-def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "paddlex_interpret.cli"] + list(args),
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
 def test_user_errors_are_one_line_and_status_2(trained_classifier, val_items, tmp_path, pdx):

@@ -13,14 +13,12 @@
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import TRAIN_SETTINGS, train_classifier
-from helpers import EPOCHS, ROOT, read_run, shortcut_flip_rate, steps
+from helpers import EPOCHS, read_run, run_cli, shortcut_flip_rate, steps
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +133,6 @@ def saturated(tmp_path_factory):
     trained = train_classifier(ds, str(root / "model"), hook=hook, save_interval_epochs=1,
                                **SATURATED)
     return trained, hook
-
-
-def run_cli(*args, timeout=300):
-    """The command line in a process of its own, as a user runs it (tests/training runs alone
-    too: no import from tests/api)."""
-    return subprocess.run([sys.executable, "-m", "paddlex_interpret.cli"] + list(args),
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
 def test_a_saturated_model_keeps_its_alarm_and_fails_the_audit(saturated, trained_classifier):

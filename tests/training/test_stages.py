@@ -136,7 +136,7 @@ def test_the_metrics_score_the_explanation_against_the_network(brightness):
     them helps it from nothing; the two halves of the samples agree on the top superpixels;
     a reversed ranking scores worse (the scores follow the weights, not the image)."""
     from paddlex_interpret.core import metrics
-    from paddlex_interpret.core.baseline import fill_value
+    from paddlex_interpret.core.fill import fill_value
 
     classifier, layer = brightness
     o = options()
