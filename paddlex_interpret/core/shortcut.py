@@ -43,7 +43,7 @@ import numpy as np
 
 from .atlas import place_name
 from .intervention import MIN_SHARED, Evidence, InterventionTest
-from .regions import PROPOSALS, Box, box_area, describe_box, propose_boxes, top_boxes
+from .regions import Box, box_area, describe_box, propose_boxes, top_boxes
 
 __all__ = ["FLIP_ALARM", "KEEP", "SUSPECT", "REMEMBER", "IMAGES", "VERDICTS", "ClassCheck",
            "ShortcutCheck", "check_class", "check_shortcuts", "Alarm", "alarm_of",
