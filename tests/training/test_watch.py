@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow  # other processes, PaddleX 3 runs
 #: cheap explanations for the command line
 CHEAP = ["--num-samples", "60", "--max-images", "15", "--atlas-max-images", "15",
          "--poll", "0.2", "--nice", "0"]
+#: the interrupted runs spend longer in each checkpoint, so that a signal sent after the first
+#: one lands inside the next however busy the machine is (the test's poller is late there)
+SLOW = ["--num-samples", "1500"]
 #: the tags every explained checkpoint writes (two probes, NormLIME, metrics, the atlas)
 EVERY_CHECKPOINT = [("scalar", "explain/probe_0/probability"),
                     ("scalar", "explain/probe_1/deletion_auc"), ("scalar", "explain/seconds"),
@@ -117,12 +120,12 @@ def test_killed_inside_a_checkpoint_it_goes_on_without_duplicates(paddleclas_run
                                                                    paddleclas_shapes, tmp_path):
     logdir = tmp_path / "watch"
     probes = _probes(paddleclas_shapes)
-    first = _watch(paddleclas_run, logdir, probes, "--once")
+    first = _watch(paddleclas_run, logdir, probes, "--once", *SLOW)
     assert _kill_inside_a_checkpoint(first, logdir), "the kill never landed inside a checkpoint"
     state = json.loads((logdir / "watch_state.json").read_text())
     assert 1 <= len(state["checkpoints"]) < 3
     assert (logdir / state["records_file"]).stat().st_size > state["records_bytes"]  # torn
-    summary, err = _finish(_watch(paddleclas_run, logdir, probes, "--once"))
+    summary, err = _finish(_watch(paddleclas_run, logdir, probes, "--once", *SLOW))
     assert "cut " in err and "half-written" in err
     assert summary["checkpoints"] == {"epoch_%d" % e: "explained" for e in (1, 2, 3)}
     found = _all_steps(logdir)
@@ -140,12 +143,14 @@ def test_killed_inside_a_checkpoint_it_goes_on_without_duplicates(paddleclas_run
 def test_ctrl_c_inside_a_checkpoint_leaves_nothing_half_written(paddleclas_run,
                                                                 paddleclas_shapes, tmp_path):
     logdir = tmp_path / "watch"
-    proc = _watch(paddleclas_run, logdir, _probes(paddleclas_shapes), "--once")
+    proc = _watch(paddleclas_run, logdir, _probes(paddleclas_shapes), "--once", *SLOW)
     path = logdir / "watch_state.json"
     while proc.poll() is None and not (path.exists() and json.loads(path.read_text())[
             "checkpoints"]):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # inside the next checkpoint
+    os.kill(proc.pid, signal.SIGSTOP)  # frozen where it is: inside the next checkpoint
+    proc.send_signal(signal.SIGINT)
+    os.kill(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=300)
     state = json.loads(path.read_text())
     assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
