@@ -45,7 +45,7 @@ def best_of(fn, repeats):
 
 
 def copy_fingerprint(layer):
-    """The fingerprint as it was before this session: state_dict, a numpy copy of every tensor."""
+    """The former fingerprint, kept for comparison: state_dict, a numpy copy of every tensor."""
     crc, adler = 0, 1
     for name, tensor in layer.state_dict().items():
         arr = np.ascontiguousarray(tensor.numpy())

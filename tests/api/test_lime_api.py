@@ -1,5 +1,5 @@
 """``paddlex.interpret.lime`` (paddlex_interpret.api.lime) on a real PaddleX 2.1 classifier
-trained in this session.
+trained once per test run.
 
 The data decide the class by the colour of one object whose mask is known, so an explanation that
 works must put its top superpixel on the object.
