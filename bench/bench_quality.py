@@ -37,10 +37,8 @@ ones are the 1st), 6 seeds each, and writes its own BENCHMARKS.md section: the d
 ``glime()`` were chosen from that table, not from the reported images.
 """
 import argparse
-import gzip
 import json
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -63,6 +61,7 @@ from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
+from paddlex_interpret.testing.shortcuts import read_idx  # noqa: E402
 
 FMNIST_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 CACHE = os.environ.get("PXI_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "pxi_bench"))
@@ -74,18 +73,6 @@ TRAIN = dict(num_epochs=5, train_batch_size=64, learning_rate=0.05, lr_decay_epo
 
 
 # ----------------------------------------------------------------------------- data
-def read_idx(path):
-    """An idx file (optionally gzipped) as a numpy array: magic (2 zero bytes, dtype code 0x08 =
-    uint8, number of dimensions), big-endian int32 sizes, then the data."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
-        if zero != 0 or dtype != 0x08:
-            raise ValueError("%s: not a uint8 idx file" % path)
-        shape = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
-        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
-
-
 def fashion_mnist_available():
     return os.path.exists(os.path.join(FMNIST_DIR, "train-images-idx3-ubyte.gz"))
 

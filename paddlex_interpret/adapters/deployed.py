@@ -26,7 +26,7 @@ from ..core.classifier import Classifier, as_probabilities, run_in_batches
 from ..core.perturbation import compose_normalised
 from ..errors import UnsupportedModelError
 from ..runtime.devices import check_device, current_device
-from ..runtime.engine import configure_device
+from ..runtime.engine import configure_device, run_predictor
 from ..runtime.fingerprint import transforms_fingerprint
 from ..runtime.modes import math_threads_kept
 from .transforms import TransformSplit
@@ -127,13 +127,8 @@ class DeployedClassifier(Classifier):
         return self.transforms.preprocess(images)
 
     def _run(self, x):
-        x = np.ascontiguousarray(x, dtype=np.float32)
         with self._lock:
-            self._input.reshape(list(x.shape))
-            self._input.copy_from_cpu(x)
-            with math_threads_kept():
-                self.predictor.run()
-            return self._output.copy_to_cpu()
+            return run_predictor(self.predictor, self._input, self._output, x)
 
     def __call__(self, images):
         return self._run(self.preprocess(images))

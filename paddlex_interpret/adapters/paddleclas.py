@@ -37,6 +37,7 @@ from ..core.classifier import Classifier, as_probabilities, run_in_batches
 from ..core.perturbation import compose_normalised
 from ..errors import UnsupportedModelError
 from ..runtime.devices import current_device, suggest_batch_size
+from ..runtime.engine import run_predictor
 from ..runtime.modes import math_threads_kept
 from .clas_transforms import ClasTransforms
 from .program import check_loadable, output_op, paddle_version
@@ -201,13 +202,8 @@ class PaddleClasClassifier(Classifier):
         return self.transforms.preprocess(images)
 
     def _run(self, x):
-        x = np.ascontiguousarray(x, dtype=np.float32)
         with self._lock:
-            self._input.reshape(list(x.shape))
-            self._input.copy_from_cpu(x)
-            with math_threads_kept():
-                self.predictor.run()
-            out = self._output.copy_to_cpu()
+            out = run_predictor(self.predictor, self._input, self._output, x)
         if self.label_names and out.shape[-1] != len(self.label_names):
             raise UnsupportedModelError("%s: label_list names %d classes but the model outputs "
                                         "%d" % (self.model_dir, len(self.label_names),

@@ -28,9 +28,20 @@ from .export import ExportError, TracedProgram, export_layer, layer_structure
 from .fingerprint import parameter_fingerprint
 from .modes import math_threads_kept
 
-__all__ = ["InferenceEngine", "EngineWorker", "configure_device"]
+__all__ = ["InferenceEngine", "EngineWorker", "configure_device", "run_predictor"]
 
 logger = logging.getLogger("paddlex_interpret")
+
+
+def run_predictor(predictor, input_handle, output_handle, x):
+    """One run of a Paddle Inference ``predictor`` on ``x`` (float32, made contiguous) through its
+    input and output handles; the process's math threads are left as dygraph had them."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    input_handle.reshape(list(x.shape))
+    input_handle.copy_from_cpu(x)
+    with math_threads_kept():
+        predictor.run()
+    return output_handle.copy_to_cpu()
 
 
 def configure_device(config, device, num_threads, use_mkldnn=True, gpu_memory_mb=None):
