@@ -20,8 +20,8 @@ shortcut turns into the shortcut's class; undefined when it gets fewer than 8 of
 alarm is owed from the first checkpoint whose flip rate reaches 50% to the end of training.
 Measured besides: at the first owed and the last checkpoint, which proposer alone (no memory)
 finds a region that passes the test (the class atlas of input x gradient maps of the logit, the
-same maps of the softmax output, the transplant scan) and the share of the shortcut class's
-atlas mass on the shortcut's pixels; at every checkpoint what the alarm costs (seconds in the
+same maps of the softmax output, the transplant scan, the class's shared pixels) and the share
+of the shortcut class's atlas mass on the shortcut's pixels; at every checkpoint what the alarm costs (seconds in the
 hook's worker, forward passes; the gradient atlas and the test timed again offline, one after
 the other, at the last checkpoint). The audit of the last checkpoint
 (paddlex_interpret.api.audit) is compared with the hook's verdict there.
@@ -62,6 +62,8 @@ RECIPE = dict(TRAIN_SETTINGS, num_epochs=10, lr_decay_epochs=(8,))
 #: (0.05: validation accuracy 0.3-0.7 from epoch to epoch); 0.01 learns them (0.88)
 LEARNING_RATE = {"shapes": 0.05, "fashion": 0.01}
 OWED = 0.5
+#: the proposers compared (the names of ClassCheck.tested's sources)
+PROPOSERS = ("gradient", "softmax", "scan", "shared")
 
 
 def log(*a):
@@ -132,7 +134,7 @@ def proposers_at(ckpt, views, labels, kind, target):
     k = check.classes.get(target)
     mask = S.shortcut_mask(KINDS[kind][1], views.shape[1])
     return {"found": {s: bool(k is not None and k.found_by(s))
-                      for s in ("gradient", "softmax", "scan")},
+                      for s in PROPOSERS},
             "share": {"gradient": float(logit.maps[target][mask].sum()),
                       "softmax": float(soft.maps[target][mask].sum())}}
 
@@ -277,9 +279,9 @@ def proposer_rows(runs):
             cks = [c for c in cks if "found" in c]
             if not cks:
                 continue
-            found = {s: sum(c["found"][s] for c in cks) for s in ("gradient", "softmax", "scan")}
+            found = {s: sum(c["found"].get(s, False) for c in cks) for s in PROPOSERS}
             rows.append([kind, which, len(cks)]
-                        + ["%d" % found[s] for s in ("gradient", "softmax", "scan")]
+                        + ["%d" % found[s] for s in PROPOSERS]
                         + [", ".join("%.2f / %.2f" % (c["share"]["gradient"],
                                                       c["share"]["softmax"]) for c in cks)])
     return rows
@@ -324,13 +326,14 @@ def report(runs):
                         "audit agrees with the hook at the end"], summary_rows(runs)),
         "Which proposer finds the shortcut, at the first checkpoint owed an alarm and at the "
         "last one of each run, each alone and without the memory of earlier checkpoints (the "
-        "hook uses the logit atlas, the scan and its memory): runs where a region it proposes "
+        "hook uses the logit atlas, the scan, the shared pixels and its memory): runs where a region it proposes "
         "passes the test. The proposers: the class atlas of input x gradient maps of the logit "
-        "(the hook's), the same maps of the softmax probability, and the transplant scan. Last "
+        "(the hook's), the same maps of the softmax probability, the transplant scan, and the "
+        "pixels the class's images share (moved as a mask in their bounding box). Last "
         "column, per run: the share of the shortcut class's atlas mass on the shortcut's pixels "
         "(logit / softmax).",
         markdown_table(["data", "checkpoint", "runs", "gradient (logit) finds it",
-                        "gradient (softmax)", "transplant scan",
+                        "gradient (softmax)", "transplant scan", "shared pixels",
                         "atlas mass on the shortcut (logit / softmax)"], proposer_rows(runs)),
         "Cost per checkpoint (median seconds; the atlas is the gradient class atlas the hook "
         "drew before the alarm was tested by intervention, the alarm is the test):",

@@ -78,7 +78,7 @@ class AuditResult:
         for c, k in sorted(self.check.classes.items()):
             ev = k.evidence
             classes[k.name] = {
-                "tested_regions": len({b for _, b, _ in k.tested}),
+                "tested_regions": len({(b, m) for _, b, _, m in k.tested}),
                 "best_region": None if ev is None else list(ev.box),
                 "flipped": None if ev is None else ev.flipped, "targets": k.targets,
                 "alarm": k.confirmed}

@@ -27,6 +27,11 @@ a *box* is ``(x0, y0, x1, y1)`` in view pixels, exclusive ends. For a class ``c`
 * the *tight* box (:meth:`InterventionTest.tighten`): the smallest box inside a confirmed one
   that still carries the effect, found by trimming each side as far as the transplant still
   turns the images.
+* *masked* interventions move only the box's *shared* pixels (:meth:`InterventionTest.
+  shared_mask`: those the class's images carry the same and the targets do not): a shortcut
+  no box holds alone, a frame around the image or a few stamped marks, is tested as the pixels
+  that make it (the box is then their bounding box, :meth:`InterventionTest.shared_box`), and
+  the rest of the box (the object, the background) stays the target's own.
 * the *scan* (:meth:`InterventionTest.scan`): the transplant of each cell of a grid (a quarter of
   the view a side, half-overlapping: 7 x 7 cells) onto a few of the other classes' images, scored
   by how many of them it turns into ``c``: a map of where the class's template carries the class,
@@ -38,6 +43,7 @@ Example::
     ev = test.evidence(2, (56, 56, 62, 62))               # transplant + hide of class 2's box
     ev.flipped, ev.targets, ev.drop
     test.tighten(2, (48, 48, 64, 64), need=ev.flipped)    # the smallest box that still does it
+    test.evidence(1, test.shared_box(1), masked=True)     # only the pixels class 1 shares
 """
 from __future__ import annotations
 
@@ -77,13 +83,19 @@ SCAN_TARGETS = 8
 _EPS = 1e-12
 
 
-def paste(images: npt.ArrayLike, source: npt.ArrayLike, box: Sequence[int]) -> np.ndarray:
+def paste(images: npt.ArrayLike, source: npt.ArrayLike, box: Sequence[int],
+          mask: npt.ArrayLike | None = None) -> np.ndarray:
     """Copies of ``images`` (``(N, H, W, 3)``) with ``source``'s pixels (one ``(H, W, 3)`` image, or
-    one per image) inside ``box``."""
+    one per image) inside ``box`` (only where ``mask``, an ``(H, W)`` bool, is set, if given)."""
     x0, y0, x1, y1 = box
     out = np.array(images, dtype=np.uint8, copy=True)
     src = np.asarray(source)
-    out[:, y0:y1, x0:x1] = src[..., y0:y1, x0:x1, :]
+    if mask is None:
+        out[:, y0:y1, x0:x1] = src[..., y0:y1, x0:x1, :]
+        return out
+    inside = np.zeros(out.shape[1:3], bool)
+    inside[y0:y1, x0:x1] = np.asarray(mask, bool)[y0:y1, x0:x1]
+    out[:, inside] = np.broadcast_to(src, out.shape)[:, inside] if src.ndim == 4 else src[inside]
     return out
 
 
@@ -94,7 +106,8 @@ class Evidence:
     ``flipped`` of ``targets`` images of other classes turned into the class by the transplant
     and not by a control transplant (``control``: those a control turns too, left out:
     :meth:`InterventionTest.turned`); ``shared`` pixels of the box the class's images carry the
-    same and the targets do not (:meth:`InterventionTest.shared`);
+    same and the targets do not (:meth:`InterventionTest.shared`); ``masked``: the
+    interventions moved those pixels only, not the whole box;
     ``left`` of ``own`` images of the class left it when the box was hidden with ``fill``, and
     ``drop`` is the mean fall of p(class) there (NaN when not measured: no own image, or not
     hidden). ``view`` is the ``(H, W)`` of the model's view the box is in."""
@@ -109,6 +122,7 @@ class Evidence:
     drop: float = float("nan")
     fill: Optional[str] = None
     view: Tuple[int, int] = (0, 0)
+    masked: bool = False
 
     @property
     def flip_rate(self) -> float:
@@ -170,7 +184,8 @@ class InterventionTest:
         self.right = (np.ones(len(views), bool) if labels is None else
                       (labels < 0) | (labels == self.predicted))
         self._templates: Dict[int, Optional[np.ndarray]] = {}
-        self._flips: Dict[Tuple[int, Box], Tuple[int, int]] = {}
+        self._flips: Dict[Tuple[int, Box, bool], Tuple[int, int]] = {}
+        self._shared: Dict[int, np.ndarray] = {}
         self._fill_choice: AutoFill | None = None
         self._blank: np.ndarray | None = None
         self._hide_blank: FillChoice | None = None
@@ -219,33 +234,36 @@ class InterventionTest:
         return t
 
     # ------------------------------------------------------------------ transplant
-    def flips(self, c: int, box: Sequence[int]) -> int:
-        """How many of class ``c``'s targets the transplant of ``box`` turns into ``c`` and no
-        control transplant does (:meth:`turned`'s first count less its second)."""
-        turned, control = self.turned(c, box)
+    def flips(self, c: int, box: Sequence[int], masked: bool = False) -> int:
+        """How many of class ``c``'s targets the transplant of ``box`` (its shared pixels only
+        when ``masked``) turns into ``c`` and no control transplant does (:meth:`turned`'s
+        first count less its second)."""
+        turned, control = self.turned(c, box, masked)
         return turned - control
 
-    def turned(self, c: int, box: Sequence[int]) -> tuple[int, int]:
+    def turned(self, c: int, box: Sequence[int], masked: bool = False) -> tuple[int, int]:
         """``(turned, control)``: how many of class ``c``'s targets the transplant of ``box``
         turns into ``c``, and how many of those a *control* transplant turns into ``c`` too. The
         control tells what the template brings from what the box takes away: pasting one
         class's background over another class's watermark turns that class's images into
         whatever the model falls back to, whatever is pasted. A target's controls are the
         templates of (at most two) classes other than ``c`` and its own, or with two classes
-        the blank ``fill='auto'`` would choose."""
-        c, box = int(c), clip_box(box, self.shape)
-        key = (c, box)
+        the blank ``fill='auto'`` would choose. ``masked``: the box's shared pixels only
+        (:meth:`shared_mask`), for the transplant and its controls alike."""
+        c, box, masked = int(c), clip_box(box, self.shape), bool(masked)
+        key = (c, box, masked)
         if key not in self._flips:
             targets = self.others(c)
-            probs = self.predict(paste(self.views[targets], self._template(c), box))
+            mask = self.shared_mask(c) if masked else None
+            probs = self.predict(paste(self.views[targets], self._template(c), box, mask))
             hit = targets[np.argmax(probs, axis=1) == c]
             control = 0
             for d in np.unique(self.predicted[hit]):
                 group = hit[self.predicted[hit] == d]
                 turned = np.zeros(len(group), bool)
                 for source in self._controls(c, d):
-                    turned |= np.argmax(self.predict(paste(self.views[group], source, box)),
-                                        axis=1) == c
+                    turned |= np.argmax(self.predict(paste(self.views[group], source, box,
+                                                           mask)), axis=1) == c
                 control += int(turned.sum())
             self._flips[key] = (len(hit), control)
         return self._flips[key]
@@ -270,10 +288,10 @@ class InterventionTest:
             self._blank = np.asarray(choice.fill_image[0, 0], np.uint8)
         return self._blank
 
-    def tighten(self, c: int, box: Sequence[int], need: int) -> Box:
+    def tighten(self, c: int, box: Sequence[int], need: int, masked: bool = False) -> Box:
         """The smallest box inside ``box`` (trimming one side at a time, largest trim first by
-        bisection, until a round trims nothing) whose transplant still turns at least ``need``
-        of class ``c``'s targets into ``c``."""
+        bisection, until a round trims nothing) whose transplant (``masked``: of its shared
+        pixels) still turns at least ``need`` of class ``c``'s targets into ``c``."""
         box = list(clip_box(box, self.shape))
         changed = True
         while changed:
@@ -283,7 +301,7 @@ class InterventionTest:
                 lo, hi = 0, span - 1  # trims known to pass / the most that could
                 while lo < hi:
                     mid = (lo + hi + 1) // 2
-                    if self.flips(c, _trimmed(box, side, mid)) >= need:
+                    if self.flips(c, _trimmed(box, side, mid), masked) >= need:
                         lo = mid
                     else:
                         hi = mid - 1
@@ -293,24 +311,41 @@ class InterventionTest:
         x0, y0, x1, y1 = box
         return x0, y0, x1, y1
 
+    def shared_mask(self, c: int) -> np.ndarray:
+        """``(H, W)`` bool: the pixels class ``c``'s images carry the same (at least
+        :data:`SHARED_BY` of them within :data:`SAME` grey levels of its template, every
+        channel) and fewer than half of its targets do (made once per class)."""
+        c = int(c)
+        if c not in self._shared:
+            template = self._template(c).astype(np.int16)
+
+            def near(idx):
+                return np.mean([np.abs(v.astype(np.int16) - template).max(axis=-1) <= SAME
+                                for v in self.views[idx]], axis=0)
+
+            self._shared[c] = (near(self.own(c)) >= SHARED_BY) & (near(self.others(c)) < 0.5)
+        return self._shared[c]
+
     def shared(self, c: int, box: Sequence[int]) -> int:
         """How many pixels of ``box`` class ``c``'s images carry the same, and its targets do
-        not (:data:`SAME`, :data:`SHARED_BY`)."""
-        c, (x0, y0, x1, y1) = int(c), clip_box(box, self.shape)
-        template = self._template(c)[y0:y1, x0:x1].astype(np.int16)
+        not (:meth:`shared_mask`)."""
+        x0, y0, x1, y1 = clip_box(box, self.shape)
+        return int(self.shared_mask(c)[y0:y1, x0:x1].sum())
 
-        def near(idx):
-            region = self.views[idx][:, y0:y1, x0:x1].astype(np.int16)
-            return (np.abs(region - template).max(axis=-1) <= SAME).mean(axis=0)
-
-        return int(((near(self.own(c)) >= SHARED_BY) & (near(self.others(c)) < 0.5)).sum())
+    def shared_box(self, c: int) -> Box | None:
+        """The bounding box of class ``c``'s shared pixels (:meth:`shared_mask`), or None when
+        it has fewer than :data:`MIN_SHARED`."""
+        mask = self.shared_mask(c)
+        if mask.sum() < MIN_SHARED:
+            return None
+        ys, xs = np.nonzero(mask)
+        return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
     # ------------------------------------------------------------------ hide
-    def _fills(self, images, box):
-        """Per image, ``(fill image, fill name)`` for hiding ``box`` (see the class docstring)."""
-        segments = np.zeros(self.shape, np.int32)
-        x0, y0, x1, y1 = box
-        segments[y0:y1, x0:x1] = 1
+    def _fills(self, images, region):
+        """Per image, ``(fill image, fill name)`` for hiding ``region`` (an ``(H, W)`` bool; see
+        the class docstring)."""
+        segments = region.astype(np.int32)
         if not (isinstance(self.fill, str) and self.fill == "auto"):
             name = self.fill if isinstance(self.fill, str) else "colour"
             return [(make_fill(im, segments, self.fill), name) for im in images]
@@ -330,31 +365,36 @@ class InterventionTest:
         self.passes += len(images)
         return self.classifier.predict(images)
 
-    def hide(self, c: int, box: Sequence[int]) -> tuple[float, int, int, str | None]:
-        """``(drop, left, own, fill name)`` of hiding ``box`` on class ``c``'s own views."""
-        c, box = int(c), clip_box(box, self.shape)
+    def hide(self, c: int, box: Sequence[int], masked: bool = False
+             ) -> tuple[float, int, int, str | None]:
+        """``(drop, left, own, fill name)`` of hiding ``box`` (``masked``: its shared pixels) on
+        class ``c``'s own views."""
+        c, (x0, y0, x1, y1) = int(c), clip_box(box, self.shape)
         own = self.own(c)
         if not len(own):
             return float("nan"), 0, 0, None
-        fills = self._fills(self.views[own], box)
-        x0, y0, x1, y1 = box
+        region = np.zeros(self.shape, bool)
+        region[y0:y1, x0:x1] = self.shared_mask(c)[y0:y1, x0:x1] if masked else True
+        fills = self._fills(self.views[own], region)
         hidden = np.array(self.views[own], copy=True)
         for i, (fill, _) in enumerate(fills):
-            hidden[i, y0:y1, x0:x1] = fill[y0:y1, x0:x1]
+            hidden[i, region] = fill[region]
         probs = self.predict(hidden)
         drop = float(np.mean(self.base[own, c] - probs[:, c]))
         left = int(np.sum(np.argmax(probs, axis=1) != c))
         names = sorted({n for _, n in fills})
         return drop, left, len(own), "/".join(names)
 
-    def evidence(self, c: int, box: Sequence[int], hide: bool = True) -> Evidence:
-        """:class:`Evidence` of ``box`` for class ``c`` (the hide only when ``hide``)."""
+    def evidence(self, c: int, box: Sequence[int], hide: bool = True,
+                 masked: bool = False) -> Evidence:
+        """:class:`Evidence` of ``box`` for class ``c`` (the hide only when ``hide``; both
+        interventions on the box's shared pixels only when ``masked``)."""
         box = clip_box(box, self.shape)
-        turned, control = self.turned(c, box)
+        turned, control = self.turned(c, box, masked)
         ev = Evidence(box, turned - control, len(self.others(c)), control=control,
-                      shared=self.shared(c, box), view=self.shape)
+                      shared=self.shared(c, box), view=self.shape, masked=bool(masked))
         if hide:
-            ev.drop, ev.left, ev.own, ev.fill = self.hide(c, box)
+            ev.drop, ev.left, ev.own, ev.fill = self.hide(c, box, masked)
         return ev
 
     # ------------------------------------------------------------------ scan

@@ -5,8 +5,10 @@ At a checkpoint (or in an audit), for every class ``c`` with a template and targ
 
 1. *candidates*: the boxes remembered for ``c`` (confirmed or suspected at an earlier
    checkpoint), and the boxes each proposer gives: :func:`propose_boxes` of a map of the class
-   (the gradient atlas: cheap, but it moves off a shortcut once the model is sure of the class)
-   and the transplant scan's best cells (predictions only, and it does not saturate);
+   (the gradient atlas: cheap, but it moves off a shortcut once the model is sure of the class),
+   the transplant scan's best cells (predictions only, and it does not saturate) and the
+   class's *shared* pixels (those its images carry the same and other classes' do not, tested
+   as a mask in their bounding box: a frame around the image, which no box holds alone);
 2. each candidate's transplant: how many of the images of other classes (those the model gives
    to them, surely and, where labels are known, rightly) it turns into ``c``;
 3. the best candidate (most turned, then the smaller) is *confirmed* when it turns at least
@@ -71,15 +73,15 @@ Maps = Optional[Mapping[str, Optional[Union[np.ndarray, Sequence[np.ndarray]]]]]
 
 @dataclass
 class ClassCheck:
-    """One class at one check: every candidate ``(source, box, turned)``, the class's
-    ``targets`` (images of other classes), the best candidate's ``source`` and ``proposal`` box,
-    and ``evidence`` (of the tight box when ``confirmed``, with its hide; else of the best
-    candidate, without)."""
+    """One class at one check: every candidate ``(source, box, turned, masked)`` (``masked``:
+    its shared pixels only were moved), the class's ``targets`` (images of other classes), the
+    best candidate's ``source`` and ``proposal`` box, and ``evidence`` (of the tight box when
+    ``confirmed``, with its hide; else of the best candidate, without)."""
 
     cls: int
     name: str
     targets: int
-    tested: List[Tuple[str, Box, int]] = field(default_factory=list)
+    tested: List[Tuple[str, Box, int, bool]] = field(default_factory=list)
     source: Optional[str] = None
     proposal: Optional[Box] = None
     evidence: Optional[Evidence] = None
@@ -88,7 +90,7 @@ class ClassCheck:
     def found_by(self, source: str, flip: float = FLIP_ALARM) -> bool:
         """Whether ``source``'s candidates alone hold one that turns at least ``flip``."""
         need = math.ceil(flip * self.targets)
-        return any(s == source and n >= need for s, _, n in self.tested)
+        return any(s == source and n >= need for s, _, n, _ in self.tested)
 
 
 @dataclass
@@ -106,27 +108,34 @@ class ShortcutCheck:
         return [k for k in self.classes.values() if k.confirmed]
 
 
+#: a candidate: ``(source, box, masked)``
+Candidate = Tuple[str, Box, bool]
+
+
 def _candidates(test: InterventionTest, c: int, maps: Maps,
-                memory: ShortcutMemory | None, scan: bool) -> dict[str, list[Box]]:
-    """``{source: [box, ...]}``: the remembered boxes, each map's proposals, the scan's."""
+                memory: ShortcutMemory | None, scan: bool) -> list[Candidate]:
+    """The remembered boxes, each map's proposals, the scan's, the shared pixels' box (masked)."""
     side = tuple(-(-s // 4) for s in test.shape)
-    out = {"memory": memory.boxes(c) if memory is not None else []}
+    out = [("memory", b, m) for b, m in (memory.boxes(c) if memory is not None else [])]
     for source, class_maps in (maps or {}).items():
         if class_maps is not None and c < len(class_maps):
-            out[source] = propose_boxes(class_maps[c], side)
+            out += [(source, b, False) for b in propose_boxes(class_maps[c], side)]
     if scan:
-        out["scan"] = top_boxes(*test.scan(c))
+        out += [("scan", b, False) for b in top_boxes(*test.scan(c))]
+    shared = test.shared_box(c)
+    if shared is not None:
+        out.append(("shared", shared, True))
     return out
 
 
-def _tight_evidence(test, c, box, need, full, fallback=None):
+def _tight_evidence(test, c, box, need, full, masked, fallback=None):
     """The evidence of the tight box inside ``box`` keeping :data:`KEEP` of ``full`` turned
     images (and no fewer than ``need``), from ``fallback`` when ``box`` holds fewer now."""
     keep = max(need, math.ceil(KEEP * full))
-    tight = test.tighten(c, box, keep)
-    if fallback is not None and test.flips(c, tight) < keep:
-        tight = test.tighten(c, fallback, keep)
-    return test.evidence(c, tight)
+    tight = test.tighten(c, box, keep, masked)
+    if fallback is not None and test.flips(c, tight, masked) < keep:
+        tight = test.tighten(c, fallback, keep, masked)
+    return test.evidence(c, tight, masked=masked)
 
 
 def check_class(test: InterventionTest, c: int, name: str,
@@ -139,34 +148,36 @@ def check_class(test: InterventionTest, c: int, name: str,
     targets = len(test.others(c))
     need = math.ceil(flip * targets)
     check = ClassCheck(int(c), name, targets)
-    for box in memory.tight_boxes(c) if memory is not None else []:
-        turned = test.flips(c, box)
-        check.tested.append(("memory", box, turned))
+    for box, masked in memory.tight_boxes(c) if memory is not None else []:
+        turned = test.flips(c, box, masked)
+        check.tested.append(("memory", box, turned, masked))
         if turned >= need and not exhaustive:
             # tightened again (the model may need less of it now), keeping what the box it
             # was first tightened from turns now
             assert memory is not None
             proposal = memory.alarms[int(c)].proposal or box
-            ev = _tight_evidence(test, c, box, need, max(turned, test.flips(c, proposal)),
-                                 proposal)
+            ev = _tight_evidence(test, c, box, need,
+                                 max(turned, test.flips(c, proposal, masked)), masked, proposal)
             if ev.shared >= MIN_SHARED:
                 check.source, check.proposal, check.evidence = "memory", proposal, ev
                 check.confirmed = True
                 return check
-    first: dict[Box, str] = {}
-    for source, boxes in _candidates(test, c, maps, memory, scan).items():
-        for box in boxes:
-            first.setdefault(box, source)
-            check.tested.append((source, box, test.flips(c, box)))
+    seen = {(b, m) for _, b, _, m in check.tested}
+    for source, box, masked in _candidates(test, c, maps, memory, scan):
+        if (box, masked) not in seen:  # a box two proposers give is tested (and named) once
+            seen.add((box, masked))
+            check.tested.append((source, box, test.flips(c, box, masked), masked))
     if not check.tested:
         return check
-    _, box, turned = max(check.tested, key=lambda t: (t[2], -box_area(t[1])))
-    check.source, check.proposal = first.get(box, "memory"), box
+    # most turned, then the smaller box, then the first proposed (the memory's before the rest)
+    source, box, turned, masked = max(check.tested, key=lambda t: (t[2], -box_area(t[1])))
+    check.source, check.proposal = source, box
     if turned < need:
-        control = test.turned(c, box)[1]
-        check.evidence = Evidence(box, turned, targets, control=control, view=test.shape)
+        control = test.turned(c, box, masked)[1]
+        check.evidence = Evidence(box, turned, targets, control=control, view=test.shape,
+                                  masked=masked)
         return check
-    check.evidence = _tight_evidence(test, c, box, need, turned)
+    check.evidence = _tight_evidence(test, c, box, need, turned, masked)
     check.confirmed = check.evidence.shared >= MIN_SHARED
     return check
 
@@ -233,14 +244,18 @@ class Alarm:
         interventions did, with counts."""
         ev = self.evidence
         when = " at epoch %d" % epoch if epoch is not None else ""
-        text = ("shortcut alarm%s: the model reads class %r from %s: pasting that region of the "
+        where = describe_box(self.region, ev.view)
+        if ev.masked:
+            where = "the %d pixels its images share in %s (a frame or stamped marks)" % (
+                ev.shared, where)
+        text = ("shortcut alarm%s: the model reads class %r from %s: pasting %s of the "
                 "class's images onto %d images of other classes turned %d of them into %r"
-                % (when, self.name, describe_box(self.region, ev.view), ev.targets, ev.flipped,
-                   self.name))
+                % (when, self.name, where, "those pixels" if ev.masked else "that region",
+                   ev.targets, ev.flipped, self.name))
         if ev.control:
             text += (" (besides %d that the control, another class's median image there, turns "
                      "too)" % ev.control)
-        if ev.shared:
+        if ev.shared and not ev.masked:
             text += ("; %d of its pixels are the same in the class's images and not in the other "
                      "classes'" % ev.shared)
         if ev.own and np.isfinite(ev.drop):
@@ -296,19 +311,21 @@ class ShortcutMemory:
         #: the checkpoints checked, in order
         self.checked: List[Optional[int]] = []
 
-    def tight_boxes(self, c: int) -> list[Box]:
+    def tight_boxes(self, c: int) -> list[tuple[Box, bool]]:
+        """Class ``c``'s alarm region, ``(box, masked)`` (re-tested the way it was confirmed)."""
         a = self.alarms.get(int(c))
-        return [a.region] if a is not None else []
+        return [(_as_box(a.region), a.evidence.masked)] if a is not None else []
 
-    def boxes(self, c: int) -> list[Box]:
-        """The boxes to re-test for class ``c``: its alarm's region and proposal, then its
-        suspects."""
+    def boxes(self, c: int) -> list[tuple[Box, bool]]:
+        """The ``(box, masked)`` to re-test for class ``c``: its alarm's region and proposal,
+        then its suspects (boxes, moved whole)."""
         out = []
         a = self.alarms.get(int(c))
         if a is not None:
-            out += [a.region] + ([a.proposal] if a.proposal is not None else [])
-        out += self.suspects.get(int(c), [])[::-1]
-        return list(dict.fromkeys(_as_box(b) for b in out))
+            out += [(_as_box(b), a.evidence.masked)
+                    for b in [a.region] + ([a.proposal] if a.proposal is not None else [])]
+        out += [(_as_box(b), False) for b in self.suspects.get(int(c), [])[::-1]]
+        return list(dict.fromkeys(out))
 
     def _remember(self, c: int, box: Box | None) -> None:
         assert box is not None, "a suspect has a box"
@@ -322,11 +339,15 @@ class ShortcutMemory:
         of other classes) keeps its state: nothing says the model stopped reading the region."""
         events = []
         for c, k in check.classes.items():
-            if k.evidence is not None and k.evidence.flip_rate >= SUSPECT:
+            # a suspect is a box re-tested whole: a masked one (the shared pixels' bounding box,
+            # often most of the view) is proposed afresh at every check instead
+            masked = k.evidence is not None and k.evidence.masked
+            if k.evidence is not None and k.evidence.flip_rate >= SUSPECT and not masked:
                 self._remember(c, k.proposal)
             old = self.alarms.get(c)
             if k.confirmed:
-                self._remember(c, k.proposal)
+                if not masked:
+                    self._remember(c, k.proposal)
                 new = alarm_of(k, epoch)
                 if old is not None:
                     new.first, new.checkpoints = old.first, old.checkpoints + new.checkpoints

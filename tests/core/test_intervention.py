@@ -8,7 +8,8 @@ from helpers import SHAPE_CLASSES, colour_model, shapes
 from paddlex_interpret.core.intervention import Evidence, InterventionTest, paste
 from paddlex_interpret.core.regions import (box_area, cells_map, clip_box, describe_box,
                                             propose_boxes, top_boxes)
-from paddlex_interpret.core.shortcut import (FLIP_ALARM, Alarm, ShortcutMemory, check_shortcuts,
+from paddlex_interpret.core.shortcut import (FLIP_ALARM, Alarm, ShortcutMemory, alarm_of,
+                                             check_shortcuts,
                                              verdict)
 from paddlex_interpret.testing.drawing import watermark_box_for
 
@@ -197,3 +198,65 @@ def test_an_object_part_at_a_fixed_place_is_not_a_shortcut():
     assert test.flips(2, (24, 24, 40, 40)) >= 20  # the model reads it
     assert test.shared(2, (24, 24, 40, 40)) == 0 and not blue.confirmed
     assert check.confirmed() == []
+
+
+def frame_model(images):
+    """Green from its object's colour, or from a yellow frame around the image once at least
+    three quarters of the frame is there: no box short of the whole view holds it."""
+    from paddlex_interpret.testing.shortcuts import BORDER_COLOUR, shortcut_mask
+
+    frame = shortcut_mask("border", images.shape[1])
+    x = images.astype(np.float64)
+    logits = np.maximum(x - x.mean(-1, keepdims=True), 0).mean((1, 2)) / 2.0
+    on = (np.abs(x[:, frame] - np.array(BORDER_COLOUR)).max(-1) <= 8).mean(1)
+    logits[:, 1] += 60 * (on >= 0.75)
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def framed(n=60):
+    from paddlex_interpret.testing.shortcuts import stamp
+
+    views = shapes(n, mark=False)
+    views[1::3] = [stamp("border", v) for v in views[1::3]]
+    return views
+
+
+def test_a_frame_is_tested_as_the_pixels_the_class_shares():
+    """A frame no box holds alone: the boxes the scan proposes turn nothing, the class's shared
+    pixels (the frame, pasted without what lies inside it) turn every other image green; the
+    alarm says so, and its memory re-tests those pixels, not their bounding box."""
+    from paddlex_interpret.testing.shortcuts import shortcut_mask
+
+    views = framed()
+    test = InterventionTest(frame_model, views)
+    assert (test.predicted == np.arange(60) % 3).all()
+    frame = shortcut_mask("border", H)
+    shared = test.shared_mask(1)  # the frame (and a background pixel or so, by chance)
+    assert shared[frame].all() and shared[~frame].mean() < 0.01
+    assert test.shared_box(1) == (0, 0, H, H)
+    assert test.shared_box(0) is None and test.shared_box(2) is None
+    assert test.flips(1, (0, 0, H, H), masked=True) == 40
+    # the whole box moves the class's median background too; the mask moves the frame alone
+    pasted = paste(views[:3], test.template(1), (0, 0, H, H), shared)
+    assert np.array_equal(pasted[:, ~shared], views[:3, ~shared])
+    assert np.array_equal(pasted[:, shared], np.broadcast_to(test.template(1)[shared],
+                                                              (3, shared.sum(), 3)))
+    check = check_shortcuts(test, label_names=NAMES)
+    green = check.classes[1]
+    assert [k.name for k in check.confirmed()] == ["green"]
+    assert green.source == "shared" and green.evidence.masked
+    assert not green.found_by("scan")  # no box of the scan does it
+    assert green.evidence.flipped >= 36 and green.evidence.shared >= 0.75 * frame.sum() - 1
+    memory = ShortcutMemory()
+    memory.update(check, 1)
+    assert memory.suspects == {}  # the bounding box is not re-tested whole
+    again = check_shortcuts(InterventionTest(frame_model, views), memory=memory, scan=False,
+                            label_names=NAMES)
+    assert again.classes[1].confirmed and again.classes[1].source == "memory"
+    assert again.classes[1].evidence.masked
+    text = alarm_of(again.classes[1], 2).message(2)
+    assert "pixels its images share" in text and "onto 40 images" in text
+    assert Evidence.from_dict(green.evidence.to_dict()) == green.evidence
+    # a clean model reads no frame
+    assert check_shortcuts(InterventionTest(colour_model(0), views)).confirmed() == []
