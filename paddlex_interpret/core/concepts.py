@@ -212,13 +212,13 @@ class ConceptCodebook:
         return (d - self.mean) / self.scale * self._group_weights()
 
     def make_segmenter(self) -> Segmenter | MemoSegmenter:
-        """The segmenter the codebook was fitted with (a name and its parameters), rebuilt; a
-        callable segmenter cannot be rebuilt and gives ``quickshift``, and so does ``'coarse'``
-        (rebuilt as quickshift with its defaults, as codebooks have always been)."""
+        """The segmenter the codebook was fitted with (a name and its parameters), rebuilt, so
+        that an image is cut into the kind of superpixels its concepts were learnt on; a
+        callable segmenter cannot be rebuilt and gives ``quickshift``."""
         name = self.settings.get("segmenter", "quickshift")
         params = dict(self.settings.get("segmenter_params") or {})
         seed = params.pop("seed", self.settings.get("seed", 0))
-        if name not in SEGMENTERS or name == "coarse":
+        if name not in SEGMENTERS:
             name, params = "quickshift", {}
         return make_segmenter(name, seed=seed, **params)
 

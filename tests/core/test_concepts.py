@@ -41,6 +41,20 @@ def test_codebook_separates_objects_and_round_trips(tmp_path, ds):
         ConceptCodebook.load(str(tmp_path / "bad.npz"))
 
 
+def test_the_codebook_segments_as_it_was_fitted(ds):
+    """A codebook fitted on coarse regions cuts images into coarse regions again (concepts
+    learnt on regions of one size assign badly to superpixels of another), with its seed."""
+    from paddlex_interpret.core.segmentation import make_segmenter
+
+    paths = [p for p, _, _ in ds.train_items()[:6]]
+    img = load_image(paths[0])
+    for name in ("coarse", "slic", "quickshift"):
+        cb = ConceptCodebook().fit(paths, segmenter=name, n_concepts=4, seed=3)
+        np.testing.assert_array_equal(cb.make_segmenter()(img), make_segmenter(name, seed=3)(img))
+    cb.settings["segmenter"] = "<callable>"  # what a callable segmenter leaves: quickshift
+    np.testing.assert_array_equal(cb.make_segmenter()(img), make_segmenter("quickshift")(img))
+
+
 def test_descriptor_is_colour_and_texture():
     img = np.zeros((8, 8, 3), np.uint8)
     img[:, 4:] = (255, 0, 0)
