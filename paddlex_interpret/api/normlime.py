@@ -45,7 +45,7 @@ def normlime(img_file: ImageSource, model: Any, dataset: Any = None,
              segmenter_params: Mapping[str, Any] | None = None,
              fill: FillSpec | AutoFill = DEFAULT_FILL, kernel_width: float = 0.25,
              n_concepts: int = 16, build_num_samples: int = 1000, save_png: bool = True,
-             progress: bool = False, backend: str | None = None,
+             progress: bool = False, backend: str = "auto",
              sampler: str | Sampler = DEFAULT_SAMPLER,
              budget: AutoBudget | dict[str, Any] | None = None) -> Explanation:
     """Explain ``model``'s prediction on ``img_file`` with LIME and NormLIME (PaddleX 1.3
@@ -85,9 +85,8 @@ def normlime(img_file: ImageSource, model: Any, dataset: Any = None,
         raise ValueError("normlime needs a dataset: the NormLIME weights are learned from the "
                          "model's predictions on it (pass e.g. your paddlex.datasets.ImageNet "
                          "validation set, a folder or a list of image paths)")
-    prepare_kw = {} if backend is None else {"backend": backend}
     classifier, name, num_samples, batch_size = prepare(img_file, model, num_samples,
-                                                         batch_size, save_dir, **prepare_kw)
+                                                         batch_size, save_dir, backend)
     build_batch_size = batch_size if isinstance(batch_size, (int, np.integer)) else 50
     mode_n, variant = normalise_mode(mode, "normlime")
     explicit = normlime_weights_file is not None
