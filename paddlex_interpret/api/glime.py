@@ -13,20 +13,19 @@ from typing import Any, Mapping
 
 import numpy.typing as npt
 
-from ..adapters import classifier_for
 from ..core.budget import AutoBudget
 from ..core.concepts import ConceptCodebook
 from ..core.explanation import Explanation
 from ..core.fill import AutoFill, FillSpec, resolve_fill
 from ..core.images import ImageSource
 from ..core.lime import (DEFAULT_FILL, DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLER, DEFAULT_SEGMENTER,
-                         LimeExplainer, check_num_samples)
+                         LimeExplainer)
 from ..core.normlime import GlobalWeights, glime_prior
 from ..core.sampling import Sampler
 from ..core.segmentation import SegmenterSpec
 from ..core.surrogate import EvidenceRidge, WeightedRidge
-from ..io import check_writable_dir
-from .output import image_name, save_explanation
+from .lime import prepare
+from .output import save_explanation
 from .weights import resolve_codebook
 
 __all__ = ["glime"]
@@ -100,9 +99,8 @@ def glime(img_file_or_array: ImageSource, model_or_classifier: Any,
         unknown sampler, negative ``alpha``/``beta``. TypeError: a sampler that is not a
         :class:`~paddlex_interpret.core.sampling.Sampler`.
     """
-    num_samples = check_num_samples(num_samples)
-    if save_dir is not None:
-        check_writable_dir(save_dir)
+    classifier, name, num_samples, batch_size = prepare(img_file_or_array, model_or_classifier,
+                                                         num_samples, batch_size, save_dir)
     if isinstance(global_weights, (str, bytes, os.PathLike)):
         global_weights = GlobalWeights.load(os.fsdecode(global_weights))
     codebook = resolve_codebook(codebook) or global_weights.codebook
@@ -111,9 +109,7 @@ def glime(img_file_or_array: ImageSource, model_or_classifier: Any,
     if codebook.n_concepts != global_weights.n_concepts:
         raise ValueError("the codebook has %d concepts, the weights %d"
                          % (codebook.n_concepts, global_weights.n_concepts))
-    classifier, _ = classifier_for(model_or_classifier)
     image = classifier.view(img_file_or_array)
-    name = image_name(img_file_or_array)
     if surrogate is None:
         if isinstance(beta, str):
             if beta != "auto":

@@ -15,7 +15,7 @@ import os
 from typing import Any, Mapping
 
 from ..adapters import classifier_for
-from ..adapters.paddlex import PaddleXClassifier, check_paddlex_classifier
+from ..adapters.paddlex import check_paddlex_classifier, is_paddlex_model
 from ..core.budget import AutoBudget
 from ..core.classifier import Classifier, check_positive_int
 from ..core.explanation import Explanation
@@ -34,31 +34,29 @@ logger = logging.getLogger("paddlex_interpret")
 
 
 def prepare(img_file: ImageSource, model: Any, num_samples: int | str, batch_size: int | str,
-            save_dir: str, backend: str | None = "auto"
+            save_dir: str | None, backend: str = "auto"
             ) -> tuple[Classifier, str, int | str, int | str]:
-    """Check the arguments every PaddleX 1.3 function shares (before anything runs) and return
-    ``(classifier, image name, num_samples, batch_size)``. ``model``: a PaddleX classifier, the
-    directory of a saved or exported one (PaddleX 2, or PaddleX 3 / PaddleClas), a deployed one,
-    or a :class:`~paddlex_interpret.core.classifier.Classifier`
-    (:func:`~paddlex_interpret.adapters.classifier_for`)."""
-    from ..adapters.deployed import is_deployed_model
-    from ..adapters.model_dir import find_model_dir, open_model
+    """Check the arguments every explaining function shares (before anything runs) and return
+    ``(classifier, image name, num_samples, batch_size)``: the one way ``lime``, ``normlime``
+    and ``glime`` get their model. ``model``: a PaddleX classifier, the directory of a saved or
+    exported one (PaddleX 2, or PaddleX 3 / PaddleClas), a deployed one, a
+    :class:`~paddlex_interpret.core.classifier.Classifier` or a callable ``images ->
+    probabilities`` (:func:`~paddlex_interpret.adapters.classifier_for`; ``backend`` is the
+    PaddleX model's). ``save_dir`` None: nothing is written."""
+    from ..adapters.model_dir import find_model_dir
 
     if isinstance(model, (str, bytes, os.PathLike)):
         find_model_dir(model)  # before anything loads: what is missing there
-    elif not (is_deployed_model(model) or isinstance(model, Classifier)):
+    elif is_paddlex_model(model):
         check_paddlex_classifier(model)
     num_samples = check_num_samples(num_samples)
     if not (isinstance(batch_size, str) and batch_size == "auto"):
         batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(img_file, (str, bytes, os.PathLike)):
         img_file = check_image_path(img_file)
-    check_writable_dir(save_dir)
-    model = open_model(model)
-    if is_deployed_model(model) or isinstance(model, Classifier):
-        classifier, _ = classifier_for(model)
-    else:
-        classifier = PaddleXClassifier(check_paddlex_classifier(model), backend=backend)
+    if save_dir is not None:
+        check_writable_dir(save_dir)
+    classifier, _ = classifier_for(model, backend=backend)
     return classifier, image_name(img_file), num_samples, batch_size
 
 
