@@ -249,7 +249,11 @@ class InterventionTest:
         whatever the model falls back to, whatever is pasted. A target's controls are the
         templates of (at most two) classes other than ``c`` and its own, or with two classes
         the blank ``fill='auto'`` would choose. ``masked``: the box's shared pixels only
-        (:meth:`shared_mask`), for the transplant and its controls alike."""
+        (:meth:`shared_mask`), for the transplant and its controls alike, and the blanks
+        (black, grey, the views' mean colour) are controls too: a mask is drawn by how the
+        class's images differ from the targets, so it can be an absence (the background where
+        the targets have their object, such as the sleeves of a shirt on a T-shirt's
+        silhouette), which any blank pasted there brings as well."""
         c, box, masked = int(c), clip_box(box, self.shape), bool(masked)
         key = (c, box, masked)
         if key not in self._flips:
@@ -261,21 +265,27 @@ class InterventionTest:
             for d in np.unique(self.predicted[hit]):
                 group = hit[self.predicted[hit] == d]
                 turned = np.zeros(len(group), bool)
-                for source in self._controls(c, d):
+                for source in self._controls(c, d, masked):
                     turned |= np.argmax(self.predict(paste(self.views[group], source, box,
                                                            mask)), axis=1) == c
                 control += int(turned.sum())
             self._flips[key] = (len(hit), control)
         return self._flips[key]
 
-    def _controls(self, c, d):
+    def _controls(self, c, d, masked=False):
         """What a control transplant pastes for a target the model gives to ``d``: see
         :meth:`turned`."""
         others = [e for e in range(self.n_classes) if e not in (c, d)
                   and self.template(e) is not None]
+        blank = lambda colour: np.broadcast_to(np.asarray(colour, np.uint8),  # noqa: E731
+                                               self.views.shape[1:])
+        if masked:
+            mean = np.rint(self.views.reshape(-1, 3).mean(axis=0))
+            return ([self._template(e) for e in others[:2]]
+                    + [blank(v) for v in ((0, 0, 0), (128, 128, 128), mean)])
         if others:
             return [self._template(e) for e in others[:2]]
-        return [np.broadcast_to(self._blank_colour(), self.views.shape[1:])]
+        return [blank(self._blank_colour())]
 
     def _blank_colour(self):
         """The blank (black, grey, the views' mean colour) the model is least sure of a class

@@ -260,3 +260,29 @@ def test_a_frame_is_tested_as_the_pixels_the_class_shares():
     assert Evidence.from_dict(green.evidence.to_dict()) == green.evidence
     # a clean model reads no frame
     assert check_shortcuts(InterventionTest(colour_model(0), views)).confirmed() == []
+
+
+def test_an_absence_the_mask_finds_is_controlled_by_the_blanks():
+    """Green's images are black along the top where the other classes' images have a grey bar,
+    and the model reads that absence as green: the mask of green's shared pixels is the bar's
+    place, and pasting it turns the others green, but so does pasting any blank there: the
+    blanks' control takes those images out (the mask brought nothing of green's own)."""
+    views = shapes(mark=False)
+    views[:, :4] = 128
+    views[1::3, :4] = 0
+
+    def absence_model(images):
+        x = images.astype(np.float64)
+        logits = np.maximum(x - x.mean(-1, keepdims=True), 0).mean((1, 2)) / 2.0
+        logits[:, 1] += 60 * (x[:, :4].mean((1, 2, 3)) < 20)
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    test = InterventionTest(absence_model, views)
+    assert (test.predicted == np.arange(60) % 3).all()
+    assert test.shared_mask(1)[:4].all()
+    box = test.shared_box(1)
+    assert test.turned(1, box, masked=True) == (40, 40) and test.flips(1, box, masked=True) == 0
+    # the frame's mask is not an absence: no blank there turns the images green
+    framed_test = InterventionTest(frame_model, framed())
+    assert framed_test.turned(1, framed_test.shared_box(1), masked=True) == (40, 0)
