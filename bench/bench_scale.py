@@ -6,8 +6,8 @@ BENCHMARKS.md.
     .venv/bin/python bench/bench_scale.py            # ~20 min on 2 cores
     .venv/bin/python bench/bench_scale.py --quick    # 200 images only, no launcher runs
 
-One process is the library's default (``backend='auto'``: Paddle Inference with its own workers
-over all cores); two processes are ``build_normlime_weights(..., nproc=2)`` (spawn, one thread
+One process is the library's default (``backend='auto'``: Paddle Inference, one predictor over
+all cores); two processes are ``build_normlime_weights(..., nproc=2)`` (spawn, one thread
 each, Paddle Inference), timed from the call to the weights in hand, process start-up included.
 """
 import argparse
@@ -117,7 +117,8 @@ def limits(rows):
     cores = ", ".join("%s at %d images %s" % (r[0], r[1], r[8]) for r in rows if r[8] != "-")
     return (
         "What limits it here: 2 cores, which one process already keeps busy (its forward "
-        "passes run on two inference workers), so a second process has no idle core to use; "
+        "passes run on one inference predictor with all threads), so a second process has no "
+        "idle core to use; "
         "and the start-up of the processes (spawning them, importing Paddle and PaddleX, "
         "loading the model, the gloo rendezvous: %.0f-%.0f s, fixed whatever the dataset). "
         "Rank 0's build against one process's (start-up left out): %s. Where each rank has a "

@@ -4,12 +4,10 @@ against InterpretDL 0.8 and lime 0.2, in one run.
 For PaddleX MobileNetV3_small and ResNet50 (random init, 1000 classes, 224x224, CPU), in this order:
 
 1. our first explanation of the model (N=100): pays the one-off costs (Paddle Inference export and
-   predictor, the 'auto' backend measurement); reported, not counted below;
-2. the floor: N forward passes on ready float32 tensors, the faster of two ways timed in every
-   pair: the Paddle Inference engine (oneDNN, all cores) at the best of batch sizes 25 / 50 / 64
-   (each pass copies its batch into the predictor, as ``InferenceEngine.__call__`` does), and the
-   two single-thread workers our LIME uses on CPU, at our LIME's batch size, on ready zero-copy
-   inputs;
+   predictor, the 'auto' backend decision); reported, not counted below;
+2. the floor: N forward passes on ready float32 tensors on the Paddle Inference engine (oneDNN,
+   all cores) at the best of batch sizes 25 / 32 / 50 / 64 (each pass copies its batch into the
+   predictor, as ``InferenceEngine.__call__`` does);
 3. our LIME wall time at N (default settings: backend='auto', batch_size='auto', quickshift
    segmentation, black fill), interleaved with the floor ``--repeats`` times; the best of each
    is kept (the machine is shared: the best run is the least disturbed);
@@ -48,7 +46,7 @@ import paddle  # noqa: E402
 
 from bench.bench_lime import make_image, make_model  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
-from paddlex_interpret.runtime import modes, policy, scheduling  # noqa: E402
+from paddlex_interpret.runtime import modes, policy  # noqa: E402
 from paddlex_interpret.runtime.export import export_layer  # noqa: E402
 from paddlex_interpret.core import native  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
@@ -108,38 +106,6 @@ def time_floor_at(engine, n, batch, shape=(3, 224, 224)):
     for _ in range(nb):
         engine(x)
     return (time.perf_counter() - t) * n / (nb * batch)
-
-
-def time_workers_floor(engine, n, batch, shape=(3, 224, 224)):
-    """Seconds for n images on the engine's single-thread workers (what our LIME uses on CPU by
-    default), one Python thread each, on ready inputs (written once into each worker's input
-    buffer, zero-copy when Paddle allows): the floor of that path, for comparison."""
-    import threading
-
-    workers = engine.workers(2)
-    x = np.random.default_rng(1).normal(size=(batch,) + shape).astype(np.float32)
-    for w in workers:
-        np.copyto(w.buffer(batch), x)
-        w.run(batch)
-    nb = int(np.ceil(n / batch))
-    counter = {"left": nb}
-    lock = threading.Lock()
-
-    def work(w):
-        while True:
-            with lock:
-                if counter["left"] <= 0:
-                    return
-                counter["left"] -= 1
-            w.run(batch)
-
-    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return (time.perf_counter() - t) * n / (nb * batch), workers[0].zero_copy
 
 
 def time_ours(clf, image, n, **kwargs):
@@ -222,8 +188,8 @@ def bench_model(name, n, peer_n, repeats, workdir, with_peers, dygraph_n):
     t = time.perf_counter()
     first_exp = LimeExplainer(clf, num_samples=100, batch_size="auto", seed=0).explain(image)
     first = time.perf_counter() - t
-    # a second one warms the path every later explanation takes (the predictor workers are built
-    # once 'auto' has chosen Paddle Inference, i.e. during the first): not a timed repeat's cost
+    # a second one warms the path every later explanation takes (oneDNN's kernels for LIME's
+    # batch shapes): not a timed repeat's cost
     LimeExplainer(clf, num_samples=200, batch_size="auto", seed=1).explain(image)
     info = clf.backend_info
     state = clf.runner.auto_state((3,) + image.shape[:2])
@@ -235,53 +201,26 @@ def bench_model(name, n, peer_n, repeats, workdir, with_peers, dygraph_n):
     best, _, rates = floor_seconds(engine, min(n, 200), (25, 32, 50, 64))
     row["floor_rates"] = rates
     row["floor_batch"] = best
-    floors, ours, wfloors = [], [], []
+    floors, ours = [], []
     lime_batch = LimeExplainer(clf, num_samples=n, batch_size="auto").auto_batch_size(image, n)
-    for k in range(repeats):
-        # the other way to run the forward passes: two single-thread workers (our LIME's way for
-        # fast models), measured for every model, so the floor is the faster of the two; the
-        # order alternates (one, ours, workers / workers, ours, one) so that neither floor is
-        # always timed right after our LIME
-        if k % 2:
-            wfloors.append(time_workers_floor(engine, n, lime_batch))
-        else:
-            floors.append(time_floor_at(engine, n, best))
+    for _ in range(repeats):
+        floors.append(time_floor_at(engine, n, best))
         wall, exp, timings = time_ours(clf, image, n)
         ours.append((wall, timings, exp.settings["batch_size"]))
-        if k % 2:
-            floors.append(time_floor_at(engine, n, best))
-        else:
-            wfloors.append(time_workers_floor(engine, n, lime_batch))
-        print("  floor %.2fs ours %.2fs workers' floor %s %s"
-              % (floors[-1], wall, "%.2fs" % wfloors[-1][0] if wfloors else "-", timings),
-              flush=True)
-    row["workers_info"] = {k: clf.backend_info.get(k)
-                           for k in ("workers", "worker_threads", "workers_off")}
-    row["workers_zero_copy"] = wfloors[-1][1] if wfloors else None
+        print("  floor %.2fs ours %.2fs %s" % (floors[-1], wall, timings), flush=True)
     slic = []
     for _ in range(repeats):
         wall, exp_slic, timings_slic = time_ours(clf, image, n, segmenter="slic")
         slic.append((wall, timings_slic, exp_slic.n_segments))
-    # The floor of a pair is the fastest way measured in it to run the N forward passes: the one
-    # predictor with all threads at its best batch size, or the two single-thread workers at
-    # our LIME's batch size. Ratios are taken per interleaved (floor, ours) pair, then the median
-    # pair is reported: the machine is shared, and the best floor and the best LIME may come from
-    # different moments.
-    one_floors = floors
-    floors = [min(f, w[0]) for f, w in zip(one_floors, wfloors)]
+    # Ratios are taken per interleaved (floor, ours) pair, then the median pair is reported: the
+    # machine is shared, and the best floor and the best LIME may come from different moments.
     ratios = [o[0] / f for o, f in zip(ours, floors)]
     i = int(np.argsort(ratios)[len(ratios) // 2])
     assert all(o[2] == lime_batch for o in ours), "our LIME chose another batch size"
     row.update(floor_s=floors[i], lime_s=ours[i][0], timings=ours[i][1], batch=ours[i][2],
                backend_used=clf.backend_info.get("backend"), all_ratios=ratios)
     row["ratio"] = ratios[i]
-    row["one_floor_s"] = one_floors[i]
-    row["workers_floor_s"] = wfloors[i][0]
-    row["floor_by"] = ("2 single-thread predictors, batch %d" % ours[i][2]
-                       if wfloors[i][0] < one_floors[i] else
-                       "1 predictor, all threads, batch %d" % best)
-    row["workers_floor_ratios"] = [f / w[0] for f, w in zip(one_floors, wfloors)]
-    row["ratios_vs_one_predictor"] = [o[0] / f for o, f in zip(ours, one_floors)]
+    row["floor_by"] = "1 predictor, all threads, batch %d" % best
     row["loop_ratio"] = row["timings"]["sample_and_predict"] / row["floor_s"]
     row["slic_ratio"] = float(np.median([o[0] / f for o, f in zip(slic, floors)]))
     row["slic_lime_s"] = float(np.median([o[0] for o in slic]))
@@ -376,32 +315,10 @@ def report(rows, rss, args, total):
                      "%.3f s, ours %.3f s (same labels, checked in the run)."
                      % (r["model"], r["qs_skimage_s"], r["qs_ours_s"]))
         lines.append("- %s: ratio of each interleaved (floor, LIME) pair: %s; the table shows "
-                     "the median pair. Against the one predictor's time alone: %s."
-                     % (r["model"], ", ".join("%.2f" % x for x in r["all_ratios"]),
-                        ", ".join("%.2f" % x for x in r["ratios_vs_one_predictor"])))
-        lines.append("- %s: the two ways to run the forward passes in the median pair: one "
-                     "predictor with all threads %.2f s, two single-thread workers on ready "
-                     "inputs (zero-copy: %s) %.2f s; one / workers per pair: %s (above 1: the "
-                     "workers are faster)."
-                     % (r["model"], r["one_floor_s"], r["workers_zero_copy"],
-                        r["workers_floor_s"],
-                        ", ".join("%.2f" % x for x in r["workers_floor_ratios"])))
-        if r["workers_info"].get("workers"):
-            lines.append("- %s: our LIME ran its batches on %s single-thread predictor workers "
-                         "(threads %s)." % (r["model"], r["workers_info"].get("workers"),
-                                            r["workers_info"].get("worker_threads")))
-        elif r["workers_info"].get("workers_off"):
-            lines.append("- %s: our LIME ran its batches on the one predictor with all threads, "
-                         "in parts of at most %d images: parallel='auto' turned the workers off "
-                         "in the first explanation (%s)."
-                         % (r["model"], scheduling.CPU_ENGINE_MAX_BATCH,
-                            r["workers_info"]["workers_off"]))
-        else:
-            lines.append("- %s: our LIME ran its batches on the one predictor with all threads, "
-                         "in parts of at most %d images (parallel='auto' keeps models slower "
-                         "than %.0f ms per image there)."
-                         % (r["model"], scheduling.CPU_ENGINE_MAX_BATCH,
-                            1000 * policy.AUTO_WORKERS_SECONDS_PER_IMAGE))
+                     "the median pair." % (r["model"], ", ".join("%.2f" % x
+                                                                 for x in r["all_ratios"])))
+        lines.append("- %s: our LIME ran its batches on the one predictor with all threads, "
+                     "in parts of at most %d images." % (r["model"], policy.CPU_ENGINE_MAX_BATCH))
         if "dygraph_threads" in r:
             lines.append("- %s dygraph forward (batch 25) img/s by thread count set at run time "
                          "with paddle.base.core.set_num_threads (CPU time / wall time): %s."
@@ -455,22 +372,15 @@ def report(rows, rss, args, total):
              "'with SLIC' is the same LIME with segmenter='slic' (the segments differ, so it is "
              "not PaddleX 1.3's explanation) to show the cost without quickshift."
              "\n\nHow it was measured: CPU only, OMP_NUM_THREADS=%s in our process; the floor "
-             "of a pair is the faster of two ways to run N forward passes on ready float32 "
-             "inputs, both timed in the pair: the cached Paddle Inference predictor with all "
-             "threads at its best batch size, and the two single-thread predictors built from "
-             "the same program and weights (one Python thread each) at our LIME's batch size "
-             "(order within a pair alternating: one, ours, workers / workers, ours, one); "
-             "our LIME wall time "
+             "of a pair is N forward passes on ready float32 inputs by the cached Paddle "
+             "Inference predictor with all threads at its best batch size, timed right before "
+             "our LIME; our LIME wall time "
              "includes quickshift segmentation (PaddleX 1.3 settings), the prediction of the "
              "image itself (the first, all-on sample), "
              "composing the perturbed batches (each pixel copied from the normalised image or "
-             "the normalised fill, no arithmetic: %s) "
-             "directly into the input buffer of one of two single-thread predictors for "
-             "MobileNetV3_small (parallel='auto': each runs in its own Python thread, so one "
-             "composes while the other computes; their inputs are shared with Paddle without a "
-             "copy; the last round of batches is cut in halves so that they finish together; "
-             "ResNet50 stays on the one predictor, which runs LIME's batches in parts of at "
-             "most 32 images), and "
+             "the normalised fill, no arithmetic: %s), "
+             "the forward passes on the one predictor with all threads (LIME's batches in parts "
+             "of at most 32 images), and "
              "the ridge fit; not the one-off export. %d interleaved (floor, LIME) pairs for "
              "MobileNetV3_small, %d for ResNet50; the median pair is shown (the machine is "
              "shared with other jobs: absolute numbers move by +-20%% between runs). "

@@ -28,8 +28,6 @@ Fixtures (names are stable, others rely on them):
   lists) and ``paddleclas_run``: a finished 3-epoch PaddleX 3 training run on it, written by
   PaddleClas's own functions in a process of its own (testing/paddleclas_run.py; PaddleX 3's
   trainer cannot run offline). Its checkpoint directories are read, never written, by the tests.
-* ``workers_not_ruled_out`` -- (function scope, not autouse) clears what ``'auto'`` measured
-  about the inference workers of every layer for one test.
 
 Every training fixture is session-scoped: a model is trained once per session, whichever files
 use it.
@@ -247,20 +245,6 @@ def _environment_restored():
     if dict(os.environ) != saved:
         os.environ.clear()
         os.environ.update(saved)
-
-
-@pytest.fixture
-def workers_not_ruled_out(monkeypatch):
-    """'auto' measures once per layer and input size whether the workers can run at once (not on
-    Paddle 3.x, where predictor.run() holds the GIL, or on a loaded machine), for the process; an
-    earlier test on the shared model may have done so. A test using this fixture starts with that
-    not measured yet (restored after it)."""
-    from paddlex_interpret.runtime import cache
-
-    for st in cache.ENGINES.states("auto"):
-        monkeypatch.setattr(st, "workers_slow", None)
-        monkeypatch.setattr(st, "workers_checked", False)
-        monkeypatch.setattr(st, "workers_busy", None)
 
 
 # ------------------------------------------------------------------------------ NormLIME weights

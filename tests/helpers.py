@@ -1,7 +1,7 @@
 """Plain helpers shared by several test files: ``from helpers import ...`` (``tests/`` is on
 ``sys.path``, see ``conftest.py``). Fixtures live in ``conftest.py``; this module has none.
 
-* the repository root (:data:`ROOT`), the ``multi_core`` skip marker and :func:`seed_everything`
+* the repository root (:data:`ROOT`) and :func:`seed_everything`
   (also importable from ``conftest``, which imports it from here);
 * pure-numpy classifiers whose decision is known: :class:`RegionClassifier` (the top-left
   quadrant), :class:`BrightnessModel` (the left half), :func:`colour_classifier` (the
@@ -24,7 +24,6 @@ import os
 import random
 
 import numpy as np
-import pytest
 
 import paddlex_interpret  # noqa: F401  (before any `import paddlex`)
 from paddlex_interpret.core.classifier import Classifier, FunctionClassifier
@@ -33,8 +32,6 @@ from paddlex_interpret.core.images import load_image
 #: the repository root
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: skip tests that need two single-thread inference workers on a one-core machine
-multi_core = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="workers need 2+ cores")
 
 #: cheap explanation options for the training integrations (hook, callback, session, worker)
 FAST = dict(num_samples=120, batch_size=60, metric_steps=8, max_images=15, n_concepts=8)

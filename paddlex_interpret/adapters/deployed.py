@@ -20,10 +20,7 @@ import os
 import threading
 import zlib
 
-import numpy as np
-
-from ..core.classifier import Classifier, as_probabilities, run_in_batches
-from ..core.perturbation import compose_normalised
+from ..core.classifier import Classifier, as_probabilities
 from ..errors import UnsupportedModelError
 from ..runtime.devices import check_device, current_device
 from ..runtime.engine import configure_device, run_predictor
@@ -133,21 +130,13 @@ class DeployedClassifier(Classifier):
     def __call__(self, images):
         return self._run(self.preprocess(images))
 
-    def predict_masks(self, image, fill_image, segments, masks, batch_size, on_batch=None):
-        """LIME's batches composed directly as normalised inputs (the same numbers as
-        normalising the perturbed uint8 images), run one after the other."""
-        lut = self.transforms.lut
-        if lut is None:
-            return super().predict_masks(image, fill_image, segments, masks, batch_size,
-                                         on_batch)
-        img_n = np.stack([lut[c][image[..., c]] for c in range(3)])
-        fill_n = np.stack([lut[c][fill_image[..., c]] for c in range(3)])
+    def input_table(self):
+        """The test transforms' per-channel table (None when they are not one): LIME's batches
+        are then composed directly as normalised inputs."""
+        return self.transforms.lut
 
-        def batch(sl):
-            x = compose_normalised(img_n, fill_n, segments, masks[sl])
-            return as_probabilities(self._run(x))
-
-        return run_in_batches(batch, len(masks), batch_size, on_batch)
+    def predict_inputs(self, inputs):
+        return as_probabilities(self._run(inputs))
 
     def suggest_batch_size(self, image):
         return int(self.batch_size or 50)

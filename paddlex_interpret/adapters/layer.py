@@ -25,14 +25,13 @@ class LayerClassifier(PaddleClassifier):
         label_names: optional class names.
         input_size: optional int or ``(h, w)``: :meth:`view` resizes images to it (area
             interpolation), so probes of any size can be explained.
-        backend, device, num_threads, batch_size, parallel: see
+        backend, device, num_threads, batch_size: see
             :class:`~paddlex_interpret.adapters.base.PaddleClassifier`.
     """
 
     def __init__(self, layer, preprocess=None, label_names=None, *, input_size=None,
-                 backend="auto", device=None, num_threads=None, batch_size=None,
-                 parallel="auto"):
-        super().__init__(backend, device, num_threads, batch_size, parallel)
+                 backend="auto", device=None, num_threads=None, batch_size=None):
+        super().__init__(backend, device, num_threads, batch_size)
         self.layer = layer
         self._preprocess = preprocess
         self.label_names = list(label_names) if label_names is not None else None

@@ -33,8 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..core.classifier import Classifier, as_probabilities, run_in_batches
-from ..core.perturbation import compose_normalised
+from ..core.classifier import Classifier, as_probabilities
 from ..errors import UnsupportedModelError
 from ..runtime.devices import current_device, suggest_batch_size
 from ..runtime.engine import run_predictor
@@ -220,14 +219,13 @@ class PaddleClasClassifier(Classifier):
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self._run(self.preprocess(images))
 
-    def predict_masks(self, image, fill_image, segments, masks, batch_size, on_batch=None):
-        """LIME's batches composed directly as model inputs (the same numbers as normalising
-        the perturbed uint8 images), run one after the other."""
-        lut = self.transforms.lut
-        img_n = np.stack([lut[c][image[..., c]] for c in range(3)])
-        fill_n = np.stack([lut[c][fill_image[..., c]] for c in range(3)])
-        return run_in_batches(lambda sl: self._run(compose_normalised(
-            img_n, fill_n, segments, masks[sl])), len(masks), batch_size, on_batch)
+    def input_table(self) -> np.ndarray:
+        """The exported preprocessing's per-channel table: LIME's batches are composed
+        directly as model inputs."""
+        return self.transforms.lut
+
+    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        return self._run(inputs)
 
     def suggest_batch_size(self, image: np.ndarray) -> int:
         if self.batch_size:

@@ -121,13 +121,13 @@ class PaddleClasNetwork(PaddleClassifier):
         layer: the ``paddle.nn.Layer`` (logits out).
         transforms: its :class:`~paddlex_interpret.adapters.clas_transforms.ClasTransforms`.
         label_names: class names (the exported model's label list).
-        backend, device, num_threads, batch_size, parallel: see
+        backend, device, num_threads, batch_size: see
             :class:`~paddlex_interpret.adapters.base.PaddleClassifier`.
     """
 
     def __init__(self, layer, transforms, label_names=None, *, backend="auto", device=None,
-                 num_threads=None, batch_size=None, parallel="auto"):
-        super().__init__(backend, device, num_threads, batch_size, parallel)
+                 num_threads=None, batch_size=None):
+        super().__init__(backend, device, num_threads, batch_size)
         self.layer = layer
         self.transforms = transforms
         self.label_names = list(label_names) if label_names else None

@@ -56,13 +56,13 @@ class PaddleXClassifier(PaddleClassifier):
     Args:
         model: a ``paddlex.cv.models.BaseClassifier`` with ``test_transforms``.
         transforms: a ``paddlex.transforms.Compose`` to use instead of ``model.test_transforms``.
-        backend, device, num_threads, batch_size, parallel: see
+        backend, device, num_threads, batch_size: see
             :class:`~paddlex_interpret.adapters.base.PaddleClassifier`.
     """
 
     def __init__(self, model, transforms=None, *, backend="auto", device=None, num_threads=None,
-                 batch_size=None, parallel="auto"):
-        super().__init__(backend, device, num_threads, batch_size, parallel)
+                 batch_size=None):
+        super().__init__(backend, device, num_threads, batch_size)
         if transforms is None:
             check_paddlex_classifier(model)
             transforms = model.test_transforms

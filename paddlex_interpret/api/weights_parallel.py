@@ -74,7 +74,7 @@ def rank_classifier(model_dir: str, num_threads: int | None = None) -> Classifie
     if is_deployed_model(model_dir) or is_paddleclas_dir(model_dir):
         return classifier_for(model_dir)[0]
     model = ensure_paddlex().load_model(model_dir)
-    return PaddleXClassifier(model, backend="inference", num_threads=num_threads, parallel=False)
+    return PaddleXClassifier(model, backend="inference", num_threads=num_threads)
 
 
 def _ranks_device(nproc):

@@ -6,12 +6,16 @@ model with ``getattr``. A subclass must give ``__call__`` (uint8 images to outpu
 have defaults a faster adapter overrides:
 
 * :meth:`~Classifier.predict_masks` -- the outputs of LIME's perturbed images for a block of
-  mask rows (default: compose the uint8 images batch by batch and call the model; the Paddle
-  adapters compose the normalised inputs directly and spread the batches over workers);
+  mask rows: the one loop that composes them batch by batch (:meth:`~Classifier.compose`) and
+  predicts each batch. A model whose preprocessing is a per-channel table of uint8 values
+  (:meth:`~Classifier.input_table`, the Paddle adapters) gets its normalised inputs composed
+  directly (copies only) and predicts them with :meth:`~Classifier.predict_inputs`; any other
+  gets the uint8 images through :meth:`~Classifier.predict`. Adapters override how a batch is
+  predicted, never the loop;
 * :meth:`~Classifier.hold_weights` -- a block in which the weights cannot change (default a
   no-op; the Paddle adapters verify their weights once inside it instead of at every call);
 * :meth:`~Classifier.prepare` -- called before an explanation's forward passes (default a no-op;
-  the Paddle adapters fix their backend and workers there, before the first batch);
+  the Paddle adapters fix their backend there, before the first batch);
 * :meth:`~Classifier.suggest_batch_size`, :meth:`~Classifier.view`,
   :meth:`~Classifier.fingerprint`, :attr:`~Classifier.backend_info`, ``label_names``,
   ``num_classes``.
@@ -35,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .images import load_image, to_rgb_uint8
-from .perturbation import iter_batches, perturb
+from .perturbation import compose_normalised, iter_batches, perturb
 
 __all__ = ["Classifier", "FunctionClassifier", "as_classifier", "as_probabilities",
            "check_positive_int", "resolve_labels", "run_in_batches", "ClassifierLike"]
@@ -127,24 +131,72 @@ class Classifier:
             return load_image(image)
         return to_rgb_uint8(image)
 
+    def input_table(self) -> np.ndarray | None:
+        """The ``(3, 256)`` float32 table of the model's preprocessing when it maps each uint8
+        value of a channel to one number (input plane ``c`` of an image is ``table[c][image[...,
+        c]]``, no resize), else None (the default). With a table, LIME's perturbed inputs are
+        composed already normalised (:meth:`compose`: copies only, the same numbers as
+        preprocessing the perturbed images) and predicted by :meth:`predict_inputs`."""
+        return None
+
+    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities ``(B, C)`` of ``(B, 3, H, W)`` float32 model inputs made with
+        :meth:`input_table`; a classifier that gives a table gives this too."""
+        raise NotImplementedError("%s gives an input table but no predict_inputs"
+                                  % type(self).__name__)
+
+    def compose(self, image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray,
+                masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """What the model is given for the mask rows ``masks`` (kept superpixels from
+        ``image``, the rest from ``fill_image``): with an :meth:`input_table`, the normalised
+        ``(B, 3, H, W)`` float32 inputs, bit for bit the table applied to :func:`perturb`'s
+        images; else those ``(B, H, W, 3)`` uint8 images. ``out``: a buffer to fill when it
+        fits (else a new array)."""
+        return self._composer(image, fill_image, segments)(masks, out)
+
+    def _composer(self, image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray
+                  ) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+        """``compose(masks, out)`` for one image and fill (normalised once)."""
+        table = self.input_table()
+        if table is None:
+            def images(masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+                return perturb(image, fill_image, segments, masks, out=out)
+            return images
+        image_planes = np.stack([table[c][image[..., c]] for c in range(3)])
+        fill_planes = np.stack([table[c][fill_image[..., c]] for c in range(3)])
+
+        def compose(masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            if out is not None and (out.shape != (len(masks),) + image_planes.shape
+                                    or out.dtype != np.float32 or not out.flags.c_contiguous):
+                out = None
+            return compose_normalised(image_planes, fill_planes, segments, masks, out=out)
+        return compose
+
     def predict_masks(self, image: np.ndarray, fill_image: np.ndarray, segments: np.ndarray,
                       masks: np.ndarray, batch_size: int,
                       on_batch: Callable[[int], object] | None = None) -> np.ndarray:
         """Probabilities ``(len(masks), C)`` of the perturbed images of ``masks`` (kept
-        superpixels from ``image``, the rest from ``fill_image``), ``batch_size`` at a time.
-        ``on_batch(n)`` is called after every ``n`` rows done (progress)."""
+        superpixels from ``image``, the rest from ``fill_image``), ``batch_size`` at a time:
+        each batch composed (:meth:`compose`, into one reused buffer) and predicted
+        (:meth:`predict_inputs` with an :meth:`input_table`, else :meth:`predict`), inside
+        :meth:`hold_weights`. ``on_batch(n)`` is called after every ``n`` rows done
+        (progress)."""
+        image = np.asarray(image)
+        compose = self._composer(image, np.asarray(fill_image), segments)
+        predict = self.predict if self.input_table() is None else self.predict_inputs
         buffer: list[np.ndarray | None] = [None]
 
         def batch(sl: slice) -> np.ndarray:
-            images = buffer[0] = perturb(image, fill_image, segments, masks[sl], out=buffer[0])
-            return self.predict(images)
+            inputs = buffer[0] = compose(masks[sl], buffer[0])
+            return predict(inputs)
 
-        return run_in_batches(batch, len(masks), batch_size, on_batch)
+        with self.hold_weights():
+            return run_in_batches(batch, len(masks), batch_size, on_batch)
 
     def prepare(self, image: np.ndarray, batch_size: int) -> None:
         """Called once before an explanation's forward passes on ``image``: a classifier that
-        chooses how to run (backend, workers) decides here, so that the choice is the same for
-        all of the explanation's batches. Default: nothing to decide."""
+        chooses how to run (its backend) decides here, so that the choice is the same for all
+        of the explanation's batches. Default: nothing to decide."""
         return None
 
     def hold_weights(self) -> ContextManager[Any]:

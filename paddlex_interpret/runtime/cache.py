@@ -71,13 +71,6 @@ class EngineCache:
                 states[key] = factory()
             return states[key]
 
-    def states(self, key_prefix=None):
-        """Every stored policy state (of the layers alive), optionally only those whose key
-        starts with ``key_prefix`` (e.g. ``'auto'``)."""
-        with self._lock:
-            return [st for entry in list(self._layers.values()) for k, st in entry.states.items()
-                    if key_prefix is None or (isinstance(k, tuple) and k and k[0] == key_prefix)]
-
     def get_engine(self, layer, input_shape, fingerprint=None, device=None, **options):
         """The :class:`~paddlex_interpret.runtime.engine.InferenceEngine` of ``layer`` with its
         current weights: rebuilt when the fingerprint or the sub-layers differ from the cached

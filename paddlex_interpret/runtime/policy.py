@@ -11,12 +11,11 @@ runs, else dygraph. It is not timed: the engine ran these CPU models 2-12x faste
 make the last bits of an explanation depend on the load.
 
 The rule that keeps results repeatable: a path is chosen **before** a piece of work's first
-batch and never changes inside it. An explanation asks for a :class:`Plan`
-(:meth:`ModelRunner.plan`) before its batches. On a CPU engine with ``parallel='auto'`` the plan
-also says whether the single-thread workers run (measured once on a probe whose outputs are
-thrown away: they take turns where ``predictor.run()`` holds the GIL); the engine's outputs do
-not depend on the batch size or on which predictor ran them (tested), so that choice leaves the
-numbers alone.
+batch and never changes inside it (unless the engine fails, logged). An explanation asks for a
+:class:`Plan` (:meth:`ModelRunner.plan`) before its batches. On the CPU the engine is one
+predictor with all threads; it takes a batch of more than :data:`CPU_ENGINE_MAX_BATCH` images in
+near-equal parts (:func:`engine_parts`), and its outputs do not depend on the batch size
+(tested), so that cut leaves the numbers alone.
 
 Weights are verified (fingerprint recomputed) on every call that uses the inference engine,
 except inside :meth:`ModelRunner.hold_weights`, where they are verified once.
@@ -30,9 +29,7 @@ Example::
 """
 import contextlib
 import logging
-import time
-from dataclasses import dataclass, field
-from typing import List
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,71 +39,62 @@ from .devices import check_device, current_device, layer_device, parameters_else
 from .fingerprint import parameter_fingerprint
 from .modes import dygraph_threads, eval_mode
 
-__all__ = ["BACKENDS", "ModelRunner", "Plan", "check_backend", "check_parallel",
-           "AUTO_WORKERS_SECONDS_PER_IMAGE", "AUTO_WORKERS_MIN_BUSY"]
+__all__ = ["BACKENDS", "ModelRunner", "Plan", "check_backend", "engine_parts",
+           "CPU_ENGINE_MAX_BATCH"]
 
 logger = logging.getLogger("paddlex_interpret")
 
 BACKENDS = ("auto", "dygraph", "inference")
 
-#: ``parallel='auto'`` uses the single-thread workers only for models whose engine ran the probe at
-#: most this fast per image: composing a batch costs about the same for any model, so the workers
-#: matter for fast models; for slow ones their second copy of the activations costs more than it
-#: saves (BENCHMARKS.md, "Speed vs the floor and the peers").
-AUTO_WORKERS_SECONDS_PER_IMAGE = 0.005
-#: ``parallel='auto'`` does not use the workers (for the layer and input shape, for the process)
-#: when, run at once on the probe, their threads were busy (CPU time / wall time) less than this
-#: fraction of the time: they were taking turns, as Paddle 3.x's ``predictor.run()`` makes them
-#: do by holding the GIL (BENCHMARKS.md, "Speed vs the floor and the peers").
-AUTO_WORKERS_MIN_BUSY = 0.7
+#: Batches larger than this run on the CPU engine's predictor in parts of at most this many
+#: images (a GPU takes the batch as it is): on Paddle 3.3 batches of 40-50 ran much slower per
+#: image than 20-32, on 2.6 it made no difference (BENCHMARKS.md, "Where MobileNetV3_small's LIME
+#: time goes").
+CPU_ENGINE_MAX_BATCH = 32
+
+
+def engine_parts(n, max_batch=None):
+    """``range(n)`` cut into the fewest near-equal slices of at most ``max_batch`` (default
+    :data:`CPU_ENGINE_MAX_BATCH`) rows: 50 -> 25 + 25; ``[slice(0, n)]`` when ``max_batch`` is 0.
+
+    >>> [(s.start, s.stop) for s in engine_parts(100)]
+    [(0, 25), (25, 50), (50, 75), (75, 100)]
+    """
+    step = CPU_ENGINE_MAX_BATCH if max_batch is None else int(max_batch)
+    if not step or n <= step:
+        return [slice(0, n)]
+    parts = -(-n // step)
+    size, extra = divmod(n, parts)
+    cuts = [0]
+    for k in range(parts):
+        cuts.append(cuts[-1] + size + (1 if k < extra else 0))
+    return [slice(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
 class _AutoState:
-    """What ``'auto'`` learnt about one (layer, input shape, device) in this process."""
+    """What ``'auto'`` decided for one (layer, input shape, device) in this process."""
 
     def __init__(self):
         self.decision = None        # None (not decided yet), 'dygraph' or 'inference'
         self.reason = "not decided"
-        self.inference_per_image = None  # measured for the workers' rule only
-        self.workers_checked = False
-        self.workers_busy = None
-        self.workers_slow = None    # why the workers are not used here, once measured
 
 
 @dataclass
 class Plan:
-    """How one piece of work runs: the ``backend`` (``'dygraph'`` or ``'inference'``), on the
-    CPU engine the single-thread ``workers`` (empty: the one predictor), and whether the engine
-    is on a GPU."""
+    """How one piece of work runs: the ``backend`` (``'dygraph'`` or ``'inference'``) and
+    whether the engine is on a GPU."""
 
     backend: str
-    workers: List = field(default_factory=list)
     gpu: bool = False
 
     def describe(self):
-        if self.backend != "inference":
-            return self.backend
-        if self.workers:
-            return "inference: %d workers x %s threads" % (
-                len(self.workers), "/".join(str(w.num_threads) for w in self.workers))
-        return "inference: one predictor"
+        return "inference: one predictor" if self.backend == "inference" else self.backend
 
 
 def check_backend(backend):
     """Raise ``ValueError`` naming the choices unless ``backend`` is one of :data:`BACKENDS`."""
     if backend not in BACKENDS:
         raise ValueError("backend must be one of %s, got %r" % (BACKENDS, backend))
-
-
-def check_parallel(parallel):
-    """``'auto'``, ``True`` (= ``'auto'``), ``False`` / ``None`` (= 0) or an int >= 0."""
-    if parallel is True or (isinstance(parallel, str) and parallel == "auto"):
-        return "auto"
-    if parallel is None or parallel is False:
-        return 0
-    if isinstance(parallel, (int, np.integer)) and parallel >= 0:
-        return int(parallel)
-    raise ValueError("parallel must be 'auto', True, False or an int >= 0, got %r" % (parallel,))
 
 
 class ModelRunner:
@@ -122,11 +110,6 @@ class ModelRunner:
         num_threads: CPU threads for both backends (default ``os.cpu_count()``).
         use_mkldnn, use_tensorrt: Paddle Inference options (see
             :class:`~paddlex_interpret.runtime.engine.InferenceEngine`).
-        parallel: how an explanation's batches run on the CPU engine (:meth:`plan`): ``'auto'``
-            (default): 2 single-thread predictors, each run from its own Python thread, for a
-            model of at most :data:`AUTO_WORKERS_SECONDS_PER_IMAGE` per image whose workers can
-            run at once; an int ``k >= 2``: ``k`` predictors; ``False`` / ``0`` / ``1``: the one
-            predictor with all threads. Never on a GPU.
 
     Attributes:
         info: ``{'backend': what ran last, 'reason': why, ...engine description}``.
@@ -134,10 +117,8 @@ class ModelRunner:
     """
 
     def __init__(self, layer, backend="auto", device=None, num_threads=None, use_mkldnn=True,
-                 use_tensorrt=False, parallel="auto"):
+                 use_tensorrt=False):
         check_backend(backend)
-        self.parallel = check_parallel(parallel)
-        self._parallel_failed = None
         self.layer = layer
         self.backend = backend
         here = layer_device(layer)
@@ -149,7 +130,6 @@ class ModelRunner:
             self.engine_options["num_threads"] = int(num_threads)
         self.info = {"backend": None, "reason": "not run yet"}
         self.last_plan = None
-        self._plan_shape = None
         self._hold = 0
         self._held_fingerprint = None
         self._failed = None   # reason the engine cannot be used for this layer
@@ -193,11 +173,6 @@ class ModelRunner:
         runner's layer and device (shared by every runner of the layer in the process)."""
         shape = tuple(int(s) for s in input_shape)
         return ENGINES.state(self.layer, ("auto", shape, self.device), _AutoState)
-
-    @property
-    def parallel_failure(self):
-        """Why the workers were turned off after a failure, or None."""
-        return self._parallel_failed
 
     def engine(self, input_shape):
         """The up-to-date :class:`~paddlex_interpret.runtime.engine.InferenceEngine` for
@@ -256,81 +231,33 @@ class ModelRunner:
         st.decision, st.reason = "inference", "auto: the inference engine"
         logger.debug("backend for %s %s: inference", type(self.layer).__name__, shape)
 
-    def plan(self, input_shape, probe=None, parallel=None):
+    def plan(self, input_shape, probe=None):
         """The :class:`Plan` for an explanation's batches of ``input_shape``, decided now (see
-        the module docstring); ``probe`` is a batch whose outputs are thrown away, used when a
-        measurement is still needed."""
+        the module docstring); ``probe`` is a batch whose outputs are thrown away, run when
+        ``'auto'`` still has to decide."""
         shape = tuple(int(s) for s in input_shape)
         backend = self.backend_for(shape, probe)
-        workers, gpu = [], False
+        gpu = False
         if backend == "inference":
             engine = self.engine(shape)
             if engine is None:
                 backend = "dygraph"
             else:
                 gpu = "gpu" in engine.options
-                workers = self._workers_for(shape, probe, parallel) or []
                 self.info = dict(engine.describe(), backend="inference",
                                  reason=self._reason(shape))
-        plan = Plan(backend, workers, gpu)
-        self.last_plan, self._plan_shape = plan, shape
+        plan = Plan(backend, gpu)
+        self.last_plan = plan
         return plan
-
-    # ------------------------------------------------------------------ workers
-    def _workers_for(self, shape, probe, parallel):
-        from .workers import probe_busy
-
-        parallel = self.parallel if parallel is None else check_parallel(parallel)
-        count = 2 if parallel == "auto" else int(parallel)
-        if count < 2 or self._parallel_failed is not None:
-            return None
-        engine = self.engine(shape)
-        if engine is None or "gpu" in engine.options or engine.num_threads < 2:
-            return None
-        st = self.auto_state(shape)
-        if parallel == "auto":
-            if st.inference_per_image is None and probe is not None:
-                engine(probe)
-                t = time.perf_counter()
-                engine(probe)
-                st.inference_per_image = (time.perf_counter() - t) / len(probe)
-            if st.inference_per_image is None \
-                    or st.inference_per_image > AUTO_WORKERS_SECONDS_PER_IMAGE:
-                return None  # a slow model (or not measured yet): the one predictor
-            if st.workers_slow is not None:
-                return None
-        try:
-            workers = engine.workers(min(count, engine.num_threads))
-        except Exception as exc:
-            self.parallel_failed("workers not built (%s: %s)" % (type(exc).__name__, exc))
-            return None
-        if parallel == "auto" and not st.workers_checked and probe is not None:
-            st.workers_checked = True
-            try:
-                st.workers_busy = probe_busy(workers, probe)
-            except Exception as exc:
-                self.parallel_failed("workers failed on the probe (%s: %s)"
-                                     % (type(exc).__name__, exc))
-                return None
-            if st.workers_busy < AUTO_WORKERS_MIN_BUSY:
-                st.workers_slow = ("the workers' threads were busy %.0f%% of the time run at once "
-                                   "(they take turns on this Paddle): using the one predictor"
-                                   % (100 * st.workers_busy))
-                logger.info("paddle.inference workers off for %s: %s",
-                            type(self.layer).__name__, st.workers_slow)
-                return None
-        return workers
-
-    def parallel_failed(self, reason):
-        """Stop using workers for this runner (the one predictor takes over), logged."""
-        self._parallel_failed = reason
-        logger.warning("paddle.inference workers off for %s: %s", type(self.layer).__name__,
-                       reason)
 
     # ------------------------------------------------------------------ calls
     def _run_engine(self, engine, x):
+        """The engine's outputs for ``x``; on the CPU a batch of more than
+        :data:`CPU_ENGINE_MAX_BATCH` runs in parts (:func:`engine_parts`: the same numbers)."""
         try:
-            return engine(x)
+            if "gpu" in engine.options or len(x) <= CPU_ENGINE_MAX_BATCH:
+                return engine(x)
+            return np.concatenate([engine(x[sl]) for sl in engine_parts(len(x))])
         except Exception as exc:
             return self._fail("inference", exc)
 
@@ -359,16 +286,8 @@ class ModelRunner:
 
     def describe(self):
         """What ran last and why (for explanation settings / logs), with ``path``: the last
-        plan's description, and ``workers_off`` when ``'auto'`` measured the workers taking
-        turns."""
+        plan's description."""
         info = dict(self.info)
-        plan = self.last_plan
-        if plan is not None:
-            info["path"] = plan.describe()
-            if plan.workers:
-                info.update(backend="inference", workers=len(plan.workers),
-                            worker_threads=[w.num_threads for w in plan.workers])
-            slow = self.auto_state(self._plan_shape).workers_slow
-            if slow is not None and self.parallel == "auto":
-                info["workers_off"] = slow
+        if self.last_plan is not None:
+            info["path"] = self.last_plan.describe()
         return info

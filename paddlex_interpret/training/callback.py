@@ -7,7 +7,7 @@ At the end of every epoch (``trigger='epoch_end'``, default) or of every evaluat
 and text to VisualDL, step = number of completed epochs. The network is wrapped in a
 :class:`~paddlex_interpret.adapters.layer.LayerClassifier` with ``preprocess`` (``(B, H, W, 3)``
 uint8 -> ``(B, C, H, W)`` float, see :func:`make_preprocess`) and ``probe_size``, so the fit path
-has the same fused composition and inference workers as the PaddleX one.
+has the same fused composition and inference engine as the PaddleX one.
 
 Logs go to ``logdir`` (default ``vdl_log/explain``): pair it with
 ``paddle.callbacks.VisualDL(log_dir="vdl_log")`` and one ``visualdl --logdir vdl_log`` shows the
@@ -103,7 +103,7 @@ class ExplainCallback(paddle.callbacks.Callback):
         label_names: class names (titles, text).
         weights_builder: a :class:`~paddlex_interpret.training.builders.WeightsBuilder` or a
             function ``f(context) -> GlobalWeights`` replacing the default builder.
-        backend, parallel: how the network runs (see
+        backend: how the network runs (see
             :class:`~paddlex_interpret.adapters.base.PaddleClassifier`).
         shared_normlime: in a multi-card ``fit`` (without ``weights_builder``), every rank
             builds its share of the NormLIME weights; False: rank 0 alone.
@@ -114,13 +114,13 @@ class ExplainCallback(paddle.callbacks.Callback):
 
     def __init__(self, probes=None, preprocess=None, probe_size=None, logdir=DEFAULT_LOGDIR,
                  save_dir=None, trigger="epoch_end", normlime_data=None, label_names=None,
-                 weights_builder=None, backend="auto", parallel="auto", shared_normlime=True,
+                 weights_builder=None, backend="auto", shared_normlime=True,
                  **options):
         super().__init__()
-        from ..runtime.policy import check_backend, check_parallel
+        from ..runtime.policy import check_backend
 
         check_backend(backend)
-        self.backend, self.parallel = backend, check_parallel(parallel)
+        self.backend = backend
         #: the classifier of the last explained epoch (a LayerClassifier of the network)
         self.classifier = None
         if trigger not in ("epoch_end", "eval_end"):
@@ -182,8 +182,7 @@ class ExplainCallback(paddle.callbacks.Callback):
             network = self.model.network
             classifier = LayerClassifier(network, preprocess=self.preprocess,
                                          label_names=self.label_names,
-                                         input_size=self.probe_size, backend=self.backend,
-                                         parallel=self.parallel)
+                                         input_size=self.probe_size, backend=self.backend)
             self.classifier = classifier
             context = CheckpointJob(
                 epoch=int(epoch) + 1, checkpoint_dir=self._weights_dir(epoch),
@@ -224,7 +223,7 @@ class ExplainCallback(paddle.callbacks.Callback):
 
             return LayerClassifier(network, preprocess=self.preprocess,
                                    label_names=self.label_names, input_size=self.probe_size,
-                                   backend="inference", parallel=False, num_threads=cpu_share())
+                                   backend="inference", num_threads=cpu_share())
 
         t0 = time.perf_counter()
         try:

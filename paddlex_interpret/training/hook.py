@@ -291,10 +291,7 @@ class ExplainHook:
 
         model = self.model
         try:
-            # one predictor only: every extra oneDNN predictor in the training process is one
-            # more in the process training runs in (BENCHMARKS.md, "Why the hook explains in a
-            # worker process")
-            classifier = PaddleXClassifier(model, parallel=False)
+            classifier = PaddleXClassifier(model)
         except Exception as exc:
             self.session.log_error(None, job.context(), "classifier", exc)
             return

@@ -92,7 +92,7 @@ class SharedNormLime:
         """On every rank, after a PaddleX model's evaluation at a checkpoint."""
         from ..adapters.paddlex import PaddleXClassifier
 
-        self.at_checkpoint(lambda: PaddleXClassifier(model, backend="inference", parallel=False,
+        self.at_checkpoint(lambda: PaddleXClassifier(model, backend="inference",
                                                      num_threads=cpu_share()),
                            model.net, epoch, is_last, dataset)
 

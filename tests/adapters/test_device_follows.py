@@ -67,7 +67,7 @@ def test_a_live_network_runs_where_its_parameters_are(checkpoint, images):
     assert clf.runner.device == "cpu" and clf.runner.elsewhere is None
     image = clf.view(images[0])
     dygraph = clf(image[None])
-    engine = PaddleXClassifier(checkpoint, backend="inference", device="cpu", parallel=False)
+    engine = PaddleXClassifier(checkpoint, backend="inference", device="cpu")
     np.testing.assert_allclose(engine(image[None]), dygraph, atol=1e-4)
     assert engine.backend_info["device"] == "cpu" and engine.backend_info["onednn"]
     grads = GradientRunner(clf)

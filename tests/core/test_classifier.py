@@ -50,6 +50,61 @@ def test_predict_masks_default_composes_and_calls_the_model_batch_by_batch():
     np.testing.assert_array_equal(Recording().predict_masks(image, fill, seg, masks, 10), got)
 
 
+class Tabled(Classifier):
+    """A model whose preprocessing is a per-channel table of uint8 values: it declares the table
+    and is given normalised inputs; keeps a copy of every batch of inputs."""
+
+    table = np.stack([np.linspace(-1.0, 1.0, 256, dtype=np.float32) * (c + 1) for c in range(3)])
+
+    def __init__(self):
+        self.batches = []
+
+    def preprocess(self, images):
+        return np.stack([self.table[c][images[..., c]] for c in range(3)], axis=1)
+
+    def __call__(self, images):
+        return self.predict_inputs(self.preprocess(images))
+
+    def input_table(self):
+        return self.table
+
+    def predict_inputs(self, inputs):
+        self.batches.append(np.array(inputs, copy=True))
+        return as_probabilities(inputs.mean(axis=(2, 3)))
+
+
+def test_predict_masks_composes_normalised_inputs_for_a_model_with_a_table():
+    """The one loop, with a table: each batch composed directly as the normalised inputs (bit for
+    bit the table applied to perturb's images) and given to predict_inputs, never to __call__."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    seg = grid_segments(32, 32, 4)
+    fill = make_fill(image, seg, "mean")
+    masks = sample_masks(37, 16, rng)
+    clf = Tabled()
+    done = []
+    got = clf.predict_masks(image, fill, seg, masks, 10, on_batch=done.append)
+    assert [len(b) for b in clf.batches] == [10, 10, 10, 7] and done == [10, 10, 10, 7]
+    for batch, sl in zip(clf.batches, iter_batches(37, 10)):
+        assert batch.dtype == np.float32
+        np.testing.assert_array_equal(batch, clf.preprocess(perturb(image, fill, seg, masks[sl])))
+    expected = np.concatenate([Tabled()(perturb(image, fill, seg, masks[sl]))
+                               for sl in iter_batches(37, 10)])
+    np.testing.assert_array_equal(got, expected)
+    # compose: the same inputs, into a buffer that fits (else a new array)
+    buf = np.empty((5, 3, 32, 32), np.float32)
+    assert clf.compose(image, fill, seg, masks[:5], out=buf) is buf
+    np.testing.assert_array_equal(buf, clf.preprocess(perturb(image, fill, seg, masks[:5])))
+    assert clf.compose(image, fill, seg, masks[:4], out=buf).shape == (4, 3, 32, 32)
+    # a table without predict_inputs is an error naming the class
+    class NoInputs(Classifier):
+        def input_table(self):
+            return Tabled.table
+
+    with pytest.raises(NotImplementedError, match="NoInputs"):
+        NoInputs().predict_masks(image, fill, seg, masks, 10)
+
+
 def test_the_other_defaults():
     clf = BrightnessModel()  # a Classifier that gives only __call__ and view
     image = np.zeros((32, 32, 3), np.uint8)

@@ -1,6 +1,5 @@
-"""paddlex_interpret.runtime.engine: Paddle Inference predictors built from a live layer give
-dygraph's numbers (probabilities, LIME weights), and their single-thread workers share or copy
-their inputs with the same outputs.
+"""paddlex_interpret.runtime.engine: a Paddle Inference predictor built from a live layer gives
+dygraph's numbers (probabilities, LIME weights).
 
 The trained model is the session's ``trained_classifier`` (MobileNetV3_small trained here on the
 coloured-shapes data, 64 px).
@@ -8,20 +7,10 @@ coloured-shapes data, 64 px).
 import os
 
 import numpy as np
-import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from helpers import multi_core
 from paddlex_interpret import PaddleXClassifier
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.runtime import export
-
-
-@pytest.fixture(scope="module")
-def image(trained):
-    """The first val image of the session's trained classifier, as the model sees it."""
-    clf = PaddleXClassifier(trained.model, backend="dygraph")
-    return clf.view(trained.dataset.val_items()[0][0])
 
 
 def test_inference_gives_dygraph_probabilities_on_a_trained_model(trained, probe_images):
@@ -48,23 +37,3 @@ def test_lime_through_inference_matches_dygraph(trained, probe_images):
     np.testing.assert_array_equal(d.segments, i.segments)
     np.testing.assert_allclose(i.weights, d.weights, atol=1e-4)
     assert d.top_segments(d.labels[0], 3).tolist() == i.top_segments(i.labels[0], 3).tolist()
-
-
-@pytest.mark.usefixtures("workers_not_ruled_out")
-@multi_core
-def test_worker_inputs_are_shared_or_copied_with_the_same_outputs(trained, image):
-    clf = PaddleXClassifier(trained.model, backend="inference", parallel=False)
-    x = clf.preprocess(np.stack([image] * 5))
-    engine = clf.runner.engine(x.shape[1:])
-    ref = engine(x)
-    workers = engine.workers(2)
-    assert engine.workers(2) is workers  # built once
-    assert [w.num_threads for w in workers] == [1, 1] or (os.cpu_count() or 1) > 2
-    for w in workers:
-        for b in (5, 3, 5):  # re-sharing when the batch size changes
-            buf = w.buffer(b)
-            np.copyto(buf, x[:b])
-            np.testing.assert_allclose(w.run(b), ref[:b], atol=1e-5)
-        assert w.zero_copy in (True, False)
-    with pytest.raises(export.ExportError):
-        engine.workers((os.cpu_count() or 1) + 1)

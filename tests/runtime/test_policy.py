@@ -1,6 +1,6 @@
 """paddlex_interpret.runtime.policy (ModelRunner): the forced backends and their fallback to
-dygraph, the ``'auto'`` rule (the engine from the first call, never timed), when the
-inference workers are used and when ``'auto'`` turns them off, and the ``parallel`` option.
+dygraph, the ``'auto'`` rule (the engine from the first call, never timed), the plan decided
+before an explanation's first batch, and the CPU engine's batches cut in parts of at most 32.
 
 The trained model is the session's ``trained_classifier``; models that are measured or changed
 are fresh copies.
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from helpers import fresh_model, grid_of, multi_core
+from helpers import fresh_model, grid_of
 from paddlex_interpret import LayerClassifier, PaddleXClassifier
 from paddlex_interpret.core.fill import make_fill
-from paddlex_interpret.core.perturbation import sample_masks
-from paddlex_interpret.runtime import cache, engine, export, policy
+from paddlex_interpret.core.perturbation import perturb, sample_masks
+from paddlex_interpret.runtime import engine, export, policy
 from paddlex_interpret.runtime import engine as engine_mod
 
 
@@ -100,90 +100,43 @@ def test_auto_falls_back_to_dygraph_when_the_engine_cannot_be_built(trained, pro
         probs, PaddleXClassifier(model, backend="dygraph")(probe_images))
 
 
-@pytest.mark.usefixtures("workers_not_ruled_out")
-def test_no_workers_in_dygraph_off_or_with_one_thread(trained, image):
+def test_prepare_decides_the_backend_before_the_first_batch(trained, image):
+    """'auto' decides at :meth:`prepare` (the image run once, its output thrown away), before
+    any batch of the explanation; the plan names what runs."""
+    model = fresh_model(trained, seed=5)
     shape = (3,) + image.shape[:2]
-    probe = np.repeat(PaddleXClassifier(trained.model).preprocess(image[None]), 20, axis=0)
-    plan = PaddleXClassifier(trained.model, backend="dygraph").runner.plan(shape, probe)
-    assert plan.backend == "dygraph" and plan.workers == []
-    off = PaddleXClassifier(trained.model, backend="inference", parallel=False)
-    assert off.runner.plan(shape, probe).workers == []
-    assert off.runner.plan(shape, probe, parallel=0).workers == []
-    one_thread = PaddleXClassifier(trained.model, backend="inference", num_threads=1)
-    assert one_thread.runner.plan(shape, probe).workers == []
-
-
-@pytest.mark.usefixtures("workers_not_ruled_out")
-def test_parallel_option_is_validated():
-    assert policy.check_parallel("auto") == "auto"
-    assert policy.check_parallel(True) == "auto"
-    assert policy.check_parallel(False) == 0
-    assert policy.check_parallel(3) == 3
-    for bad in ("yes", -1, 1.5):
-        with pytest.raises(ValueError, match="parallel"):
-            policy.check_parallel(bad)
-    with pytest.raises(ValueError, match="parallel"):
-        LayerClassifier(lambda x: x, parallel="fast")
-
-
-@pytest.mark.usefixtures("workers_not_ruled_out")
-@multi_core
-def test_auto_checks_the_workers_before_the_first_batch(trained, image, monkeypatch, caplog):
-    """Whether the workers can run at once is measured on a probe before an explanation's first
-    batch (warm-up + 2 runs each, outputs thrown away); when they take turns ('auto', forced here
-    by asking for more than 100% busy) no batch runs on them, in this explanation or later ones,
-    and the numbers are the one predictor's bit for bit. ``parallel=2`` keeps them."""
-    shape = (3,) + image.shape[:2]
-    seg = grid_of(image.shape, 5)
-    masks = sample_masks(400, 25, np.random.default_rng(4))
-    fill = make_fill(image, seg, "black")
-    ref = PaddleXClassifier(trained.model, backend="inference", parallel=False).predict_masks(
-        image, fill, seg, masks, 20)
-    monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 1.5)
-    # a loaded machine may time the model above the workers' threshold: not what is tested here
-    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE", 1.0)
-    forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
-    np.testing.assert_array_equal(forced.predict_masks(image, fill, seg, masks, 20), ref)
-    assert forced.backend_info.get("workers") == 2
-    assert forced.backend_info["path"].startswith("inference: 2 workers")
-    auto = PaddleXClassifier(trained.model, backend="inference")
-    runs = []
-    real_run = engine.EngineWorker.run
-    monkeypatch.setattr(engine.EngineWorker, "run",
-                        lambda self, b: runs.append(b) or real_run(self, b))
-    with caplog.at_level(logging.INFO, logger="paddlex_interpret"):
-        got = auto.predict_masks(image, fill, seg, masks, 20)
-    np.testing.assert_array_equal(got, ref)
-    assert len(runs) == 6  # the probe only: a warm-up and 2 runs on each of the 2 workers
-    assert "workers" not in auto.backend_info and "busy" in auto.backend_info["workers_off"]
+    auto = PaddleXClassifier(model)
+    assert not auto.runner.decided(shape)
+    plan = auto.prepare(image, 20)
+    assert plan == policy.Plan("inference", gpu=False)
+    assert auto.runner.decided(shape)
+    assert auto.runner.auto_state(shape).decision == "inference"
     assert auto.backend_info["path"] == "inference: one predictor"
-    assert any("workers off" in r.getMessage() for r in caplog.records)
-    auto.predict_masks(image, fill, seg, masks, 20)
-    assert len(runs) == 6  # measured once: the next explanation follows
-    assert PaddleXClassifier(trained.model, backend="inference").runner.plan(shape).workers == []
-    assert auto.runner.plan(shape, parallel=2).workers  # asked for: kept
+    dyg = PaddleXClassifier(model, backend="dygraph")
+    assert dyg.prepare(image, 20) == policy.Plan("dygraph")
+    assert dyg.backend_info["path"] == "dygraph"
 
 
-@pytest.mark.usefixtures("workers_not_ruled_out")
-@multi_core
-def test_auto_keeps_slow_models_on_the_one_predictor(trained, image, monkeypatch):
-    shape = (3,) + image.shape[:2]
-    monkeypatch.setattr(policy, "AUTO_WORKERS_MIN_BUSY", 0.0)  # whatever this Paddle does
-    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE", 1.0)  # whatever the load
-    clf = PaddleXClassifier(trained.model, backend="inference")
-    plan = clf.prepare(image, 20)  # measures the engine and the workers on 20 copies
-    state = clf.runner.auto_state(shape)
-    assert state.inference_per_image is not None
-    assert plan.workers  # a fast model
-    monkeypatch.setattr(policy, "AUTO_WORKERS_SECONDS_PER_IMAGE", state.inference_per_image / 2)
-    assert clf.runner.plan(shape).workers == []  # 'auto': too slow a model
-    assert len(clf.runner.plan(shape, parallel=2).workers) == 2  # asked for: any model
-    seg = grid_of(image.shape, 4)
-    masks = sample_masks(60, 16, np.random.default_rng(0))
+def test_the_cpu_engine_runs_batches_in_parts_of_at_most_32(trained, image, monkeypatch):
+    """A batch of 50 runs as 25 + 25 on the CPU predictor (Paddle 3.3 ran batches of 40-50 up
+    to 1.8x slower per image than 20-32), with the same bits as other cuts and whole batches."""
+    seg = grid_of(image.shape, 5)
+    masks = sample_masks(150, 25, np.random.default_rng(2))
     fill = make_fill(image, seg, "black")
-    slow = PaddleXClassifier(trained.model, backend="inference")
-    got = slow.predict_masks(image, fill, seg, masks, 20)
-    assert "workers" not in slow.backend_info
-    forced = PaddleXClassifier(trained.model, backend="inference", parallel=2)
-    np.testing.assert_array_equal(forced.predict_masks(image, fill, seg, masks, 20), got)
-    assert forced.backend_info["workers"] == 2
+    clf = PaddleXClassifier(trained.model, backend="inference")
+    sizes = []
+    real_call = engine.InferenceEngine.__call__
+    monkeypatch.setattr(engine.InferenceEngine, "__call__",
+                        lambda self, x: sizes.append(len(x)) or real_call(self, x))
+    got = clf.predict_masks(image, fill, seg, masks, 50)
+    assert sizes == [25] * 6
+    del sizes[:]
+    np.testing.assert_array_equal(clf(perturb(image, fill, seg, masks)), got)
+    assert sizes == [30] * 5  # any call: 150 images in 5 parts
+    del sizes[:]
+    monkeypatch.setattr(policy, "CPU_ENGINE_MAX_BATCH", 0)  # off: whole batches
+    np.testing.assert_array_equal(clf.predict_masks(image, fill, seg, masks, 50), got)
+    assert sizes == [50] * 3
+    assert [(c.start, c.stop) for c in policy.engine_parts(110, 32)] == \
+        [(0, 28), (28, 56), (56, 83), (83, 110)]
+    assert policy.engine_parts(20, 32) == [slice(0, 20)]

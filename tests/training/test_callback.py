@@ -1,5 +1,5 @@
 """ExplainCallback (paddlex_interpret.training.callback) on real ``paddle.Model.fit`` runs (the
-same checks as the PaddleX hook), with the fused composition and the inference workers of the
+same checks as the PaddleX hook), with the fused composition and the inference engine of the
 PaddleX path."""
 import logging
 import os
@@ -16,7 +16,7 @@ from paddlex_interpret.core.images import load_image
 from paddlex_interpret.core.normlime import GlobalWeights
 from paddlex_interpret.testing.synthetic import make_shapes_dataset
 
-from helpers import EPOCHS, FAST, multi_core, probe_images, read_run, steps
+from helpers import EPOCHS, FAST, probe_images, read_run, steps
 
 pytestmark = pytest.mark.filterwarnings("ignore:When training, we now always track")
 
@@ -234,16 +234,13 @@ def test_make_preprocess_matches_paddlex_normalize():
         ExplainCallback(["a.png"], trigger="batch_end")
 
 
-@multi_core
-def test_the_fit_path_uses_the_fused_composition_and_the_workers(data, tmp_path):
+def test_the_fit_path_uses_the_fused_composition_and_the_inference_engine(data, tmp_path):
     """The callback explains through a LayerClassifier of the network, like the PaddleX path:
     LIME's inputs composed directly as normalised planes (``fused``) and, with
-    ``backend='inference', parallel=2``, its batches run on two inference workers -- which the
-    report's backend info says."""
+    ``backend='inference'``, run by the Paddle Inference predictor -- which the report's backend
+    info says."""
     root = str(tmp_path)
-    # metrics=False: the report's backend info is what ran the *last* batch, and with metrics on
-    # that is a deletion curve's single batch on the one predictor (no workers)
-    cb = make_callback(data, root, backend="inference", parallel=2, metrics=False)
+    cb = make_callback(data, root, backend="inference", metrics=False)
     model = fit(data, root, cb, epochs=1, extra_callbacks=False)
     assert cb.classifier is not None and cb.classifier.fused is True
     assert cb.classifier.layer is model.network
@@ -251,7 +248,7 @@ def test_the_fit_path_uses_the_fused_composition_and_the_workers(data, tmp_path)
     assert report.epoch == 1 and not report.errors, report.errors
     info = report.backend
     assert info["backend"] == "inference", info
-    assert info["workers"] == 2 and len(info["worker_threads"]) == 2, info
+    assert info["path"] == "inference: one predictor", info
     exp = report.explanations["probe_0"]
     np.testing.assert_allclose(exp.probabilities, cb.classifier(exp.image[None])[0], atol=1e-4)
 

@@ -164,7 +164,7 @@ def one_process_weights(out, checkpoint, **options):
     T = pdx.transforms
     val = pdx.datasets.ImageNet(str(data), str(data / "val_list.txt"), str(data / "labels.txt"),
                                 T.Compose([T.Resize(32), T.Normalize()]))
-    clf = PaddleXClassifier(model, backend="inference", parallel=False, num_threads=1)
+    clf = PaddleXClassifier(model, backend="inference", num_threads=1)
     settings = dict(dict(num_samples=100, max_images=12, seed=0), **options)
     builder = NormLimeBuilder(ExplainOptions(**settings))
     epoch = int(os.path.basename(str(checkpoint)).split("_")[1])

@@ -39,7 +39,7 @@ def left_brightness_classifier():
 
     net = LeftBrightness()
     net.eval()
-    return LayerClassifier(net, label_names=NAMES, backend="dygraph", parallel=False), net
+    return LayerClassifier(net, label_names=NAMES, backend="dygraph"), net
 
 
 def images(n=12, seed=0):
