@@ -120,8 +120,8 @@ def build_normlime_weights(model: Any, dataset: Any,
                            segmenter_params: Mapping[str, Any] | None = None,
                            grid: int | None = None, top_k: int = 1,
                            fill: FillSpec | AutoFill = "auto", kernel_width: float = 0.25,
-                           collective: Collective | str | None = None, nproc: int | None = None,
-                           _expected: Mapping[str, Any] | None = None) -> GlobalWeights:
+                           collective: Collective | str | None = None, nproc: int | None = None
+                           ) -> GlobalWeights:
     """Learn NormLIME's per-class concept weights from ``dataset`` and ``model``.
 
     Args:
@@ -207,23 +207,22 @@ def build_normlime_weights(model: Any, dataset: Any,
             raise DatasetError(str(exc)) from exc
         raise
     gw.info["dataset_size"] = len(items)
-    stamp(gw, classifier, mode, settings, codebook, expected=_expected,
-          class_names=names, num_classes=num_classes)
+    stamp(gw, classifier, mode, settings, codebook, class_names=names, num_classes=num_classes)
     if collective.rank == 0:  # one report and one writer in a job
-        _report_and_save(gw, save_path)
+        if gw.info.get("n_skipped"):
+            logger.warning("NormLIME weights built on %d image(s); %d unreadable image(s) "
+                           "skipped", gw.info["n_images"], gw.info["n_skipped"])
+        if save_path is not None:
+            save_weights(gw, save_path)
     return gw
 
 
-def _report_and_save(gw, save_path):
-    if gw.info.get("n_skipped"):
-        logger.warning("NormLIME weights built on %d image(s); %d unreadable image(s) skipped",
-                       gw.info["n_images"], gw.info["n_skipped"])
-    if save_path is not None:
-        save_path = os.fspath(save_path)
-        parent = os.path.dirname(os.path.abspath(save_path))
-        os.makedirs(parent, exist_ok=True)
-        gw.save(save_path)
-        logger.info("NormLIME weights saved in %s", save_path)
+def save_weights(gw: GlobalWeights, save_path: str | os.PathLike[str]) -> None:
+    """Write ``gw`` to ``save_path`` atomically (its directory made), and say so."""
+    save_path = os.fspath(save_path)
+    os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
+    gw.save(save_path)
+    logger.info("NormLIME weights saved in %s", save_path)
 
 
 def resolve_collective(collective: Collective | str | None) -> Collective:

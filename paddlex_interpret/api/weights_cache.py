@@ -34,7 +34,8 @@ from ..core.lime import DEFAULT_SEGMENTER
 from ..errors import DatasetError, NormLimeCacheError
 from .datasets import resolve_dataset
 from .weights import (DEFAULT_MAX_IMAGES, build_normlime_weights, build_settings,
-                      expected_fingerprint, names_and_classes, normalise_mode, resolve_codebook)
+                      expected_fingerprint, names_and_classes, normalise_mode, resolve_codebook,
+                      resolve_collective, save_weights, stamp)
 
 __all__ = ["load_or_build_normlime_weights", "default_weights_path", "in_checkpoint",
            "FIT_KEYS"]
@@ -128,10 +129,15 @@ def load_or_build_normlime_weights(path: str, model: Any, dataset: Any = None, m
     if dataset is None:
         raise DatasetError("no usable NormLIME weights at %r and no dataset to build them from"
                            % path)
-    return build_normlime_weights(classifier, dataset, save_path=path, mode=mode_n,
-                                  max_images=max_images, codebook=codebook, seed=seed,
-                                  num_samples=num_samples, batch_size=batch_size,
-                                  progress=progress, _expected=expected, **kwargs)
+    gw = build_normlime_weights(classifier, dataset, mode=mode_n, max_images=max_images,
+                                codebook=codebook, seed=seed, num_samples=num_samples,
+                                batch_size=batch_size, progress=progress, **kwargs)
+    # the fingerprint this cache checks (the file is found by it next time), then one writer
+    assert gw.codebook is not None, "a build keeps its codebook"
+    stamp(gw, classifier, mode_n, gw.settings, gw.codebook, expected=expected)
+    if resolve_collective(kwargs.get("collective")).rank == 0:
+        save_weights(gw, path)
+    return gw
 
 
 def default_weights_path(save_dir: str, model: Any, mode: str = "fast") -> str:
