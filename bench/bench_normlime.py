@@ -36,7 +36,7 @@ import paddlex as pdx  # noqa: E402,F401
 from bench.report import markdown_table, write_section  # noqa: E402
 from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E402
 from paddlex_interpret.core import normlime as nl  # noqa: E402
-from paddlex_interpret.core.concepts import DESCRIPTORS, ConceptCodebook  # noqa: E402
+from paddlex_interpret.core.normlime.concepts import DESCRIPTORS, ConceptCodebook  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.perturbation import sample_masks  # noqa: E402
 from paddlex_interpret.core.sampling import (  # noqa: E402

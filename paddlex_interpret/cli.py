@@ -310,7 +310,7 @@ def _run(args):
     if args.command == "watch":
         return _watch(args)
     if args.command == "build-weights" and args.inspect:
-        from .core.global_weights import GlobalWeights
+        from .core.normlime.weights import GlobalWeights
 
         gw = GlobalWeights.load(args.out)
         out = {name: [int(c) for c in gw.top_concepts(i, 5)]

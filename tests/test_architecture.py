@@ -223,8 +223,8 @@ NAME_SETS = [
     ("paddlex_interpret.core.saliency", "METHODS"),
     ("paddlex_interpret.core.atlas", "ATLAS_METHODS"),
     ("paddlex_interpret.core.normlime", "MODES"),
-    ("paddlex_interpret.core.normlime_aggregate", "VARIANTS"),
-    ("paddlex_interpret.core.concepts", "DESCRIPTORS"),
+    ("paddlex_interpret.core.normlime.aggregate", "VARIANTS"),
+    ("paddlex_interpret.core.normlime.concepts", "DESCRIPTORS"),
 ]
 #: Sources scanned for copies: the package and the benches (tests spell names out on purpose).
 SCANNED = ("paddlex_interpret", "bench")

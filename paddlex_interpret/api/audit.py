@@ -37,7 +37,7 @@ from ..adapters.base import PaddleClassifier
 from ..core import atlas as atlas_mod
 from ..core import saliency
 from ..core.classifier import Classifier
-from ..core.dataset_pass import select_stratified
+from ..core.normlime.dataset_pass import select_stratified
 from ..core.images import describe_item, load_item
 from ..core.intervention import InterventionTest
 from ..core.regions import cells_map

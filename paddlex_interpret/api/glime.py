@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy.typing as npt
 
 from ..core.budget import AutoBudget
-from ..core.concepts import ConceptCodebook
+from ..core.normlime.concepts import ConceptCodebook
 from ..core.explanation import Explanation
 from ..core.fill import AutoFill, FillSpec, resolve_fill
 from ..core.images import ImageSource

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..adapters import classifier_for
 from ..core.classifier import Classifier, check_positive_int
-from ..core.concepts import ConceptCodebook
+from ..core.normlime.concepts import ConceptCodebook
 from ..core.fill import RULE_VERSION, AutoFill, FillSpec
 from ..core.lime import DEFAULT_SEGMENTER
 from ..core.normlime import (MODES, VARIANTS, GlobalWeights, build_global_weights_aggregate,

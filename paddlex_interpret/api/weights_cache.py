@@ -28,8 +28,8 @@ from typing import Any
 
 from ..adapters import classifier_for
 from ..core.classifier import check_positive_int
-from ..core.concepts import ConceptCodebook
-from ..core.global_weights import GlobalWeights
+from ..core.normlime.concepts import ConceptCodebook
+from ..core.normlime.weights import GlobalWeights
 from ..core.lime import DEFAULT_SEGMENTER
 from ..errors import DatasetError, NormLimeCacheError
 from .datasets import resolve_dataset

@@ -35,7 +35,7 @@ import tempfile
 from typing import Any, Callable
 
 from ..core.classifier import Classifier
-from ..core.global_weights import GlobalWeights
+from ..core.normlime.weights import GlobalWeights
 from ..errors import UsageError
 from ..runtime.devices import child_env, gpu_count, on_gpu
 
@@ -135,7 +135,7 @@ def build_in_processes(build: Callable[..., Any], nproc: int, model: Any, datase
                        ) -> GlobalWeights:
     """``build(model, dataset, ...)`` (``build_normlime_weights``, handed in: it calls this) with
     ``nproc`` processes (see the module docstring); returns the
-    :class:`~paddlex_interpret.core.global_weights.GlobalWeights` rank 0 wrote to
+    :class:`~paddlex_interpret.core.normlime.weights.GlobalWeights` rank 0 wrote to
     ``save_path`` (or to a temporary file, removed after)."""
     import paddle.distributed as dist
 

@@ -57,14 +57,14 @@ class Explanation:
 
     Set by the API functions that write or extend a result (absent otherwise): ``png_path``,
     ``npz_path`` (where it was saved); NormLIME's ``concepts`` (each superpixel's concept id),
-    ``global_weights`` (the :class:`~paddlex_interpret.core.global_weights.GlobalWeights`) and
+    ``global_weights`` (the :class:`~paddlex_interpret.core.normlime.weights.GlobalWeights`) and
     ``weights_file``.
     """
 
     png_path: str
     npz_path: str
     concepts: np.ndarray
-    global_weights: Any  # a GlobalWeights (core.global_weights imports this module)
+    global_weights: Any  # a GlobalWeights (core.normlime.weights imports this module)
     weights_file: str | None
 
     def __init__(self, image: npt.ArrayLike, segments: npt.ArrayLike,

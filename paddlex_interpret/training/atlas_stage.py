@@ -31,7 +31,7 @@ import numpy as np
 from .. import rendering
 from ..api.audit import class_pictures, gradient_atlas, mean_images, read_views, view_labels
 from ..api.datasets import resolve_dataset
-from ..core.dataset_pass import select_stratified
+from ..core.normlime.dataset_pass import select_stratified
 from ..core.intervention import InterventionTest
 from ..core.shortcut import ShortcutMemory, check_shortcuts, cleared_message
 

@@ -23,7 +23,7 @@ import logging
 from ..api.datasets import resolve_dataset
 from ..api.weights import DEFAULT_MAX_IMAGES, build_settings, stamp
 from ..core import normlime as nl
-from ..core.concepts import ConceptCodebook
+from ..core.normlime.concepts import ConceptCodebook
 from ..core.segmentation import MemoSegmenter, make_segmenter
 from ..core.sharding import checked
 

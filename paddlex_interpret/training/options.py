@@ -46,7 +46,7 @@ class ExplainOptions:
             300 per image with ``num_samples='auto'``).
         max_images: eval images (stratified by class, seeded) the weights are built on.
         n_concepts: concepts of the codebook when the session fits it.
-        codebook: a fitted :class:`~paddlex_interpret.core.concepts.ConceptCodebook` to use
+        codebook: a fitted :class:`~paddlex_interpret.core.normlime.concepts.ConceptCodebook` to use
             instead of fitting one at the first checkpoint.
         normlime_kwargs: extra keyword arguments for the core builders.
         save_weights: write the NormLIME weights file for each checkpoint.

@@ -42,7 +42,7 @@ import os
 import time
 from typing import Any, Dict, Optional
 
-from ..core.global_weights import GlobalWeights
+from ..core.normlime.weights import GlobalWeights
 from ..errors import DatasetError, UnsupportedModelError
 from .report import CheckpointJob
 from .run_dir import PaddleClasRun, detect_run

@@ -109,7 +109,7 @@ def test_build_weights_with_two_processes_writes_the_weights_of_one(trained_clas
 
     import numpy as np
 
-    from paddlex_interpret.core.global_weights import GlobalWeights
+    from paddlex_interpret.core.normlime.weights import GlobalWeights
 
     common = ["build-weights", "--model", trained_classifier.best_model_dir, "--dataset",
               trained_classifier.dataset.root, "--max-images", "20", "--seed", "1"]

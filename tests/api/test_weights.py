@@ -16,7 +16,7 @@ from helpers import colour_classifier, deciding_concepts
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier
 from paddlex_interpret.api import weights as weights_api, weights_cache
 from paddlex_interpret.core import normlime as nl
-from paddlex_interpret.core.concepts import ConceptCodebook
+from paddlex_interpret.core.normlime.concepts import ConceptCodebook
 from paddlex_interpret.errors import DatasetError, NormLimeCacheError
 
 

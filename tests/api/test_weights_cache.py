@@ -11,7 +11,7 @@ import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from paddlex_interpret.api import weights_cache
-from paddlex_interpret.core.global_weights import GlobalWeights
+from paddlex_interpret.core.normlime.weights import GlobalWeights
 from paddlex_interpret.errors import NormLimeCacheError
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from paddlex_interpret.api import weights as weights_api
 from paddlex_interpret.api.weights_parallel import rank_classifier
-from paddlex_interpret.core.global_weights import GlobalWeights
+from paddlex_interpret.core.normlime.weights import GlobalWeights
 from paddlex_interpret.errors import UsageError
 
 BUILDS = {"fast": dict(mode="fast", max_images=24, n_concepts=8),

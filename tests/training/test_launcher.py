@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from paddlex_interpret.core.global_weights import GlobalWeights
+from paddlex_interpret.core.normlime.weights import GlobalWeights
 
 from helpers import read_run, steps
 
@@ -193,7 +193,7 @@ import sys
 sys.path.insert(0, %(examples)r)
 import paddle.distributed as dist
 import train_multicard as example
-from paddlex_interpret.core import concepts
+from paddlex_interpret.core.normlime import concepts
 
 original = concepts.superpixel_descriptors
 calls = []

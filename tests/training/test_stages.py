@@ -12,7 +12,7 @@ import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddle / paddlex)
 from helpers import FAST, read_run, steps
-from paddlex_interpret.core.global_weights import GlobalWeights
+from paddlex_interpret.core.normlime.weights import GlobalWeights
 from paddlex_interpret.core.segmentation import MemoSegmenter, make_segmenter
 from paddlex_interpret.training.atlas_stage import AtlasStage
 from paddlex_interpret.training.builders import NormLimeBuilder

@@ -133,7 +133,7 @@ def test_killed_inside_a_checkpoint_it_goes_on_without_duplicates(paddleclas_run
         assert found[key] == [1, 2, 3], key
     assert found[("scalar", "normlime/drift")] == [2, 3]  # the weights went on across the kill
     assert _leftovers(logdir) == []
-    from paddlex_interpret.core.global_weights import GlobalWeights
+    from paddlex_interpret.core.normlime.weights import GlobalWeights
 
     codebooks = {GlobalWeights.load(str(logdir / "normlime" / f)).codebook.fingerprint()
                  for f in os.listdir(logdir / "normlime")}
@@ -218,7 +218,7 @@ def test_on_the_hooked_paddlex2_run_it_logs_what_the_hook_logged(hooked, probes,
         a = [r.value for r in ours.get_data("scalar", tag)]
         b = [r.value for r in hook.get_data("scalar", tag)]
         assert np.allclose(a, b, atol=1e-5), (tag, a, b)
-    from paddlex_interpret.core.global_weights import GlobalWeights
+    from paddlex_interpret.core.normlime.weights import GlobalWeights
 
     for epoch in (1, 2):
         mine = GlobalWeights.load(str(logdir / "normlime" / ("epoch_%d.npz" % epoch)))

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import NormLimeCacheError
-from ..io import atomic_write
+from ...errors import NormLimeCacheError
+from ...io import atomic_write
 from .concepts import ConceptCodebook
 
 if TYPE_CHECKING:
-    from .explanation import Explanation
+    from ..explanation import Explanation
 
 __all__ = ["GlobalWeights", "normlime_weights_for", "combine", "glime_prior"]
 

@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .classifier import ClassifierLike, as_classifier
-from .images import describe_item, load_item
-from .sharding import LOCAL, Collective, is_local, positions
+from ..classifier import ClassifierLike, as_classifier
+from ..images import describe_item, load_item
+from ..sharding import LOCAL, Collective, is_local, positions
 
 __all__ = ["select_stratified", "ShareLoader", "report_skipped", "image_colour", "mean_colour",
            "as_items", "label_names", "StreamingPredictor"]

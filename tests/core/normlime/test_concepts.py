@@ -1,4 +1,4 @@
-"""paddlex_interpret.core.concepts: the concept codebook (fit, assign, fingerprint, pickle-free
+"""paddlex_interpret.core.normlime.concepts: the concept codebook (fit, assign, fingerprint, pickle-free
 file) and the colour/texture descriptor.
 
 The coloured-shapes data decide the class by the colour of one object whose mask is known, so the
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import deciding_concepts
-from paddlex_interpret.core.concepts import ConceptCodebook, superpixel_descriptors
+from paddlex_interpret.core.normlime.concepts import ConceptCodebook, superpixel_descriptors
 from paddlex_interpret.core.images import load_image
 from paddlex_interpret.errors import NormLimeCacheError
 

@@ -17,15 +17,15 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .classifier import ClassifierLike, as_classifier
+from ..classifier import ClassifierLike, as_classifier
 from .concepts import ConceptCodebook
 from .dataset_pass import (ShareLoader, as_items, image_colour, label_names, mean_colour,
                            report_skipped, select_stratified)
-from .fill import AutoFill, FillSpec
-from .global_weights import GlobalWeights
-from .lime import LimeExplainer
-from .segmentation import SegmenterSpec
-from .sharding import LOCAL, Collective, checked, gather_in_order
+from ..fill import AutoFill, FillSpec
+from .weights import GlobalWeights
+from ..lime import LimeExplainer
+from ..segmentation import SegmenterSpec
+from ..sharding import LOCAL, Collective, checked, gather_in_order
 
 __all__ = ["VARIANTS", "build_global_weights_aggregate"]
 

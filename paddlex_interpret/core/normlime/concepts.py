@@ -44,12 +44,12 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import NormLimeCacheError
-from ..io import atomic_write
-from .images import describe_item, load_item, to_rgb_uint8
-from .segmentation import (SEGMENTERS, MemoSegmenter, Segmenter, SegmenterSpec, make_segmenter,
+from ...errors import NormLimeCacheError
+from ...io import atomic_write
+from ..images import describe_item, load_item, to_rgb_uint8
+from ..segmentation import (SEGMENTERS, MemoSegmenter, Segmenter, SegmenterSpec, make_segmenter,
                            relabel)
-from .sharding import LOCAL, Collective, checked, gather_in_order, is_local, positions
+from ..sharding import LOCAL, Collective, checked, gather_in_order, is_local, positions
 
 __all__ = ["DESCRIPTORS", "DEFAULT_DESCRIPTOR", "superpixel_descriptors", "ConceptCodebook",
            "load_item", "describe_item"]

@@ -1,12 +1,12 @@
-"""paddlex_interpret.core.global_weights: NormLIME's per-class concept weights (queries, the
+"""paddlex_interpret.core.normlime.weights: NormLIME's per-class concept weights (queries, the
 prior of an explanation's superpixels, PaddleX 1.3's combined weights, GLIME's prior) and their
 pickle-free file."""
 import numpy as np
 import pytest
 
-from paddlex_interpret.core import global_weights as gwm
+from paddlex_interpret.core.normlime import weights as gwm
 from paddlex_interpret.core import normlime as nl
-from paddlex_interpret.core.concepts import ConceptCodebook
+from paddlex_interpret.core.normlime.concepts import ConceptCodebook
 from paddlex_interpret.errors import NormLimeCacheError
 
 

@@ -1,6 +1,6 @@
 """paddlex_interpret.core.normlime: the global weights builders (``fast``: PaddleX 1.3's logistic
 regression; ``aggregate``: LIME on every image), the stratified budget and the
-:class:`~paddlex_interpret.core.global_weights.GlobalWeights` they return, on classifiers whose
+:class:`~paddlex_interpret.core.normlime.weights.GlobalWeights` they return, on classifiers whose
 decision is known. (The weights themselves: ``test_global_weights.py``; built from a PaddleX
 model, and their cache: ``tests/api/test_weights.py``.)"""
 import logging
@@ -10,7 +10,7 @@ import pytest
 
 from helpers import colour_classifier, deciding_concepts
 from paddlex_interpret.core import normlime as nl
-from paddlex_interpret.core.concepts import ConceptCodebook
+from paddlex_interpret.core.normlime.concepts import ConceptCodebook
 
 
 @pytest.fixture(scope="module")

@@ -49,15 +49,15 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .classifier import ClassifierLike
+from ..classifier import ClassifierLike
 from .concepts import ConceptCodebook
 from .dataset_pass import (ShareLoader, StreamingPredictor, as_items, label_names, mean_colour,
                            report_skipped, select_stratified)
-from .images import load_item
-from .global_weights import GlobalWeights, combine, glime_prior, normlime_weights_for
-from .normlime_aggregate import VARIANTS, build_global_weights_aggregate
-from .segmentation import SegmenterSpec, make_segmenter
-from .sharding import LOCAL, Collective, checked, gather_in_order, is_local
+from ..images import load_item
+from .weights import GlobalWeights, combine, glime_prior, normlime_weights_for
+from .aggregate import VARIANTS, build_global_weights_aggregate
+from ..segmentation import SegmenterSpec, make_segmenter
+from ..sharding import LOCAL, Collective, checked, gather_in_order, is_local
 
 __all__ = ["GlobalWeights", "select_stratified", "grid_segments", "concept_occurrences",
            "build_global_weights_fast", "build_global_weights_aggregate", "normlime_weights_for",
