@@ -34,7 +34,7 @@ _LAZY = {
     "watch": ("paddlex_interpret.training.watch", "watch"),
     "SaliencyExplanation": ("paddlex_interpret.core.saliency", "SaliencyExplanation"),
     "build_normlime_weights": ("paddlex_interpret.api.weights", "build_normlime_weights"),
-    "load_or_build_normlime_weights": ("paddlex_interpret.api.weights_cache",
+    "load_or_build_normlime_weights": ("paddlex_interpret.api.weights",
                                        "load_or_build_normlime_weights"),
     "Explanation": ("paddlex_interpret.core.explanation", "Explanation"),
     "LimeExplainer": ("paddlex_interpret.core.lime", "LimeExplainer"),

@@ -29,7 +29,7 @@ from ..core.segmentation import SegmenterSpec
 from .lime import prepare, samples_stem
 from .output import save_explanation
 from .weights import normalise_mode
-from .weights_cache import default_weights_path, load_or_build_normlime_weights
+from .weights import default_weights_path, load_or_build_normlime_weights
 
 __all__ = ["normlime"]
 
@@ -56,7 +56,7 @@ def normlime(img_file: ImageSource, model: Any, dataset: Any = None,
     ``save_dir/normlime_weights-<model>-<mode>.npz``). A file that fits the model and classes is
     used whatever budget built it (e.g. a checkpoint's file written by the training hook); one
     that does not is left as it is when it was named (an error says why) and rebuilt, logged,
-    when it is the default cache (:mod:`~paddlex_interpret.api.weights_cache`).
+    when it is the default cache (:mod:`~paddlex_interpret.api.weights`).
 
     Args:
         img_file, model, num_samples, batch_size, save_dir: as :func:`paddlex_interpret.lime`.

@@ -16,9 +16,8 @@ import pytest
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from helpers import ROOT
 from paddlex_interpret import cli
-from paddlex_interpret.api import weights_parallel
-from paddlex_interpret.api.weights import build_normlime_weights
-from paddlex_interpret.api.weights_parallel import rank_classifier
+from paddlex_interpret.api import weights as weights_api
+from paddlex_interpret.api.weights import build_normlime_weights, rank_classifier
 from paddlex_interpret.errors import UsageError
 
 pytestmark = pytest.mark.device
@@ -100,7 +99,7 @@ def test_nproc_processes_on_the_cpu_build_the_weights_of_one(saved, trained_clas
 def test_nproc_above_the_visible_cards_is_named_before_anything_starts(saved, monkeypatch):
     """A process on a GPU with one card visible asks for 2 processes. No card here: the GPU
     place and the count are forced (the check reads them before spawning anything)."""
-    monkeypatch.setattr(weights_parallel, "on_gpu", lambda: True)
-    monkeypatch.setattr(weights_parallel, "gpu_count", lambda: 1)
+    monkeypatch.setattr(weights_api, "on_gpu", lambda: True)
+    monkeypatch.setattr(weights_api, "gpu_count", lambda: 1)
     with pytest.raises(UsageError, match=r"nproc=2 needs a GPU per process and 1 are visible"):
         build_normlime_weights(saved[0], [saved[1]], nproc=2)

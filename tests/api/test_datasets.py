@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import paddlex_interpret
-from paddlex_interpret.api import weights as weights_api, weights_cache
+from paddlex_interpret.api import weights as weights_api
 from paddlex_interpret.errors import DatasetError
 
 
@@ -43,7 +43,7 @@ def test_dataset_whose_labels_do_not_match_the_model(pdx, model, ds, tmp_path):
         weights_api.build_normlime_weights(model, [(items[0][0], 0), (items[1][0], 7)])
     # a valid cache does not hide a wrong dataset
     with pytest.raises(DatasetError):
-        weights_cache.load_or_build_normlime_weights(str(tmp_path / "w.npz"), model, other)
+        weights_api.load_or_build_normlime_weights(str(tmp_path / "w.npz"), model, other)
 
 
 # ------------------------------------------------------------------------------ dataset directories

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import paddlex_interpret
-from paddlex_interpret.api import weights as weights_api, weights_cache
+from paddlex_interpret.api import weights as weights_api
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def test_normlime_paddlex13_semantics(pdx, model, train_dataset, ds, tmp_path, m
     save_dir = str(tmp_path / "out")
     exp = pdx.interpret.normlime(img, model, train_dataset, num_samples=60, batch_size=30,
                                  save_dir=save_dir, max_images=24, n_concepts=8)
-    default = weights_cache.default_weights_path(save_dir, model, "fast")
+    default = weights_api.default_weights_path(save_dir, model, "fast")
     assert exp.weights_file == default and os.path.isfile(default)  # None -> a default name
     assert exp.png_path == os.path.join(save_dir, name, "normlime_s60-0.png")
     from PIL import Image
@@ -35,7 +35,7 @@ def test_normlime_paddlex13_semantics(pdx, model, train_dataset, ds, tmp_path, m
                                gw.weights[exp.labels[0]][exp.concepts])
     assert exp.settings["method"] == "normlime"
     # second call: the weights file is loaded, not rebuilt; the PNG gets the next number
-    monkeypatch.setattr(weights_cache, "build_normlime_weights",
+    monkeypatch.setattr(weights_api, "build_normlime_weights",
                         lambda *a, **k: pytest.fail("rebuilt"))
     again = pdx.interpret.normlime(img, model, train_dataset, num_samples=60, batch_size=30,
                                    save_dir=save_dir, max_images=24, n_concepts=8)

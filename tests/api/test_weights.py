@@ -14,7 +14,7 @@ import pytest
 
 from helpers import colour_classifier, deciding_concepts
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier
-from paddlex_interpret.api import weights as weights_api, weights_cache
+from paddlex_interpret.api import weights as weights_api
 from paddlex_interpret.core import normlime as nl
 from paddlex_interpret.core.normlime.concepts import ConceptCodebook
 from paddlex_interpret.errors import DatasetError, NormLimeCacheError
@@ -47,7 +47,7 @@ def _no_rebuild(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(weights_cache, "build_normlime_weights", fail)
+    monkeypatch.setattr(weights_api, "build_normlime_weights", fail)
 
 
 def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, train_dataset,
@@ -57,7 +57,7 @@ def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, trai
     _no_rebuild(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = weights_cache.load_or_build_normlime_weights(weights_file, model, train_dataset,
+        again = weights_api.load_or_build_normlime_weights(weights_file, model, train_dataset,
                                                             **CACHE_KW)
     np.testing.assert_array_equal(again.weights, gw.weights)
     assert again.class_names == gw.class_names == list(model.labels)
@@ -69,7 +69,7 @@ def test_cache_round_trip_is_reused_without_rebuilding(weights_file, model, trai
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with caplog.at_level(logging.INFO, logger="paddlex_interpret"):
-            gw12 = weights_cache.load_or_build_normlime_weights(
+            gw12 = weights_api.load_or_build_normlime_weights(
                 path, model, train_dataset, mode="fast", max_images=12, seed=3, n_concepts=8)
     assert gw12.info["n_images"] == gw.info["n_images"] != 12
     assert open(path, "rb").read() == before
@@ -91,7 +91,7 @@ def test_stale_cache_for_other_classes_is_rebuilt(weights_file, model, train_dat
     gw.fingerprint["class_names"] = gw.class_names
     gw.save(path)
     with pytest.warns(RuntimeWarning, match="class_names"):
-        rebuilt = weights_cache.load_or_build_normlime_weights(path, model, train_dataset,
+        rebuilt = weights_api.load_or_build_normlime_weights(path, model, train_dataset,
                                                               **CACHE_KW)
     assert rebuilt.class_names == list(model.labels)
     assert nl.GlobalWeights.load(path).class_names == list(model.labels)
@@ -103,7 +103,7 @@ def test_stale_cache_for_another_model_is_rebuilt(weights_file, model, train_dat
     gw.fingerprint["model"] = "another-checkpoint"
     gw.save(path)
     with pytest.warns(RuntimeWarning, match="model"):
-        weights_cache.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+        weights_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
     assert nl.GlobalWeights.load(path).fingerprint["model"] == \
         PaddleXClassifier(model).fingerprint()
 
@@ -114,7 +114,7 @@ def test_stale_cache_for_another_codebook_is_rebuilt(weights_file, model, train_
     old = nl.GlobalWeights.load(path)
     other = ConceptCodebook().fit([p for p, _, _ in ds.train_items()[::6]], n_concepts=6, seed=5)
     with pytest.warns(RuntimeWarning, match="codebook"):
-        gw = weights_cache.load_or_build_normlime_weights(path, model, train_dataset,
+        gw = weights_api.load_or_build_normlime_weights(path, model, train_dataset,
                                                          codebook=other, **CACHE_KW)
     assert gw.codebook.fingerprint() == other.fingerprint() != old.codebook.fingerprint()
     assert gw.n_concepts == 6
@@ -122,7 +122,7 @@ def test_stale_cache_for_another_codebook_is_rebuilt(weights_file, model, train_
     assert back.codebook.fingerprint() == other.fingerprint()
     with warnings.catch_warnings():  # the same codebook again: reused
         warnings.simplefilter("error")
-        weights_cache.load_or_build_normlime_weights(path, model, train_dataset, codebook=other,
+        weights_api.load_or_build_normlime_weights(path, model, train_dataset, codebook=other,
                                                     **CACHE_KW)
 
 
@@ -134,7 +134,7 @@ def test_corrupt_cache_is_rebuilt(weights_file, model, train_dataset, tmp_path, 
     with pytest.raises(NormLimeCacheError):
         nl.GlobalWeights.load(path)
     with pytest.warns(RuntimeWarning, match="unusable"):
-        gw = weights_cache.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+        gw = weights_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
     np.testing.assert_array_equal(nl.GlobalWeights.load(path).weights, gw.weights)
 
 
@@ -144,7 +144,7 @@ def test_truncated_cache_is_rebuilt(weights_file, model, train_dataset, tmp_path
     with open(path, "wb") as f:
         f.write(data[:len(data) // 2])
     with pytest.warns(RuntimeWarning, match="unusable"):
-        weights_cache.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
+        weights_api.load_or_build_normlime_weights(path, model, train_dataset, **CACHE_KW)
     nl.GlobalWeights.load(path)
 
 
@@ -173,7 +173,7 @@ def test_interrupted_write_leaves_the_old_file_intact(weights_file, model, train
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(KeyboardInterrupt):
-            weights_cache.load_or_build_normlime_weights(path, model, train_dataset, mode="fast",
+            weights_api.load_or_build_normlime_weights(path, model, train_dataset, mode="fast",
                                                         max_images=9, seed=1, n_concepts=8)
     assert any("rebuilding" in str(w.message) for w in caught)
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""paddlex_interpret.api.weights_cache on the hook's own checkpoints: the README's recipe works
+"""paddlex_interpret.api.weights on the hook's own checkpoints: the README's recipe works
 as written (no rebuild, the file's bytes unchanged), a named file that does not fit is left as
 it is with an error naming the mismatch, PaddleX 1.3's ``.npy`` gets a message saying what to
 do, and every decision reaches the package's logger after ``import paddlex``."""
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from paddlex_interpret.api import weights_cache
+from paddlex_interpret.api import weights as weights_api
 from paddlex_interpret.core.normlime.weights import GlobalWeights
 from paddlex_interpret.errors import NormLimeCacheError
 
 
 def no_rebuild(monkeypatch):
-    monkeypatch.setattr(weights_cache, "build_normlime_weights",
+    monkeypatch.setattr(weights_api, "build_normlime_weights",
                         lambda *a, **k: pytest.fail("the weights file was rebuilt"))
 
 
@@ -58,7 +58,7 @@ def test_a_named_file_that_does_not_fit_is_kept_and_the_error_says_why(hooked, t
     ckpt_file = os.path.join(hooked["save_dir"], "epoch_2", "normlime_weights.npz")
     ckpt_before = open(ckpt_file, "rb").read()
     with pytest.raises(NormLimeCacheError, match="left as it is"):
-        weights_cache.load_or_build_normlime_weights(ckpt_file, other, max_images=5)
+        weights_api.load_or_build_normlime_weights(ckpt_file, other, max_images=5)
     assert open(ckpt_file, "rb").read() == ckpt_before
 
 
@@ -68,12 +68,12 @@ def test_a_stale_default_cache_is_rebuilt_and_said_so_after_import_paddlex(hooke
     import warnings
 
     model = pdx.load_model(os.path.join(hooked["save_dir"], "epoch_1"))
-    path = weights_cache.default_weights_path(str(tmp_path), model)
+    path = weights_api.default_weights_path(str(tmp_path), model)
     shutil.copy(os.path.join(hooked["save_dir"], "epoch_2", "normlime_weights.npz"), path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # what import paddlex does
         with caplog.at_level(logging.WARNING, logger="paddlex_interpret"):
-            gw = weights_cache.load_or_build_normlime_weights(
+            gw = weights_api.load_or_build_normlime_weights(
                 path, model, [p for p, _, _ in tiny_shapes.val_items()], max_images=6,
                 n_concepts=4)
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from paddlex_interpret.api import weights as weights_api
-from paddlex_interpret.api.weights_parallel import rank_classifier
+from paddlex_interpret.api.weights import rank_classifier
 from paddlex_interpret.core.normlime.weights import GlobalWeights
 from paddlex_interpret.errors import UsageError
 
