@@ -7,7 +7,7 @@ BENCHMARKS.md.
     .venv/bin/python bench/bench_alarm.py                    # 22 trainings, hours on 2 cores
     .venv/bin/python bench/bench_alarm.py --kinds clean watermark --seeds 0 --clean-seeds 0
 
-Data (paddlex_interpret.testing.shortcuts): ``watermark`` is the demo's data (a 6 px black/white
+Data (pxi_testing.shortcuts): ``watermark`` is the demo's data (a 6 px black/white
 checker in the bottom-right corner of every blue image), ``patch`` an 8 px magenta square in the
 top-left corner of every red image, ``border`` a 2 px yellow frame around every green image (64 px
 coloured shapes, 80 training and 20 validation images per class), ``fashion`` real photos: three
@@ -50,7 +50,7 @@ from paddlex_interpret.core import atlas as atlas_mod, saliency  # noqa: E402
 from paddlex_interpret.core.intervention import MIN_TARGETS, InterventionTest  # noqa: E402
 from paddlex_interpret.core.shortcut import check_shortcuts  # noqa: E402
 from paddlex_interpret.hooks import ExplainHook  # noqa: E402
-from paddlex_interpret.testing import shortcuts as S  # noqa: E402
+from pxi_testing import shortcuts as S  # noqa: E402
 
 SECTION = "The shortcut alarm"
 #: kind -> (data, shortcut kind, the class it is stamped on)

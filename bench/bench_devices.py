@@ -37,7 +37,7 @@ def child(out_dir, checkpoint):
     imported = time.perf_counter() - t
     from conftest import make_paddlex_datasets, seed_everything
     from paddlex_interpret.hooks import ExplainHook
-    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+    from pxi_testing.synthetic import make_shapes_dataset
 
     ds = make_shapes_dataset(os.path.join(out_dir, "data"), num_train_per_class=80,
                              num_val_per_class=20, image_size=64, seed=0)

@@ -31,8 +31,8 @@ from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E4
 from paddlex_interpret import LimeExplainer  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
-from paddlex_interpret.testing.reliance import (object_reliance, peak_on_object,  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.reliance import (object_reliance, peak_on_object,  # noqa: E402
                                                top_on_object)
 
 SECTION = "Gradient methods"

@@ -26,7 +26,7 @@ from conftest import make_paddlex_datasets, seed_everything  # noqa: E402
 from paddlex_interpret.hooks import ExplainHook  # noqa: E402
 from paddlex_interpret.training.report import CheckpointContext  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 DEMO_HOOK = dict(num_samples="auto", fill="median", segmenter="slic",
                  segmenter_params={"n_segments": 40}, max_images=30)

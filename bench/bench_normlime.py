@@ -43,7 +43,7 @@ from paddlex_interpret.core.sampling import (  # noqa: E402
     BernoulliSampler, PairedKernelSampler, exponential_kernel)
 from paddlex_interpret.core.surrogate import EvidenceRidge, WeightedRidge  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 SECTION = "NormLIME and GLIME"
 N_CONCEPTS = 16
@@ -383,7 +383,7 @@ def main():
     default, sampler_only, strong = methods[1][0], methods[2][0], methods[3][0]
     total = time.perf_counter() - t_start
 
-    body = """Data: coloured shapes (`paddlex_interpret.testing.synthetic`, 3 colour classes, 64 px, %d
+    body = """Data: coloured shapes (`pxi_testing.synthetic`, 3 colour classes, 64 px, %d
 train / %d val images); model: PaddleX `MobileNetV3_small` trained here (`tests/conftest.py`
 recipe, %.0f s, val accuracy %.3f). Concepts: %d, descriptor `lab_std_texture`, quickshift
 superpixels (PaddleX 1.3 settings). Whole run: %.0f s.

@@ -11,7 +11,7 @@ files itself (big-endian header, then uint8 pixels), writes the subset as 28x28 
 ImageNet layout in a cache directory (``PXI_BENCH_CACHE``, default ``/tmp/pxi_bench``), trains
 once (cached; ``--retrain`` to redo) with ``Resize(64)`` + ``Normalize``, and reports the exact
 top-1 accuracy on held-out test images. If the package is missing the bench falls back to the
-project's synthetic coloured-shapes data (paddlex_interpret.testing.synthetic) and says so.
+project's synthetic coloured-shapes data (pxi_testing.synthetic) and says so.
 
 For each of ``--images`` correctly classified test images (one per class, classes in order) and
 each seed in ``--seeds``: superpixels are computed once by our segmenter (SLIC, 40 segments,
@@ -61,7 +61,7 @@ from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.testing.shortcuts import read_idx  # noqa: E402
+from pxi_testing.shortcuts import read_idx  # noqa: E402
 
 FMNIST_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 CACHE = os.environ.get("PXI_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "pxi_bench"))
@@ -237,9 +237,9 @@ def main():
                                      args.val_per_class)
         model_dir = os.path.join(CACHE, "fmnist_mobilenetv3_%d" % args.train_per_class)
     else:
-        from paddlex_interpret.testing.synthetic import make_shapes_dataset
+        from pxi_testing.synthetic import make_shapes_dataset
 
-        data_name = ("synthetic coloured shapes (paddlex_interpret.testing.synthetic): the "
+        data_name = ("synthetic coloured shapes (pxi_testing.synthetic): the "
                      "dataset-fashion-mnist package is not installed")
         ds = make_shapes_dataset(os.path.join(CACHE, "shapes"), num_train_per_class=80,
                                  num_val_per_class=20, image_size=64, seed=0)
@@ -467,7 +467,7 @@ def shapes_case(workdir, per_class=12):
     """The shapes model of the tests (tests/conftest.py's recipe), 12 val images per class."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier
-    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+    from pxi_testing.synthetic import make_shapes_dataset
 
     ds = make_shapes_dataset(os.path.join(CACHE, "shapes_tests"), **SHAPES_KWARGS)
     model_dir = os.path.join(CACHE, "shapes_tests_model")

@@ -30,7 +30,7 @@ import paddlex as pdx  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.api.weights import build_normlime_weights  # noqa: E402
 from paddlex_interpret.core.normlime import MODES  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 SECTION = "NormLIME over several processes"
 EXAMPLE = os.path.join(ROOT, "examples", "train_multicard.py")

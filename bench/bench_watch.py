@@ -91,7 +91,7 @@ def paddlex2(ds, work, probes, epochs, repeats):
 
 
 def _write_run(out, root, epochs):
-    return subprocess.Popen([sys.executable, "-m", "paddlex_interpret.testing.paddleclas_run",
+    return subprocess.Popen([sys.executable, "-m", "pxi_testing.paddleclas_run",
                              out, "--dataset", root, "--epochs", str(epochs)], cwd=ROOT,
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -178,8 +178,8 @@ def main():
         return _watcher_main(args.watcher)
     import paddle
 
-    from paddlex_interpret.testing.paddleclas_run import write_cls_lists
-    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+    from pxi_testing.paddleclas_run import write_cls_lists
+    from pxi_testing.synthetic import make_shapes_dataset
 
     paddle.set_device("cpu")
     work = tempfile.mkdtemp(prefix="bench_watch_")

@@ -25,7 +25,7 @@ import numpy as np
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.fill import FILLS
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.testing.reliance import object_reliance, top_on_object
+from pxi_testing.reliance import object_reliance, top_on_object
 
 GREY = (127, 127, 127)
 FIXED_FILLS = FILLS
