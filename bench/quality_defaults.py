@@ -339,7 +339,7 @@ def report(cases, run_peers, workdir, args, markdown_table):
             "same for every image, so this is a choice per model); else, per image, the "
             "candidate with the highest score. One batch of 5-6 forward passes per image.\n\n"
             "The threshold and the blank-first order were set on other images than these: "
-            "see \"The fill rule, set on other images\" (`python bench/bench_quality.py "
+            "see \"The fill rule, set on other images\" (`python -m bench.bench_quality "
             "--tune-fill`).\n\n"
             + "\n\n".join(fills)),
     }
