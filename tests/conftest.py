@@ -5,7 +5,7 @@ Fixtures (names are stable, others rely on them):
 * ``shapes_dataset`` -- a :class:`pxi_testing.synthetic.ShapesDataset`: 3 colour classes
   (red, green, blue), 64 px, 80 train + 20 val images per class, seed 0 (generated in ~0.5 s).
 * ``paddlex_transforms`` -- a fresh ``(train_transforms, eval_transforms)`` pair for 64 px
-  (see :func:`make_transforms`).
+  (see :func:`pxi_testing.recipes.make_transforms`).
 * ``trained_classifier`` -- a :class:`pxi_testing.recipes.TrainedClassifier`: a real PaddleX 2.1
   ``MobileNetV3_small`` trained from scratch on ``shapes_dataset`` (CPU, seeded, ~25-40 s), with
   its val accuracy (>= 0.9 expected; the class is the object's colour). ``trained`` is the same
@@ -53,7 +53,7 @@ import pytest
 
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_TESTS)
-for _path in (_ROOT, _TESTS):  # the package, and `from helpers import ...` from any sub-directory
+for _path in (_ROOT, _TESTS):  # the package and pxi_testing; `from helpers import ...` anywhere
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
