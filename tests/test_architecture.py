@@ -244,8 +244,9 @@ def test_benches_examples_and_test_support_leave_sys_path_alone():
             if lines:
                 found[name] = lines
     assert found == {}
-    assert _sys_path_edits("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\n"
-                           "sys.path += ['z']\nsys.argv.append('a')\nn = len(sys.path)\n") == [2, 3, 4]
+    probe = ("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\nsys.path += ['z']\n"
+             "sys.argv.append('a')\nn = len(sys.path)\n")
+    assert _sys_path_edits(probe) == [2, 3, 4]  # the finder finds what it looks for
 
 
 def test_the_cycle_finder_finds_a_circle():
