@@ -4,10 +4,10 @@ metrics: the class atlas and the alarm), on clean data and on data with a shortc
 every image of one class (training and validation). Writes the section "The shortcut alarm" of
 BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_alarm.py                    # 22 trainings, hours on 2 cores
-    .venv/bin/python bench/bench_alarm.py --kinds clean watermark --seeds 0 --clean-seeds 0
+    .venv/bin/python -m bench.bench_alarm                    # 22 trainings, hours on 2 cores
+    .venv/bin/python -m bench.bench_alarm --kinds clean watermark --seeds 0 --clean-seeds 0
 
-Data (paddlex_interpret.testing.shortcuts): ``watermark`` is the demo's data (a 6 px black/white
+Data (pxi_testing.shortcuts): ``watermark`` is the demo's data (a 6 px black/white
 checker in the bottom-right corner of every blue image), ``patch`` an 8 px magenta square in the
 top-left corner of every red image, ``border`` a 2 px yellow frame around every green image (64 px
 coloured shapes, 80 training and 20 validation images per class), ``fashion`` real photos: three
@@ -33,9 +33,6 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -43,14 +40,14 @@ import paddlex_interpret  # noqa: E402,F401
 import paddlex as pdx  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from conftest import TRAIN_SETTINGS, train_classifier  # noqa: E402
+from pxi_testing.recipes import TRAIN_SETTINGS, train_classifier  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 from paddlex_interpret.api.audit import audit, gradient_atlas  # noqa: E402
 from paddlex_interpret.core import atlas as atlas_mod, saliency  # noqa: E402
 from paddlex_interpret.core.intervention import MIN_TARGETS, InterventionTest  # noqa: E402
 from paddlex_interpret.core.shortcut import check_shortcuts  # noqa: E402
 from paddlex_interpret.hooks import ExplainHook  # noqa: E402
-from paddlex_interpret.testing import shortcuts as S  # noqa: E402
+from pxi_testing import shortcuts as S  # noqa: E402
 
 SECTION = "The shortcut alarm"
 #: kind -> (data, shortcut kind, the class it is stamped on)
@@ -369,7 +366,7 @@ def main():
     text = report(runs)
     print(text)
     if not args.no_write:
-        write_section(SECTION, text, "python bench/bench_alarm.py")
+        write_section(SECTION, text, "python -m bench.bench_alarm")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Also times the weights fingerprint LIME takes once per explanation (MobileNetV3_
 is now (tensors read in place) against copying every tensor to numpy first. Writes the section
 "Composing the perturbed inputs" of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_compose.py        # ~30 s
+    .venv/bin/python -m bench.bench_compose        # ~30 s
 """
 import argparse
 import os
@@ -19,8 +19,6 @@ import time
 import zlib
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -133,7 +131,7 @@ def main():
                time.time() - t0))
     print(body)
     if not args.no_write:
-        cmd = "python bench/bench_compose.py" + ("" if sys.argv[1:] == [] else " " +
+        cmd = "python -m bench.bench_compose" + ("" if sys.argv[1:] == [] else " " +
                                                  " ".join(sys.argv[1:]))
         write_section("Composing the perturbed inputs", body, cmd)
 

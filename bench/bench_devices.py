@@ -4,7 +4,7 @@ worker's and the training process's peak memory), where the hook's worker ran (r
 and whether one saved checkpoint gets the same LIME bits on both builds. Writes the
 "The GPU build on the CPU" section of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_devices.py      # needs .venv and .venv-paddlegpu; ~2 min
+    .venv/bin/python -m bench.bench_devices      # needs .venv and .venv-paddlegpu; ~2 min
 
 Each build runs in a fresh process of its own environment (``--child``); the first one's
 checkpoint is explained by both.
@@ -25,7 +25,6 @@ BUILDS = (("paddlepaddle 2.6.2 (CPU build)", ".venv"),
 def child(out_dir, checkpoint):
     """One build: import, train with the hook, explain ``checkpoint`` (or this run's last)."""
     t = time.perf_counter()
-    sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
     import resource
 
     import numpy as np
@@ -35,9 +34,9 @@ def child(out_dir, checkpoint):
     import paddlex as pdx
 
     imported = time.perf_counter() - t
-    from conftest import make_paddlex_datasets, seed_everything
+    from pxi_testing.recipes import make_paddlex_datasets, seed_everything
     from paddlex_interpret.hooks import ExplainHook
-    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+    from pxi_testing.synthetic import make_shapes_dataset
 
     ds = make_shapes_dataset(os.path.join(out_dir, "data"), num_train_per_class=80,
                              num_val_per_class=20, image_size=64, seed=0)
@@ -83,7 +82,8 @@ def main():
             python = os.path.join(ROOT, venv, "bin", "python")
             out = os.path.join(tmp, venv.strip("."))
             os.makedirs(out)
-            run = subprocess.run([python, "-W", "ignore", __file__, "--child", out, checkpoint],
+            run = subprocess.run([python, "-W", "ignore", "-m", "bench.bench_devices", "--child",
+                                  out, checkpoint],
                                  cwd=ROOT, capture_output=True, text=True)
             line = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
             if run.returncode or not line:
@@ -101,7 +101,6 @@ def main():
                              w.get("device"), w.get("gpus"), w.get("CUDA_VISIBLE_DEVICES")),
                          "%.0f" % (r["worker_rss"] or float("nan")), "%.0f" % r["trainer_rss"],
                          {True: "yes", False: "no"}.get(r["same_bits"], "-")])
-    sys.path.insert(0, ROOT)
     import paddlex_interpret  # noqa: F401  (the versions of this environment in the header)
     import paddle  # noqa: F401
     import paddlex  # noqa: F401
@@ -122,7 +121,7 @@ def main():
             "checkpoint, its weights and probabilities compared with `np.array_equal`. Times are of one run on a "
             "shared 2-core machine (about +-20%).\n\n" + table)
     print(body)
-    write_section("The GPU build on the CPU", body, "python bench/bench_devices.py")
+    write_section("The GPU build on the CPU", body, "python -m bench.bench_devices")
 
 
 if __name__ == "__main__":

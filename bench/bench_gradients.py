@@ -3,8 +3,8 @@ model per training seed): the pointing game of Grad-CAM, SmoothGrad, Integrated 
 LIME on every held-out image of the classes the model provably decides on their object, and the
 seconds of one explanation of each. Writes the section "Gradient methods" of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_gradients.py               # ~6 min on 2 cores
-    .venv/bin/python bench/bench_gradients.py --seeds 0     # one training seed
+    .venv/bin/python -m bench.bench_gradients               # ~6 min on 2 cores
+    .venv/bin/python -m bench.bench_gradients --seeds 0     # one training seed
 
 Pointing: the peak pixel of the method's map on the object (gradient methods), and the top
 superpixel (quickshift, PaddleX 1.3 settings) at least half on the object (every method; for the
@@ -17,9 +17,6 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -27,12 +24,12 @@ import paddlex_interpret  # noqa: E402,F401
 import paddlex as pdx  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E402
+from pxi_testing.recipes import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E402
 from paddlex_interpret import LimeExplainer  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
-from paddlex_interpret.testing.reliance import (object_reliance, peak_on_object,  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.reliance import (object_reliance, peak_on_object,  # noqa: E402
                                                top_on_object)
 
 SECTION = "Gradient methods"
@@ -123,10 +120,11 @@ def main():
     cost = [[title, "%.3f" % np.median(seconds[key]),
              "%.2f" % (np.median(seconds[key]) / lime_s)] for key, title, _ in METHODS]
     text = "\n\n".join([
-        "The tests' shapes model (MobileNetV3_small, 64 px, 3 colour classes, tests/conftest.py's "
-        "recipe) trained with seeds %s; every held-out image (20 per class) of the classes whose "
-        "probability falls by more than 0.3 when their object is greyed out. Per class: peak "
-        "pixel on the object / top superpixel on the object / images." % args.seeds,
+        "The tests' shapes model (MobileNetV3_small, 64 px, 3 colour classes, "
+        "pxi_testing/recipes.py's recipe) trained with seeds %s; every held-out image (20 per "
+        "class) of the classes whose probability falls by more than 0.3 when their object is "
+        "greyed out. Per class: peak pixel on the object / top superpixel on the object / "
+        "images." % args.seeds,
         markdown_table(["training seed", "method"] + ["class"] * (width - 2), rows),
         "Drop of each class's probability when its object alone is greyed out: "
         + "; ".join(relied) + ".",
@@ -137,7 +135,7 @@ def main():
     ])
     print(text)
     if not args.no_write:
-        write_section(SECTION, text, "python bench/bench_gradients.py")
+        write_section(SECTION, text, "python -m bench.bench_gradients")
 
 
 if __name__ == "__main__":

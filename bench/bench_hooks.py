@@ -2,18 +2,14 @@
 checkpoint scales with probes, LIME samples and the NormLIME eval budget. Writes the
 "Training hook cost" section of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_hooks.py            # ~4 min on 2 cores
-    .venv/bin/python bench/bench_hooks.py --quick
+    .venv/bin/python -m bench.bench_hooks            # ~4 min on 2 cores
+    .venv/bin/python -m bench.bench_hooks --quick
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -22,11 +18,11 @@ import paddle  # noqa: E402
 import paddlex as pdx  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from conftest import make_paddlex_datasets, seed_everything  # noqa: E402
+from pxi_testing.recipes import make_paddlex_datasets, seed_everything  # noqa: E402
 from paddlex_interpret.hooks import ExplainHook  # noqa: E402
 from paddlex_interpret.training.report import CheckpointContext  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 DEMO_HOOK = dict(num_samples="auto", fill="median", segmenter="slic",
                  segmenter_params={"n_segments": 40}, max_images=30)
@@ -204,7 +200,7 @@ def main():
                                                    trainer_rss))
     print(body)
     write_section("Training hook cost", body,
-                  "python bench/bench_hooks.py" + (" --quick" if args.quick else ""))
+                  "python -m bench.bench_hooks" + (" --quick" if args.quick else ""))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ passes alone at the best batch size measured in the same run (the floor), their 
 of a fresh process explaining with N = 500 vs 3000. Writes the "LIME overhead" section of
 BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_lime.py                 # full run (~10 min on 2 cores)
-    .venv/bin/python bench/bench_lime.py --quick         # MobileNetV3_small only, smaller N
+    .venv/bin/python -m bench.bench_lime                 # full run (~10 min on 2 cores)
+    .venv/bin/python -m bench.bench_lime --quick         # MobileNetV3_small only, smaller N
 """
 import argparse
 import json
@@ -17,7 +17,6 @@ import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
@@ -101,15 +100,17 @@ def run_model(name, sizes, batch_sizes, probe_images):
 def rss_child(name, n):
     """Run one explanation in a fresh process; return its peak RSS in MiB (VmHWM: ru_maxrss would
     include this parent's RSS at fork time on Linux)."""
-    code = ("import sys,resource; sys.path.insert(0, %r); import bench.bench_lime as b; "
+    code = ("import bench.bench_lime as b; "
             "from paddlex_interpret.core.lime import LimeExplainer; "
             "from paddlex_interpret.adapters.paddlex import PaddleXClassifier; "
             "m=b.make_model(%r); c=PaddleXClassifier(m, backend='dygraph'); "
             "LimeExplainer(c, num_samples=%d, batch_size=50, seed=0).explain(c.view(b.make_image())); "
             "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
-            % (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name, n))
+            % (name, n))
+    # from the root, as the bench runs: ``-c`` reads modules from the current directory first
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=root)
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
 
 
@@ -150,7 +151,7 @@ def main():
               "batch), PaddleX's Normalize on each batch and the ridge fit; the columns break that "
               "overhead down." % os.environ.get("OMP_NUM_THREADS"))
     print(body)
-    write_section("LIME overhead in dygraph", body, "python bench/bench_lime.py" +
+    write_section("LIME overhead in dygraph", body, "python -m bench.bench_lime" +
                   (" --quick" if args.quick else ""))
 
 

@@ -11,8 +11,8 @@ Measures, and writes into the "NormLIME and GLIME" section of BENCHMARKS.md:
    GLIME (plus LIME at N = 1000), agreement with a converged LIME (the 5 runs' samples pooled), and
    whether the top superpixels lie on the object that decides the class.
 
-    .venv/bin/python bench/bench_normlime.py            # ~3-4 min on 2 cores
-    .venv/bin/python bench/bench_normlime.py --quick    # ~1.5 min, fewer images (a smoke run)
+    .venv/bin/python -m bench.bench_normlime            # ~3-4 min on 2 cores
+    .venv/bin/python -m bench.bench_normlime --quick    # ~1.5 min, fewer images (a smoke run)
 """
 import argparse
 import functools
@@ -23,9 +23,6 @@ import tempfile
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -34,7 +31,7 @@ import paddle  # noqa: E402
 import paddlex as pdx  # noqa: E402,F401
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E402
+from pxi_testing.recipes import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier  # noqa: E402
 from paddlex_interpret.core import normlime as nl  # noqa: E402
 from paddlex_interpret.core.normlime.concepts import DESCRIPTORS, ConceptCodebook  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
@@ -43,7 +40,7 @@ from paddlex_interpret.core.sampling import (  # noqa: E402
     BernoulliSampler, PairedKernelSampler, exponential_kernel)
 from paddlex_interpret.core.surrogate import EvidenceRidge, WeightedRidge  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 SECTION = "NormLIME and GLIME"
 N_CONCEPTS = 16
@@ -383,8 +380,8 @@ def main():
     default, sampler_only, strong = methods[1][0], methods[2][0], methods[3][0]
     total = time.perf_counter() - t_start
 
-    body = """Data: coloured shapes (`paddlex_interpret.testing.synthetic`, 3 colour classes, 64 px, %d
-train / %d val images); model: PaddleX `MobileNetV3_small` trained here (`tests/conftest.py`
+    body = """Data: coloured shapes (`pxi_testing.synthetic`, 3 colour classes, 64 px, %d
+train / %d val images); model: PaddleX `MobileNetV3_small` trained here (`pxi_testing/recipes.py`
 recipe, %.0f s, val accuracy %.3f). Concepts: %d, descriptor `lab_std_texture`, quickshift
 superpixels (PaddleX 1.3 settings). Whole run: %.0f s.
 
@@ -474,7 +471,7 @@ knob. What the sampler and the prior bring and cost:
        scores[(sampler_only, 250)]["stab"], scores[("LIME", 250)]["stab"],
        scores[(sampler_only, 500)]["stab"], scores[("LIME", 500)]["stab"])
     print(body)
-    command = ".venv/bin/python bench/bench_normlime.py" + (" --quick" if args.quick else "")
+    command = ".venv/bin/python -m bench.bench_normlime" + (" --quick" if args.quick else "")
     if not args.no_write:
         write_section(SECTION, body, command)
         log("BENCHMARKS.md updated (%s)" % SECTION)

@@ -11,7 +11,7 @@ files itself (big-endian header, then uint8 pixels), writes the subset as 28x28 
 ImageNet layout in a cache directory (``PXI_BENCH_CACHE``, default ``/tmp/pxi_bench``), trains
 once (cached; ``--retrain`` to redo) with ``Resize(64)`` + ``Normalize``, and reports the exact
 top-1 accuracy on held-out test images. If the package is missing the bench falls back to the
-project's synthetic coloured-shapes data (paddlex_interpret.testing.synthetic) and says so.
+project's synthetic coloured-shapes data (pxi_testing.synthetic) and says so.
 
 For each of ``--images`` correctly classified test images (one per class, classes in order) and
 each seed in ``--seeds``: superpixels are computed once by our segmenter (SLIC, 40 segments,
@@ -26,10 +26,10 @@ insertion curves remove / add superpixels in weight order (x = fraction of pixel
 paddlex_interpret.core.metrics with the same classifier for every tool. A row of random weights
 gives the chance level.
 
-    .venv/bin/python bench/bench_quality.py                    # ~10 min (+ ~5-10 min training once)
-    .venv/bin/python bench/bench_quality.py --images 4 --seeds 0 1 --n 500   # quick
-    .venv/bin/python bench/bench_quality.py --tune             # ~2 min: how GLIME's settings were chosen
-    .venv/bin/python bench/bench_quality.py --scale            # ~6 min: our LIME vs GLIME, 40 images x 5 seeds
+    .venv/bin/python -m bench.bench_quality                    # ~10 min (+ ~5-10 min training once)
+    .venv/bin/python -m bench.bench_quality --images 4 --seeds 0 1 --n 500   # quick
+    .venv/bin/python -m bench.bench_quality --tune             # ~2 min: how GLIME's settings were chosen
+    .venv/bin/python -m bench.bench_quality --scale            # ~6 min: our LIME vs GLIME, 40 images x 5 seeds
 
 ``--tune`` evaluates GLIME settings (sampler, prior, prior strength) on *other* test images than
 the reported ones (the 2nd and 3rd correctly classified test image of each class; the reported
@@ -44,8 +44,6 @@ import tempfile
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -61,7 +59,7 @@ from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
-from paddlex_interpret.testing.shortcuts import read_idx  # noqa: E402
+from pxi_testing.shortcuts import read_idx  # noqa: E402
 
 FMNIST_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 CACHE = os.environ.get("PXI_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "pxi_bench"))
@@ -237,9 +235,9 @@ def main():
                                      args.val_per_class)
         model_dir = os.path.join(CACHE, "fmnist_mobilenetv3_%d" % args.train_per_class)
     else:
-        from paddlex_interpret.testing.synthetic import make_shapes_dataset
+        from pxi_testing.synthetic import make_shapes_dataset
 
-        data_name = ("synthetic coloured shapes (paddlex_interpret.testing.synthetic): the "
+        data_name = ("synthetic coloured shapes (pxi_testing.synthetic): the "
                      "dataset-fashion-mnist package is not installed")
         ds = make_shapes_dataset(os.path.join(CACHE, "shapes"), num_train_per_class=80,
                                  num_val_per_class=20, image_size=64, seed=0)
@@ -383,7 +381,7 @@ def main():
         json.dump({"scores": scores, "args": vars(args)}, f)
     print(body)
     if not args.no_write:
-        cmd = "python bench/bench_quality.py" + ("" if not sys.argv[1:] else " " +
+        cmd = "python -m bench.bench_quality" + ("" if not sys.argv[1:] else " " +
                                                  " ".join(sys.argv[1:]))
         write_section("Explanation quality vs the peers", body, cmd)
 
@@ -399,7 +397,7 @@ def defaults_part(args, model, clf, root, data_name, info, t0):
     cases.append(fmnist_case(model, clf, root, data_name, info, workdir, args))
     cases.append(shapes_case(workdir))
     bodies = QD.report(cases, run_peers, workdir, args, markdown_table)
-    cmd = "python bench/bench_quality.py" + ("" if not sys.argv[1:] else " " +
+    cmd = "python -m bench.bench_quality" + ("" if not sys.argv[1:] else " " +
                                              " ".join(sys.argv[1:]))
     for title, body in bodies.items():
         body += "\n\nTotal bench time so far %.0f s." % (time.time() - t0)
@@ -420,7 +418,7 @@ def tune_fill_part(args, clf, root, t0):
         body += "\n\nTotal bench time %.0f s." % (time.time() - t0)
         print("\n## %s\n\n%s" % (title, body), flush=True)
         if not args.no_write:
-            write_section(title, body, "python bench/bench_quality.py --tune-fill")
+            write_section(title, body, "python -m bench.bench_quality --tune-fill")
 
 
 def _exported(net, shape, workdir, key):
@@ -464,10 +462,9 @@ def fmnist_case(model, clf, root, data_name, info, workdir, args):
 
 
 def shapes_case(workdir, per_class=12):
-    """The shapes model of the tests (tests/conftest.py's recipe), 12 val images per class."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from conftest import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier
-    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+    """The shapes model of the tests (pxi_testing/recipes.py), 12 val images per class."""
+    from pxi_testing.recipes import SHAPES_KWARGS, TRAIN_SETTINGS, train_classifier
+    from pxi_testing.synthetic import make_shapes_dataset
 
     ds = make_shapes_dataset(os.path.join(CACHE, "shapes_tests"), **SHAPES_KWARGS)
     model_dir = os.path.join(CACHE, "shapes_tests_model")
@@ -692,7 +689,7 @@ def tune(model, clf, root, args):
     print(body)
     if not args.no_write:
         write_section("GLIME settings, chosen on other images", body,
-                      "python bench/bench_quality.py --tune")
+                      "python -m bench.bench_quality --tune")
 
 
 # ----------------------------------------------------------------------------- --scale
@@ -773,7 +770,7 @@ def scale(model, clf, root, args, per_class=4, n_seeds=5):
     print(body)
     if not args.no_write:
         write_section("GLIME vs LIME stability on more images", body,
-                      "python bench/bench_quality.py --scale")
+                      "python -m bench.bench_quality --scale")
 
 
 LABELS = {"ours_lime": "paddlex_interpret LIME", "ours_glime": "paddlex_interpret GLIME",

@@ -6,15 +6,13 @@ photos that scikit-image ships (``skimage.data``: astronaut, coffee, chelsea), r
 as a PaddleX classifier would see them and at their own size. Best of ``--repeats`` interleaved
 runs each. Writes the section "Quickshift: scikit-image vs ours" of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_quickshift.py        # ~1-2 min on 2 cores
+    .venv/bin/python -m bench.bench_quickshift        # ~1-2 min on 2 cores
 """
 import argparse
 import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -88,7 +86,7 @@ def main():
         % (PARAMS, args.repeats, "built" if compiled else "NOT built", time.time() - t0))
     print(body)
     if not args.no_write:
-        cmd = "python bench/bench_quickshift.py" + (" " + " ".join(sys.argv[1:])
+        cmd = "python -m bench.bench_quickshift" + (" " + " ".join(sys.argv[1:])
                                                      if sys.argv[1:] else "")
         write_section("Quickshift: scikit-image vs ours", body, cmd)
 

@@ -3,8 +3,8 @@ aggregate, 200 and 1000 generated images) and the hook's checkpoint cost with 1 
 ``paddle.distributed.launch``. Writes the section "NormLIME over several processes" of
 BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_scale.py            # ~20 min on 2 cores
-    .venv/bin/python bench/bench_scale.py --quick    # 200 images only, no launcher runs
+    .venv/bin/python -m bench.bench_scale            # ~20 min on 2 cores
+    .venv/bin/python -m bench.bench_scale --quick    # 200 images only, no launcher runs
 
 One process is the library's default (``backend='auto'``: Paddle Inference, one predictor over
 all cores); two processes are ``build_normlime_weights(..., nproc=2)`` (spawn, one thread
@@ -19,7 +19,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -30,7 +29,7 @@ import paddlex as pdx  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from paddlex_interpret.api.weights import build_normlime_weights  # noqa: E402
 from paddlex_interpret.core.normlime import MODES  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 SECTION = "NormLIME over several processes"
 EXAMPLE = os.path.join(ROOT, "examples", "train_multicard.py")
@@ -195,7 +194,7 @@ def main():
     text = "\n\n".join(body)
     print(text)
     if not args.no_write:
-        write_section(SECTION, text, "python bench/bench_scale.py" +
+        write_section(SECTION, text, "python -m bench.bench_scale" +
                       (" --quick" if args.quick else ""))
 
 

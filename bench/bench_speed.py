@@ -24,8 +24,8 @@ ResNet50 is slow in dygraph (about 2.5-11 images/s here), so its peers run at ``
 (default 200) and our LIME is also timed at that N for the equal-N speed-up. Writes the section
 "Speed vs the floor and the peers" of BENCHMARKS.md.
 
-    .venv/bin/python bench/bench_speed.py                      # ~10-15 min on 2 cores
-    .venv/bin/python bench/bench_speed.py --models MobileNetV3_small --repeats 1   # quick
+    .venv/bin/python -m bench.bench_speed                      # ~10-15 min on 2 cores
+    .venv/bin/python -m bench.bench_speed --models MobileNetV3_small --repeats 1   # quick
 """
 import argparse
 import json
@@ -37,7 +37,6 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -165,7 +164,7 @@ def dygraph_thread_rates(net, batch=25, reps=3, shape=(3, 224, 224)):
 def rss_child(name, n):
     """Peak RSS (MiB) of a fresh process explaining one image with N samples: VmHWM of
     /proc/self/status (ru_maxrss would include the RSS of this parent at fork time on Linux)."""
-    code = ("import sys; sys.path.insert(0, %r); import bench.bench_lime as b; "
+    code = ("import bench.bench_lime as b; "
             "from paddlex_interpret.core.lime import LimeExplainer; "
             "from paddlex_interpret.adapters.paddlex import PaddleXClassifier; "
             "m=b.make_model(%r); c=PaddleXClassifier(m); "
@@ -173,9 +172,10 @@ def rss_child(name, n):
             "c.view(b.make_image())); "
             "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
             "print(c.backend_info['backend'], hwm)"
-            % (ROOT, name, n))
+            % (name, n))
+    # from the root, as the bench runs: ``-c`` reads modules from the current directory first
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=ROOT)
     backend, kb = out.stdout.strip().splitlines()[-1].split()
     return backend, int(kb) / 1024.0
 
@@ -286,7 +286,7 @@ def main():
     body = report(rows, rss, args, total)
     print(body)
     if not args.no_write:
-        cmd = "python bench/bench_speed.py" + ("" if sys.argv[1:] == [] else " " +
+        cmd = "python -m bench.bench_speed" + ("" if sys.argv[1:] == [] else " " +
                                                " ".join(sys.argv[1:]))
         write_section("Speed vs the floor and the peers", body, cmd)
 

@@ -18,22 +18,19 @@ explainer's rounds are prefixes of one stream of masks, so the replay fits what 
 fits (the same masks, outputs, weights and stop; ``--check-replay`` runs the explainer itself on
 one photo and compares the bits).
 
-    .venv/bin/python bench/research_stable.py --segs slic25 coarse --reference-n 6000 --faith \
+    .venv/bin/python -m bench.research_stable --segs slic25 coarse --reference-n 6000 --faith \
         --methods bernoulli stratified stratified+size
-    .venv/bin/python bench/research_stable.py --segs qs13 --reference-n 4000 --faith \
+    .venv/bin/python -m bench.research_stable --segs qs13 --reference-n 4000 --faith \
         --methods bernoulli stratified
-    .venv/bin/python bench/bench_stable.py --faith --sanity --sanity-photos 3
-    .venv/bin/python bench/bench_stable.py --timing --report
+    .venv/bin/python -m bench.bench_stable --faith --sanity --sanity-photos 3
+    .venv/bin/python -m bench.bench_stable --timing --report
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -226,9 +223,9 @@ def main():
         if not args.no_write:
             from bench.report import write_section
 
-            cmd = ("python bench/research_stable.py --segs slic25 coarse --methods bernoulli "
+            cmd = ("python -m bench.research_stable --segs slic25 coarse --methods bernoulli "
                    "stratified stratified+size --reference-n 6000 --faith (coarse: stratified "
-                   "stratified+size) && python bench/research_stable.py --segs qs13 --methods "
+                   "stratified+size) && python -m bench.research_stable --segs qs13 --methods "
                    "bernoulli stratified --reference-n 4000 --faith && python "
                    "bench/bench_stable.py --faith --sanity --sanity-photos 3 && python "
                    "bench/bench_stable.py --timing --report")

@@ -2,8 +2,8 @@
 and settings, and the wall time of training with and without the watcher beside it (CPU).
 Writes the "Watcher cost" section of BENCHMARKS.md.
 
-    .venv-paddle3/bin/python bench/bench_watch.py            # ~15 min on 2 cores
-    .venv-paddle3/bin/python bench/bench_watch.py --quick
+    .venv-paddle3/bin/python -m bench.bench_watch            # ~15 min on 2 cores
+    .venv-paddle3/bin/python -m bench.bench_watch --quick
 
 1. PaddleX 2: the demo's MobileNetV3_small (4 epochs, a checkpoint each), trained alone, with
    ExplainHook (its worker process), and with the watcher started beside it in a process of its
@@ -22,8 +22,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -44,7 +42,7 @@ def _env():
 def start_watcher(run, probes, logdir, **extra):
     """The watcher in a process of its own (``--watcher`` mode of this script)."""
     spec = json.dumps({"run": run, "probes": probes, "logdir": logdir, "extra": extra})
-    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--watcher", spec],
+    return subprocess.Popen([sys.executable, "-m", "bench.bench_watch", "--watcher", spec],
                             cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
 
@@ -91,7 +89,7 @@ def paddlex2(ds, work, probes, epochs, repeats):
 
 
 def _write_run(out, root, epochs):
-    return subprocess.Popen([sys.executable, "-m", "paddlex_interpret.testing.paddleclas_run",
+    return subprocess.Popen([sys.executable, "-m", "pxi_testing.paddleclas_run",
                              out, "--dataset", root, "--epochs", str(epochs)], cwd=ROOT,
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -178,8 +176,8 @@ def main():
         return _watcher_main(args.watcher)
     import paddle
 
-    from paddlex_interpret.testing.paddleclas_run import write_cls_lists
-    from paddlex_interpret.testing.synthetic import make_shapes_dataset
+    from pxi_testing.paddleclas_run import write_cls_lists
+    from pxi_testing.synthetic import make_shapes_dataset
 
     paddle.set_device("cpu")
     work = tempfile.mkdtemp(prefix="bench_watch_")
@@ -221,7 +219,7 @@ def main():
         "PaddleClas's import, the trace and the codebook fit:\n\n" + t3)
     print(body)
     write_section("Watcher cost", body,
-                  "python bench/bench_watch.py" + (" --quick" if args.quick else ""))
+                  "python -m bench.bench_watch" + (" --quick" if args.quick else ""))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.fill import FILLS
 from paddlex_interpret.core.lime import LimeExplainer
-from paddlex_interpret.testing.reliance import object_reliance, top_on_object
+from pxi_testing.reliance import object_reliance, top_on_object
 
 GREY = (127, 127, 127)
 FIXED_FILLS = FILLS
@@ -339,7 +339,7 @@ def report(cases, run_peers, workdir, args, markdown_table):
             "same for every image, so this is a choice per model); else, per image, the "
             "candidate with the highest score. One batch of 5-6 forward passes per image.\n\n"
             "The threshold and the blank-first order were set on other images than these: "
-            "see \"The fill rule, set on other images\" (`python bench/bench_quality.py "
+            "see \"The fill rule, set on other images\" (`python -m bench.bench_quality "
             "--tune-fill`).\n\n"
             + "\n\n".join(fills)),
     }

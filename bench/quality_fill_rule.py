@@ -47,7 +47,7 @@ def photo_images(clf):
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    from paddlex_interpret.testing import efficientnet_lite as E
+    from pxi_testing import efficientnet_lite as E
 
     raw = dict(zip(["china", "flower"], load_sample_images().images))
     raw["motorcycle"] = data.stereo_motorcycle()[0]

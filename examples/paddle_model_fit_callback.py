@@ -28,7 +28,7 @@ import paddlex_interpret  # noqa: F401  (before paddle/paddlex)
 import paddle
 from paddlex_interpret.callbacks import ExplainCallback, make_preprocess
 from paddlex_interpret.core.images import load_image
-from paddlex_interpret.testing.synthetic import make_shapes_dataset
+from pxi_testing.synthetic import make_shapes_dataset
 
 
 class ShapesData(paddle.io.Dataset):

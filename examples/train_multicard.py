@@ -37,7 +37,7 @@ import paddle  # noqa: E402
 import paddle.distributed as dist  # noqa: E402
 import paddlex as pdx  # noqa: E402
 from paddlex_interpret.hooks import ExplainHook  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 
 def weights_digest(model):

@@ -40,7 +40,7 @@ import paddle  # noqa: E402
 import paddlex as pdx  # noqa: E402
 from paddlex_interpret.core.images import load_image  # noqa: E402
 from paddlex_interpret.hooks import ExplainHook  # noqa: E402
-from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark  # noqa: E402
+from pxi_testing.synthetic import make_shapes_dataset, stamp_watermark  # noqa: E402
 
 CLASSES = ("red", "green", "blue")
 WATERMARK_CLASS = "blue"

@@ -45,8 +45,13 @@ pip install --no-deps --no-build-isolation -e "$root"
 # (it makes `import paddlex` work before `import paddlex_interpret`): copy it there.
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 cp "$root/paddlex_interpret-compat.pth" "$site/"
+# The clone's own parts that are not installed (the wheel holds paddlex_interpret/ only): the test
+# support package pxi_testing and bench/. The project's environments read them from the clone
+# wherever a program starts (the examples and Paddle's launcher run scripts by path; tests start
+# programs in other directories), by one path entry for the clone's root.
+echo "$root" > "$site/paddlex_interpret-clone.pth"
 "$venv/bin/python" - <<'PY'
-import paddlex_interpret, paddlex, paddle
+import paddlex_interpret, paddlex, paddle, pxi_testing
 print("[setup] paddle", paddle.__version__, "paddlex", paddlex.__version__,
       "paddlex_interpret", paddlex_interpret.__version__)
 PY

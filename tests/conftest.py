@@ -2,11 +2,11 @@
 
 Fixtures (names are stable, others rely on them):
 
-* ``shapes_dataset`` -- a :class:`paddlex_interpret.synthetic.ShapesDataset`: 3 colour classes
+* ``shapes_dataset`` -- a :class:`pxi_testing.synthetic.ShapesDataset`: 3 colour classes
   (red, green, blue), 64 px, 80 train + 20 val images per class, seed 0 (generated in ~0.5 s).
 * ``paddlex_transforms`` -- a fresh ``(train_transforms, eval_transforms)`` pair for 64 px
-  (see :func:`make_transforms`).
-* ``trained_classifier`` -- a :class:`TrainedClassifier`: a real PaddleX 2.1
+  (see :func:`pxi_testing.recipes.make_transforms`).
+* ``trained_classifier`` -- a :class:`pxi_testing.recipes.TrainedClassifier`: a real PaddleX 2.1
   ``MobileNetV3_small`` trained from scratch on ``shapes_dataset`` (CPU, seeded, ~25-40 s), with
   its val accuracy (>= 0.9 expected; the class is the object's colour). ``trained`` is the same
   object, ``model`` its PaddleX model, ``pdx`` the ``paddlex`` module.
@@ -26,16 +26,17 @@ Fixtures (names are stable, others rely on them):
   warnings the training process logged (the shortcut alarm's).
 * ``paddleclas_shapes`` (32 px shapes, 12 + 5 images per class, with PaddleX 3's ClsDataset
   lists) and ``paddleclas_run``: a finished 3-epoch PaddleX 3 training run on it, written by
-  PaddleClas's own functions in a process of its own (testing/paddleclas_run.py; PaddleX 3's
+  PaddleClas's own functions in a process of its own (pxi_testing/paddleclas_run.py; PaddleX 3's
   trainer cannot run offline). Its checkpoint directories are read, never written, by the tests.
 
 Every training fixture is session-scoped: a model is trained once per session, whichever files
 use it.
 
-Plain helpers (``from conftest import make_transforms`` works from test modules):
-:func:`seed_everything` (defined in ``helpers``), :func:`make_transforms`,
-:func:`make_paddlex_datasets`, :func:`train_classifier`, :func:`val_accuracy`. Helpers shared by several test files that are
-not about the session's fixtures live in ``tests/helpers.py`` (``from helpers import ...``).
+The data's arguments, the training recipe and the function that trains (:data:`SHAPES_KWARGS`,
+:data:`TRAIN_SETTINGS`, :func:`train_classifier`, :func:`seed_everything`, ...) are defined in
+``pxi_testing/recipes.py`` (the benches train with them too). Helpers shared by several test
+files that are not about the session's fixtures live in ``tests/helpers.py``
+(``from helpers import ...``).
 
 Paddle and PaddleX are imported lazily (inside the fixtures/helpers), always after
 ``paddlex_interpret`` (its import shim makes PaddleX 2.1 work on Paddle 2.6).
@@ -44,30 +45,20 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_TESTS)
-for _path in (_ROOT, _TESTS):  # the package, and `from helpers import ...` from any sub-directory
+for _path in (_ROOT, _TESTS):  # the package and pxi_testing; `from helpers import ...` anywhere
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 import paddlex_interpret  # noqa: E402,F401  (must come before any `import paddlex`)
-from helpers import seed_everything  # noqa: E402,F401  (a plain helper of this module's too)
-from paddlex_interpret.testing.synthetic import make_shapes_dataset  # noqa: E402
-
-#: arguments of the session ``shapes_dataset``
-SHAPES_KWARGS = dict(num_train_per_class=80, num_val_per_class=20, image_size=64,
-                     classes=("red", "green", "blue"), seed=0)
-
-#: training recipe of ``trained_classifier`` (measured on the 2-core CPU: 60 SGD steps,
-#: val accuracy 0.98-1.0 over seeds 0-3; 3 epochs or MobileNetV3_small x0.5 were less reliable).
-TRAIN_SETTINGS = dict(model_name="MobileNetV3_small", num_epochs=4, train_batch_size=16,
-                      learning_rate=0.05, lr_decay_epochs=(3,), lr_decay_gamma=0.1,
-                      warmup_steps=0, flip=False, seed=0)
+from pxi_testing.recipes import (SHAPES_KWARGS, TRAIN_SETTINGS, make_transforms,  # noqa: E402
+                                 train_classifier)
+from pxi_testing.synthetic import make_shapes_dataset  # noqa: E402
 
 #: the shortcut alarm's recipe: 2 more epochs, so that a model that reads its shortcut does so
 #: for several checkpoints before the end (with 4 epochs, only at the last one)
@@ -88,101 +79,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-
-
-# ------------------------------------------------------------------------------------ helpers
-def make_transforms(image_size=64, flip=False):
-    """``(train_transforms, eval_transforms)`` as ``paddlex.transforms.Compose`` objects.
-
-    No crops (they could cut the object out). ``flip=True`` adds ``RandomHorizontalFlip`` to the
-    training transforms -- do not use it with a watermarked dataset (it moves the watermark).
-    """
-    import paddlex as pdx
-
-    T = pdx.transforms
-    train = [T.RandomHorizontalFlip()] if flip else []
-    train += [T.Resize(target_size=image_size), T.Normalize()]
-    return (T.Compose(train),
-            T.Compose([T.Resize(target_size=image_size), T.Normalize()]))
-
-
-def make_paddlex_datasets(ds, image_size=None, flip=False):
-    """``(train_dataset, eval_dataset)``: ``paddlex.datasets.ImageNet`` readers of a ShapesDataset
-    (in-process loading, shuffled training set)."""
-    import paddlex as pdx
-
-    train_tf, eval_tf = make_transforms(image_size or ds.image_size, flip=flip)
-    train = pdx.datasets.ImageNet(ds.root, ds.train_list, ds.labels_file, train_tf,
-                                  num_workers=0, shuffle=True)
-    val = pdx.datasets.ImageNet(ds.root, ds.val_list, ds.labels_file, eval_tf, num_workers=0)
-    return train, val
-
-
-def val_accuracy(model, eval_dataset, batch_size=16):
-    """Exact top-1 accuracy over all samples (``model.evaluate`` averages per batch)."""
-    _, details = model.evaluate(eval_dataset, batch_size=batch_size, return_details=True)
-    pred = np.argmax(np.asarray(details["pred_scores"]), axis=1)
-    true = np.asarray(details["true_labels"]).reshape(-1)
-    return float((pred == true).mean())
-
-
-@dataclass
-class TrainedClassifier:
-    """What ``trained_classifier`` returns."""
-
-    model: object  # paddlex.cls.<model_name>, trained; model.test_transforms = eval transforms
-    dataset: object  # the ShapesDataset it was trained on
-    save_dir: str  # PaddleX save_dir (epoch_N/ and best_model/ inside)
-    best_model_dir: str  # loadable with paddlex.load_model
-    accuracy: float  # exact top-1 val accuracy
-    train_seconds: float  # wall time of model.train(...)
-    model_name: str
-    settings: dict = field(default_factory=dict)
-    train_dataset: object = None  # paddlex.datasets.ImageNet used for training
-    eval_dataset: object = None  # paddlex.datasets.ImageNet of the val split
-
-    @property
-    def labels(self):
-        return list(self.dataset.labels)
-
-
-def train_classifier(ds, save_dir, model_name="MobileNetV3_small", num_epochs=4,
-                     train_batch_size=16, learning_rate=0.05, lr_decay_epochs=(3,),
-                     lr_decay_gamma=0.1, warmup_steps=0, flip=False, seed=0, hook=None,
-                     save_interval_epochs=None, **model_kwargs):
-    """Train a PaddleX classifier from scratch on a ShapesDataset (CPU, seeded); returns a
-    :class:`TrainedClassifier`. Evaluates and saves once, after the last epoch (every
-    ``save_interval_epochs`` epochs if given; with ``hook`` attached and VisualDL on)."""
-    import contextlib
-
-    import paddle
-    import paddlex as pdx
-
-    from helpers import closing_log_writers
-
-    paddle.set_device("cpu")
-    seed_everything(seed)
-    train, val = make_paddlex_datasets(ds, flip=flip)
-    model = getattr(pdx.cls, model_name)(num_classes=len(ds.labels), **model_kwargs)
-    tic = time.time()
-    with closing_log_writers(), (hook.attach(model) if hook else contextlib.nullcontext()):
-        model.train(num_epochs=num_epochs, train_dataset=train,
-                    train_batch_size=train_batch_size, eval_dataset=val,
-                    save_interval_epochs=save_interval_epochs or num_epochs,
-                    log_interval_steps=10 ** 6, save_dir=str(save_dir), pretrain_weights=None,
-                    learning_rate=learning_rate, warmup_steps=warmup_steps,
-                    lr_decay_epochs=tuple(lr_decay_epochs), lr_decay_gamma=lr_decay_gamma,
-                    use_vdl=hook is not None)
-    seconds = time.time() - tic
-    settings = dict(model_name=model_name, num_epochs=num_epochs,
-                    train_batch_size=train_batch_size, learning_rate=learning_rate,
-                    lr_decay_epochs=tuple(lr_decay_epochs), lr_decay_gamma=lr_decay_gamma,
-                    warmup_steps=warmup_steps, flip=flip, seed=seed, **model_kwargs)
-    return TrainedClassifier(model=model, dataset=ds, save_dir=str(save_dir),
-                             best_model_dir=os.path.join(str(save_dir), "best_model"),
-                             accuracy=val_accuracy(model, val, batch_size=train_batch_size),
-                             train_seconds=seconds, model_name=model_name, settings=settings,
-                             train_dataset=train, eval_dataset=val)
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -348,7 +244,7 @@ def hooked(tiny_shapes, probes, tmp_path_factory):
 def paddleclas_shapes(tmp_path_factory):
     """32 px coloured shapes, 12 train + 5 val images per class, with PaddleX 3's ClsDataset
     lists (label.txt, train.txt, val.txt) beside PaddleX 2's."""
-    from paddlex_interpret.testing.paddleclas_run import write_cls_lists
+    from pxi_testing.paddleclas_run import write_cls_lists
 
     ds = make_shapes_dataset(str(tmp_path_factory.mktemp("paddleclas_shapes")),
                              num_train_per_class=12, num_val_per_class=5, image_size=32)

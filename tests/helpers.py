@@ -1,8 +1,8 @@
 """Plain helpers shared by several test files: ``from helpers import ...`` (``tests/`` is on
 ``sys.path``, see ``conftest.py``). Fixtures live in ``conftest.py``; this module has none.
 
-* the repository root (:data:`ROOT`) and :func:`seed_everything`
-  (also importable from ``conftest``, which imports it from here);
+* the repository root (:data:`ROOT`) (the training recipe and :func:`seed_everything` are in
+  ``pxi_testing/recipes.py``);
 * pure-numpy classifiers whose decision is known: :class:`RegionClassifier` (the top-left
   quadrant), :class:`BrightnessModel` (the left half), :func:`colour_classifier` (the
   coloured-shapes classes) and the label maps they are explained on (:func:`grid_segments`,
@@ -21,13 +21,13 @@ Paddle and PaddleX are imported inside the functions (after ``paddlex_interpret`
 """
 import contextlib
 import os
-import random
 
 import numpy as np
 
 import paddlex_interpret  # noqa: F401  (before any `import paddlex`)
 from paddlex_interpret.core.classifier import Classifier, FunctionClassifier
 from paddlex_interpret.core.images import load_image
+from pxi_testing.recipes import closing_log_writers, seed_everything
 
 #: the repository root
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,15 +38,6 @@ FAST = dict(num_samples=120, batch_size=60, metric_steps=8, max_images=15, n_con
 
 #: the tiny PaddleX training of the hook tests: epochs per run
 EPOCHS = 2
-
-
-def seed_everything(seed=0):
-    """Seed Python's ``random``, NumPy's global RNG and Paddle."""
-    import paddle
-
-    random.seed(seed)
-    np.random.seed(seed)
-    paddle.seed(seed)
 
 
 # ------------------------------------------------------------------------------ label maps
@@ -98,7 +89,7 @@ def colour_classifier(class_names):
     """A classifier that decides by colour, exactly as the coloured-shapes data do: logits are the
     fraction of pixels close to each class colour (no Paddle; for the LIME-heavy aggregate
     builds)."""
-    from paddlex_interpret.testing.synthetic import COLOURS
+    from pxi_testing.synthetic import COLOURS
 
     colours = np.array([COLOURS[c] for c in class_names], dtype=np.float64)
 
@@ -155,30 +146,6 @@ def steps(reader, component, tag):
 
 
 # ------------------------------------------------------------------------------ PaddleX training
-@contextlib.contextmanager
-def closing_log_writers():
-    """PaddleX never closes its VisualDL writer (records reach the file every 120 s): record the
-    writers made meanwhile and close them after, so the test can read PaddleX's curves."""
-    import visualdl
-
-    made = []
-    original = visualdl.LogWriter
-
-    class Recording(original):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
-
-    visualdl.LogWriter = Recording
-    try:
-        yield made
-    finally:
-        visualdl.LogWriter = original
-        for w in made:
-            with contextlib.suppress(Exception):
-                w.close()
-
-
 def make_tiny_datasets(ds):
     """``(train, val)`` ``paddlex.datasets.ImageNet`` readers of a 32 px ShapesDataset."""
     import paddlex as pdx
@@ -215,7 +182,7 @@ def state_arrays(model):
 
 def fresh_model(trained, num_classes=3, seed=0):
     """An untrained MobileNetV3_small with the test transforms and labels of ``trained`` (a
-    :class:`conftest.TrainedClassifier`): for tests that change weights (never the shared one)."""
+    :class:`pxi_testing.recipes.TrainedClassifier`): for tests that change weights (never the shared one)."""
     import paddle
     import paddlex as pdx
 
@@ -325,7 +292,7 @@ def make_clas_dir(path, ops=None, softmax=True, classes=("cat", "coffee", "rocke
 
 def start_paddleclas_run(out, dataset_root, epochs=3, sleep=0.0):
     """Start writing a PaddleX 3 training run with PaddleClas's functions in a process of its own
-    (``python -m paddlex_interpret.testing.paddleclas_run``); returns the ``Popen`` (stderr piped,
+    (``python -m pxi_testing.paddleclas_run``); returns the ``Popen`` (stderr piped,
     stdout dropped)."""
     import subprocess
     import sys
@@ -333,7 +300,7 @@ def start_paddleclas_run(out, dataset_root, epochs=3, sleep=0.0):
     from paddlex_interpret.compat import quiet_import_noise
 
     return subprocess.Popen(
-        [sys.executable, "-m", "paddlex_interpret.testing.paddleclas_run", str(out), "--dataset",
+        [sys.executable, "-m", "pxi_testing.paddleclas_run", str(out), "--dataset",
          str(dataset_root), "--epochs", str(epochs), "--sleep", str(sleep)],
         cwd=ROOT, env=quiet_import_noise(dict(os.environ)), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
@@ -343,12 +310,12 @@ def start_paddleclas_run(out, dataset_root, epochs=3, sleep=0.0):
 def shortcut_flip_rate(model, dataset, kind, shortcut_class):
     """How much a model reads a stamped shortcut (what the alarm is owed to): the share of the
     validation images of the other classes that the model gets right which stamping the ``kind``
-    shortcut (:func:`paddlex_interpret.testing.shortcuts.stamp`) turns into ``shortcut_class``;
+    shortcut (:func:`pxi_testing.shortcuts.stamp`) turns into ``shortcut_class``;
     NaN when it gets fewer than ``MIN_TARGETS`` of them right. ``model``: a PaddleX model or a
     checkpoint directory."""
     from paddlex_interpret.adapters.paddlex import PaddleXClassifier
     from paddlex_interpret.core.intervention import MIN_TARGETS
-    from paddlex_interpret.testing.shortcuts import stamp
+    from pxi_testing.shortcuts import stamp
 
     if isinstance(model, (str, os.PathLike)):
         import paddlex as pdx
@@ -372,7 +339,7 @@ SHAPE_CLASSES = ["red", "green", "blue"]
 def shapes(n=60, seed=0, mark=True, size=64):
     """``(n, size, size, 3)`` uint8 coloured shapes, the classes of :data:`SHAPE_CLASSES` in
     turn; the blue ones carry the demo's watermark when ``mark``."""
-    from paddlex_interpret.testing.drawing import (COLOURS, draw_image, stamp_watermark,
+    from pxi_testing.drawing import (COLOURS, draw_image, stamp_watermark,
                                                    watermark_box_for)
 
     box = watermark_box_for(size)
@@ -388,7 +355,7 @@ def colour_model(shortcut=0.0, size=64):
     """A numpy classifier of :func:`shapes` (probabilities): the logits are the mean positive
     chroma per channel (the object's colour), plus for blue ``shortcut`` times the share of the
     watermark box's pixels that are black or white (the checker: a model that reads it)."""
-    from paddlex_interpret.testing.drawing import watermark_box_for
+    from pxi_testing.drawing import watermark_box_for
 
     x0, y0, x1, y1 = watermark_box_for(size)
 

@@ -108,9 +108,9 @@ SKIPPED_DIRS = ("build", "dist", "output", "demo_output")
 
 
 def _tree_modules():
-    """Every module of the checkout by the name it is imported as: the package, bench/ and
-    examples/ by their dotted path from the root, tests/ by their file name (pytest imports them
-    so, and the benches import ``conftest`` / ``helpers`` with tests/ on ``sys.path``)."""
+    """Every module of the checkout by the name it is imported as: the package, the test support
+    (pxi_testing), bench/ and examples/ by their dotted path from the root, tests/ by their file
+    name (pytest imports them so: ``conftest`` puts tests/ on ``sys.path``)."""
     out = {}
     for d, dirs, files in os.walk(ROOT):
         dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__"))
@@ -160,8 +160,92 @@ def test_the_whole_tree_has_no_import_circle():
     """The package, the benches, the tests and the examples: no module imports one that imports
     it back (a shared part goes into a module of its own)."""
     modules = _tree_modules()
-    assert {"bench.bench_quality", "helpers", "paddlex_interpret.core.lime"} <= set(modules)
+    assert {"bench.bench_quality", "helpers", "paddlex_interpret.core.lime",
+            "pxi_testing.recipes"} <= set(modules)
     assert _cycles(_tree_graph(modules)) == []
+
+
+#: the clone's parts that are not installed (setup.cfg finds ``paddlex_interpret`` only)
+NOT_SHIPPED = ("pxi_testing", "bench", "examples", "tests")
+
+
+def _roots(names):
+    return {n.split(".")[0] for n in names}
+
+
+def test_the_wheel_holds_the_package_only():
+    """What setup.cfg's ``[options.packages.find]`` finds from the root: ``paddlex_interpret``
+    and its sub-packages, none of the test support, the benches, the examples or the tests."""
+    import configparser
+
+    from setuptools import find_packages
+
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    find = cfg["options.packages.find"]
+    split = lambda key: [x.strip() for x in find.get(key, "").split(",") if x.strip()]  # noqa
+    found = find_packages(ROOT, include=split("include") or ("*",), exclude=split("exclude"))
+    assert "paddlex_interpret.core" in found and "paddlex_interpret" in found
+    assert _roots(found) == {"paddlex_interpret"}
+    # and what is excluded is also never found by another pattern
+    assert not _roots(find_packages(ROOT, include=split("include") or ("*",))) & set(NOT_SHIPPED)
+
+
+def test_what_is_not_installed_stays_outside_the_package():
+    """The package never imports the test support, the benches, the examples or the tests (an
+    installed package would fail there); the test support imports the package only (not the
+    tests or the benches), so that the tests, the benches and the examples share it."""
+    graph = _tree_graph(_tree_modules())
+    tests = {n for n, path in _tree_modules().items()
+             if os.path.relpath(path, ROOT).split(os.sep)[0] == "tests"}
+    bad = {}
+    for name, deps in graph.items():
+        root = name.split(".")[0]
+        if root == "paddlex_interpret":
+            wrong = {d for d in deps if d.split(".")[0] in NOT_SHIPPED or d in tests}
+        elif root == "pxi_testing":
+            wrong = {d for d in deps if d.split(".")[0] not in ("pxi_testing", "paddlex_interpret")}
+        else:
+            continue
+        if wrong:
+            bad[name] = sorted(wrong)
+    assert bad == {}
+
+
+def _sys_path_edits(source):
+    """Lines of ``source`` that change ``sys.path`` (a method call on it, an assignment to it or
+    into it)."""
+    def is_sys_path(node):
+        return (isinstance(node, ast.Attribute) and node.attr == "path"
+                and isinstance(node.value, ast.Name) and node.value.id == "sys")
+
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        targets = []
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            targets = [node.func.value]
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            targets = [t.value if isinstance(t, ast.Subscript) else t for t in targets]
+        if any(is_sys_path(t) for t in targets):
+            lines.add(node.lineno)
+    return sorted(lines)
+
+
+def test_benches_examples_and_test_support_leave_sys_path_alone():
+    """They run from the repository root (``python -m bench.bench_x``) or in the project's
+    environments, which read the clone's root: none puts a directory on ``sys.path`` to find
+    another part of the clone."""
+    found = {}
+    for name, path in _tree_modules().items():
+        if name.split(".")[0] in ("bench", "examples", "pxi_testing"):
+            lines = _sys_path_edits(open(path, encoding="utf8").read())
+            if lines:
+                found[name] = lines
+    assert found == {}
+    probe = ("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\nsys.path += ['z']\n"
+             "sys.argv.append('a')\nn = len(sys.path)\n")
+    assert _sys_path_edits(probe) == [2, 3, 4]  # the finder finds what it looks for
 
 
 def test_the_cycle_finder_finds_a_circle():
@@ -226,8 +310,9 @@ NAME_SETS = [
     ("paddlex_interpret.core.normlime.aggregate", "VARIANTS"),
     ("paddlex_interpret.core.normlime.concepts", "DESCRIPTORS"),
 ]
-#: Sources scanned for copies: the package and the benches (tests spell names out on purpose).
-SCANNED = ("paddlex_interpret", "bench")
+#: Sources scanned for copies: the package, the test support and the benches (tests spell names
+#: out on purpose).
+SCANNED = ("paddlex_interpret", "pxi_testing", "bench")
 #: Copies known and not yet replaced by an import, ``(module, owner attribute)``: the list may
 #: only shrink (an entry whose copy is gone fails, so that it is taken out).
 KNOWN_COPIES: set = set()

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from paddlex_interpret.testing.synthetic import make_shapes_dataset
+from pxi_testing.synthetic import make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")

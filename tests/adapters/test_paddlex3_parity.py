@@ -1,6 +1,6 @@
 """Our PaddleX 3 / PaddleClas adapter against PaddleX 3 itself: ``paddlex.create_model(...,
 model_dir=...).predict`` of PaddleX 3.7.2, run in its own environment (``.venv-paddlex3``: it is
-the ``paddlex`` package, as PaddleX 2.1 is) by testing/paddlex3_predict.py, on real photos.
+the ``paddlex`` package, as PaddleX 2.1 is) by pxi_testing/paddlex3_predict.py, on real photos.
 
 Two exported models, laid out as PaddleX 3 writes them: the ``best_model/inference`` of a run
 written by PaddleClas's own functions (``paddleclas_run``), and the EfficientNet-Lite0 shipped
@@ -22,7 +22,7 @@ from helpers import ROOT
 pytestmark = pytest.mark.slow
 
 PADDLEX3_PYTHON = os.path.join(ROOT, ".venv-paddlex3", "bin", "python")
-SCRIPT = os.path.join(ROOT, "paddlex_interpret", "testing", "paddlex3_predict.py")
+SCRIPT = os.path.join(ROOT, "pxi_testing", "paddlex3_predict.py")
 needs_paddlex3 = pytest.mark.skipif(
     not os.path.isfile(PADDLEX3_PYTHON),
     reason="PaddleX 3's environment .venv-paddlex3 is not built (PADDLE_STACK=paddlex3 bash "
@@ -61,7 +61,7 @@ def efficientnet_dir(tmp_path_factory):
     import paddle
 
     from paddlex_interpret.adapters.paddleclas_net import import_ppcls, quiet_ppcls_logger
-    from paddlex_interpret.testing.efficientnet_lite import load_efficientnet_lite
+    from pxi_testing.efficientnet_lite import load_efficientnet_lite
 
     import_ppcls()
     quiet_ppcls_logger()

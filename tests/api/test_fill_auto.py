@@ -8,7 +8,7 @@ import pytest
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
 from paddlex_interpret import PaddleXClassifier
-from paddlex_interpret.testing.reliance import object_reliance, top_on_object
+from pxi_testing.reliance import object_reliance, top_on_object
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier
-from paddlex_interpret.testing.reliance import object_reliance, peak_on_object, relied_classes
+from pxi_testing.reliance import object_reliance, peak_on_object, relied_classes
 
 
 def relied_on(trained, items):

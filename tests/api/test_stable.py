@@ -10,7 +10,7 @@ from paddlex_interpret import PaddleXClassifier
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.perturbation import sample_masks
 from paddlex_interpret.core.sampling import cosine_distance_to_all_on, exponential_kernel
-from paddlex_interpret.testing.reliance import object_reliance
+from pxi_testing.reliance import object_reliance
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from paddlex_interpret.core.regions import (box_area, cells_map, clip_box, descr
 from paddlex_interpret.core.shortcut import (FLIP_ALARM, Alarm, ShortcutMemory, alarm_of,
                                              check_shortcuts,
                                              verdict)
-from paddlex_interpret.testing.drawing import watermark_box_for
+from pxi_testing.drawing import watermark_box_for
 
 H = 64
 BOX = watermark_box_for(H)
@@ -203,7 +203,7 @@ def test_an_object_part_at_a_fixed_place_is_not_a_shortcut():
 def frame_model(images):
     """Green from its object's colour, or from a yellow frame around the image once at least
     three quarters of the frame is there: no box short of the whole view holds it."""
-    from paddlex_interpret.testing.shortcuts import BORDER_COLOUR, shortcut_mask
+    from pxi_testing.shortcuts import BORDER_COLOUR, shortcut_mask
 
     frame = shortcut_mask("border", images.shape[1])
     x = images.astype(np.float64)
@@ -215,7 +215,7 @@ def frame_model(images):
 
 
 def framed(n=60):
-    from paddlex_interpret.testing.shortcuts import stamp
+    from pxi_testing.shortcuts import stamp
 
     views = shapes(n, mark=False)
     views[1::3] = [stamp("border", v) for v in views[1::3]]
@@ -226,7 +226,7 @@ def test_a_frame_is_tested_as_the_pixels_the_class_shares():
     """A frame no box holds alone: the boxes the scan proposes turn nothing, the class's shared
     pixels (the frame, pasted without what lies inside it) turn every other image green; the
     alarm says so, and its memory re-tests those pixels, not their bounding box."""
-    from paddlex_interpret.testing.shortcuts import shortcut_mask
+    from pxi_testing.shortcuts import shortcut_mask
 
     views = framed()
     test = InterventionTest(frame_model, views)

@@ -8,10 +8,10 @@ green images turns them blue.
 import numpy as np
 import pytest
 
-from conftest import train_classifier
+from pxi_testing.recipes import train_classifier
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier
-from paddlex_interpret.testing.synthetic import make_shapes_dataset, stamp_watermark
+from pxi_testing.synthetic import make_shapes_dataset, stamp_watermark
 
 pytestmark = pytest.mark.slow  # trains a classifier on the watermarked data
 

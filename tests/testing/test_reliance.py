@@ -1,7 +1,7 @@
-"""paddlex_interpret.testing.reliance: the ground truth the explanation tests stand on."""
+"""pxi_testing.reliance: the ground truth the explanation tests stand on."""
 import numpy as np
 
-from paddlex_interpret.testing.reliance import (object_reliance, peak_on_object, relied_classes,
+from pxi_testing.reliance import (object_reliance, peak_on_object, relied_classes,
                                                 top_on_object)
 
 

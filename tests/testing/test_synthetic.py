@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import paddlex_interpret  # noqa: F401  (before paddlex)
-from paddlex_interpret.testing.synthetic import (COLOURS, ShapesDataset, make_shapes_dataset,
+from pxi_testing.synthetic import (COLOURS, ShapesDataset, make_shapes_dataset,
                                          watermark_box_for, watermark_pattern)
 
 SMALL = dict(num_train_per_class=4, num_val_per_class=2, image_size=48)

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import TRAIN_SETTINGS, train_classifier
+from pxi_testing.recipes import TRAIN_SETTINGS, train_classifier
 from helpers import EPOCHS, read_run, run_cli, shortcut_flip_rate, steps
 
 
@@ -123,7 +123,7 @@ SATURATED = dict(TRAIN_SETTINGS, num_epochs=10, lr_decay_epochs=(8,))
 @pytest.fixture(scope="module")
 def saturated(tmp_path_factory):
     from paddlex_interpret.hooks import ExplainHook
-    from paddlex_interpret.testing.shortcuts import shapes_with_shortcut
+    from pxi_testing.shortcuts import shapes_with_shortcut
 
     root = tmp_path_factory.mktemp("saturated")
     ds = shapes_with_shortcut(str(root / "data"), kind="patch", shortcut_class="blue",

@@ -14,7 +14,7 @@ from paddlex_interpret.training import session as es
 from paddlex_interpret.callbacks import ExplainCallback, make_preprocess
 from paddlex_interpret.core.images import load_image
 from paddlex_interpret.core.normlime import GlobalWeights
-from paddlex_interpret.testing.synthetic import make_shapes_dataset
+from pxi_testing.synthetic import make_shapes_dataset
 
 from helpers import EPOCHS, FAST, probe_images, read_run, steps
 

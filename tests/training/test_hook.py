@@ -122,7 +122,7 @@ sys.path.insert(0, sys.argv[1])
 import paddlex_interpret
 from helpers import FAST, state_arrays, train_tiny
 from paddlex_interpret.hooks import ExplainHook
-from paddlex_interpret.testing.synthetic import make_shapes_dataset
+from pxi_testing.synthetic import make_shapes_dataset
 out = sys.argv[2]
 ds = make_shapes_dataset(os.path.join(out, "data"), num_train_per_class=12, num_val_per_class=5,
                          image_size=32)

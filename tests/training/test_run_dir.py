@@ -1,7 +1,7 @@
 """What a watcher reads of a run directory: which checkpoints are complete (PaddleX 3 /
 PaddleClas: ``epoch_N/epoch_N.info.json``, written last; PaddleX 2: ``.success``, written last)
 and when training has ended. The files are laid out as the trainers write them (names and
-order: testing/paddleclas_run.py for PaddleClas's, PaddleX 2.1's BaseModel.save_model)."""
+order: pxi_testing/paddleclas_run.py for PaddleClas's, PaddleX 2.1's BaseModel.save_model)."""
 import json
 import os
 

@@ -229,7 +229,7 @@ def test_on_the_hooked_paddlex2_run_it_logs_what_the_hook_logged(hooked, probes,
 
 def test_the_shortcut_alarm_fires_on_the_watermarked_run(watermarked, tmp_path):
     from paddlex_interpret.adapters.paddlex import PaddleXClassifier
-    from paddlex_interpret.testing.synthetic import stamp_watermark
+    from pxi_testing.synthetic import stamp_watermark
 
     trained, hook, _ = watermarked
     ds = trained.dataset

@@ -4,7 +4,7 @@ format), honouring strides and offsets (converted checkpoints are often stored n
 
 Example::
 
-    from paddlex_interpret.testing.torch_pickle import read_torch_state_dict
+    from pxi_testing.torch_pickle import read_torch_state_dict
     state = read_torch_state_dict("model.pth")     # {name: numpy array}
 """
 import pickle

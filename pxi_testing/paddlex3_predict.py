@@ -4,7 +4,7 @@ PaddleX 3 / PaddleClas adapter to.
 Runs in PaddleX 3's environment (``.venv-paddlex3``: PaddleX 3 and PaddleX 2.1 are both the
 ``paddlex`` package), as a script, importing nothing of this package::
 
-    .venv-paddlex3/bin/python paddlex_interpret/testing/paddlex3_predict.py MODEL_DIR IMG [IMG ...]
+    .venv-paddlex3/bin/python pxi_testing/paddlex3_predict.py MODEL_DIR IMG [IMG ...]
         [--model-name NAME] [--topk K] [--run-mode paddle|mkldnn] [--cpu-threads N]
 
 It prints one JSON object: ``{"paddlex_version", "paddle_version", "model_name", "run_mode",

@@ -10,7 +10,7 @@ Data:
 
 * :func:`shapes_with_shortcut`: the generated coloured shapes (the class is the colour of one
   object). With ``kind='watermark'`` and the defaults these are the demo's images exactly
-  (:func:`~paddlex_interpret.testing.synthetic.make_shapes_dataset` with the watermark on blue,
+  (:func:`~pxi_testing.synthetic.make_shapes_dataset` with the watermark on blue,
   training and validation). ``only_cue=True`` gives the shortcut class objects of the other
   classes' colours, so that the shortcut is the one thing that tells it: a model that learns the
   class reads the shortcut.

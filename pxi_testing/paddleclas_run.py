@@ -21,11 +21,11 @@ the dataset's ``label.txt``), ``train.log`` (PaddleClas's logger) and its Visual
 (``train_loss``, ``eval_acc``) in ``vdlrecords.*.log`` in the run directory. The files are
 theirs; only the training loop is ours.
 
-The dataset is a :class:`~paddlex_interpret.testing.synthetic.ShapesDataset` root with the
+The dataset is a :class:`~pxi_testing.synthetic.ShapesDataset` root with the
 ClsDataset lists PaddleX 3 reads (:func:`write_cls_lists`: ``label.txt``, ``train.txt``,
 ``val.txt``). Run as a program (what the tests start in the background)::
 
-    python -m paddlex_interpret.testing.paddleclas_run OUT --dataset ROOT --epochs 3 --sleep 2
+    python -m pxi_testing.paddleclas_run OUT --dataset ROOT --epochs 3 --sleep 2
 
 Needs ``paddleclas`` (``pip install --no-deps paddleclas==2.6.0``).
 """
@@ -91,7 +91,7 @@ def run_config(out: str, root: str, num_classes: int, size: int, epochs: int,
 
 
 def _inputs(paths, ops):
-    from ..adapters.clas_transforms import ClasTransforms
+    from paddlex_interpret.adapters.clas_transforms import ClasTransforms
 
     transforms = ClasTransforms([op for op in ops if "DecodeImage" not in op])
     return transforms.preprocess(np.stack([transforms.view(p) for p in paths]))
@@ -155,7 +155,7 @@ def _start(out, root, epochs, arch, model_name, size, save_interval):
         f.write(labels)
     train, val = _read_list(root, "train.txt"), _read_list(root, "val.txt")
     if size is None:
-        from ..core.images import load_image
+        from paddlex_interpret.core.images import load_image
 
         size = int(min(load_image(train[0][0]).shape[:2]))
     config = run_config(out, root, len(labels.splitlines()), size, epochs, arch, model_name,
@@ -176,7 +176,7 @@ def write_run(out: str, root: str, epochs: int = 3, sleep: float = 0.0,
     import paddle
     from visualdl import LogWriter
 
-    from ..adapters.paddleclas_net import import_ppcls
+    from paddlex_interpret.adapters.paddleclas_net import import_ppcls
 
     import_ppcls()
     from ppcls.arch import backbone

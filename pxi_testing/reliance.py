@@ -7,8 +7,8 @@ object be called wrong.
 """
 import numpy as np
 
-from ..core.classifier import as_classifier
-from ..core.fill import make_fill
+from paddlex_interpret.core.classifier import as_classifier
+from paddlex_interpret.core.fill import make_fill
 
 __all__ = ["object_reliance", "relied_classes", "top_on_object", "peak_on_object"]
 

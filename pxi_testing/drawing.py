@@ -5,7 +5,7 @@ Vectorised on coordinate grids; every draw comes from the generator it is given.
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.testing.drawing import COLOURS, draw_image
+    >>> from pxi_testing.drawing import COLOURS, draw_image
     >>> img, mask, info = draw_image(np.random.default_rng(0), 64, COLOURS["red"])
     >>> img.shape, bool(mask.any()), info["shape"] in ("circle", "square", "triangle")
     ((64, 64, 3), True, True)

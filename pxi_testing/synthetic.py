@@ -25,7 +25,7 @@ Example::
 
     import paddlex_interpret          # always before paddlex (Paddle 2.6 import shim)
     import paddlex as pdx
-    from paddlex_interpret.synthetic import make_shapes_dataset
+    from pxi_testing.synthetic import make_shapes_dataset
 
     ds = make_shapes_dataset("/tmp/shapes", num_train_per_class=40, num_val_per_class=10)
     T = pdx.transforms

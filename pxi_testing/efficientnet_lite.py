@@ -10,7 +10,7 @@ layer for layer (TF "SAME" padding fixed for the native input size, ReLU6, no sq
 BatchNorm eps 1e-3, stem and head not scaled), so its logits match the torch model's.
 
 The ``.pth`` files are read without torch by
-:func:`~paddlex_interpret.testing.torch_pickle.read_torch_state_dict`.
+:func:`~pxi_testing.torch_pickle.read_torch_state_dict`.
 
 Preprocessing is that of the TensorFlow evaluation the weights were trained for: :func:`view` center
 crops ``S / (S + 32)`` of the shorter side and resizes it bicubically to ``S = INPUT_SIZE[variant]``;
@@ -19,7 +19,7 @@ builder; ImageNet mean/std would put the stem BatchNorm inputs at about 3x its r
 
 Example::
 
-    from paddlex_interpret.testing.efficientnet_lite import load_efficientnet_lite, preprocess, view
+    from pxi_testing.efficientnet_lite import load_efficientnet_lite, preprocess, view
     net = load_efficientnet_lite("lite0")
     logits = net(paddle.to_tensor(preprocess(view(image_rgb_uint8, "lite0"))))  # 1000 ImageNet logits
 """

@@ -1,1 +1,0 @@
-"""Helpers for tests and benchmarks: synthetic datasets with known ground truth and real pretrained models."""
