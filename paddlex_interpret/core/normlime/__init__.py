@@ -2,7 +2,7 @@
 
 Two ways to build them (both take ``classifier_fn``: a
 :class:`~paddlex_interpret.core.classifier.Classifier` or a function ``(B, H, W, 3) uint8 ->
-(B, C)`` probabilities or logits, and a :class:`~paddlex_interpret.core.concepts.ConceptCodebook`):
+(B, C)`` probabilities or logits, and a :class:`~paddlex_interpret.core.normlime.concepts.ConceptCodebook`):
 
 * :func:`build_global_weights_fast` -- PaddleX 1.3's shipped method, about one forward pass per
   image: per image a binary vector of the concepts that occur (on its superpixels, or on a fixed
@@ -24,7 +24,7 @@ counted (``GlobalWeights.info``) and logged, never a crash halfway. Nothing here
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.concepts import ConceptCodebook
+    >>> from paddlex_interpret.core.normlime.concepts import ConceptCodebook
     >>> from paddlex_interpret.core.normlime import build_global_weights_fast
     >>> rng = np.random.default_rng(0)
     >>> def make(c):  # grey noise with a red (class 0) or blue (class 1) square

@@ -23,7 +23,7 @@ are also available.
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.concepts import ConceptCodebook
+    >>> from paddlex_interpret.core.normlime.concepts import ConceptCodebook
     >>> rng = np.random.default_rng(0)
     >>> imgs = [np.where(rng.random((32, 32, 1)) < 0.5, [200, 30, 30], [90, 90, 90])
     ...         .astype(np.uint8) for _ in range(4)]

@@ -4,7 +4,7 @@ predictor that streams them through the model a batch at a time, and the dataset
 
 Example::
 
-    from paddlex_interpret.core.dataset_pass import ShareLoader, select_stratified
+    from paddlex_interpret.core.normlime.dataset_pass import ShareLoader, select_stratified
     indices = select_stratified(len(items), labels, max_images=60, seed=0)
     for position, index, image in ShareLoader(items, indices, None, False, "NormLIME"):
         ...

@@ -7,7 +7,7 @@ GLIME's prior (:func:`glime_prior`).
 Example::
 
     >>> import numpy as np
-    >>> from paddlex_interpret.core.global_weights import GlobalWeights
+    >>> from paddlex_interpret.core.normlime.weights import GlobalWeights
     >>> gw = GlobalWeights(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]), ["cat", "dog"])
     >>> gw.top_concepts("cat", 2).tolist()
     [1, 2]
