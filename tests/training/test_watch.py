@@ -24,9 +24,10 @@ pytestmark = pytest.mark.slow  # other processes, PaddleX 3 runs
 #: cheap explanations for the command line
 CHEAP = ["--num-samples", "60", "--max-images", "15", "--atlas-max-images", "15",
          "--poll", "0.2", "--nice", "0"]
-#: the interrupted runs spend longer in each checkpoint, so that a signal sent after the first
-#: one lands inside the next however busy the machine is (the test's poller is late there)
-SLOW = ["--num-samples", "1500"]
+#: the interrupted runs spend seconds in each checkpoint (over twenty times 1500 samples, which took
+#: 0.7 s: a loaded poller missed both later checkpoints), so that a signal sent after the first
+#: one lands inside the next however busy the machine is
+SLOW = ["--num-samples", "40000"]
 #: the tags every explained checkpoint writes (two probes, NormLIME, metrics, the atlas)
 EVERY_CHECKPOINT = [("scalar", "explain/probe_0/probability"),
                     ("scalar", "explain/probe_1/deletion_auc"), ("scalar", "explain/seconds"),
