@@ -28,12 +28,16 @@ class Recording(Classifier):
 
 
 # ------------------------------------------------------------------------------ the protocol
-def test_predict_masks_default_composes_and_calls_the_model_batch_by_batch():
-    rng = np.random.default_rng(0)
+def _problem(seed):
+    """``(image, segments, fill, masks)``: a 32 px image, a 4 x 4 grid, its mean fill, 37 masks."""
+    rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
     seg = grid_segments(32, 32, 4)
-    fill = make_fill(image, seg, "mean")
-    masks = sample_masks(37, 16, rng)
+    return image, seg, make_fill(image, seg, "mean"), sample_masks(37, 16, rng)
+
+
+def test_predict_masks_default_composes_and_calls_the_model_batch_by_batch():
+    image, seg, fill, masks = _problem(0)
     clf = Recording()
     done = []
     got = clf.predict_masks(image, fill, seg, masks, 10, on_batch=done.append)
@@ -76,11 +80,7 @@ class Tabled(Classifier):
 def test_predict_masks_composes_normalised_inputs_for_a_model_with_a_table():
     """The one loop, with a table: each batch composed directly as the normalised inputs (bit for
     bit the table applied to perturb's images) and given to predict_inputs, never to __call__."""
-    rng = np.random.default_rng(1)
-    image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
-    seg = grid_segments(32, 32, 4)
-    fill = make_fill(image, seg, "mean")
-    masks = sample_masks(37, 16, rng)
+    image, seg, fill, masks = _problem(1)
     clf = Tabled()
     done = []
     got = clf.predict_masks(image, fill, seg, masks, 10, on_batch=done.append)
