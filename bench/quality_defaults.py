@@ -1,4 +1,4 @@
-"""What a user gets without tuning, on three models: part of ``bench/bench_quality.py``.
+"""What a user gets without tuning, on three models: run by ``bench/bench_defaults.py``.
 
 * :func:`defaults_vs_peers`: deletion / insertion AUC, top-k stability and time of ours with
   ``fill='auto'`` (the default) and with every fixed fill, against InterpretDL 0.8's LIME and
@@ -339,8 +339,7 @@ def report(cases, run_peers, workdir, args, markdown_table):
             "same for every image, so this is a choice per model); else, per image, the "
             "candidate with the highest score. One batch of 5-6 forward passes per image.\n\n"
             "The threshold and the blank-first order were set on other images than these: "
-            "see \"The fill rule, set on other images\" (`python -m bench.bench_quality "
-            "--tune-fill`).\n\n"
+            "see \"The fill rule, set on other images\" (`python -m bench.bench_fill_rule`).\n\n"
             + "\n\n".join(fills)),
     }
     if stable:

@@ -1,4 +1,4 @@
-"""How ``fill='auto'``'s rule was set: part of ``bench/bench_quality.py`` (``--tune-fill``).
+"""How ``fill='auto'``'s rule was set: run by ``bench/bench_fill_rule.py``.
 
 On images that the reported sections never use (20 Fashion-MNIST test images, the 2nd and 3rd
 correctly classified of each class; the 4th-7th shapes validation image of each class; three
@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from bench import quality_defaults as QD
-from bench.quality_settings import SEGMENTER
+from bench.quality_harness import SEGMENTER
 from paddlex_interpret.core.fill import AutoFill
 
 N = 500
@@ -99,7 +99,7 @@ def summary(title, rows, markdown_table):
 
 
 def tune_fill(clf, root, cases, markdown_table):
-    """``{section title: body}``; ``cases``: the shapes and real cases of bench_quality."""
+    """``{section title: body}``; ``cases``: the shapes and real cases of :mod:`bench.quality_harness`."""
     from paddlex_interpret.core.segmentation import make_segmenter
 
     name, params = SEGMENTER
