@@ -53,6 +53,16 @@ from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 
 PEERS_VENV = os.environ.get("PEERS_VENV", os.path.join(ROOT, "bench", ".peers-venv"))
 
+#: the speed path this bench's measurement removed, kept as the reason for its absence
+REMOVED_PATH = (
+    "Removed: the CPU engine's two single-thread predictor workers (one Python thread each, "
+    "composing the next batch while the other computes). Measured by this bench on the "
+    "Intel machine before their removal, forward passes of the median pair on ready inputs: "
+    "MobileNetV3_small 1.89 s on the one predictor with all threads vs 1.76 s on the workers "
+    "(7% faster, under the 10% a speed path must buy), ResNet50 40.78 s vs 47.34 s (the "
+    "workers slower); on Paddle 3.3.1 the workers took turns (`predictor.run()` holds the "
+    "GIL). The git history of this file has that run's table.")
+
 
 def peers_python():
     py = os.path.join(PEERS_VENV, "bin", "python")
@@ -384,13 +394,13 @@ def report(rows, rss, args, total):
              "the ridge fit; not the one-off export. %d interleaved (floor, LIME) pairs for "
              "MobileNetV3_small, %d for ResNet50; the median pair is shown (the machine is "
              "shared with other jobs: absolute numbers move by +-20%% between runs). "
-             "Total bench time %.0f s."
+             "Total bench time %.0f s.\n\n%s"
              % ("its compiled kernels" if kernels_available() else
                 "numpy only: the compiled kernels are not built here",
                 os.environ.get("OMP_NUM_THREADS"),
                 "the compiled pxi_compose kernel, 32 images per pass over the label map"
                 if native.available() else "OpenCV or numpy: the compiled kernels are not built",
-                args.repeats, args.repeats_resnet, total))
+                args.repeats, args.repeats_resnet, total, REMOVED_PATH))
     return body
 
 

@@ -58,7 +58,6 @@ class Source:
 
     def _prepare(self):
         if self.fill_image is None:
-            self.ex.classifier.prepare(self.view, 50)
             self.fill_image, info = self.ex.fill_for(self.view, self.segments)
             self.fill = info.get("fill_chosen")
             probs = self.ex.predict(self.view[None])[0]

@@ -124,12 +124,3 @@ class PaddleClassifier(Classifier):
         engine in parts of at most
         :data:`~paddlex_interpret.runtime.policy.CPU_ENGINE_MAX_BATCH` images)."""
         return self._forward(inputs)
-
-    def prepare(self, image, batch_size):
-        """Decide the backend of the coming explanation's batches (fixed for it), running
-        ``image`` once when ``'auto'`` still has to decide (its output is thrown away). Later
-        explanations of inputs of this size follow the same decision."""
-        one = np.ascontiguousarray(self.preprocess(np.asarray(image)[None]), dtype=np.float32)
-        runner = self.runner
-        shape = tuple(one.shape[1:])
-        return runner.plan(shape, probe=None if runner.decided(shape) else one)

@@ -14,8 +14,6 @@ have defaults a faster adapter overrides:
   predicted, never the loop;
 * :meth:`~Classifier.hold_weights` -- a block in which the weights cannot change (default a
   no-op; the Paddle adapters verify their weights once inside it instead of at every call);
-* :meth:`~Classifier.prepare` -- called before an explanation's forward passes (default a no-op;
-  the Paddle adapters fix their backend there, before the first batch);
 * :meth:`~Classifier.suggest_batch_size`, :meth:`~Classifier.view`,
   :meth:`~Classifier.fingerprint`, :attr:`~Classifier.backend_info`, ``label_names``,
   ``num_classes``.
@@ -192,12 +190,6 @@ class Classifier:
 
         with self.hold_weights():
             return run_in_batches(batch, len(masks), batch_size, on_batch)
-
-    def prepare(self, image: np.ndarray, batch_size: int) -> None:
-        """Called once before an explanation's forward passes on ``image``: a classifier that
-        chooses how to run (its backend) decides here, so that the choice is the same for all
-        of the explanation's batches. Default: nothing to decide."""
-        return None
 
     def hold_weights(self) -> ContextManager[Any]:
         """A block in which the weights do not change (one explanation, one NormLIME build)."""

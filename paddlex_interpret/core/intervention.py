@@ -175,8 +175,6 @@ class InterventionTest:
         self.batch_size = int(batch_size)
         self.fill = fill
         self.passes = 0
-        # how the model runs is decided once, before the first batch (same bits every batch)
-        self.classifier.prepare(self.views[0], self.batch_size)
         self.base = self.predict(self.views)
         self.predicted = np.argmax(self.base, axis=1)
         self.n_classes = self.base.shape[1]

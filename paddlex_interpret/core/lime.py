@@ -298,7 +298,6 @@ class LimeExplainer:
             if labels is not None and isinstance(n_classes, int):
                 select_labels(np.zeros(n_classes), labels, top_k)  # bad labels fail first
             masks = self.draw(d, cap, seed)
-            self.classifier.prepare(image, batch_size)
             fill_image, fill_info = self.fill_for(image, segments)
             masks, outputs, probs, labels, info, prior = self._sample(
                 image, segments, fill_image, masks, plan, labels, top_k, batch_size, prior)

@@ -11,8 +11,9 @@ runs, else dygraph. It is not timed: the engine ran these CPU models 2-12x faste
 make the last bits of an explanation depend on the load.
 
 The rule that keeps results repeatable: a path is chosen **before** a piece of work's first
-batch and never changes inside it (unless the engine fails, logged). An explanation asks for a
-:class:`Plan` (:meth:`ModelRunner.plan`) before its batches. On the CPU the engine is one
+batch and never changes inside it (unless the engine fails, logged): the runner decides the
+backend of an input shape on the first call with that shape, before the batch runs, and every
+later batch of the shape follows (:meth:`ModelRunner.plan` decides ahead of any call). On the CPU the engine is one
 predictor with all threads; it takes a batch of more than :data:`CPU_ENGINE_MAX_BATCH` images in
 near-equal parts (:func:`engine_parts`), and its outputs do not depend on the batch size
 (tested), so that cut leaves the numbers alone.
@@ -113,7 +114,7 @@ class ModelRunner:
 
     Attributes:
         info: ``{'backend': what ran last, 'reason': why, ...engine description}``.
-        last_plan: the last :meth:`plan` (None before).
+        last_plan: the :class:`Plan` of the last call or :meth:`plan` (None before).
     """
 
     def __init__(self, layer, backend="auto", device=None, num_threads=None, use_mkldnn=True,
@@ -262,15 +263,19 @@ class ModelRunner:
             return self._fail("inference", exc)
 
     def __call__(self, x):
+        """The first output of the layer for the batch ``x``. The backend of ``x``'s shape is
+        decided before the batch runs (``'auto'``: on its first image, that output thrown
+        away), so every batch of that shape runs the same way."""
         x = np.asarray(x, dtype=np.float32)
         shape = tuple(int(s) for s in x.shape[1:])
-        backend = self.backend_for(shape, probe=x)
+        backend = self.backend_for(shape, probe=x[:1])
         if backend == "inference":
             engine = self.engine(shape)
             out = None if engine is None else self._run_engine(engine, x)
             if out is not None:
                 self.info = dict(engine.describe(), backend="inference",
                                  reason=self._reason(shape))
+                self.last_plan = Plan("inference", "gpu" in engine.options)
                 return out
             if self.backend == "auto":
                 st = self.auto_state(shape)
@@ -282,6 +287,7 @@ class ModelRunner:
         else:
             reason = self.auto_state(shape).reason
         self.info = {"backend": "dygraph", "reason": reason}
+        self.last_plan = Plan("dygraph")
         return self._dygraph(x)
 
     def describe(self):

@@ -100,20 +100,31 @@ def test_auto_falls_back_to_dygraph_when_the_engine_cannot_be_built(trained, pro
         probs, PaddleXClassifier(model, backend="dygraph")(probe_images))
 
 
-def test_prepare_decides_the_backend_before_the_first_batch(trained, image):
-    """'auto' decides at :meth:`prepare` (the image run once, its output thrown away), before
-    any batch of the explanation; the plan names what runs."""
+def test_the_first_batch_of_a_shape_decides_its_backend_before_it_runs(trained, image,
+                                                                       monkeypatch):
+    """'auto' decides on the first call with a shape, on that batch's first image (its output
+    thrown away), before the batch runs: the whole batch, and every later one, runs on what
+    was decided; the plan names it."""
     model = fresh_model(trained, seed=5)
     shape = (3,) + image.shape[:2]
     auto = PaddleXClassifier(model)
     assert not auto.runner.decided(shape)
-    plan = auto.prepare(image, 20)
-    assert plan == policy.Plan("inference", gpu=False)
+    probes = []
+    decide = auto.runner._decide
+    monkeypatch.setattr(auto.runner, "_decide",
+                        lambda st, shp, probe: (probes.append(len(probe)), decide(st, shp, probe)))
+    batch = np.stack([image, image[::-1], image[:, ::-1]])
+    probs = auto(batch)
+    assert probes == [1]
     assert auto.runner.decided(shape)
     assert auto.runner.auto_state(shape).decision == "inference"
+    assert auto.runner.last_plan == policy.Plan("inference", gpu=False)
     assert auto.backend_info["path"] == "inference: one predictor"
+    auto(batch[:2])
+    assert probes == [1]   # decided once
     dyg = PaddleXClassifier(model, backend="dygraph")
-    assert dyg.prepare(image, 20) == policy.Plan("dygraph")
+    np.testing.assert_allclose(dyg(batch), probs, atol=1e-4)
+    assert dyg.runner.last_plan == policy.Plan("dygraph")
     assert dyg.backend_info["path"] == "dygraph"
 
 
