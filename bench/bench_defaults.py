@@ -12,7 +12,7 @@ import time
 from bench import quality_defaults as QD
 from bench import quality_harness as H
 from bench.bench_speed import run_peers
-from bench.report import markdown_table, write_section
+from bench.report import markdown_table
 
 
 def main():
@@ -33,12 +33,9 @@ def main():
     cases.append(H.fmnist_case(model, clf, root, data_name, info, workdir, args))
     cases.append(H.shapes_case(workdir))
     bodies = QD.report(cases, run_peers, workdir, args, markdown_table)
-    cmd = H.command("bench_defaults")
     for title, body in bodies.items():
         body += "\n\nTotal bench time so far %.0f s." % (time.time() - t0)
-        print("\n## %s\n\n%s" % (title, body), flush=True)
-        if not args.no_write:
-            write_section(title, body, cmd)
+        H.publish(title, body, args, "bench_defaults")
 
 
 

@@ -8,7 +8,7 @@ import time
 
 from bench import quality_fill_rule as QF
 from bench import quality_harness as H
-from bench.report import markdown_table, write_section
+from bench.report import markdown_table
 
 
 def main():
@@ -22,9 +22,7 @@ def main():
         cases["real"] = H.real_case(workdir)
     for title, body in QF.tune_fill(clf, root, cases, markdown_table).items():
         body += "\n\nTotal bench time %.0f s." % (time.time() - t0)
-        print("\n## %s\n\n%s" % (title, body), flush=True)
-        if not args.no_write:
-            write_section(title, body, H.command("bench_fill_rule"))
+        H.publish(title, body, args, "bench_fill_rule")
 
 
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from bench import quality_harness as H
-from bench.report import markdown_table, write_section
+from bench.report import markdown_table
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.segmentation import make_segmenter
@@ -88,11 +88,7 @@ def scale(model, clf, root, args, per_class=4, n_seeds=5):
             + markdown_table(["method", "Jaccard", "Spearman", "deletion AUC", "insertion AUC"],
                              drows)
             + "\n\nTotal %.0f s." % (time.time() - t0))
-    print(body)
-    if not args.no_write:
-        write_section("GLIME vs LIME stability on more images", body,
-                      H.command("bench_glime_scale"))
-
+    H.publish("GLIME vs LIME stability on more images", body, args, "bench_glime_scale")
 
 
 def main():

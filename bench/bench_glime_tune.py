@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from bench import quality_harness as H
-from bench.report import markdown_table, write_section
+from bench.report import markdown_table
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.lime import LimeExplainer
 from paddlex_interpret.core.segmentation import make_segmenter
@@ -142,11 +142,7 @@ def tune(model, clf, root, args):
               "superpixels the image's evidence would not); the prior as a per-superpixel "
               "penalty (G-LIME's way, `surrogate=PriorScaledRidge(...)`) is close and stays "
               "available; the `fast` prior helps only with a small beta." % args.k)
-    print(body)
-    if not args.no_write:
-        write_section("GLIME settings, chosen on other images", body,
-                      H.command("bench_glime_tune"))
-
+    H.publish("GLIME settings, chosen on other images", body, args, "bench_glime_tune")
 
 
 def main():

@@ -29,7 +29,7 @@ import numpy as np
 
 from bench import quality_harness as H
 from bench.bench_speed import run_peers
-from bench.report import markdown_table, write_section
+from bench.report import markdown_table
 from paddlex_interpret.api import glime as glime_api
 from paddlex_interpret.core import metrics
 from paddlex_interpret.core.lime import LimeExplainer
@@ -162,10 +162,7 @@ def main():
     body += "\n\n" + adaptive_report(clf, per_image, args)
     with open(os.path.join(H.CACHE, "bench_quality_scores.json"), "w") as f:
         json.dump({"scores": scores, "args": vars(args)}, f)
-    print(body)
-    if not args.no_write:
-        cmd = H.command("bench_quality")
-        write_section("Explanation quality vs the peers", body, cmd)
+    H.publish("Explanation quality vs the peers", body, args, "bench_quality")
 
 
 

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import paddlex_interpret  # noqa: E402,F401
 import paddle  # noqa: E402
 
+from bench.report import write_section  # noqa: E402
 from paddlex_interpret.api import weights as weights_api  # noqa: E402
 from paddlex_interpret.adapters.paddlex import PaddleXClassifier  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
@@ -325,3 +326,11 @@ def setup(args):
 def command(program):
     """The command line to record in BENCHMARKS.md: ``program`` and this run's arguments."""
     return " ".join(["python -m bench.%s" % program] + sys.argv[1:])
+
+
+def publish(title, body, args, program):
+    """Print a section and, unless ``--no-write``, write it to BENCHMARKS.md with the command
+    that ``program`` was run with."""
+    print("\n## %s\n\n%s" % (title, body), flush=True)
+    if not args.no_write:
+        write_section(title, body, command(program))
