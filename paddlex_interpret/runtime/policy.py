@@ -14,9 +14,9 @@ The rule that keeps results repeatable: a path is chosen **before** a piece of w
 batch and never changes inside it (unless the engine fails, logged): the runner decides the
 backend of an input shape on the first call with that shape, before the batch runs, and every
 later batch of the shape follows (:meth:`ModelRunner.plan` decides ahead of any call). On the
-CPU the engine is one predictor with all threads; it takes a batch of more than :data:`CPU_ENGINE_MAX_BATCH` images in
-near-equal parts (:func:`engine_parts`), and its outputs do not depend on the batch size
-(tested), so that cut leaves the numbers alone.
+CPU the engine is one predictor with all threads; it takes a batch of more than
+:data:`CPU_ENGINE_MAX_BATCH` images in near-equal parts (:func:`engine_parts`), and its outputs
+do not depend on the batch size (tested), so that cut leaves the numbers alone.
 
 Weights are verified (fingerprint recomputed) on every call that uses the inference engine,
 except inside :meth:`ModelRunner.hold_weights`, where they are verified once.
