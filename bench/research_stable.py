@@ -32,14 +32,22 @@ from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.sampling import make_kernel, make_sampler  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 
+#: the model outputs of the runs, one directory per bench model (``PXI_BENCH_MODEL``)
 CACHE = os.path.join(os.environ.get("PXI_BENCH_CACHE",
-                                    os.path.join(tempfile.gettempdir(), "pxi_bench")), "stable")
+                                    os.path.join(tempfile.gettempdir(), "pxi_bench")), "stable"
+                     + ("" if os.environ.get("PXI_BENCH_MODEL", "efficientnet_lite0")
+                        == "efficientnet_lite0" else "_" + os.environ["PXI_BENCH_MODEL"]))
 SEGMENTATIONS = {
     "qs13": ("quickshift", {}),
     "slic50": ("slic", {"n_segments": 50, "compactness": 10.0}),
     "slic25": ("slic", {"n_segments": 25, "compactness": 10.0}),
     "coarse": ("coarse", {}),
 }
+
+
+def research_path(seg_name):
+    """The results of one segmentation (read by bench/stable_report.py)."""
+    return os.path.join(CACHE, "research_%s.json" % seg_name)
 
 
 class Source:
@@ -206,7 +214,6 @@ def main():
     ap.add_argument("--reference-n", type=int, default=8000)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--faith", action="store_true", help="deletion/insertion of the runs")
-    ap.add_argument("--out", default=os.path.join(CACHE, "research.json"))
     args = ap.parse_args()
     import paddle
 
@@ -217,7 +224,10 @@ def main():
     clf, _ = R.classifier()
     names = args.photos or list(P.TUNING + P.HELD_OUT)
     views = P.views(names)
-    results = json.load(open(args.out)) if os.path.exists(args.out) else {}
+    results = {}
+    for seg_name in args.segs:
+        if os.path.exists(research_path(seg_name)):
+            results.update(json.load(open(research_path(seg_name))))
     t0 = time.time()
     for seg_name in args.segs:
         for name in names:
@@ -263,9 +273,10 @@ def main():
             elif "faith_ref" in previous:
                 entry["faith_ref"] = previous["faith_ref"]
             results["%s|%s" % (seg_name, name)] = entry
-            with open(args.out + ".tmp", "w") as f:
-                json.dump(results, f)
-            os.replace(args.out + ".tmp", args.out)
+            out = research_path(seg_name)
+            with open(out + ".tmp", "w") as f:
+                json.dump({k: v for k, v in results.items() if v["seg"] == seg_name}, f)
+            os.replace(out + ".tmp", out)
             print("%s %s d=%d label=%d calls=%d ref_half=%.2f gap=%.4f (%.0f s)"
                   % (seg_name, name, src.d, label, src.calls, entry["ref_half_jaccard"],
                      entry["ref_gap_5_6"], time.time() - t0), flush=True)

@@ -40,8 +40,9 @@ def load(name):
     return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
 
 
-def views(names, variant="lite0"):
-    """``{name: view}`` at EfficientNet-Lite ``variant``'s input (its evaluation crop)."""
-    from pxi_testing import efficientnet_lite as E
+def views(names):
+    """``{name: view}`` at the bench model's input (its evaluation crop,
+    :func:`bench.real_model.view`)."""
+    from bench import real_model as R
 
-    return {n: E.view(load(n), variant) for n in names}
+    return {n: R.view(load(n)) for n in names}

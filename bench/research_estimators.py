@@ -1,0 +1,264 @@
+"""Can a better estimator of LIME's weights make the defaults' top 5 stable at 1000 calls?
+(research bench; writes BENCHMARKS.md "Variance reduction at equal calls").
+
+EfficientNet-Lite0 on the photos of :mod:`bench.stable_photos`, the defaults' superpixels
+(quickshift, PaddleX 1.3's settings), fill and sampler (stratified, LIME's kernel), the
+predicted class. Every estimator below estimates LIME's weights (the weighted least-squares
+projection of the model's output on the masks under LIME's law) from the same masks and
+model outputs (:class:`bench.research_stable.Source`'s cache, seeds 0, 1, 2); they differ only
+in what they subtract before the projection:
+
+- ``plain``: the defaults' fit;
+- ``adjusted (logistic)``: regression adjustment: a logistic model ``sigmoid(a + b . z)`` of the
+  outputs, fitted on the samples; its projection under the law (computed on ``--simulate``
+  simulated masks, no model call) plus the projection of the samples' residuals;
+- ``adjusted (logistic + pairs)``: the same with the pairwise products of the 10 largest
+  superpixels added to the model of the outputs (the interactions of the object's parts);
+- ``control variate (integrated gradients)``: ``sigmoid`` of the model's log-odds linearised
+  per superpixel by integrated gradients from the fill to the photo (16 steps, scaled so both
+  ends are exact), subtracted with its least-squares scale; its projection by simulation.
+
+Also LIME's own sampler with wider kernels (a different estimand, so only the seeds'
+agreement is reported). The converged weights: the plain fit on ``--reference-n`` calls of
+seed 1000, as in "Time to a stable explanation".
+
+    .venv/bin/python -m bench.research_estimators
+"""
+import argparse
+import itertools
+import sys
+import time
+
+import numpy as np
+
+from bench import report
+from bench import research_stable as RS
+from paddlex_interpret.core.sampling import make_kernel, make_sampler
+
+K = 5
+SEEDS = (0, 1, 2)
+REF_SEED = 1000
+PAIRS_OF = 10
+IG_STEPS = 16
+ESTIMATORS = ("plain", "adjusted (logistic)", "adjusted (logistic + pairs)",
+              "control variate (integrated gradients)")
+
+
+def wls(masks, y, w, alpha=1.0):
+    """The defaults' surrogate: weighted ridge (``alpha``) with an unpenalised intercept."""
+    return RS.fit(masks, y, w, alpha=alpha)[0]
+
+
+def logistic(masks, y, w, lam=1.0, iters=50):
+    """``z -> sigmoid(a + b . z)`` fitted to outputs in [0, 1] (weighted, ridge ``lam`` on b)."""
+    X = np.hstack([np.ones((len(y), 1)), masks.astype(np.float64)])
+    b = np.zeros(X.shape[1])
+    mean = np.clip(np.average(y, weights=w), 1e-4, 1 - 1e-4)
+    b[0] = np.log(mean / (1 - mean))
+    P = lam * np.eye(X.shape[1])
+    P[0, 0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-X @ b))
+        H = X.T @ ((w * p * (1 - p) + 1e-9)[:, None] * X) + P
+        step = np.linalg.solve(H, X.T @ (w * (y - p)) - P @ b)
+        b += step
+        if np.abs(step).max() < 1e-7:
+            break
+    return lambda m: 1.0 / (1.0 + np.exp(-(b[0] + m.astype(np.float64) @ b[1:])))
+
+
+def pairs_model(masks, y, w, top, alpha=1.0):
+    """``z -> c + b . z + sum_ij g_ij z_i z_j`` over the pairs of ``top`` (weighted ridge)."""
+    pairs = list(itertools.combinations(top, 2))
+
+    def features(m):
+        X = m.astype(np.float64)
+        return np.hstack([X] + [X[:, [i]] * X[:, [j]] for i, j in pairs])
+
+    F = features(masks)
+    sw = w / w.sum()
+    mu, ym = sw @ F, sw @ y
+    Fc = F - mu
+    coef = np.linalg.solve(Fc.T @ (w[:, None] * Fc) + alpha * np.eye(F.shape[1]),
+                           Fc.T @ (w * (y - ym)))
+    return lambda m: ym + (features(m) - mu) @ coef
+
+
+def ig_control(net, view, fill_image, label, segments):
+    """``z -> sigmoid(l(fill) + a . z)``: the log-odds of ``label`` linearised per superpixel by
+    integrated gradients from ``fill_image`` to ``view`` (scaled so ``z = 1`` gives ``l(view)``)."""
+    import paddle
+
+    from bench import real_model as R
+
+    def norm(img):
+        return ((img.astype(np.float32) / 255.0 - R.MEAN) / R.STD).transpose(2, 0, 1)
+
+    def log_odds(t):
+        lp = paddle.nn.functional.log_softmax(net(t), axis=1)[:, label]
+        return lp - paddle.log(1.0 - paddle.exp(lp) + 1e-12)
+
+    x, f = norm(view), norm(fill_image)
+    alphas = (np.arange(IG_STEPS) + 0.5) / IG_STEPS
+    t = paddle.to_tensor(np.stack([f + a * (x - f) for a in alphas]).astype(np.float32),
+                         stop_gradient=False)
+    (grad,) = paddle.grad(log_odds(t).sum(), t)
+    attr = ((x - f) * grad.numpy().mean(0)).sum(0)
+    with paddle.no_grad():
+        ends = log_odds(paddle.to_tensor(np.stack([x, f]))).numpy()
+    d = int(segments.max()) + 1
+    a = np.bincount(segments.ravel(), attr.ravel(), minlength=d)
+    if abs(a.sum()) > 1e-12:
+        a = a * (ends[0] - ends[1]) / a.sum()
+    return lambda m: 1.0 / (1.0 + np.exp(-(ends[1] + m.astype(np.float64) @ a)))
+
+
+def adjusted(masks, y, w, model, sim, sim_w):
+    """Regression adjustment: ``model``'s projection under the law (on the simulated masks,
+    ridge scaled to the same strength per sample) plus the projection of the residuals."""
+    scale = len(sim_w) / float(len(y))
+    return wls(sim, model(sim), sim_w, alpha=scale) + wls(masks, y - model(masks), w)
+
+
+def controlled(masks, y, w, control, sim, sim_w):
+    """``plain - c (fit of the control on the samples - its projection)``, ``c`` the
+    least-squares scale of the control on the plain fit's residuals."""
+    plain = wls(masks, y, w)
+    g = control(masks)
+    gfit = wls(masks, g, w)
+    X = masks.astype(np.float64)
+    sw = w / w.sum()
+    ry = (y - sw @ y) - (X - sw @ X) @ plain
+    rg = (g - sw @ g) - (X - sw @ X) @ gfit
+    c = float((w * rg) @ ry / max((w * rg) @ rg, 1e-300))
+    scale = len(sim_w) / float(len(y))
+    return plain - c * (gfit - wls(sim, control(sim), sim_w, alpha=scale)), c
+
+
+def top_set(weights, k=K):
+    order = np.argsort(-weights, kind="stable")
+    return set(order[weights[order] > 0][:k].tolist())
+
+
+def jaccard(a, b):
+    return len(a & b) / float(max(len(a | b), 1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=1000, help="model calls per explanation")
+    ap.add_argument("--reference-n", type=int, default=4000)
+    ap.add_argument("--simulate", type=int, default=60000,
+                    help="simulated masks for a model's projection under the law")
+    ap.add_argument("--photos", nargs="+", default=None)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    import paddle
+
+    from bench import real_model as R
+    from bench import stable_photos as P
+
+    paddle.set_device("cpu")
+    clf, net = R.classifier()
+    names = args.photos or list(P.TUNING + P.HELD_OUT)
+    views = P.views(names)
+    kernel = make_kernel(None, 0.25)
+    strat = make_sampler("stratified")
+    rows = {k: {"err": [], "seeds": [], "agree": []} for k in ESTIMATORS}
+    widths = {"LIME's sampler, kernel width 0.25 (LIME's)": 0.25,
+              "LIME's sampler, kernel width 1": 1.0, "LIME's sampler, no kernel": None}
+    wide = {k: [] for k in widths}
+    scales, corr = [], []
+    t0 = time.time()
+    for name in names:
+        src = RS.Source(clf, name, views[name], "qs13")
+        label = src.predicted_label()
+        src._prepare()
+        sim = np.asarray(strat.sample(args.simulate, src.d, np.random.default_rng(99), kernel),
+                         dtype=bool)
+        sim_w = RS.sample_weight("stratified", sim, kernel)
+        control = ig_control(net, src.view, src.fill_image, label, src.segments)
+        ref_m, ref_y = src.outputs("stratified", REF_SEED, args.reference_n)
+        ref = wls(ref_m, ref_y, RS.sample_weight("stratified", ref_m, kernel))
+        est = {k: [] for k in ESTIMATORS}
+        for seed in SEEDS:
+            m, y = src.outputs("stratified", seed, args.n)
+            w = RS.sample_weight("stratified", m, kernel)
+            plain = wls(m, y, w)
+            est["plain"].append(plain)
+            lg = logistic(m, y, w)
+            est["adjusted (logistic)"].append(adjusted(m, y, w, lg, sim, sim_w))
+            top = sorted(np.argsort(-np.abs(plain))[:PAIRS_OF].tolist())
+            inter = pairs_model(m, y - lg(m), w, top)
+            est["adjusted (logistic + pairs)"].append(
+                adjusted(m, y, w, lambda z: lg(z) + inter(z), sim, sim_w))
+            cv, c = controlled(m, y, w, control, sim, sim_w)
+            est["control variate (integrated gradients)"].append(cv)
+            scales.append(c)
+            corr.append(float(np.corrcoef(y, control(m))[0, 1]))
+        for k, ws in est.items():
+            tops = [top_set(v) for v in ws]
+            rows[k]["err"].append(np.mean([np.sum((v - ref) ** 2) / np.sum(ref ** 2)
+                                           for v in ws]))
+            rows[k]["seeds"].append(np.mean([jaccard(a, b)
+                                             for a, b in itertools.combinations(tops, 2)]))
+            rows[k]["agree"].append(np.mean([jaccard(t, top_set(ref)) for t in tops]))
+        bern = make_sampler("bernoulli")
+        for label_w, width in widths.items():
+            tops = []
+            for seed in SEEDS:
+                m, y = src.outputs("bernoulli", seed, args.n)
+                w = (np.ones(len(y)) if width is None else
+                     np.asarray(bern.sample_weight(m, make_kernel(None, width)), np.float64))
+                tops.append(top_set(wls(m, y, w)))
+            wide[label_w].append(np.mean([jaccard(a, b)
+                                          for a, b in itertools.combinations(tops, 2)]))
+        print("%s d=%d %s (%.0f s)" % (name, src.d, " ".join(
+            "%s %.2f" % (k.split(" ")[0], rows[k]["seeds"][-1]) for k in ESTIMATORS),
+            time.time() - t0), flush=True)
+
+    base = float(np.exp(np.mean(np.log(rows["plain"]["err"]))))
+    table = []
+    for k in ESTIMATORS:
+        r = rows[k]
+        err = float(np.exp(np.mean(np.log(r["err"]))))
+        table.append(["**%s**" % k if k == "plain" else k, "%.4f" % err, "%.2f" % (base / err),
+                      "%.2f (%.2f)" % (np.median(r["seeds"]), np.percentile(r["seeds"], 10)),
+                      "%.2f (%.2f)" % (np.median(r["agree"]), np.percentile(r["agree"], 10))])
+    for k, v in wide.items():
+        table.append([k, "-", "-", "%.2f (%.2f)" % (np.median(v), np.percentile(v, 10)), "-"])
+    body = "\n".join([
+        "EfficientNet-Lite0 (ported ImageNet weights), %d photos (%s), the defaults' superpixels "
+        "(quickshift), fill and sampler (stratified, LIME's kernel), the predicted class, %d "
+        "model calls per explanation, seeds %s; the converged weights: the plain fit on %d calls "
+        "of another seed. Every estimator but the last three rows estimates the same weights "
+        "(LIME's) from the same masks and outputs; a model's projection under the law is computed "
+        "on %d simulated masks (no model call). Relative error: squared distance to the converged "
+        "weights over their squared norm, geometric mean over the photos (part of it is the "
+        "reference's own noise); calls saved: the plain error over the estimator's (how many "
+        "times the calls plain needs for the same error)." % (
+            len(names), ", ".join(names), args.n, list(SEEDS), args.reference_n, args.simulate),
+        "",
+        report.markdown_table(["estimator", "relative error", "calls saved",
+                               "top-5 Jaccard across seeds, median (10th pct.)",
+                               "with the converged, median (10th pct.)"], table),
+        "",
+        "The model's output is far from what the subtracted models describe: the integrated-"
+        "gradients control correlates with the outputs at %.2f (median; %.2f to %.2f) and its "
+        "fitted scale is %.3f (median), so it removes almost nothing; the logistic model and the "
+        "parts' interactions remove about a tenth of the error at most. None of these approaches "
+        "the order of magnitude the stable top 5 needs: the 5th and 6th converged weights are "
+        "tied within the noise of 1000 calls on most photos (\"Time to a stable explanation\"), "
+        "and no estimator of the same weights separates a tie. A wider kernel changes the "
+        "weights but not their ties. The defaults keep the plain fit." % (
+            np.median(corr), np.min(corr), np.max(corr), np.median(scales)),
+    ])
+    print(body)
+    if not args.no_write:
+        report.write_section("Variance reduction at equal calls", body,
+                             "python -m bench.research_estimators" + (
+                                 "" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    main()
