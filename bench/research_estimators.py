@@ -1,7 +1,8 @@
 """Can a better estimator of LIME's weights make the defaults' top 5 stable at 1000 calls?
 (research bench; writes BENCHMARKS.md "Variance reduction at equal calls").
 
-EfficientNet-Lite0 on the photos of :mod:`bench.stable_photos`, the defaults' superpixels
+The bench model (:mod:`bench.real_model`, ``PXI_BENCH_MODEL``) on the photos of
+:mod:`bench.stable_photos`, the defaults' superpixels
 (quickshift, PaddleX 1.3's settings), fill and sampler (stratified, LIME's kernel), the
 predicted class. Every estimator below estimates LIME's weights (the weighted least-squares
 projection of the model's output on the masks under LIME's law) from the same masks and
@@ -24,10 +25,14 @@ masks), and LIME's own sampler with wider kernels (only the seeds' agreement is 
 seed 1000, as in "Time to a stable explanation".
 
     .venv/bin/python -m bench.research_estimators
+    PXI_BENCH_MODEL=squeezenet1_1 .venv/bin/python -m bench.research_estimators
+
+Each run saves its model's rows; the section shows every model's that are saved.
 """
 import argparse
 import itertools
-import sys
+import json
+import os
 import time
 
 import numpy as np
@@ -153,11 +158,16 @@ def main():
                     help="simulated masks for a model's projection under the law")
     ap.add_argument("--photos", nargs="+", default=None)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--report", action="store_true",
+                    help="only write the section from the saved results")
     args = ap.parse_args()
     import paddle
 
     from bench import real_model as R
     from bench import stable_photos as P
+
+    if args.report:
+        return publish(R, args)
 
     paddle.set_device("cpu")
     clf, net = R.classifier()
@@ -245,39 +255,69 @@ def main():
                       "%.2f (%.2f)" % (np.median(r["agree"]), np.percentile(r["agree"], 10))])
     for k, v in wide.items():
         table.append([k, "-", "-", "%.2f (%.2f)" % (np.median(v), np.percentile(v, 10)), "-"])
-    body = "\n".join([
-        "EfficientNet-Lite0 (ported ImageNet weights), %d photos (%s), the defaults' superpixels "
-        "(quickshift), fill and sampler (stratified, LIME's kernel), the predicted class, %d "
-        "model calls per explanation, seeds %s; the converged weights: the plain fit on %d calls "
-        "of another seed. Every estimator but the last five rows estimates the same weights "
-        "(LIME's) from the same masks and outputs; a model's projection under the law is computed "
-        "on %d simulated masks (no model call). Relative error: squared distance to the converged "
-        "weights over their squared norm, geometric mean over the photos (part of it is the "
-        "reference's own noise); calls saved: the plain error over the estimator's (how many "
-        "times the calls plain needs for the same error)." % (
-            len(names), ", ".join(names), args.n, list(SEEDS), args.reference_n, args.simulate),
-        "",
-        report.markdown_table(["estimator", "relative error", "calls saved",
-                               "top-5 Jaccard across seeds, median (10th pct.)",
-                               "with the converged, median (10th pct.)"], table),
-        "",
-        "The model's output is far from what the subtracted models describe: the integrated-"
-        "gradients control correlates with the outputs at %.2f (median; %.2f to %.2f) and its "
-        "fitted scale is %.3f (median), so it removes almost nothing; the logistic model and the "
-        "parts' interactions remove about a tenth of the error at most. None of these approaches "
-        "the order of magnitude the stable top 5 needs: the 5th and 6th converged weights are "
-        "tied within the noise of 1000 calls on most photos (\"Time to a stable explanation\"), "
-        "and no estimator of the same weights separates a tie. Another regression target or a "
-        "wider kernel changes the weights but not their ties (a target's rows are compared "
-        "with that target's converged weights). The defaults keep the plain fit." % (
-            np.median(corr), np.min(corr), np.max(corr), np.median(scales)),
-    ])
+    result = {"model": R.MODELS[R.MODEL], "photos": names, "n": args.n,
+              "reference_n": args.reference_n, "simulate": args.simulate, "table": table,
+              "corr": [float(np.median(corr)), float(np.min(corr)), float(np.max(corr))],
+              "scale": float(np.median(scales))}
+    with open(os.path.join(RS.CACHE, "estimators.json"), "w") as f:
+        json.dump(result, f)
+    publish(R, args)
+
+
+def publish(R, args):
+    """Print the section, then write it to BENCHMARKS.md unless ``--no-write``."""
+    body = section(R)
     print(body)
     if not args.no_write:
         report.write_section("Variance reduction at equal calls", body,
-                             "python -m bench.research_estimators" + (
-                                 "" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:])))
+                             "python -m bench.research_estimators && PXI_BENCH_MODEL="
+                             "squeezenet1_1 python -m bench.research_estimators")
 
+
+def section(R):
+    """The section from every bench model's saved results (the default model first)."""
+    results = []
+    for model in R.MODELS:
+        path = os.path.join(RS.cache_dir(model), "estimators.json")
+        if os.path.exists(path):
+            results.append(json.load(open(path)))
+    first = results[0]
+    parts = [
+        "%d photos (%s), the defaults' superpixels (quickshift), fill and sampler (stratified, "
+        "LIME's kernel), the predicted class, %d model calls per explanation, seeds %s; the "
+        "converged weights: the plain fit on %d calls of another seed. Every estimator but the "
+        "last five rows estimates the same weights (LIME's) from the same masks and outputs; a "
+        "model's projection under the law is computed on %d simulated masks (no model call). "
+        "Relative error: squared distance to the converged weights over their squared norm, "
+        "geometric mean over the photos (part of it is the reference's own noise); calls saved: "
+        "the plain error over the estimator's (how many times the calls plain needs for the "
+        "same error)." % (len(first["photos"]), ", ".join(first["photos"]), first["n"],
+                          list(SEEDS), first["reference_n"], first["simulate"])]
+    for r in results:
+        parts += ["**%s**" % r["model"],
+                  report.markdown_table(["estimator", "relative error", "calls saved",
+                                         "top-5 Jaccard across seeds, median (10th pct.)",
+                                         "with the converged, median (10th pct.)"], r["table"])]
+    adjusted_rows = [row for r in results for row in r["table"] if row[0].startswith("adjusted")]
+    saved = [float(row[2]) for row in adjusted_rows]
+    medians = [float(row[3].split(" ")[0]) for row in adjusted_rows]
+    parts.append(
+        "The model's output is far from what the subtracted models describe: the integrated-"
+        "gradients control correlates with the outputs at %s and its fitted scale is %s, so it "
+        "removes almost nothing; the logistic model, with or without the parts' interactions, "
+        "needs %.2fx to %.2fx fewer calls for the plain fit's error, and its median top-5 "
+        "Jaccard across seeds is at most %.2f. None of these approaches the order of magnitude the stable "
+        "top 5 needs: the 5th and 6th converged weights are tied within the noise of 1000 calls "
+        "on most photos (\"Time to a stable explanation\"), and no estimator of the same weights "
+        "separates a tie. Another regression target or a wider kernel changes the weights but "
+        "not their ties (a target's rows are compared with that target's converged weights). "
+        "The defaults keep the plain fit." % (
+            "; ".join("%.2f on %s (median; %.2f to %.2f)" % (r["corr"][0], r["model"].split(" (")[0],
+                                                          r["corr"][1], r["corr"][2])
+                      for r in results),
+            ", ".join("%.3f" % r["scale"] for r in results) + " (medians)",
+            min(saved), max(saved), max(medians)))
+    return "\n\n".join(parts)
 
 if __name__ == "__main__":
     main()

@@ -32,11 +32,17 @@ from paddlex_interpret.core.lime import LimeExplainer  # noqa: E402
 from paddlex_interpret.core.sampling import make_kernel, make_sampler  # noqa: E402
 from paddlex_interpret.core.segmentation import make_segmenter  # noqa: E402
 
+
+
+def cache_dir(model):
+    """The directory of one bench model's outputs and results."""
+    return os.path.join(os.environ.get("PXI_BENCH_CACHE",
+                                       os.path.join(tempfile.gettempdir(), "pxi_bench")),
+                        "stable" + ("" if model == "efficientnet_lite0" else "_" + model))
+
+
 #: the model outputs of the runs, one directory per bench model (``PXI_BENCH_MODEL``)
-CACHE = os.path.join(os.environ.get("PXI_BENCH_CACHE",
-                                    os.path.join(tempfile.gettempdir(), "pxi_bench")), "stable"
-                     + ("" if os.environ.get("PXI_BENCH_MODEL", "efficientnet_lite0")
-                        == "efficientnet_lite0" else "_" + os.environ["PXI_BENCH_MODEL"]))
+CACHE = cache_dir(os.environ.get("PXI_BENCH_MODEL", "efficientnet_lite0"))
 SEGMENTATIONS = {
     "qs13": ("quickshift", {}),
     "slic50": ("slic", {"n_segments": 50, "compactness": 10.0}),
