@@ -39,6 +39,7 @@ import numpy as np
 
 from bench import report
 from bench import research_stable as RS
+from paddlex_interpret.core.agreement import topk_jaccard
 from paddlex_interpret.core.sampling import make_kernel, make_sampler
 
 K = 5
@@ -141,13 +142,11 @@ def controlled(masks, y, w, control, sim, sim_w):
     return plain - c * (gfit - wls(sim, control(sim), sim_w, alpha=scale)), c
 
 
-def top_set(weights, k=K):
-    order = np.argsort(-weights, kind="stable")
-    return set(order[weights[order] > 0][:k].tolist())
-
-
-def jaccard(a, b):
-    return len(a & b) / float(max(len(a | b), 1))
+def seeds_and_agreement(weights, converged):
+    """Mean pairwise top-``K`` Jaccard (positive weights) of the seeds' ``weights``, and their
+    mean with ``converged``."""
+    return (np.mean([topk_jaccard(a, b, K, True) for a, b in itertools.combinations(weights, 2)]),
+            np.mean([topk_jaccard(w, converged, K, True) for w in weights]))
 
 
 def main():
@@ -194,15 +193,15 @@ def main():
         sim_w = RS.sample_weight("stratified", sim, kernel)
         control = ig_control(net, src.view, src.fill_image, label, src.segments)
         ref_m, ref_y = src.outputs("stratified", REF_SEED, args.reference_n)
-        ref = wls(ref_m, ref_y, RS.sample_weight("stratified", ref_m, kernel))
         ref_w = RS.sample_weight("stratified", ref_m, kernel)
+        ref = wls(ref_m, ref_y, ref_w)
         est = {k: [] for k in ESTIMATORS}
-        target_tops = {k: [] for k in targets}
+        target_weights = {k: [] for k in targets}
         for seed in SEEDS:
             m, y = src.outputs("stratified", seed, args.n)
             w = RS.sample_weight("stratified", m, kernel)
             for k, f in targets.items():
-                target_tops[k].append(top_set(wls(m, f(y), w)))
+                target_weights[k].append(wls(m, f(y), w))
             plain = wls(m, y, w)
             est["plain"].append(plain)
             lg = logistic(m, y, w)
@@ -216,27 +215,24 @@ def main():
             scales.append(c)
             corr.append(float(np.corrcoef(y, control(m))[0, 1]))
         for k, ws in est.items():
-            tops = [top_set(v) for v in ws]
             rows[k]["err"].append(np.mean([np.sum((v - ref) ** 2) / np.sum(ref ** 2)
                                            for v in ws]))
-            rows[k]["seeds"].append(np.mean([jaccard(a, b)
-                                             for a, b in itertools.combinations(tops, 2)]))
-            rows[k]["agree"].append(np.mean([jaccard(t, top_set(ref)) for t in tops]))
+            seeds, agree = seeds_and_agreement(ws, ref)
+            rows[k]["seeds"].append(seeds)
+            rows[k]["agree"].append(agree)
         for k, f in targets.items():
-            tops, conv = target_tops[k], top_set(wls(ref_m, f(ref_y), ref_w))
-            retarget[k]["seeds"].append(np.mean([jaccard(a, b)
-                                                 for a, b in itertools.combinations(tops, 2)]))
-            retarget[k]["agree"].append(np.mean([jaccard(t, conv) for t in tops]))
+            seeds, agree = seeds_and_agreement(target_weights[k], wls(ref_m, f(ref_y), ref_w))
+            retarget[k]["seeds"].append(seeds)
+            retarget[k]["agree"].append(agree)
         bern = make_sampler("bernoulli")
         for label_w, width in widths.items():
-            tops = []
+            fits = []
             for seed in SEEDS:
                 m, y = src.outputs("bernoulli", seed, args.n)
                 w = (np.ones(len(y)) if width is None else
                      np.asarray(bern.sample_weight(m, make_kernel(None, width)), np.float64))
-                tops.append(top_set(wls(m, y, w)))
-            wide[label_w].append(np.mean([jaccard(a, b)
-                                          for a, b in itertools.combinations(tops, 2)]))
+                fits.append(wls(m, y, w))
+            wide[label_w].append(seeds_and_agreement(fits, fits[0])[0])
         print("%s d=%d %s (%.0f s)" % (name, src.d, " ".join(
             "%s %.2f" % (k.split(" ")[0], rows[k]["seeds"][-1]) for k in ESTIMATORS),
             time.time() - t0), flush=True)

